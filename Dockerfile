@@ -1,0 +1,15 @@
+# Build a static binary.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/immune .
+
+# Run it where deploy commands find the usual tools.
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bash ca-certificates curl git jq openssh-client \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/immune /usr/local/bin/immune
+ENTRYPOINT ["/usr/local/bin/immune"]

@@ -1,0 +1,151 @@
+// Package cli is the program's front door. Without arguments it is the
+// GitHub Action and reads INPUT_* variables; with a subcommand it is a CLI
+// whose flags carry the inputs' names. Either way it loads the configuration
+// and hands it to the action package.
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sethvargo/go-githubactions"
+
+	"github.com/immune-cd/immune/internal/action"
+	"github.com/immune-cd/immune/internal/clock"
+	"github.com/immune-cd/immune/internal/config"
+	"github.com/immune-cd/immune/internal/demo"
+)
+
+// Command is one invocation of the program.
+type Command struct {
+	Args    []string // without the program name
+	Getenv  func(string) string
+	Environ []string
+	Stdout  io.Writer
+	Stderr  io.Writer
+	HTTP    *http.Client
+	Clock   clock.Clock
+	// Executable is the path of this program, for the demo's deploy command.
+	Executable string
+}
+
+const usage = `immune: deploy a commit, watch its health, roll back what regresses.
+
+Usage:
+  immune                      run as a GitHub Action (inputs from INPUT_* variables)
+  immune deploy [flags]       deploy --sha, watch it, roll back on regression
+  immune watch [flags]        watch what is deployed, no deploy
+  immune rollback [flags]     roll back to --sha (or the last good deploy)
+  immune gate [flags]         pass or fail a pull request while the line is stopped
+  immune demo                 a local demo: a good deploy, a bad one, detection and rollback
+  immune version
+
+Flags carry the action's input names, e.g. --health-url, --deploy-command, --duration.
+Run 'immune deploy -h' to list them with their defaults.
+`
+
+// Main runs the command and returns the exit code.
+func (c *Command) Main(ctx context.Context) int {
+	if len(c.Args) == 0 {
+		return c.runAction(ctx)
+	}
+	switch sub := c.Args[0]; sub {
+	case "deploy", "watch", "rollback", "gate":
+		return c.runCLI(ctx, config.Mode(sub), c.Args[1:])
+	case "demo":
+		return demo.Run(ctx, demo.Options{Stdout: c.Stdout, HTTP: c.HTTP, Executable: c.Executable, Environ: c.Environ})
+	case "version", "--version":
+		fmt.Fprintf(c.Stdout, "immune %s\n", action.Version)
+		return action.ExitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(c.Stdout, usage)
+		return action.ExitOK
+	default:
+		fmt.Fprintf(c.Stderr, "immune: unknown command %q\n\n%s", sub, usage)
+		return action.ExitConfig
+	}
+}
+
+// runAction runs as a container action: inputs come from INPUT_* variables.
+func (c *Command) runAction(ctx context.Context) int {
+	gha := githubactions.New(githubactions.WithGetenv(c.Getenv), githubactions.WithWriter(c.Stdout))
+	return c.run(ctx, gha, gha.GetInput)
+}
+
+// runCLI runs with flags named like the inputs.
+func (c *Command) runCLI(ctx context.Context, mode config.Mode, args []string) int {
+	fs := flag.NewFlagSet("immune "+string(mode), flag.ContinueOnError)
+	fs.SetOutput(c.Stderr)
+	values := map[string]*string{}
+	for _, in := range config.Inputs {
+		if in.Name == "mode" {
+			continue
+		}
+		desc := in.Description
+		if in.Default != "" && !strings.HasPrefix(in.Default, "${{") {
+			desc += fmt.Sprintf(" (default %q)", in.Default)
+		}
+		values[in.Name] = fs.String(in.Name, "", desc)
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return action.ExitOK
+		}
+		return action.ExitConfig
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.Stderr, "immune %s: unexpected argument %q (flags take the form --name=value)\n", mode, fs.Arg(0))
+		return action.ExitConfig
+	}
+	get := func(name string) string {
+		if name == "mode" {
+			return string(mode)
+		}
+		v := *values[name]
+		if name == "github-token" && v == "" {
+			v = c.Getenv("GITHUB_TOKEN")
+		}
+		return v
+	}
+	gha := githubactions.New(githubactions.WithGetenv(c.Getenv), githubactions.WithWriter(c.Stdout))
+	return c.run(ctx, gha, get)
+}
+
+func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config.Getter) int {
+	plain := c.Getenv("GITHUB_ACTIONS") != "true"
+	workspace := c.Getenv("GITHUB_WORKSPACE")
+	if workspace == "" {
+		workspace, _ = os.Getwd()
+	}
+	cfg, err := config.Parse(get, config.Env{
+		EventName: c.Getenv("GITHUB_EVENT_NAME"),
+		SHA:       c.Getenv("GITHUB_SHA"),
+		Workspace: workspace,
+	})
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if plain {
+				fmt.Fprintf(c.Stderr, "immune: %s\n", line)
+			} else {
+				gha.WithFieldsMap(map[string]string{"title": "Invalid input"}).Errorf("%s", line)
+			}
+		}
+		return action.ExitConfig
+	}
+	return action.Run(ctx, action.Deps{
+		GHA:     gha,
+		Getenv:  c.Getenv,
+		Stdout:  c.Stdout,
+		HTTP:    c.HTTP,
+		Clock:   c.Clock,
+		Environ: c.Environ,
+		Plain:   plain,
+		Grace:   5 * time.Second,
+	}, cfg)
+}

@@ -1,0 +1,417 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Mode is what a run does.
+type Mode string
+
+// The modes. ModeAuto is resolved from the event before a Config is returned.
+const (
+	ModeAuto     Mode = "auto"
+	ModeDeploy   Mode = "deploy"
+	ModeWatch    Mode = "watch"
+	ModeRollback Mode = "rollback"
+	ModeGate     Mode = "gate"
+)
+
+// Env is what the runner tells about the run, beyond the inputs.
+type Env struct {
+	EventName string // GITHUB_EVENT_NAME
+	SHA       string // GITHUB_SHA
+	Workspace string // GITHUB_WORKSPACE, or the working directory outside Actions
+}
+
+// Config is the validated configuration of one run.
+type Config struct {
+	Mode           Mode
+	Environment    string
+	EnvironmentURL string
+	SHA            string
+	PreviousSHA    string
+	Reason         string
+	Token          string
+
+	DeployCommand   string
+	RollbackCommand string
+	DeployTimeout   time.Duration
+
+	HealthURLs     []string
+	Interval       time.Duration
+	Timeout        time.Duration
+	Duration       time.Duration
+	StartupTimeout time.Duration
+	ExpectStatus   StatusSet
+	ExpectBody     *regexp.Regexp
+	ExpectVersion  VersionSource
+	Headers        []Header
+
+	MaxErrorRate        float64
+	ConsecutiveFailures int
+	MaxLatency          time.Duration
+	LatencyPercentile   float64
+	Confidence          float64
+	BaselineDuration    time.Duration
+	MaxLatencyIncrease  float64
+
+	AutoRollback     bool
+	RollbackDuration time.Duration
+	StateFile        string // absolute path
+	FixLabel         string
+	Workspace        string
+
+	// Warnings name inputs that were set but mean nothing in this mode.
+	Warnings []string
+}
+
+// InputError is a problem with one input.
+type InputError struct {
+	Name   string
+	Reason string
+}
+
+func (e *InputError) Error() string { return fmt.Sprintf("input %s: %s", e.Name, e.Reason) }
+
+// Getter returns the raw value of an input, "" when it is not set.
+type Getter func(name string) string
+
+// Parse reads every input through get, applies the defaults of absent
+// inputs, and validates the result. All problems are reported at once.
+func Parse(get Getter, env Env) (*Config, error) {
+	p := parser{get: get}
+	c := &Config{Workspace: env.Workspace}
+
+	c.Mode = p.mode(env.EventName)
+	c.Environment = p.str("environment")
+	if c.Environment == "" || len(c.Environment) > 255 || strings.ContainsAny(c.Environment, "\n\r") {
+		p.fail("environment", "expected a name of 1 to 255 characters on one line")
+	}
+	c.EnvironmentURL = p.str("environment-url")
+	if c.EnvironmentURL != "" {
+		if _, err := ParseURLs(c.EnvironmentURL); err != nil || strings.ContainsAny(c.EnvironmentURL, ",\n") {
+			p.fail("environment-url", "expected one absolute http:// or https:// URL")
+		}
+	}
+	c.Token = p.str("github-token")
+	c.Reason = p.str("reason")
+
+	c.DeployCommand = p.str("deploy-command")
+	c.RollbackCommand = p.str("rollback-command")
+	if c.RollbackCommand == "" {
+		c.RollbackCommand = c.DeployCommand
+	}
+	c.DeployTimeout = p.positiveDuration("deploy-timeout")
+
+	c.HealthURLs = p.urls("health-url")
+	c.Interval = p.positiveDuration("interval")
+	c.Timeout = p.positiveDuration("timeout")
+	c.Duration = p.positiveDuration("duration")
+	c.StartupTimeout = p.duration("startup-timeout")
+	c.ExpectStatus = p.statuses("expect-status")
+	c.ExpectBody = p.regexp("expect-body")
+	c.ExpectVersion = p.versionSource("expect-version")
+	c.Headers = p.headers("headers")
+
+	c.MaxErrorRate = p.fraction("max-error-rate")
+	if c.MaxErrorRate <= 0 || c.MaxErrorRate >= 1 {
+		p.failValue("max-error-rate", "expected a rate above 0% and below 100%")
+	}
+	c.ConsecutiveFailures = p.positiveInt("consecutive-failures")
+	if s := p.str("max-latency"); s != "" {
+		c.MaxLatency = p.positiveDuration("max-latency")
+	}
+	c.LatencyPercentile = p.percentile("latency-percentile")
+	c.Confidence = p.fraction("confidence")
+	if c.Confidence < 0.5 || c.Confidence > 0.9999 {
+		p.failValue("confidence", "expected a confidence from 50% to 99.99%")
+	}
+	c.BaselineDuration = p.duration("baseline-duration")
+	c.MaxLatencyIncrease = p.float("max-latency-increase")
+	if c.MaxLatencyIncrease < 1 {
+		p.failValue("max-latency-increase", "expected a factor of at least 1, like 1.5")
+	}
+
+	c.AutoRollback = p.bool("auto-rollback")
+	c.RollbackDuration = p.positiveDuration("rollback-duration")
+	c.StateFile = p.str("state-file")
+	if c.StateFile == "" {
+		p.fail("state-file", "expected a file path")
+	} else if !filepath.IsAbs(c.StateFile) {
+		c.StateFile = filepath.Join(env.Workspace, c.StateFile)
+	}
+	c.FixLabel = p.str("fix-label")
+
+	c.SHA = p.str("sha")
+	if c.SHA == "" && c.Mode != ModeRollback {
+		c.SHA = env.SHA
+	}
+	c.PreviousSHA = p.str("previous-sha")
+
+	p.checkMode(c)
+	if err := errors.Join(p.errs...); err != nil {
+		return nil, err
+	}
+	c.Warnings = p.unused(c.Mode)
+	return c, nil
+}
+
+// checkMode checks what each mode needs, and how the timings fit together.
+func (p *parser) checkMode(c *Config) {
+	needsHealth := c.Mode == ModeDeploy || c.Mode == ModeWatch || c.Mode == ModeRollback
+	if needsHealth && len(c.HealthURLs) == 0 && !p.failed("health-url") {
+		p.fail("health-url", fmt.Sprintf("at least one URL is required in %s mode", c.Mode))
+	}
+	if (c.Mode == ModeDeploy || c.Mode == ModeRollback) && c.RollbackCommand == "" {
+		if c.Mode == ModeDeploy {
+			p.fail("deploy-command", "a command is required in deploy mode")
+		} else {
+			p.fail("rollback-command", "a rollback-command or deploy-command is required in rollback mode")
+		}
+	}
+	if c.Mode == ModeDeploy && c.DeployCommand == "" && c.RollbackCommand != "" {
+		p.fail("deploy-command", "a command is required in deploy mode")
+	}
+	switch c.Mode {
+	case ModeDeploy, ModeWatch:
+		if c.SHA == "" {
+			p.fail("sha", "no commit to deploy: set sha or run where GITHUB_SHA is set")
+		} else if !ValidRef(c.SHA) {
+			p.failValue("sha", "expected a commit SHA or ref name")
+		}
+	case ModeRollback:
+		if c.SHA != "" && !ValidShortSHA(c.SHA) {
+			p.failValue("sha", "expected a commit SHA of 7 to 40 hex characters")
+		}
+	}
+	if c.PreviousSHA != "" {
+		if !ValidRef(c.PreviousSHA) {
+			p.failValue("previous-sha", "expected a commit SHA or ref name")
+		} else if c.PreviousSHA == c.SHA {
+			p.failValue("previous-sha", "is the same commit as sha; rolling back to it would change nothing")
+		}
+	}
+	if c.Mode == ModeGate && c.FixLabel == "" {
+		p.fail("fix-label", "expected a label name")
+	}
+	if c.Duration > 0 && c.Interval > c.Duration {
+		p.fail("interval", fmt.Sprintf("%s is longer than duration (%s); the watch would not probe twice", c.Interval, c.Duration))
+	}
+	if c.StartupTimeout > c.Duration && c.Duration > 0 {
+		p.fail("startup-timeout", fmt.Sprintf("%s is longer than duration (%s)", c.StartupTimeout, c.Duration))
+	}
+	if c.BaselineDuration > 0 && c.BaselineDuration < c.Interval {
+		p.fail("baseline-duration", fmt.Sprintf("%s is shorter than interval (%s); the baseline would have no probes", c.BaselineDuration, c.Interval))
+	}
+}
+
+// modeInputs lists, per mode, the inputs that mode reads. Inputs set to a
+// non-default value outside this list produce a warning, so nothing a user
+// configured is silently ignored.
+var modeInputs = map[Mode][]string{
+	ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "rollback-duration", "state-file"},
+	ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "state-file"},
+	ModeRollback: {"environment", "environment-url", "sha", "previous-sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file"},
+	ModeGate:     {"environment", "github-token", "fix-label"},
+}
+
+type parser struct {
+	get  Getter
+	errs []error
+	seen map[string]bool // inputs that failed, so each is reported once
+}
+
+func (p *parser) raw(name string) string {
+	in, ok := Lookup(name)
+	if !ok {
+		panic("config: unknown input " + name)
+	}
+	if v := strings.TrimSpace(p.get(name)); v != "" {
+		return v
+	}
+	if strings.HasPrefix(in.Default, "${{") {
+		// An expression only the runner can evaluate; outside Actions it means unset.
+		return ""
+	}
+	return in.Default
+}
+
+func (p *parser) str(name string) string { return p.raw(name) }
+
+func (p *parser) fail(name, reason string) {
+	if p.seen == nil {
+		p.seen = map[string]bool{}
+	}
+	if p.seen[name] {
+		return
+	}
+	p.seen[name] = true
+	p.errs = append(p.errs, &InputError{Name: name, Reason: reason})
+}
+
+func (p *parser) failed(name string) bool { return p.seen[name] }
+
+// failValue reports a problem and quotes the value, unless the input is secret.
+func (p *parser) failValue(name, reason string) {
+	if p.failed(name) {
+		return
+	}
+	if in, _ := Lookup(name); !in.Secret {
+		reason = fmt.Sprintf("got %q: %s", p.raw(name), reason)
+	}
+	p.fail(name, reason)
+}
+
+func (p *parser) wrap(name string, err error) {
+	p.fail(name, err.Error())
+}
+
+func (p *parser) mode(event string) Mode {
+	m := Mode(strings.ToLower(p.str("mode")))
+	switch m {
+	case ModeDeploy, ModeWatch, ModeRollback, ModeGate:
+		return m
+	case ModeAuto:
+		switch event {
+		case "push":
+			return ModeDeploy
+		case "workflow_dispatch":
+			return ModeRollback
+		case "pull_request", "pull_request_target", "merge_group":
+			return ModeGate
+		case "":
+			p.fail("mode", "auto needs GITHUB_EVENT_NAME to pick a mode; set mode to deploy, watch, rollback or gate")
+		default:
+			p.fail("mode", fmt.Sprintf("auto cannot pick a mode for the %q event (it handles push, workflow_dispatch, pull_request, pull_request_target and merge_group); set mode to deploy, watch, rollback or gate", event))
+		}
+		return ModeAuto
+	}
+	p.failValue("mode", "expected auto, deploy, watch, rollback or gate")
+	return ModeAuto
+}
+
+func (p *parser) duration(name string) time.Duration {
+	d, err := ParseDuration(p.raw(name))
+	if err != nil {
+		p.wrap(name, err)
+	}
+	return d
+}
+
+func (p *parser) positiveDuration(name string) time.Duration {
+	d := p.duration(name)
+	if d == 0 && !p.failed(name) {
+		p.failValue(name, "expected a duration above zero")
+	}
+	return d
+}
+
+func (p *parser) positiveInt(name string) int {
+	n, err := strconv.Atoi(p.raw(name))
+	if err != nil || n < 1 {
+		p.failValue(name, "expected a whole number of at least 1")
+	}
+	return n
+}
+
+func (p *parser) float(name string) float64 {
+	v, err := strconv.ParseFloat(p.raw(name), 64)
+	if err != nil {
+		p.failValue(name, "expected a number")
+	}
+	return v
+}
+
+func (p *parser) fraction(name string) float64 {
+	v, err := ParseFraction(p.raw(name))
+	if err != nil {
+		p.wrap(name, err)
+	}
+	return v
+}
+
+func (p *parser) percentile(name string) float64 {
+	v, err := ParsePercentile(p.raw(name))
+	if err != nil {
+		p.wrap(name, err)
+	}
+	return v
+}
+
+func (p *parser) bool(name string) bool {
+	v, err := ParseBool(p.raw(name))
+	if err != nil {
+		p.wrap(name, err)
+	}
+	return v
+}
+
+func (p *parser) urls(name string) []string {
+	v, err := ParseURLs(p.raw(name))
+	if err != nil {
+		p.wrap(name, err)
+	}
+	return v
+}
+
+func (p *parser) statuses(name string) StatusSet {
+	v, err := ParseStatusSet(p.raw(name))
+	if err != nil {
+		p.wrap(name, fmt.Errorf("%w; expected codes and ranges like 200,204,300-302", err))
+	}
+	return v
+}
+
+func (p *parser) regexp(name string) *regexp.Regexp {
+	s := p.raw(name)
+	if s == "" {
+		return nil
+	}
+	re, err := regexp.Compile(s)
+	if err != nil {
+		p.fail(name, fmt.Sprintf("expected an RE2 regular expression: %v", err))
+	}
+	return re
+}
+
+func (p *parser) versionSource(name string) VersionSource {
+	v, err := ParseVersionSource(p.raw(name))
+	if err != nil {
+		p.wrap(name, err)
+	}
+	return v
+}
+
+func (p *parser) headers(name string) []Header {
+	v, err := ParseHeaders(p.raw(name))
+	if err != nil {
+		p.wrap(name, err)
+	}
+	return v
+}
+
+// unused lists warnings for inputs set to something other than their default
+// that mode does not read.
+func (p *parser) unused(mode Mode) []string {
+	used := map[string]bool{"mode": true}
+	for _, name := range modeInputs[mode] {
+		used[name] = true
+	}
+	var warnings []string
+	for _, in := range Inputs {
+		if used[in.Name] {
+			continue
+		}
+		v := strings.TrimSpace(p.get(in.Name))
+		if v != "" && v != in.Default {
+			warnings = append(warnings, fmt.Sprintf("input %s is set but not used in %s mode", in.Name, mode))
+		}
+	}
+	return warnings
+}

@@ -1,0 +1,73 @@
+// Package config turns the action's inputs (or the CLI's flags, which carry
+// the same names) into a validated Config. Every problem is found before
+// anything is deployed, and each one names the input and what was expected.
+package config
+
+// Input describes one input of action.yml. The same table drives the CLI's
+// flags, the defaults applied when an input is absent, and a test that keeps
+// action.yml in step with the code.
+type Input struct {
+	Name        string
+	Default     string
+	Description string
+	// Secret inputs are masked in the log and never echoed in errors.
+	Secret bool
+}
+
+// Inputs lists every input in the order action.yml declares them.
+var Inputs = []Input{
+	{Name: "mode", Default: "auto", Description: "What to do: auto, deploy, watch, rollback or gate. auto picks by event: push deploys, workflow_dispatch rolls back, pull_request, pull_request_target and merge_group run the gate."},
+	{Name: "environment", Default: "production", Description: "Name of the environment deployed to (GitHub deployment environment, IMMUNE_ENVIRONMENT for the command)."},
+	{Name: "environment-url", Default: "", Description: "URL of the deployed environment, recorded on the GitHub deployment statuses."},
+	{Name: "sha", Default: "", Description: "Commit to deploy (default: GITHUB_SHA). In rollback mode, the commit to roll back to (7 to 40 hex characters; default: the last good deployment before the current one)."},
+	{Name: "previous-sha", Default: "", Description: "Explicit rollback target. Default, in order: the last successful GitHub deployment of the environment, the state file, the push event's before."},
+	{Name: "reason", Default: "", Description: "Why a manual rollback is done; recorded on the deployment and in the summary."},
+	{Name: "github-token", Default: "${{ github.token }}", Description: "Token for GitHub deployments, deployment statuses and commit statuses (needs deployments: write and statuses: write). Empty: nothing is recorded in GitHub and the state file is the only memory.", Secret: true},
+	{Name: "deploy-command", Default: "", Description: "Shell command that deploys IMMUNE_SHA (run with /bin/sh -c in GITHUB_WORKSPACE). Gets IMMUNE_SHA, IMMUNE_PREVIOUS_SHA, IMMUNE_ENVIRONMENT and IMMUNE_REASON (deploy or rollback)."},
+	{Name: "rollback-command", Default: "", Description: "Shell command that rolls back to IMMUNE_SHA (default: the deploy command, run with IMMUNE_REASON=rollback)."},
+	{Name: "deploy-timeout", Default: "10m", Description: "Longest a deploy or rollback command may run; past it the whole process group is killed and the deploy counts as failed."},
+	{Name: "health-url", Default: "", Description: "One or more health URLs (newline- or comma-separated); all are probed every round."},
+	{Name: "interval", Default: "5s", Description: "Time between probe rounds (Go duration: 250ms, 5s, 2m)."},
+	{Name: "timeout", Default: "2s", Description: "Timeout of one probe request."},
+	{Name: "duration", Default: "5m", Description: "How long the new build is watched when nothing goes wrong. A regression ends the watch as soon as it is certain."},
+	{Name: "startup-timeout", Default: "60s", Description: "Grace period for the new build to come up: failures before its first healthy answer do not count, and no healthy answer within it is a regression."},
+	{Name: "expect-status", Default: "200-299", Description: "HTTP statuses that count as healthy: codes and ranges, e.g. 200,204,300-302."},
+	{Name: "expect-body", Default: "", Description: "RE2 regular expression the response body must match (at most 1 MiB is read)."},
+	{Name: "expect-version", Default: "", Description: "How to tell which build answered: body (the SHA, full or 7+ characters, appears in the body), header:<Name>, or json:<dot.path>. Answers from the old build during startup-timeout are \"not yet live\"; after the new build answered, any other version is a failure. Empty: off."},
+	{Name: "headers", Default: "", Description: "Extra request headers, one \"Name: value\" per line. Values are masked in the log.", Secret: true},
+	{Name: "max-error-rate", Default: "5%", Description: "Highest acceptable share of failed probes (e.g. 5% or 0.05)."},
+	{Name: "consecutive-failures", Default: "3", Description: "This many failures in a row on one URL are a regression at once."},
+	{Name: "max-latency", Default: "", Description: "Highest acceptable latency at latency-percentile (Go duration, e.g. 300ms). Empty: latency is not judged."},
+	{Name: "latency-percentile", Default: "95", Description: "Percentile that max-latency applies to (e.g. 95, 99)."},
+	{Name: "confidence", Default: "99%", Description: "How sure the error-rate and latency tests must be before calling a regression. At 99%, a build that truly meets the limits is rolled back in at most about 1% of watches."},
+	{Name: "baseline-duration", Default: "0s", Description: "Probe the current production for this long before deploying and judge the new build against it. 0s: off (absolute limits only)."},
+	{Name: "max-latency-increase", Default: "1.5", Description: "With a baseline: highest acceptable factor between the new build's latency at latency-percentile and the baseline's."},
+	{Name: "auto-rollback", Default: "true", Description: "Roll back to the previous SHA when the new build regresses."},
+	{Name: "rollback-duration", Default: "1m", Description: "How long the rollback is watched to confirm it is healthy."},
+	{Name: "state-file", Default: ".immune/state.json", Description: "File (relative to the workspace) that remembers the last healthy SHA when no GitHub token is available."},
+	{Name: "fix-label", Default: "immune:fix", Description: "Gate mode: a pull request with this label passes the gate while the line is stopped."},
+}
+
+// Outputs lists every output of action.yml with its description.
+var Outputs = []Input{
+	{Name: "verdict", Description: "healthy, regressed, rolled-back or rollback-failed (deploy and watch modes); rolled-back or rollback-failed (rollback mode); clear, stopped or fix-allowed (gate mode)."},
+	{Name: "sha", Description: "The commit that was deployed, watched or rolled back to."},
+	{Name: "previous-sha", Description: "The rollback target that was used, or would have been."},
+	{Name: "rolled-back", Description: "true when a rollback was deployed, else false."},
+	{Name: "error-rate", Description: "Share of failed probes of the new build, as a decimal fraction (e.g. 0.0312)."},
+	{Name: "latency-p95-ms", Description: "95th percentile latency of the new build's answered probes, in milliseconds."},
+	{Name: "probes", Description: "Number of probes of the new build that were judged."},
+	{Name: "detected-after", Description: "Seconds from the start of the watch to the regression verdict (e.g. 0.84); empty when healthy."},
+	{Name: "report", Description: "Path of the JSON report of the run (every probe, the verdict and its reason), relative to the workspace when inside it."},
+	{Name: "deployment-id", Description: "ID of the GitHub deployment created for the commit (empty without a token)."},
+}
+
+// Lookup returns the input named name.
+func Lookup(name string) (Input, bool) {
+	for _, in := range Inputs {
+		if in.Name == name {
+			return in, true
+		}
+	}
+	return Input{}, false
+}

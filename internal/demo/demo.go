@@ -1,0 +1,158 @@
+// Package demo runs the whole loop on this machine: a real HTTP service on
+// 127.0.0.1, a real shell command that deploys to it, a healthy v1, a v2 that
+// fails a share of its requests, the detection and the rollback.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sethvargo/go-githubactions"
+
+	"github.com/immune-cd/immune/internal/action"
+	"github.com/immune-cd/immune/internal/clock"
+	"github.com/immune-cd/immune/internal/config"
+)
+
+// Options are the demo's dependencies.
+type Options struct {
+	Stdout     io.Writer
+	HTTP       *http.Client
+	Executable string
+	Environ    []string
+}
+
+// The two builds of the demo service.
+const (
+	goodSHA = "a1f3c9e0b7d24c6e8f1a2b3c4d5e6f708192a3b4"
+	badSHA  = "e7b2d41c9a8f6e5d4c3b2a1908f7e6d5c4b3a291"
+)
+
+// deployCommand is what a user's deploy-command would be: it only sees the
+// commit through IMMUNE_SHA and "deploys" by switching the file the
+// service reads its version from, atomically, like a symlink switch.
+const deployCommand = `printf '%s\n' "$IMMUNE_SHA" > release.tmp && mv release.tmp release && echo "released $IMMUNE_SHA ($IMMUNE_REASON)"`
+
+// Run runs the demo and returns 0 when the story went as it should.
+func Run(ctx context.Context, o Options) int {
+	dir, err := os.MkdirTemp("", "immune-demo-")
+	if err != nil {
+		fmt.Fprintf(o.Stdout, "demo: %v\n", err)
+		return action.ExitError
+	}
+	defer os.RemoveAll(dir)
+
+	svc := &service{release: filepath.Join(dir, "release"), rng: rand.New(rand.NewPCG(1, 2))}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintf(o.Stdout, "demo: %v\n", err)
+		return action.ExitError
+	}
+	srv := &http.Server{Handler: svc, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	url := "http://" + ln.Addr().String() + "/health"
+
+	w := o.Stdout
+	fmt.Fprintf(w, "immune demo: a service on %s; v1 (%s) is healthy, v2 (%s) fails about 30%% of requests.\n", url, goodSHA[:7], badSHA[:7])
+	fmt.Fprintf(w, "Each deploy runs a real shell command: %s\n\n", deployCommand)
+
+	run := func(sha string) int {
+		inputs := map[string]string{
+			"mode":              "deploy",
+			"sha":               sha,
+			"deploy-command":    deployCommand,
+			"health-url":        url,
+			"interval":          "150ms",
+			"timeout":           "500ms",
+			"duration":          "3s",
+			"startup-timeout":   "1s",
+			"rollback-duration": "1500ms",
+			"max-latency":       "200ms",
+			"expect-version":    "json:version",
+			"state-file":        filepath.Join(dir, "state.json"),
+		}
+		cfg, err := config.Parse(func(name string) string { return inputs[name] }, config.Env{Workspace: dir})
+		if err != nil {
+			fmt.Fprintf(w, "demo: %v\n", err)
+			return action.ExitError
+		}
+		getenv := func(string) string { return "" }
+		return action.Run(ctx, action.Deps{
+			GHA:     githubactions.New(githubactions.WithGetenv(getenv), githubactions.WithWriter(w)),
+			Getenv:  getenv,
+			Stdout:  w,
+			HTTP:    o.HTTP,
+			Clock:   clock.Real{},
+			Environ: o.Environ,
+			Plain:   true,
+			Grace:   time.Second,
+		}, cfg)
+	}
+
+	fmt.Fprintf(w, "━━ Deploy v1 (%s)\n", goodSHA[:7])
+	first := run(goodSHA)
+	fmt.Fprintf(w, "\n━━ Deploy v2 (%s)\n", badSHA[:7])
+	second := run(badSHA)
+
+	served := svc.current()
+	fmt.Fprintf(w, "\n━━ Result\n")
+	fmt.Fprintf(w, "v1 exit code %d (healthy), v2 exit code %d (regressed and rolled back); the service now runs %s.\n", first, second, served[:min(7, len(served))])
+	if first != action.ExitOK || second != action.ExitRegressed || served != goodSHA {
+		fmt.Fprintf(w, "demo: the story did not go as expected\n")
+		return action.ExitRegressed
+	}
+	fmt.Fprintf(w, "That is the loop: deploy every commit, watch it, revert what regresses.\n")
+	return action.ExitOK
+}
+
+// service answers /health as the build named in its release file would.
+type service struct {
+	release string
+	mu      sync.Mutex
+	rng     *rand.Rand
+}
+
+func (s *service) current() string {
+	b, err := os.ReadFile(s.release)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (s *service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	version := s.current()
+	w.Header().Set("Content-Type", "application/json")
+	s.mu.Lock()
+	roll := s.rng.Float64()
+	jitter := time.Duration(s.rng.IntN(15)) * time.Millisecond
+	s.mu.Unlock()
+	switch version {
+	case "":
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]string{"status": "nothing deployed"})
+		return
+	case badSHA:
+		// v2 has a bug: about 30% of requests fail, and it is slower.
+		time.Sleep(20*time.Millisecond + 2*jitter)
+		if roll < 0.3 {
+			w.WriteHeader(http.StatusInternalServerError)
+			json.NewEncoder(w).Encode(map[string]string{"status": "error", "version": version, "error": "nil pointer in checkout"})
+			return
+		}
+	default:
+		time.Sleep(5*time.Millisecond + jitter)
+	}
+	json.NewEncoder(w).Encode(map[string]string{"status": "ok", "version": version})
+}

@@ -1,0 +1,115 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestCommandPassesTheCommitInTheEnvironment(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var out bytes.Buffer
+	c := &Command{
+		Script:  `echo "sha=$IMMUNE_SHA prev=$IMMUNE_PREVIOUS_SHA env=$IMMUNE_ENVIRONMENT reason=$IMMUNE_REASON"; pwd`,
+		Dir:     dir,
+		Env:     []string{"PATH=" + os.Getenv("PATH")},
+		Timeout: 10 * time.Second,
+		Output:  &out,
+	}
+	// A value that would run a command if it were spliced into the script.
+	req := Request{SHA: "$(touch pwned)", PreviousSHA: "abc1234", Environment: "prod; rm -rf /", Reason: ReasonRollback}
+	if err := c.Deploy(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	want := "sha=$(touch pwned) prev=abc1234 env=prod; rm -rf / reason=rollback\n" + dir + "\n"
+	if out.String() != want {
+		t.Errorf("output = %q, want %q", out.String(), want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
+		t.Error("the SHA was executed as shell")
+	}
+}
+
+func TestCommandFailures(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		script  string
+		timeout time.Duration
+		want    string
+	}{
+		{"non-zero exit", "echo deploying; exit 3", 10 * time.Second, "command exited with status 3"},
+		{"missing program", "no-such-program-here", 10 * time.Second, "command exited with status 127"},
+		{"killed by a signal", "kill -9 $$", 10 * time.Second, "command was killed by signal: killed"},
+		{"timeout", "sleep 30", 200 * time.Millisecond, "command did not finish within 200ms; its process group was killed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := &Command{Script: tt.script, Dir: t.TempDir(), Env: []string{"PATH=" + os.Getenv("PATH")}, Timeout: tt.timeout, Grace: time.Second, Output: &bytes.Buffer{}}
+			err := c.Deploy(context.Background(), Request{SHA: "abc"})
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("Deploy() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestTimeoutKillsTheWholeGroup checks that children of the shell die too,
+// including one that ignores SIGTERM.
+func TestTimeoutKillsTheWholeGroup(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pids := filepath.Join(dir, "pids")
+	script := `sleep 60 & echo $! >> pids
+(trap '' TERM; sleep 60) & echo $! >> pids
+wait`
+	c := &Command{Script: script, Dir: dir, Env: []string{"PATH=" + os.Getenv("PATH")}, Timeout: 300 * time.Millisecond, Grace: 300 * time.Millisecond, Output: &bytes.Buffer{}}
+	err := c.Deploy(context.Background(), Request{SHA: "abc"})
+	if err == nil || !strings.Contains(err.Error(), "process group was killed") {
+		t.Fatalf("Deploy() = %v, want a timeout", err)
+	}
+	data, err := os.ReadFile(pids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range strings.Fields(string(data)) {
+		pid, _ := strconv.Atoi(field)
+		// The children are reaped by init once dead; give it a moment.
+		deadline := time.Now().Add(5 * time.Second)
+		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("child %d survived the timeout", pid)
+		}
+	}
+}
+
+func TestCommandCancelled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Command{Script: "sleep 30", Dir: t.TempDir(), Env: []string{"PATH=" + os.Getenv("PATH")}, Timeout: time.Minute, Grace: time.Second, Output: &bytes.Buffer{}}
+	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	err := c.Deploy(ctx, Request{SHA: "abc"})
+	if err == nil || !strings.Contains(err.Error(), "cancelled") {
+		t.Errorf("Deploy() = %v, want cancelled", err)
+	}
+}
+
+// TestBackgroundProcessDoesNotHoldTheDeploy: a deploy that starts a daemon
+// keeping its output open still finishes, after the grace period.
+func TestBackgroundProcessDoesNotHoldTheDeploy(t *testing.T) {
+	t.Parallel()
+	c := &Command{Script: "sleep 2 & echo started", Dir: t.TempDir(), Env: []string{"PATH=" + os.Getenv("PATH")}, Timeout: 10 * time.Second, Grace: 200 * time.Millisecond, Output: &bytes.Buffer{}}
+	if err := c.Deploy(context.Background(), Request{SHA: "abc"}); err != nil {
+		t.Errorf("Deploy() = %v, want success", err)
+	}
+}

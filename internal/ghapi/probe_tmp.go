@@ -1,0 +1,6 @@
+package ghapi
+
+import (
+	_ "github.com/google/go-github/v60/github"
+	_ "golang.org/x/oauth2"
+)

@@ -1,0 +1,271 @@
+// Package report renders a finished run: the step outputs, the job summary
+// (markdown with a chart), the plain-text report for terminals, and the JSON
+// report with every probe. It only renders; it decides nothing.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/immune-cd/immune/internal/health"
+)
+
+// Verdicts of a run.
+const (
+	Healthy        = "healthy"
+	Regressed      = "regressed"
+	RolledBack     = "rolled-back"
+	RollbackFailed = "rollback-failed"
+	Clear          = "clear"
+	Stopped        = "stopped"
+	FixAllowed     = "fix-allowed"
+)
+
+// Run is everything a run did and found.
+type Run struct {
+	Mode           string    `json:"mode"`
+	Environment    string    `json:"environment"`
+	SHA            string    `json:"sha"`
+	PreviousSHA    string    `json:"previous_sha,omitempty"`
+	PreviousSource string    `json:"previous_source,omitempty"`
+	Verdict        string    `json:"verdict"`
+	Reason         string    `json:"reason"`
+	RolledBack     bool      `json:"rolled_back"`
+	Start          time.Time `json:"start"`
+	End            time.Time `json:"end"`
+
+	Deploy        *Step  `json:"deploy,omitempty"`
+	Baseline      *Watch `json:"baseline,omitempty"`
+	Watch         *Watch `json:"watch,omitempty"`
+	Rollback      *Step  `json:"rollback,omitempty"`
+	RollbackWatch *Watch `json:"rollback_watch,omitempty"`
+
+	// Notes explain choices the run made (e.g. why nothing was rolled back).
+	Notes []string `json:"notes,omitempty"`
+	// Warnings are problems that did not change the verdict.
+	Warnings []string `json:"warnings,omitempty"`
+	Links    Links    `json:"links"`
+
+	DeploymentID int64 `json:"deployment_id,omitempty"`
+	// Gate holds the gate's findings in gate mode.
+	Gate *Gate `json:"gate,omitempty"`
+}
+
+// Links point at the run's records in GitHub.
+type Links struct {
+	Run                string `json:"run,omitempty"`
+	Commit             string `json:"commit,omitempty"`
+	PreviousCommit     string `json:"previous_commit,omitempty"`
+	Deployment         string `json:"deployment,omitempty"`
+	RollbackDeployment string `json:"rollback_deployment,omitempty"`
+}
+
+// Step is one run of a deploy or rollback command.
+type Step struct {
+	SHA   string    `json:"sha"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	Error string    `json:"error,omitempty"`
+}
+
+// Watch is one watch of a build.
+type Watch struct {
+	SHA      string         `json:"sha"`
+	Start    time.Time      `json:"start"`
+	End      time.Time      `json:"end"`
+	Planned  time.Duration  `json:"-"`
+	Probes   []health.Probe `json:"-"`
+	Verdict  string         `json:"verdict"` // healthy or regressed
+	Rule     string         `json:"rule,omitempty"`
+	Reason   string         `json:"reason"`
+	Detected bool           `json:"-"` // the watch ended early on a regression
+	Stats    Stats          `json:"stats"`
+	// LiveAfter is, per URL, when the build first answered healthy.
+	LiveAfter map[string]time.Duration `json:"-"`
+}
+
+// DetectedAfter is the time from the start of the watch to the regression
+// verdict, or 0 when the watch ran to its end.
+func (w *Watch) DetectedAfter() time.Duration {
+	if w == nil || !w.Detected {
+		return 0
+	}
+	return w.End.Sub(w.Start)
+}
+
+// Stats summarises the judged probes of a watch.
+type Stats struct {
+	Probes    int           `json:"probes"`
+	Failed    int           `json:"failed"`
+	Slow      int           `json:"slow,omitempty"`
+	P50       time.Duration `json:"-"`
+	P95       time.Duration `json:"-"`
+	ErrorRate float64       `json:"error_rate"`
+}
+
+// Gate is what the pull-request gate found.
+type Gate struct {
+	PullRequest int    `json:"pull_request,omitempty"`
+	BadSHA      string `json:"bad_sha,omitempty"`
+	StoppedAt   string `json:"stopped_at,omitempty"`
+	StoppedBy   string `json:"stopped_by,omitempty"`
+	RunURL      string `json:"run_url,omitempty"`
+	Allowed     string `json:"allowed,omitempty"` // why a stopped line let this PR through
+}
+
+// StatsOf computes Stats over the live probes.
+func StatsOf(probes []health.Probe) Stats {
+	var s Stats
+	var lat []time.Duration
+	for _, p := range probes {
+		if p.Phase != health.PhaseLive {
+			continue
+		}
+		s.Probes++
+		if p.Failed {
+			s.Failed++
+		}
+		if p.Answered {
+			lat = append(lat, p.Latency)
+		}
+	}
+	if s.Probes > 0 {
+		s.ErrorRate = float64(s.Failed) / float64(s.Probes)
+	}
+	s.P50, s.P95 = Quantile(lat, 0.50), Quantile(lat, 0.95)
+	return s
+}
+
+// Quantile returns the q-quantile of ds (nearest rank), 0 for none.
+func Quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	rank := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(rank, len(s)-1))]
+}
+
+// Output is one step output.
+type Output struct{ Name, Value string }
+
+// Outputs returns the step outputs of a run, in action.yml's order.
+func Outputs(r *Run, reportPath string) []Output {
+	var s Stats
+	if r.Watch != nil {
+		s = r.Watch.Stats
+	}
+	detected := ""
+	if d := r.Watch.DetectedAfter(); d > 0 {
+		detected = strconv.FormatFloat(d.Seconds(), 'f', 2, 64)
+	}
+	deployment := ""
+	if r.DeploymentID != 0 {
+		deployment = strconv.FormatInt(r.DeploymentID, 10)
+	}
+	return []Output{
+		{"verdict", r.Verdict},
+		{"sha", r.SHA},
+		{"previous-sha", r.PreviousSHA},
+		{"rolled-back", strconv.FormatBool(r.RolledBack)},
+		{"error-rate", strconv.FormatFloat(s.ErrorRate, 'f', 4, 64)},
+		{"latency-p95-ms", strconv.FormatInt(s.P95.Milliseconds(), 10)},
+		{"probes", strconv.Itoa(s.Probes)},
+		{"detected-after", detected},
+		{"report", reportPath},
+		{"deployment-id", deployment},
+	}
+}
+
+// JSON renders the report file: the run and every probe.
+func JSON(r *Run) ([]byte, error) {
+	type probe struct {
+		Time      time.Time `json:"time"`
+		Round     int       `json:"round"`
+		URL       string    `json:"url"`
+		Phase     string    `json:"phase"`
+		Status    int       `json:"status,omitempty"`
+		LatencyMS float64   `json:"latency_ms"`
+		Version   string    `json:"version,omitempty"`
+		Failed    bool      `json:"failed"`
+		Error     string    `json:"error,omitempty"`
+	}
+	type watch struct {
+		*Watch
+		PlannedSeconds float64            `json:"planned_seconds"`
+		DetectedAfter  *float64           `json:"detected_after_seconds,omitempty"`
+		P50MS          float64            `json:"latency_p50_ms"`
+		P95MS          float64            `json:"latency_p95_ms"`
+		LiveAfter      map[string]float64 `json:"live_after_seconds,omitempty"`
+		Probes         []probe            `json:"probes"`
+	}
+	conv := func(w *Watch) *watch {
+		if w == nil {
+			return nil
+		}
+		out := &watch{Watch: w, PlannedSeconds: w.Planned.Seconds(), P50MS: ms(w.Stats.P50), P95MS: ms(w.Stats.P95), Probes: []probe{}}
+		if d := w.DetectedAfter(); d > 0 {
+			s := d.Seconds()
+			out.DetectedAfter = &s
+		}
+		if len(w.LiveAfter) > 0 {
+			out.LiveAfter = map[string]float64{}
+			for u, d := range w.LiveAfter {
+				out.LiveAfter[u] = d.Seconds()
+			}
+		}
+		for _, p := range w.Probes {
+			out.Probes = append(out.Probes, probe{p.Time, p.Round, p.URL, p.Phase, p.Status, ms(p.Latency), p.Version, p.Failed, p.Error})
+		}
+		return out
+	}
+	doc := struct {
+		Tool string `json:"tool"`
+		*Run
+		Baseline      *watch `json:"baseline,omitempty"`
+		Watch         *watch `json:"watch,omitempty"`
+		RollbackWatch *watch `json:"rollback_watch,omitempty"`
+	}{"immune", r, conv(r.Baseline), conv(r.Watch), conv(r.RollbackWatch)}
+	return json.MarshalIndent(doc, "", "  ")
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }
+
+// Short abbreviates a commit SHA for display.
+func Short(sha string) string {
+	if len(sha) > 7 && isHex(sha) {
+		return sha[:7]
+	}
+	return sha
+}
+
+func isHex(s string) bool {
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// FormatDuration prints a duration for people: 840ms, 4.2s, 2m05s.
+func FormatDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+	}
+	d = d.Round(time.Second)
+	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+}
+
+// Percent prints a fraction as a percentage: 0.0312 -> 3.1%.
+func Percent(f float64) string {
+	return strconv.FormatFloat(f*100, 'f', -1, 64) + "%"
+}

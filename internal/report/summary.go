@@ -1,0 +1,285 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// headline says the verdict in one line.
+func headline(r *Run) (icon, text string) {
+	sha, env := Short(r.SHA), r.Environment
+	switch r.Verdict {
+	case Healthy:
+		return "✅", fmt.Sprintf("%s is healthy on %s", sha, env)
+	case Regressed:
+		return "❌", fmt.Sprintf("%s regressed on %s", sha, env)
+	case RolledBack:
+		if r.Mode == "rollback" {
+			return "⏪", fmt.Sprintf("%s rolled back to %s", env, Short(r.SHA))
+		}
+		return "⏪", fmt.Sprintf("%s regressed on %s and was rolled back to %s", sha, env, Short(r.PreviousSHA))
+	case RollbackFailed:
+		if r.Mode == "rollback" {
+			return "🚨", fmt.Sprintf("rollback of %s to %s failed: %s may be down", env, Short(r.SHA), env)
+		}
+		return "🚨", fmt.Sprintf("%s regressed on %s and the rollback to %s failed: %s may be down", sha, env, Short(r.PreviousSHA), env)
+	case Clear:
+		return "🟢", fmt.Sprintf("the line is clear: %s is healthy", env)
+	case Stopped:
+		return "⛔", fmt.Sprintf("the line is stopped: %s runs a rolled-back build", env)
+	case FixAllowed:
+		return "🩹", "the line is stopped, and this pull request is let through as a fix"
+	}
+	return "⚠️", fmt.Sprintf("%s on %s: %s", sha, env, r.Verdict)
+}
+
+// Summary renders the job summary in GitHub-flavoured markdown.
+func Summary(r *Run) string {
+	var b strings.Builder
+	icon, text := headline(r)
+	fmt.Fprintf(&b, "## %s immune: %s\n\n", icon, text)
+	if r.Gate != nil {
+		writeGate(&b, r)
+	} else {
+		writeTable(&b, r)
+	}
+	if r.Reason != "" {
+		fmt.Fprintf(&b, "**Why:** %s\n\n", r.Reason)
+	}
+	if r.Mode != "gate" {
+		writeChart(&b, r)
+	}
+	writeList(&b, "Notes", r.Notes)
+	writeList(&b, "Warnings", r.Warnings)
+	return b.String()
+}
+
+func link(text, url string) string {
+	if url == "" {
+		return text
+	}
+	return fmt.Sprintf("[%s](%s)", text, url)
+}
+
+func writeTable(b *strings.Builder, r *Run) {
+	b.WriteString("| | |\n|---|---|\n")
+	row := func(k, v string) { fmt.Fprintf(b, "| %s | %s |\n", k, v) }
+	if r.Mode == "rollback" {
+		row("Rolled back to", link("`"+Short(r.SHA)+"`", r.Links.Commit))
+		if r.PreviousSHA != "" {
+			row("Replaced", link("`"+Short(r.PreviousSHA)+"`", r.Links.PreviousCommit))
+		}
+	} else {
+		row("Deployed", link("`"+Short(r.SHA)+"`", r.Links.Commit)+" to "+r.Environment)
+		prev := "none known"
+		if r.PreviousSHA != "" {
+			prev = link("`"+Short(r.PreviousSHA)+"`", r.Links.PreviousCommit) + " (from " + r.PreviousSource + ")"
+		}
+		row("Previous SHA", prev)
+	}
+	if r.Deploy != nil && r.Deploy.Error != "" {
+		row("Deploy command", "failed: "+r.Deploy.Error)
+	}
+	if w := r.Watch; w != nil {
+		row("Probes", fmt.Sprintf("%d judged, %d failed", w.Stats.Probes, w.Stats.Failed))
+		row("Error rate", pctOf(w.Stats.ErrorRate))
+		row("Latency", fmt.Sprintf("p50 %s · p95 %s", FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95)))
+		detected := "—"
+		if d := w.DetectedAfter(); d > 0 {
+			detected = FormatDuration(d)
+		}
+		row("Detected after", detected)
+	}
+	if r.Mode != "rollback" {
+		row("Rollback", rollbackResult(r))
+	}
+	if r.Links.Deployment != "" {
+		row("Deployment", link(strconv.FormatInt(r.DeploymentID, 10), r.Links.Deployment))
+	}
+	if r.Links.RollbackDeployment != "" {
+		row("Rollback deployment", link("rollback", r.Links.RollbackDeployment))
+	}
+	if r.Links.Run != "" {
+		row("Run", link("log", r.Links.Run))
+	}
+	b.WriteString("\n")
+}
+
+func rollbackResult(r *Run) string {
+	switch {
+	case !r.RolledBack:
+		return "none"
+	case r.Rollback != nil && r.Rollback.Error != "":
+		return "🚨 the rollback command failed: " + r.Rollback.Error
+	case r.RollbackWatch != nil && r.RollbackWatch.Verdict == Healthy:
+		s := r.RollbackWatch.Stats
+		return fmt.Sprintf("✅ `%s` healthy again: %d probes, %d failed", Short(r.PreviousSHA), s.Probes, s.Failed)
+	case r.RollbackWatch != nil:
+		return "🚨 `" + Short(r.PreviousSHA) + "` still unhealthy: " + r.RollbackWatch.Reason
+	}
+	return "started"
+}
+
+func writeGate(b *strings.Builder, r *Run) {
+	g := r.Gate
+	b.WriteString("| | |\n|---|---|\n")
+	row := func(k, v string) { fmt.Fprintf(b, "| %s | %s |\n", k, v) }
+	row("Environment", r.Environment)
+	if g.PullRequest != 0 {
+		row("Pull request", "#"+strconv.Itoa(g.PullRequest))
+	}
+	if g.BadSHA != "" {
+		row("Regressed commit", "`"+Short(g.BadSHA)+"`")
+	}
+	if g.StoppedAt != "" {
+		row("Stopped since", g.StoppedAt)
+	}
+	if g.StoppedBy != "" {
+		row("Stopped by", g.StoppedBy)
+	}
+	if g.RunURL != "" {
+		row("Run", link("log", g.RunURL))
+	}
+	if g.Allowed != "" {
+		row("Let through because", g.Allowed)
+	}
+	b.WriteString("\n")
+}
+
+func writeList(b *strings.Builder, title string, items []string) {
+	if len(items) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "**%s**\n\n", title)
+	for _, it := range items {
+		fmt.Fprintf(b, "- %s\n", it)
+	}
+	b.WriteString("\n")
+}
+
+func pctOf(f float64) string {
+	return strings.TrimSuffix(strconv.FormatFloat(f*100, 'f', 1, 64), ".0") + "%"
+}
+
+// maxColumns bounds the chart's width; longer watches merge rounds.
+const maxColumns = 40
+
+type column struct {
+	label     string
+	latencyMS float64
+	failed    float64 // share of the column's probes that failed
+}
+
+// writeChart draws latency (line) and failures (bars) per round, with the
+// deploy and the rollback marked on the x axis.
+func writeChart(b *strings.Builder, r *Run) {
+	var cols []column
+	cols = append(cols, columns(r.Watch, "deploy")...)
+	cols = append(cols, columns(r.RollbackWatch, "rollback")...)
+	if len(cols) == 0 {
+		return
+	}
+	top := 10.0
+	for _, c := range cols {
+		top = math.Max(top, c.latencyMS)
+	}
+	top = niceCeil(top * 1.1)
+	labels, bars, lines := make([]string, len(cols)), make([]string, len(cols)), make([]string, len(cols))
+	for i, c := range cols {
+		labels[i] = strconv.Quote(c.label)
+		bars[i] = strconv.FormatFloat(math.Round(c.failed*top), 'f', -1, 64)
+		lines[i] = strconv.FormatFloat(math.Round(c.latencyMS), 'f', -1, 64)
+	}
+	b.WriteString("```mermaid\nxychart-beta\n")
+	b.WriteString("  title \"Slowest answer per round (line, ms) and failed probes (bars, full height = all failed)\"\n")
+	fmt.Fprintf(b, "  x-axis [%s]\n", strings.Join(labels, ", "))
+	fmt.Fprintf(b, "  y-axis \"latency (ms)\" 0 --> %s\n", strconv.FormatFloat(top, 'f', -1, 64))
+	fmt.Fprintf(b, "  bar [%s]\n", strings.Join(bars, ", "))
+	fmt.Fprintf(b, "  line [%s]\n", strings.Join(lines, ", "))
+	b.WriteString("```\n\n")
+}
+
+// columns groups a watch's probes by round, merging rounds to fit the chart.
+func columns(w *Watch, first string) []column {
+	if w == nil || len(w.Probes) == 0 {
+		return nil
+	}
+	rounds := w.Probes[len(w.Probes)-1].Round
+	per := (rounds + maxColumns - 1) / maxColumns
+	if per < 1 {
+		per = 1
+	}
+	var cols []column
+	var probes, failed int
+	var slowest float64
+	var start int
+	flush := func() {
+		if probes == 0 {
+			return
+		}
+		label := first
+		if len(cols) > 0 {
+			label = "+" + FormatDuration(w.Probes[start].Time.Sub(w.Start).Round(100*time.Millisecond))
+		}
+		cols = append(cols, column{label: label, latencyMS: slowest, failed: float64(failed) / float64(probes)})
+		probes, failed, slowest = 0, 0, 0
+	}
+	for i, p := range w.Probes {
+		bucket := (p.Round - 1) / per
+		if i > 0 && bucket != (w.Probes[i-1].Round-1)/per {
+			flush()
+		}
+		if probes == 0 {
+			start = i
+		}
+		probes++
+		if p.Failed {
+			failed++
+		}
+		if p.Answered {
+			slowest = math.Max(slowest, float64(p.Latency)/1e6)
+		}
+	}
+	flush()
+	return cols
+}
+
+func niceCeil(v float64) float64 {
+	if v <= 0 {
+		return 10
+	}
+	mag := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if m*mag >= v {
+			return m * mag
+		}
+	}
+	return 10 * mag
+}
+
+// Text renders a short plain-text report for terminals.
+func Text(r *Run) string {
+	var b strings.Builder
+	_, text := headline(r)
+	fmt.Fprintf(&b, "\nVerdict: %s — %s\n", r.Verdict, text)
+	if r.Reason != "" {
+		fmt.Fprintf(&b, "  why       %s\n", r.Reason)
+	}
+	if w := r.Watch; w != nil {
+		fmt.Fprintf(&b, "  watched   %s: %d probes, %d failed (%s), p50 %s, p95 %s", Short(w.SHA), w.Stats.Probes, w.Stats.Failed, pctOf(w.Stats.ErrorRate), FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95))
+		if d := w.DetectedAfter(); d > 0 {
+			fmt.Fprintf(&b, ", detected after %s", FormatDuration(d))
+		}
+		b.WriteString("\n")
+	}
+	if r.RolledBack {
+		fmt.Fprintf(&b, "  rollback  %s\n", strings.ReplaceAll(rollbackResult(r), "`", ""))
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "  note      %s\n", n)
+	}
+	return b.String()
+}
