@@ -3,9 +3,11 @@ module github.com/immune-cd/immune
 go 1.26.0
 
 require (
-	github.com/google/go-github/v60 v60.0.0 // indirect
-	github.com/sethvargo/go-githubactions v1.3.0 // indirect
-	golang.org/x/oauth2 v0.38.0 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
-	pgregory.net/rapid v1.3.0 // indirect
+	github.com/google/go-github/v60 v60.0.0
+	github.com/sethvargo/go-githubactions v1.3.0
+	golang.org/x/oauth2 v0.38.0
+	gopkg.in/yaml.v3 v3.0.1
+	pgregory.net/rapid v1.3.0
 )
+
+require github.com/google/go-querystring v1.1.0 // indirect

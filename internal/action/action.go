@@ -152,7 +152,9 @@ func (r *runner) deployAndWatch(ctx context.Context) int {
 
 	if r.run.Verdict == report.Healthy {
 		r.record(cfg.SHA, state.Healthy)
-		r.log.Printf("Verdict: healthy. %s", r.run.Reason)
+		if !r.d.Plain {
+			r.log.Printf("Verdict: healthy. %s", r.run.Reason)
+		}
 		r.warnIfDegraded()
 		return ExitOK
 	}
@@ -204,7 +206,9 @@ func (r *runner) watchOnly(ctx context.Context) int {
 	}
 	if w.Verdict == report.Healthy {
 		r.record(r.cfg.SHA, state.Healthy)
-		r.log.Printf("Verdict: healthy. %s", w.Reason)
+		if !r.d.Plain {
+			r.log.Printf("Verdict: healthy. %s", w.Reason)
+		}
 		r.warnIfDegraded()
 		return ExitOK
 	}
@@ -315,7 +319,11 @@ func (r *runner) watch(ctx context.Context, title, sha string, d time.Duration) 
 		Duration:       d,
 		StartupTimeout: startup,
 		Judge: func(p health.Probe) bool {
-			last = eng.Observe(verdict.Observation{Target: p.URL, Failed: p.Failed, Latency: p.Latency})
+			o := verdict.Observation{Target: p.URL, Failed: p.Failed}
+			if p.Answered {
+				o.Latency = p.Latency
+			}
+			last = eng.Observe(o)
 			return last.Outcome == verdict.Regressed
 		},
 		OnRound: r.progress(),
@@ -461,7 +469,7 @@ func (r *runner) publish() error {
 	}
 	if r.d.Plain {
 		fmt.Fprint(r.d.Stdout, report.Text(r.run))
-		fmt.Fprintf(r.d.Stdout, "Report: %s\n", shown)
+		fmt.Fprintf(r.d.Stdout, "Report: %s\n", path)
 	}
 	return nil
 }

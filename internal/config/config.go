@@ -129,8 +129,8 @@ func Parse(get Getter, env Env) (*Config, error) {
 	}
 	c.LatencyPercentile = p.percentile("latency-percentile")
 	c.Confidence = p.fraction("confidence")
-	if c.Confidence < 0.5 || c.Confidence > 0.9999 {
-		p.failValue("confidence", "expected a confidence from 50% to 99.99%")
+	if c.Confidence <= 0.5 || c.Confidence > 0.9999 {
+		p.failValue("confidence", "expected a confidence above 50% and at most 99.99%")
 	}
 	c.BaselineDuration = p.duration("baseline-duration")
 	c.MaxLatencyIncrease = p.float("max-latency-increase")

@@ -147,7 +147,7 @@ func TestParseInvalid(t *testing.T) {
 		{"consecutive-failures", "three", "expected a whole number of at least 1"},
 		{"max-latency", "fast", `input max-latency: "fast" is not a duration`},
 		{"latency-percentile", "100", `input latency-percentile: "100" is not a percentile between 0 and 100`},
-		{"confidence", "40%", `input confidence: got "40%": expected a confidence from 50% to 99.99%`},
+		{"confidence", "40%", `input confidence: got "40%": expected a confidence above 50% and at most 99.99%`},
 		{"baseline-duration", "1s", "input baseline-duration: 1s is shorter than interval (5s)"},
 		{"max-latency-increase", "0.5", `input max-latency-increase: got "0.5": expected a factor of at least 1`},
 		{"auto-rollback", "yes", `input auto-rollback: "yes" is not true or false`},

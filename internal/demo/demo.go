@@ -50,7 +50,6 @@ func Run(ctx context.Context, o Options) int {
 		fmt.Fprintf(o.Stdout, "demo: %v\n", err)
 		return action.ExitError
 	}
-	defer os.RemoveAll(dir)
 
 	svc := &service{release: filepath.Join(dir, "release"), rng: rand.New(rand.NewPCG(1, 2))}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -64,7 +63,7 @@ func Run(ctx context.Context, o Options) int {
 	url := "http://" + ln.Addr().String() + "/health"
 
 	w := o.Stdout
-	fmt.Fprintf(w, "immune demo: a service on %s; v1 (%s) is healthy, v2 (%s) fails about 30%% of requests.\n", url, goodSHA[:7], badSHA[:7])
+	fmt.Fprintf(w, "immune demo: a service on %s; v1 (%s) is healthy, v2 (%s) fails 2 of every 5 requests.\n", url, goodSHA[:7], badSHA[:7])
 	fmt.Fprintf(w, "Each deploy runs a real shell command: %s\n\n", deployCommand)
 
 	run := func(sha string) int {
@@ -113,14 +112,16 @@ func Run(ctx context.Context, o Options) int {
 		return action.ExitRegressed
 	}
 	fmt.Fprintf(w, "That is the loop: deploy every commit, watch it, revert what regresses.\n")
+	fmt.Fprintf(w, "The JSON report of the last run (every probe) and the state file are in %s\n", filepath.Join(dir, ".immune"))
 	return action.ExitOK
 }
 
 // service answers /health as the build named in its release file would.
 type service struct {
-	release string
-	mu      sync.Mutex
-	rng     *rand.Rand
+	release  string
+	mu       sync.Mutex
+	rng      *rand.Rand // latency jitter, seeded
+	requests int
 }
 
 func (s *service) current() string {
@@ -135,7 +136,8 @@ func (s *service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	version := s.current()
 	w.Header().Set("Content-Type", "application/json")
 	s.mu.Lock()
-	roll := s.rng.Float64()
+	s.requests++
+	n := s.requests
 	jitter := time.Duration(s.rng.IntN(15)) * time.Millisecond
 	s.mu.Unlock()
 	switch version {
@@ -144,9 +146,10 @@ func (s *service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"status": "nothing deployed"})
 		return
 	case badSHA:
-		// v2 has a bug: about 30% of requests fail, and it is slower.
+		// v2 has a bug: 2 of every 5 requests fail (never 3 in a row, so
+		// it takes the error-rate test to see it), and it is slower.
 		time.Sleep(20*time.Millisecond + 2*jitter)
-		if roll < 0.3 {
+		if n%5 == 1 || n%5 == 3 {
 			w.WriteHeader(http.StatusInternalServerError)
 			json.NewEncoder(w).Encode(map[string]string{"status": "error", "version": version, "error": "nil pointer in checkout"})
 			return

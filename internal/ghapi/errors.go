@@ -46,12 +46,12 @@ func (e *PermissionError) Error() string {
 // after every retry.
 type RateLimitError struct {
 	Secondary bool          // GitHub's secondary (abuse) limit rather than the hourly quota
-	Status    int           // 403 or 429; 0 when the limit was known from an earlier answer
+	Status    int           // 403 or 429; 0 when a successful answer used up the quota
 	Message   string        // GitHub's message, if it gave one
 	Reset     time.Time     // when GitHub accepts requests again
 	Wait      time.Duration // how long that was from the moment immune gave up
 	MaxWait   time.Duration // the wait immune allows for one request
-	Attempts  int           // requests sent for this call
+	Attempts  int           // requests sent for this call (0: refused before sending)
 	exhausted bool          // gave up after the last retry, not because of the wait
 }
 
@@ -62,7 +62,11 @@ func (e *RateLimitError) Error() string {
 	}
 	var b strings.Builder
 	if e.exhausted {
-		fmt.Fprintf(&b, "GitHub API %s still exceeded after %d attempts", kind, e.Attempts)
+		attempts := "attempts"
+		if e.Attempts == 1 {
+			attempts = "attempt"
+		}
+		fmt.Fprintf(&b, "GitHub API %s still exceeded after %d %s", kind, e.Attempts, attempts)
 	} else {
 		fmt.Fprintf(&b, "GitHub API %s exceeded until %s (%s from now), longer than the %s immune waits for GitHub",
 			kind, e.Reset.UTC().Format(time.RFC3339), e.Wait.Round(time.Second), e.MaxWait)
@@ -86,7 +90,7 @@ type UnavailableError struct {
 func (e *UnavailableError) Error() string {
 	last := ""
 	switch {
-	case e.Status != 0 && e.Message != "":
+	case e.Status != 0 && e.Message != "" && e.Message != http.StatusText(e.Status):
 		last = fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
 	case e.Status != 0:
 		last = fmt.Sprintf("%d %s", e.Status, http.StatusText(e.Status))
@@ -105,13 +109,14 @@ type APIError struct {
 	Status  int
 	Message string   // GitHub's message
 	Details []string // GitHub's validation errors, if any
+	Hint    string   // what the answer likely means, if known
 	err     error
 }
 
 func (e *APIError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "GitHub answered %d %s", e.Status, http.StatusText(e.Status))
-	if e.Message != "" {
+	if e.Message != "" && e.Message != http.StatusText(e.Status) {
 		fmt.Fprintf(&b, ": %s", strings.Join(strings.Fields(e.Message), " "))
 	}
 	if len(e.Details) > 0 {
@@ -119,6 +124,10 @@ func (e *APIError) Error() string {
 	}
 	if e.Status == http.StatusUnauthorized {
 		b.WriteString("; the token is missing, invalid or expired")
+	}
+	if e.Hint != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Hint)
 	}
 	return b.String()
 }
@@ -141,12 +150,13 @@ func redact(err error, token string) error {
 	return &redactedError{msg: strings.ReplaceAll(err.Error(), token, "***"), err: err}
 }
 
-// access says which permission an operation needs and whether GitHub's 404
-// means a lack of it.
+// access says which permission an operation needs and what GitHub's 404
+// means for it.
 type access struct {
 	op         string
 	permission string
-	notFound   bool // a 404 means the token cannot see the repository
+	notFound   bool   // on a repository-level endpoint: the token cannot see the repository
+	item       string // on an item's endpoint, e.g. "pull request #9": the item may not exist
 }
 
 // classify turns what go-github returned into one of this package's errors.
@@ -171,12 +181,12 @@ func (c *Client) classify(a access, err error) error {
 	if errors.As(err, &grl) {
 		reset := grl.Rate.Reset.Time
 		return &RateLimitError{Status: statusOf(grl.Response), Message: grl.Message, Reset: reset,
-			Wait: reset.Sub(c.now()), MaxWait: c.maxWait, Attempts: 1}
+			Wait: reset.Sub(c.now()), MaxWait: c.maxWait, Attempts: 1, exhausted: true}
 	}
 	var gab *github.AbuseRateLimitError
 	if errors.As(err, &gab) {
 		e := &RateLimitError{Secondary: true, Status: statusOf(gab.Response), Message: gab.Message,
-			MaxWait: c.maxWait, Attempts: 1}
+			MaxWait: c.maxWait, Attempts: 1, exhausted: true}
 		if gab.RetryAfter != nil {
 			e.Wait = *gab.RetryAfter
 			e.Reset = c.now().Add(e.Wait)
@@ -192,7 +202,12 @@ func (c *Client) classify(a access, err error) error {
 			return &PermissionError{Op: a.op, Permission: a.permission, Status: status,
 				Message: ger.Message, Repository: c.Repository()}
 		}
-		return apiError(ger)
+		e := apiError(ger)
+		if status == http.StatusNotFound && a.item != "" {
+			e.Hint = fmt.Sprintf("%s does not exist in %s, or the token cannot see it (it needs %q)",
+				a.item, c.Repository(), a.permission)
+		}
+		return e
 	}
 	var uerr *url.Error
 	if errors.As(err, &uerr) && uerr.Err != nil {

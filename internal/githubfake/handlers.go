@@ -46,21 +46,24 @@ type route struct {
 	h       handler
 }
 
-var routes = []route{
-	{"GET", "deployments", "deployments:read", docDeployments + "#list-deployments", (*Server).listDeployments},
-	{"POST", "deployments", "deployments:write", docDeployments + "#create-a-deployment", (*Server).createDeployment},
-	{"GET", "deployments/{id}", "deployments:read", docDeployments + "#get-a-deployment", (*Server).getDeployment},
-	{"GET", "deployments/{id}/statuses", "deployments:read", docDeploymentStatus + "#list-deployment-statuses", (*Server).listDeploymentStatuses},
-	{"POST", "deployments/{id}/statuses", "deployments:write", docDeploymentStatus + "#create-a-deployment-status", (*Server).createDeploymentStatus},
-	{"GET", "deployments/{id}/statuses/{n}", "deployments:read", docDeploymentStatus + "#get-a-deployment-status", (*Server).getDeploymentStatus},
-	{"POST", "statuses/{ref}", "statuses:write", docStatuses + "#create-a-commit-status", (*Server).createCommitStatus},
-	{"GET", "commits/{ref}/statuses", "statuses:read", docStatuses + "#list-commit-statuses-for-a-reference", (*Server).listCommitStatuses},
-	{"GET", "commits/{ref}/status", "statuses:read", docStatuses + "#get-the-combined-status-for-a-specific-reference", (*Server).combinedStatus},
-	{"GET", "commits/{ref}/pulls", "pull-requests:read", docCommits + "#list-pull-requests-associated-with-a-commit", (*Server).commitPulls},
-	{"GET", "commits/{ref}", "contents:read", docCommits + "#get-a-commit", (*Server).getCommit},
-	{"GET", "pulls/{n}", "pull-requests:read", docPulls + "#get-a-pull-request", (*Server).getPull},
-	{"GET", "pulls/{n}/commits", "pull-requests:read", docPulls + "#list-commits-on-a-pull-request", (*Server).pullCommits},
-	{"GET", "issues/{n}/labels", "pull-requests:read|issues:read", docLabels + "#list-labels-for-an-issue", (*Server).issueLabels},
+// routes is the table of endpoints the fake serves.
+func routes() []route {
+	return []route{
+		{"GET", "deployments", "deployments:read", docDeployments + "#list-deployments", (*Server).listDeployments},
+		{"POST", "deployments", "deployments:write", docDeployments + "#create-a-deployment", (*Server).createDeployment},
+		{"GET", "deployments/{id}", "deployments:read", docDeployments + "#get-a-deployment", (*Server).getDeployment},
+		{"GET", "deployments/{id}/statuses", "deployments:read", docDeploymentStatus + "#list-deployment-statuses", (*Server).listDeploymentStatuses},
+		{"POST", "deployments/{id}/statuses", "deployments:write", docDeploymentStatus + "#create-a-deployment-status", (*Server).createDeploymentStatus},
+		{"GET", "deployments/{id}/statuses/{n}", "deployments:read", docDeploymentStatus + "#get-a-deployment-status", (*Server).getDeploymentStatus},
+		{"POST", "statuses/{ref}", "statuses:write", docStatuses + "#create-a-commit-status", (*Server).createCommitStatus},
+		{"GET", "commits/{ref}/statuses", "statuses:read", docStatuses + "#list-commit-statuses-for-a-reference", (*Server).listCommitStatuses},
+		{"GET", "commits/{ref}/status", "statuses:read", docStatuses + "#get-the-combined-status-for-a-specific-reference", (*Server).combinedStatus},
+		{"GET", "commits/{ref}/pulls", "pull-requests:read", docCommits + "#list-pull-requests-associated-with-a-commit", (*Server).commitPulls},
+		{"GET", "commits/{ref}", "contents:read", docCommits + "#get-a-commit", (*Server).getCommit},
+		{"GET", "pulls/{n}", "pull-requests:read", docPulls + "#get-a-pull-request", (*Server).getPull},
+		{"GET", "pulls/{n}/commits", "pull-requests:read", docPulls + "#list-commits-on-a-pull-request", (*Server).pullCommits},
+		{"GET", "issues/{n}/labels", "pull-requests:read|issues:read", docLabels + "#list-labels-for-an-issue", (*Server).issueLabels},
+	}
 }
 
 // match reports whether segs fit the pattern, and extracts its parameters.
@@ -121,7 +124,7 @@ func splitRepoPath(p string) (owner, repo string, rest []string, ok bool) {
 // docFor is the documentation link GitHub would put in an error for p.
 func docFor(p string) string {
 	if _, _, rest, ok := splitRepoPath(p); ok {
-		for _, rt := range routes {
+		for _, rt := range routes() {
 			if _, ok := rt.match(rest); ok {
 				return rt.doc
 			}
@@ -138,8 +141,9 @@ func (f *Server) route(req *apiRequest, now time.Time) reply {
 	}
 	var found *route
 	var p params
-	for i := range routes {
-		rt := &routes[i]
+	table := routes()
+	for i := range table {
+		rt := &table[i]
 		if pp, ok := rt.match(rest); ok && rt.method == req.method {
 			found, p = rt, pp
 			break
@@ -465,7 +469,7 @@ func (f *Server) createDeploymentStatus(req *apiRequest, p params, now time.Time
 	if !ok {
 		return invalid(doc, `"state" wasn't supplied.`)
 	}
-	if rep, ok := checkEnum(doc, "state", state, deploymentStates); !ok {
+	if rep, ok := checkEnum(doc, "state", state, deploymentStates()); !ok {
 		return rep
 	}
 	if rep, bad := tooLong(doc, "DeploymentStatus", str(b, "description")); bad {
@@ -534,7 +538,7 @@ func (f *Server) createCommitStatus(req *apiRequest, p params, now time.Time) re
 	if !ok {
 		return invalid(doc, `"state" wasn't supplied.`)
 	}
-	if rep, ok := checkEnum(doc, "state", state, commitStates); !ok {
+	if rep, ok := checkEnum(doc, "state", state, commitStates()); !ok {
 		return rep
 	}
 	if rep, bad := tooLong(doc, "Status", str(b, "description")); bad {

@@ -19,9 +19,11 @@ import (
 )
 
 // templateNames are the documented example resources in testdata/github.
-var templateNames = []string{
-	"user", "repository", "deployment", "deployment_status", "status",
-	"combined_status", "commit", "pull_request", "label",
+func templateNames() []string {
+	return []string{
+		"user", "repository", "deployment", "deployment_status", "status",
+		"combined_status", "commit", "pull_request", "label",
+	}
 }
 
 type templates struct {
@@ -37,7 +39,7 @@ func loadTemplates(dir string) (*templates, error) {
 		dir = d
 	}
 	t := &templates{raw: map[string][]byte{}}
-	for _, name := range templateNames {
+	for _, name := range templateNames() {
 		b, err := os.ReadFile(filepath.Join(dir, name+".json"))
 		if err != nil {
 			return nil, fmt.Errorf("load template %s: %w", name, err)

@@ -68,11 +68,13 @@ type PullRequest struct {
 	Commits []Commit
 }
 
-// Deployment states GitHub accepts for a deployment status.
-var deploymentStates = []string{"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
+// deploymentStates are the states GitHub accepts for a deployment status.
+func deploymentStates() []string {
+	return []string{"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
+}
 
-// Commit status states GitHub accepts.
-var commitStates = []string{"error", "failure", "pending", "success"}
+// commitStates are the states GitHub accepts for a commit status.
+func commitStates() []string { return []string{"error", "failure", "pending", "success"} }
 
 type state struct {
 	calls      []Call
@@ -202,7 +204,7 @@ func (f *Server) AddDeploymentStatus(deploymentID int64, s DeploymentStatus) Dep
 	if d == nil {
 		panic(fmt.Sprintf("githubfake: AddDeploymentStatus: no deployment %d", deploymentID))
 	}
-	if !contains(deploymentStates, s.State) {
+	if !contains(deploymentStates(), s.State) {
 		panic(fmt.Sprintf("githubfake: AddDeploymentStatus: invalid state %q", s.State))
 	}
 	if s.CreatedAt.IsZero() {
@@ -246,7 +248,7 @@ func (f *Server) AddCommitStatus(s CommitStatus) CommitStatus {
 	defer f.mu.Unlock()
 	c := f.st.addCommit(s.SHA, "")
 	s.SHA = c.SHA
-	if !contains(commitStates, s.State) {
+	if !contains(commitStates(), s.State) {
 		panic(fmt.Sprintf("githubfake: AddCommitStatus: invalid state %q", s.State))
 	}
 	if s.Context == "" {

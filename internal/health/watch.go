@@ -115,6 +115,15 @@ func (w *Watch) Run(ctx context.Context) Result {
 			break
 		}
 	}
+	if res.Err == nil && !res.Stopped && len(res.NotLive) == 0 {
+		// The watch ended inside the startup grace period: a URL that never
+		// answered healthy has not come up.
+		for _, u := range w.URLs {
+			if !live[u] {
+				res.NotLive = append(res.NotLive, u)
+			}
+		}
+	}
 	res.End = w.Clock.Now()
 	return res
 }

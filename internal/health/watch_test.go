@@ -77,6 +77,7 @@ func TestWatch(t *testing.T) {
 		{name: "the old version after going live is a failure", script: []string{"ok", "ok", "old", "ok"}, versionAware: true, wantPhases: "..F.......", wantElapsed: 900 * time.Millisecond},
 		{name: "without version checks the old version is healthy", script: []string{"old"}, wantPhases: "..........", wantElapsed: 900 * time.Millisecond},
 		{name: "the old version past the startup timeout", script: []string{"old"}, versionAware: true, wantPhases: "sss", wantNotLive: true, wantElapsed: 300 * time.Millisecond},
+		{name: "a watch shorter than the startup grace still needs a healthy answer", script: []string{"fail"}, startup: 5 * time.Second, wantPhases: "ssssssssss", wantNotLive: true, wantElapsed: 900 * time.Millisecond},
 		{name: "judge stops early", script: []string{"ok", "fail"}, stopAfter: 4, wantPhases: ".FFF", wantStopped: true, wantElapsed: 300 * time.Millisecond},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,180 @@
+package ghapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-github/v60/github"
+)
+
+// CommitStatus is a commit status to set.
+type CommitStatus struct {
+	SHA         string
+	State       string // pending, success, failure or error
+	Context     string // GitHub's default is "default"; set one
+	Description string // truncated to 140 characters
+	TargetURL   string
+}
+
+// Commit is a commit of a pull request.
+type Commit struct {
+	SHA     string
+	Message string
+}
+
+// PullRequest is a pull request associated with a commit.
+type PullRequest struct {
+	Number  int
+	Title   string
+	State   string // open or closed
+	Merged  bool
+	HeadRef string
+	HeadSHA string
+	BaseRef string
+	Labels  []string
+	HTMLURL string
+}
+
+const (
+	// maxPullCommits is how many commits GitHub lists for a pull request.
+	maxPullCommits = 250
+	// maxLabelPages bounds label paging (1000 labels).
+	maxLabelPages = 10
+)
+
+// SetCommitStatus sets a commit status on s.SHA.
+func (c *Client) SetCommitStatus(ctx context.Context, s CommitStatus) error {
+	st := &github.RepoStatus{State: github.String(s.State)}
+	if s.Context != "" {
+		st.Context = github.String(s.Context)
+	}
+	if s.Description != "" {
+		st.Description = github.String(TruncateDescription(s.Description))
+	}
+	if s.TargetURL != "" {
+		st.TargetURL = github.String(s.TargetURL)
+	}
+	_, _, err := c.gh().Repositories.CreateStatus(ctx, c.owner, c.repo, s.SHA, st)
+	return c.wrap(err, access{op: "create commit status", permission: "statuses: write", notFound: true},
+		"set commit status %q of %s to %s", s.Context, ShortSHA(s.SHA), s.State)
+}
+
+// ResolveCommit returns the full SHA of ref (a SHA, a unique SHA prefix, a
+// branch or a tag). When GitHub does not know the commit, the error wraps
+// ErrNoSuchCommit.
+func (c *Client) ResolveCommit(ctx context.Context, ref string) (string, error) {
+	if strings.TrimSpace(ref) == "" {
+		return "", errors.New("resolve commit: empty ref")
+	}
+	sha, _, err := c.gh().Repositories.GetCommitSHA1(ctx, c.owner, c.repo, ref, "")
+	if err != nil {
+		var ger *github.ErrorResponse
+		if errors.As(err, &ger) {
+			switch statusOf(ger.Response) {
+			case http.StatusUnprocessableEntity:
+				return "", redact(fmt.Errorf("resolve commit %q: %w in %s (GitHub: %s)",
+					ref, ErrNoSuchCommit, c.Repository(), ger.Message), c.token)
+			case http.StatusNotFound:
+				return "", redact(fmt.Errorf("resolve commit %q: %w in %s, or the token cannot read it "+
+					"(GitHub answered 404; the workflow needs \"contents: read\")", ref, ErrNoSuchCommit, c.Repository()), c.token)
+			}
+		}
+		return "", c.wrap(err, access{op: "get commit", permission: "contents: read"}, "resolve commit %q", ref)
+	}
+	sha = strings.TrimSpace(sha)
+	if !isFullSHA(sha) {
+		return "", fmt.Errorf("resolve commit %q: GitHub answered %q, not a commit id", ref, ShortSHA(sha))
+	}
+	return sha, nil
+}
+
+func isFullSHA(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+const pullsRead = "pull-requests: read"
+
+// PullRequestLabels returns the names of a pull request's labels.
+func (c *Client) PullRequestLabels(ctx context.Context, number int) ([]string, error) {
+	opts := &github.ListOptions{PerPage: perPage}
+	var names []string
+	for page := 0; page < maxLabelPages; page++ {
+		labels, resp, err := c.gh().Issues.ListLabelsByIssue(ctx, c.owner, c.repo, number, opts)
+		if err != nil {
+			return nil, c.wrap(err, access{op: "list pull request labels", permission: pullsRead, item: fmt.Sprintf("pull request #%d", number)},
+				"list labels of pull request #%d", number)
+		}
+		for _, l := range labels {
+			names = append(names, l.GetName())
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	return names, nil
+}
+
+// PullRequestCommits returns a pull request's commits, oldest first; like
+// GitHub, at most 250.
+func (c *Client) PullRequestCommits(ctx context.Context, number int) ([]Commit, error) {
+	opts := &github.ListOptions{PerPage: perPage}
+	var out []Commit
+	for len(out) < maxPullCommits {
+		commits, resp, err := c.gh().PullRequests.ListCommits(ctx, c.owner, c.repo, number, opts)
+		if err != nil {
+			return nil, c.wrap(err, access{op: "list pull request commits", permission: pullsRead, item: fmt.Sprintf("pull request #%d", number)},
+				"list commits of pull request #%d", number)
+		}
+		for _, rc := range commits {
+			out = append(out, Commit{SHA: rc.GetSHA(), Message: rc.GetCommit().GetMessage()})
+		}
+		if resp.NextPage == 0 || len(commits) == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	if len(out) > maxPullCommits {
+		out = out[:maxPullCommits]
+	}
+	return out, nil
+}
+
+// PullRequestsForCommit returns the pull requests associated with a commit
+// (at most 100): those it is the head of or part of, or that merged it.
+func (c *Client) PullRequestsForCommit(ctx context.Context, sha string) ([]PullRequest, error) {
+	prs, _, err := c.gh().PullRequests.ListPullRequestsWithCommit(ctx, c.owner, c.repo, sha, &github.ListOptions{PerPage: perPage})
+	if err != nil {
+		return nil, c.wrap(err, access{op: "list pull requests for commit", permission: pullsRead},
+			"list pull requests of commit %s", ShortSHA(sha))
+	}
+	out := make([]PullRequest, 0, len(prs))
+	for _, p := range prs {
+		pr := PullRequest{
+			Number:  p.GetNumber(),
+			Title:   p.GetTitle(),
+			State:   p.GetState(),
+			Merged:  p.GetMerged() || p.MergedAt != nil,
+			HeadRef: p.GetHead().GetRef(),
+			HeadSHA: p.GetHead().GetSHA(),
+			BaseRef: p.GetBase().GetRef(),
+			HTMLURL: p.GetHTMLURL(),
+		}
+		for _, l := range p.Labels {
+			pr.Labels = append(pr.Labels, l.GetName())
+		}
+		out = append(out, pr)
+	}
+	return out, nil
+}

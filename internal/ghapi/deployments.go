@@ -1,0 +1,332 @@
+package ghapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+)
+
+// Deployment is a GitHub deployment with its latest status.
+type Deployment struct {
+	ID          int64
+	SHA         string
+	Ref         string
+	Task        string
+	Environment string
+	Description string
+	Creator     string // login
+	CreatedAt   time.Time
+	Payload     map[string]any // nil when the payload is not a JSON object
+	URL         string         // API URL
+
+	// Latest deployment status: its state ("" when the deployment has no
+	// status; else error, failure, inactive, in_progress, queued, pending
+	// or success), when it was set, and its log URL.
+	LatestState    string
+	LatestStatusAt time.Time
+	LogURL         string
+}
+
+// DeploymentRequest describes a deployment to create.
+type DeploymentRequest struct {
+	SHA                   string // the commit being deployed (required)
+	Ref                   string // what GitHub records as deployed; default SHA
+	Environment           string // default "production", as GitHub's
+	Task                  string // default "deploy", as GitHub's
+	Description           string
+	Payload               map[string]any
+	ProductionEnvironment *bool
+	TransientEnvironment  *bool
+}
+
+// DeploymentStatus is a status to set on a deployment.
+type DeploymentStatus struct {
+	State          string // error, failure, inactive, in_progress, queued, pending or success
+	Description    string // truncated to 140 characters
+	LogURL         string
+	EnvironmentURL string
+	Environment    string // changes the deployment's environment when set
+	// AutoInactive: nil leaves GitHub's default (true): a success status
+	// marks earlier non-production, non-transient deployments of the
+	// environment inactive.
+	AutoInactive *bool
+}
+
+const (
+	// DefaultHistory is how many deployments Deployments and LastKnownGood
+	// examine when asked for 0.
+	DefaultHistory = 100
+	// MaxHistory bounds how many deployments one call examines.
+	MaxHistory = 1000
+	// maxNewer bounds NewerDeployments.
+	maxNewer = 100
+	perPage  = 100
+)
+
+// What the deployment operations need.
+func deploymentsWrite(op string) access {
+	return access{op: op, permission: "deployments: write", notFound: true}
+}
+
+func deploymentsRead(op string) access {
+	return access{op: op, permission: "deployments: read", notFound: true}
+}
+
+// CreateDeployment records a deployment of r.SHA. It never asks GitHub to
+// merge the default branch (auto_merge: false) and bypasses commit status
+// checks (required_contexts: []): immune decides what to deploy. When Ref is
+// a branch that moved on, GitHub deploys its new head; CreateDeployment
+// then returns the deployment together with an error, so that the caller
+// can mark it failed.
+func (c *Client) CreateDeployment(ctx context.Context, r DeploymentRequest) (Deployment, error) {
+	if r.SHA == "" {
+		return Deployment{}, errors.New("create deployment: no commit SHA given")
+	}
+	env := r.Environment
+	if env == "" {
+		env = "production"
+	}
+	ref := r.Ref
+	if ref == "" {
+		ref = r.SHA
+	}
+	req := &github.DeploymentRequest{
+		Ref:                   github.String(ref),
+		AutoMerge:             github.Bool(false),
+		RequiredContexts:      &[]string{},
+		Environment:           github.String(env),
+		ProductionEnvironment: r.ProductionEnvironment,
+		TransientEnvironment:  r.TransientEnvironment,
+	}
+	if r.Task != "" {
+		req.Task = github.String(r.Task)
+	}
+	if r.Description != "" {
+		req.Description = github.String(r.Description)
+	}
+	if r.Payload != nil {
+		req.Payload = r.Payload
+	}
+	d, _, err := c.gh().Repositories.CreateDeployment(ctx, c.owner, c.repo, req)
+	if err != nil {
+		return Deployment{}, c.wrap(err, deploymentsWrite("create deployment"), "create deployment of %s to %s", ShortSHA(r.SHA), env)
+	}
+	out := fromGitHub(d)
+	if !sameSHA(out.SHA, r.SHA) {
+		return out, fmt.Errorf("create deployment of %s to %s: GitHub resolved ref %q to %s instead (deployment %d)",
+			ShortSHA(r.SHA), env, ref, ShortSHA(out.SHA), out.ID)
+	}
+	return out, nil
+}
+
+// SetDeploymentStatus adds a status to deployment id.
+func (c *Client) SetDeploymentStatus(ctx context.Context, id int64, s DeploymentStatus) error {
+	req := &github.DeploymentStatusRequest{
+		State:        github.String(s.State),
+		AutoInactive: s.AutoInactive,
+	}
+	if s.Description != "" {
+		req.Description = github.String(TruncateDescription(s.Description))
+	}
+	if s.LogURL != "" {
+		req.LogURL = github.String(s.LogURL)
+	}
+	if s.EnvironmentURL != "" {
+		req.EnvironmentURL = github.String(s.EnvironmentURL)
+	}
+	if s.Environment != "" {
+		req.Environment = github.String(s.Environment)
+	}
+	_, _, err := c.gh().Repositories.CreateDeploymentStatus(ctx, c.owner, c.repo, id, req)
+	a := access{op: "create deployment status", permission: "deployments: write", item: fmt.Sprintf("deployment %d", id)}
+	return c.wrap(err, a, "set status of deployment %d to %s", id, s.State)
+}
+
+// Deployments returns up to max deployments of environment (all
+// environments when empty), newest first, each with its latest status.
+// max <= 0 means DefaultHistory; it is capped at MaxHistory.
+func (c *Client) Deployments(ctx context.Context, environment string, max int) ([]Deployment, error) {
+	var out []Deployment
+	err := c.walk(ctx, environment, history(max), func(d *Deployment) (bool, error) {
+		if err := c.latestStatus(ctx, d); err != nil {
+			return false, err
+		}
+		out = append(out, *d)
+		return true, nil
+	})
+	if err != nil {
+		return nil, c.wrap(err, deploymentsRead("list deployments"), "list deployments of %s", envName(environment))
+	}
+	return out, nil
+}
+
+// LastKnownGood finds the newest deployment of environment whose latest
+// status is success and whose commit is not excludeSHA (a full SHA or a
+// prefix; empty excludes nothing). It examines at most max deployments
+// (<= 0 means DefaultHistory, capped at MaxHistory), fetching pages and
+// statuses lazily and stopping at the first match. It reports false when
+// there is none.
+func (c *Client) LastKnownGood(ctx context.Context, environment, excludeSHA string, max int) (Deployment, bool, error) {
+	var found *Deployment
+	err := c.walk(ctx, environment, history(max), func(d *Deployment) (bool, error) {
+		if excludeSHA != "" && sameSHA(d.SHA, excludeSHA) {
+			return true, nil
+		}
+		if err := c.latestStatus(ctx, d); err != nil {
+			return false, err
+		}
+		if d.LatestState == "success" {
+			found = d
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return Deployment{}, false, c.wrap(err, deploymentsRead("list deployments"), "find the last known good deployment of %s", envName(environment))
+	}
+	if found == nil {
+		return Deployment{}, false, nil
+	}
+	return *found, true, nil
+}
+
+// NewerDeployments returns the deployments of environment created after
+// than (a greater id; when than has no id, a later creation time), newest
+// first, each with its latest status: the sign that another run has
+// already shipped something newer. At most 100 are returned.
+func (c *Client) NewerDeployments(ctx context.Context, environment string, than Deployment) ([]Deployment, error) {
+	var newer []Deployment
+	err := c.walk(ctx, environment, maxNewer, func(d *Deployment) (bool, error) {
+		if than.ID != 0 && d.ID <= than.ID || than.ID == 0 && !d.CreatedAt.After(than.CreatedAt) {
+			return false, nil // newest first: everything further is older
+		}
+		newer = append(newer, *d)
+		return true, nil
+	})
+	if err == nil {
+		for i := range newer {
+			if err = c.latestStatus(ctx, &newer[i]); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return nil, c.wrap(err, deploymentsRead("list deployments"), "list deployments of %s newer than %d", envName(environment), than.ID)
+	}
+	return newer, nil
+}
+
+// walk lists deployments newest first, page by page, calling fn for each
+// until it returns false or limit deployments were seen.
+func (c *Client) walk(ctx context.Context, environment string, limit int, fn func(*Deployment) (bool, error)) error {
+	opts := &github.DeploymentsListOptions{
+		Environment: environment,
+		ListOptions: github.ListOptions{PerPage: min(perPage, limit), Page: 1},
+	}
+	seen := 0
+	for {
+		page, resp, err := c.gh().Repositories.ListDeployments(ctx, c.owner, c.repo, opts)
+		if err != nil {
+			return err
+		}
+		for _, gd := range page {
+			d := fromGitHub(gd)
+			seen++
+			more, err := fn(&d)
+			if err != nil {
+				return err
+			}
+			if !more || seen >= limit {
+				return nil
+			}
+		}
+		if resp.NextPage == 0 || len(page) == 0 {
+			return nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// latestStatus fills in d's latest status; GitHub lists statuses newest
+// first.
+func (c *Client) latestStatus(ctx context.Context, d *Deployment) error {
+	ss, _, err := c.gh().Repositories.ListDeploymentStatuses(ctx, c.owner, c.repo, d.ID, &github.ListOptions{PerPage: 1})
+	if err != nil {
+		return fmt.Errorf("deployment %d: %w", d.ID, err)
+	}
+	if len(ss) == 0 {
+		return nil
+	}
+	s := ss[0]
+	d.LatestState = s.GetState()
+	d.LatestStatusAt = s.GetCreatedAt().Time
+	d.LogURL = s.GetLogURL()
+	if d.LogURL == "" {
+		d.LogURL = s.GetTargetURL()
+	}
+	return nil
+}
+
+func fromGitHub(d *github.Deployment) Deployment {
+	return Deployment{
+		ID:          d.GetID(),
+		SHA:         d.GetSHA(),
+		Ref:         d.GetRef(),
+		Task:        d.GetTask(),
+		Environment: d.GetEnvironment(),
+		Description: d.GetDescription(),
+		Creator:     d.GetCreator().GetLogin(),
+		CreatedAt:   d.GetCreatedAt().Time,
+		Payload:     payload(d.Payload),
+		URL:         d.GetURL(),
+	}
+}
+
+// payload decodes a deployment payload: a JSON object, or a string holding
+// one (GitHub accepts both).
+func payload(raw json.RawMessage) map[string]any {
+	if len(raw) == 0 {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(raw, &m) == nil {
+		return m
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil && json.Unmarshal([]byte(s), &m) == nil {
+		return m
+	}
+	return nil
+}
+
+// sameSHA compares commit ids case-insensitively; a shorter one matches as
+// a prefix of at least 7 characters.
+func sameSHA(a, b string) bool {
+	a, b = strings.ToLower(a), strings.ToLower(b)
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	if len(a) < 7 {
+		return a != "" && a == b
+	}
+	return strings.HasPrefix(b, a)
+}
+
+func history(max int) int {
+	if max <= 0 {
+		return DefaultHistory
+	}
+	return min(max, MaxHistory)
+}
+
+func envName(env string) string {
+	if env == "" {
+		return "all environments"
+	}
+	return fmt.Sprintf("environment %q", env)
+}

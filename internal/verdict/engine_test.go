@@ -1,0 +1,326 @@
+package verdict
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	urlA = "https://a.example.com/healthz"
+	urlB = "https://b.example.com/healthz"
+)
+
+func ok(target string) Observation {
+	return Observation{Target: target, Latency: 40 * time.Millisecond}
+}
+
+func fail(target string) Observation {
+	return Observation{Target: target, Failed: true, Latency: 40 * time.Millisecond}
+}
+
+// refused is a failed probe that measured nothing.
+func refused(target string) Observation { return Observation{Target: target, Failed: true} }
+
+func slow(target string, d time.Duration) Observation {
+	return Observation{Target: target, Latency: d}
+}
+
+// pattern turns "..x.x" into observations of target: '.' ok, 'x' failed.
+func pattern(target, p string) []Observation {
+	var obs []Observation
+	for _, c := range p {
+		if c == 'x' {
+			obs = append(obs, fail(target))
+		} else {
+			obs = append(obs, ok(target))
+		}
+	}
+	return obs
+}
+
+func repeat(o Observation, n int) []Observation {
+	obs := make([]Observation, n)
+	for i := range obs {
+		obs[i] = o
+	}
+	return obs
+}
+
+// run feeds obs and returns the first Regressed decision with the probe
+// number it came at, or Finish's decision with probe 0.
+func run(e *Engine, obs []Observation) (Decision, int) {
+	for i, o := range obs {
+		if d := e.Observe(o); d.Outcome == Regressed {
+			return d, i + 1
+		}
+	}
+	return e.Finish(), 0
+}
+
+func limits(mod func(*Limits)) Limits {
+	l := DefaultLimits()
+	l.Horizon = 300
+	if mod != nil {
+		mod(&l)
+	}
+	return l
+}
+
+func TestRules(t *testing.T) {
+	spread := func(failEvery, n int) []Observation {
+		var obs []Observation
+		for i := 1; i <= n; i++ {
+			if i%failEvery == 0 {
+				obs = append(obs, fail(urlA))
+			} else {
+				obs = append(obs, ok(urlA))
+			}
+		}
+		return obs
+	}
+	for _, tc := range []struct {
+		name    string
+		limits  Limits
+		obs     []Observation
+		outcome Outcome
+		rule    string
+		target  string
+		at      int // probe of the regression; 0 = at Finish
+		reason  string
+	}{
+		{
+			name:    "all good",
+			limits:  limits(nil),
+			obs:     repeat(ok(urlA), 300),
+			outcome: Healthy,
+			reason:  "0 of 300 probes failed (0%), within the allowed 5%; p95 latency 40ms",
+		},
+		{
+			name:    "three in a row",
+			limits:  limits(nil),
+			obs:     pattern(urlA, "....xxx"),
+			outcome: Regressed, rule: RuleConsecutiveFailures, target: urlA, at: 7,
+			reason: "3 probes in a row failed on " + urlA,
+		},
+		{
+			name:    "two in a row is not three",
+			limits:  limits(nil),
+			obs:     pattern(urlA, "....xx"+strings.Repeat(".", 294)),
+			outcome: Healthy,
+			reason:  "2 of 300 probes failed (0.7%), within the allowed 5%; p95 latency 40ms",
+		},
+		{
+			name:    "connection refused counts as failed",
+			limits:  limits(nil),
+			obs:     []Observation{ok(urlA), refused(urlA), refused(urlA), refused(urlA)},
+			outcome: Regressed, rule: RuleConsecutiveFailures, target: urlA, at: 4,
+			reason: "3 probes in a row failed on " + urlA,
+		},
+		{
+			name:    "rule off",
+			limits:  limits(func(l *Limits) { l.ConsecutiveFailures = 0; l.MaxErrorRate = 0.5 }),
+			obs:     pattern(urlA, "xxxx"),
+			outcome: Healthy,
+			reason:  "4 of 4 probes failed (100%), above the allowed 50% but not with 99% confidence over so few probes; p95 latency 40ms",
+		},
+		{
+			name:    "flapping trips the error rate",
+			limits:  limits(nil),
+			obs:     pattern(urlA, ".x.x.x.x.x.x"),
+			outcome: Regressed, rule: RuleErrorRate, target: urlA, at: 8,
+			reason: "on " + urlA + ", 4 of 8 probes failed (50%); the failure rate is above the allowed 5% with 99% confidence (the sequential test's limit after 8 probes is 4)",
+		},
+		{
+			name:    "one failure in five is caught mid-watch",
+			limits:  limits(nil),
+			obs:     spread(5, 300),
+			outcome: Regressed, rule: RuleErrorRate, target: urlA, at: 35,
+			reason: "on " + urlA + ", 7 of 35 probes failed (20%); the failure rate is above the allowed 5% with 99% confidence (the sequential test's limit after 35 probes is 7)",
+		},
+		{
+			// Late in the watch the limits drop towards the final look.
+			name:    "one failure in eleven is caught late",
+			limits:  limits(nil),
+			obs:     spread(11, 300),
+			outcome: Regressed, rule: RuleErrorRate, target: urlA, at: 275,
+			reason: "on " + urlA + ", 25 of 275 probes failed (9.1%); the failure rate is above the allowed 5% with 99% confidence (the sequential test's limit after 275 probes is 25)",
+		},
+		{
+			name:    "a watch ended early gets a final look",
+			limits:  limits(nil),
+			obs:     spread(3, 12),
+			outcome: Regressed, rule: RuleErrorRate, target: urlA, at: 0,
+			reason: "on " + urlA + ", 4 of 12 probes failed (33.3%); the failure rate is above the allowed 5% with 99% confidence (at the end of the watch the limit for 12 probes is 4)",
+		},
+		{
+			name:    "one failure in twenty passes",
+			limits:  limits(nil),
+			obs:     spread(20, 300),
+			outcome: Healthy,
+			reason:  "15 of 300 probes failed (5%), within the allowed 5%; p95 latency 40ms",
+		},
+		{
+			name:   "slow p95",
+			limits: limits(func(l *Limits) { l.MaxLatency = 300 * time.Millisecond }),
+			obs: append(repeat(ok(urlA), 20),
+				slow(urlA, 800*time.Millisecond), slow(urlA, 812*time.Millisecond), slow(urlA, 900*time.Millisecond), slow(urlA, 700*time.Millisecond), slow(urlA, 790*time.Millisecond), slow(urlA, 750*time.Millisecond)),
+			outcome: Regressed, rule: RuleLatency, target: urlA, at: 26,
+			reason: "on " + urlA + ", the p95 latency is 812ms, above the allowed 300ms: 6 of 26 answered probes were slower than 300ms, more than the 5% a p95 allows, with 99% confidence (the sequential test's limit after 26 answered probes is 6)",
+		},
+		{
+			name:    "latency within limit",
+			limits:  limits(func(l *Limits) { l.MaxLatency = 300 * time.Millisecond; l.Horizon = 100 }),
+			obs:     append(repeat(ok(urlA), 98), slow(urlA, time.Second), slow(urlA, time.Second)),
+			outcome: Healthy,
+			reason:  "0 of 100 probes failed (0%), within the allowed 5%; p95 latency 40ms, within the allowed 300ms",
+		},
+		{
+			name: "slow failures are slow too, refused ones are not answered",
+			limits: limits(func(l *Limits) {
+				l.MaxLatency = 300 * time.Millisecond
+				l.ConsecutiveFailures = 0
+				l.MaxErrorRate = 0.9
+			}),
+			obs:     append(repeat(refused(urlA), 10), repeat(Observation{Target: urlA, Failed: true, Latency: time.Second}, 3)...),
+			outcome: Regressed, rule: RuleLatency, target: urlA, at: 0,
+			reason: "on " + urlA + ", the p95 latency is 1s, above the allowed 300ms: 3 of 3 answered probes were slower than 300ms, more than the 5% a p95 allows, with 99% confidence (at the end of the watch the limit for 3 answered probes is 3)",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, at := run(New(tc.limits), tc.obs)
+			if d.Outcome != tc.outcome || d.Rule != tc.rule || d.Target != tc.target || at != tc.at {
+				t.Errorf("got %v %q %q at probe %d, want %v %q %q at %d\n(reason: %s)", d.Outcome, d.Rule, d.Target, at, tc.outcome, tc.rule, tc.target, tc.at, d.Reason)
+			}
+			if d.Reason != tc.reason {
+				t.Errorf("reason\n got: %s\nwant: %s", d.Reason, tc.reason)
+			}
+		})
+	}
+}
+
+func TestOverallRule(t *testing.T) {
+	// Two targets, each failing one probe in four: neither alone is over
+	// its (halved) allowance yet, but together they are.
+	e := New(limits(nil))
+	var d Decision
+	for i := 1; i <= 300 && d.Outcome != Regressed; i++ {
+		for _, u := range []string{urlA, urlB} {
+			o := ok(u)
+			if i%4 == 0 {
+				o = fail(u)
+			}
+			if d = e.Observe(o); d.Outcome == Regressed {
+				break
+			}
+		}
+	}
+	if d.Outcome != Regressed || d.Rule != RuleErrorRate {
+		t.Fatalf("got %+v", d)
+	}
+	if d.Target != "" || !strings.HasPrefix(d.Reason, "across all 2 targets, ") {
+		t.Errorf("want an overall decision, got target %q reason %q", d.Target, d.Reason)
+	}
+}
+
+func TestRegressedIsSticky(t *testing.T) {
+	e := New(limits(nil))
+	d, _ := run(e, pattern(urlA, "xxx"))
+	for _, o := range repeat(ok(urlA), 50) {
+		if got := e.Observe(o); got != d {
+			t.Fatalf("Observe after regression = %+v, want %+v", got, d)
+		}
+	}
+	if got := e.Finish(); got != d {
+		t.Fatalf("Finish after regression = %+v, want %+v", got, d)
+	}
+}
+
+func TestStats(t *testing.T) {
+	e := New(limits(func(l *Limits) { l.MaxLatency = 100 * time.Millisecond }))
+	for i := range 10 {
+		e.Observe(slow(urlA, time.Duration(i+1)*20*time.Millisecond)) // 20ms..200ms
+	}
+	e.Observe(refused(urlB))
+	e.Observe(ok(urlB))
+	s := e.Stats()
+	want := Counts{Probes: 12, Failures: 1, Answered: 11, Slow: 5, P50: 100 * time.Millisecond, P95: 200 * time.Millisecond}
+	if s.Overall != want {
+		t.Errorf("overall %+v, want %+v", s.Overall, want)
+	}
+	if len(s.Targets) != 2 || s.Targets[0].Target != urlA || s.Targets[1].Target != urlB {
+		t.Fatalf("targets %+v", s.Targets)
+	}
+	wantB := Counts{Probes: 2, Failures: 1, Answered: 1, P50: 40 * time.Millisecond, P95: 40 * time.Millisecond}
+	if s.Targets[1].Counts != wantB {
+		t.Errorf("target B %+v, want %+v", s.Targets[1].Counts, wantB)
+	}
+}
+
+func TestOpenEndedHorizon(t *testing.T) {
+	// Without a horizon the SPRT runs open-ended and the final look spends
+	// what it left.
+	l := limits(func(l *Limits) { l.Horizon = 0 })
+	if d, at := run(New(l), pattern(urlA, ".x.x.x.x.x.x")); d.Rule != RuleErrorRate || at != 8 {
+		t.Errorf("flapping: %+v at %d", d, at)
+	}
+	var obs []Observation
+	for i := 1; i <= 300; i++ {
+		if i%9 == 0 {
+			obs = append(obs, fail(urlA))
+		} else {
+			obs = append(obs, ok(urlA))
+		}
+	}
+	if d, at := run(New(l), obs); d.Outcome != Regressed || at != 0 {
+		t.Errorf("one in nine: %+v at %d, want a regression at the final look", d, at)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := DefaultLimits().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (Limits{}).Validate(); err != nil {
+		t.Fatalf("zero limits take defaults: %v", err)
+	}
+	for field, l := range map[string]Limits{
+		"MaxErrorRate":        {MaxErrorRate: 1.5},
+		"ConsecutiveFailures": {ConsecutiveFailures: -1},
+		"MaxLatency":          {MaxLatency: -time.Second},
+		"LatencyPercentile":   {LatencyPercentile: 100},
+		"Confidence":          {Confidence: 0.4},
+		"MaxLatencyIncrease":  {MaxLatencyIncrease: 0.5},
+		"Horizon":             {Horizon: -3},
+	} {
+		err := l.Validate()
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: got %v", field, err)
+		}
+	}
+}
+
+func TestOutcomeString(t *testing.T) {
+	for o, want := range map[Outcome]string{Continue: "continue", Healthy: "healthy", Regressed: "regressed", 7: "Outcome(7)"} {
+		if o.String() != want {
+			t.Errorf("%d: %q", int(o), o.String())
+		}
+	}
+}
+
+func BenchmarkObserve(b *testing.B) {
+	l := limits(func(l *Limits) { l.MaxLatency = 300 * time.Millisecond; l.Horizon = 0 })
+	e := New(l)
+	o := ok(urlA)
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Observe(o)
+	}
+}
+
+func BenchmarkNew(b *testing.B) {
+	l := limits(nil)
+	for b.Loop() {
+		New(l).Observe(ok(urlA))
+	}
+}

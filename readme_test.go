@@ -1,0 +1,58 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/immune-cd/immune/internal/config"
+)
+
+var updateREADME = flag.Bool("update-readme", false, "rewrite README.md's input and output tables")
+
+// referenceTables renders the README's tables of inputs and outputs from the
+// same table that drives action.yml and the CLI.
+func referenceTables() string {
+	var b strings.Builder
+	b.WriteString("| Input | Default | What it does |\n|---|---|---|\n")
+	for _, in := range config.Inputs {
+		def := "—"
+		if in.Default != "" {
+			def = "`" + in.Default + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", in.Name, def, strings.ReplaceAll(in.Description, "|", `\|`))
+	}
+	b.WriteString("\n| Output | What it holds |\n|---|---|\n")
+	for _, out := range config.Outputs {
+		fmt.Fprintf(&b, "| `%s` | %s |\n", out.Name, strings.ReplaceAll(out.Description, "|", `\|`))
+	}
+	return b.String()
+}
+
+// TestREADMETables keeps README.md's reference tables in step with the code.
+// Run `go test -run TestREADMETables -update-readme .` after changing an input.
+func TestREADMETables(t *testing.T) {
+	const begin, end = "<!-- reference:begin -->\n", "<!-- reference:end -->"
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	i, j := strings.Index(readme, begin), strings.Index(readme, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md has no %q ... %q block", begin, end)
+	}
+	want := referenceTables()
+	if got := readme[i+len(begin) : j]; got != want {
+		if *updateREADME {
+			readme = readme[:i+len(begin)] + want + readme[j:]
+			if err := os.WriteFile("README.md", []byte(readme), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Errorf("README.md's tables are out of date; run go test -run TestREADMETables -update-readme .")
+	}
+}
