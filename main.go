@@ -4,28 +4,42 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/immune-cd/immune/internal/action"
 	"github.com/immune-cd/immune/internal/cli"
 	"github.com/immune-cd/immune/internal/clock"
+	"github.com/immune-cd/immune/internal/ghapi"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	exe, _ := os.Executable()
+	httpClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	cmd := &cli.Command{
 		Args:       os.Args[1:],
 		Getenv:     os.Getenv,
 		Environ:    os.Environ(),
 		Stdout:     os.Stdout,
 		Stderr:     os.Stderr,
-		HTTP:       &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		HTTP:       httpClient,
 		Clock:      clock.Real{},
 		Executable: exe,
+		NewGitHub: func(token string) (action.GitHub, error) {
+			return ghapi.New(ghapi.Options{
+				HTTPClient: httpClient,
+				APIURL:     os.Getenv("GITHUB_API_URL"),
+				Token:      token,
+				Repository: os.Getenv("GITHUB_REPOSITORY"),
+				UserAgent:  "immune/" + action.Version,
+				Logf:       func(format string, args ...any) { fmt.Fprintf(os.Stdout, "GitHub: "+format+"\n", args...) },
+			})
+		},
 	}
 	code := cmd.Main(ctx)
 	stop()

@@ -1,6 +1,7 @@
 // Package action sequences a run: deploy -> watch -> verdict -> rollback ->
-// report. It is the one place that knows the order; the steps themselves
-// live in their own packages.
+// report, plus the manual rollback and the pull-request gate. It is the one
+// place that knows the order; the steps live in their own packages, and
+// GitHub sits behind the small GitHub interface.
 package action
 
 import (
@@ -18,10 +19,10 @@ import (
 	"github.com/immune-cd/immune/internal/clock"
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/deploy"
+	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/health"
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/state"
-	"github.com/immune-cd/immune/internal/verdict"
 )
 
 // Exit codes.
@@ -43,6 +44,8 @@ type Deps struct {
 	HTTP    *http.Client
 	Clock   clock.Clock
 	Environ []string // environment the deploy command starts from
+	// GitHub is the GitHub API client, nil when there is no token.
+	GitHub GitHub
 	// Plain is true outside GitHub Actions: plain log lines, no workflow
 	// commands, outputs and summary files only when their paths are set.
 	Plain bool
@@ -56,15 +59,26 @@ type runner struct {
 	d      Deps
 	log    *logger
 	prober *health.Prober
+	gh     *records
+	ghctx  *githubactions.GitHubContext
 	run    *report.Run
 }
 
 // Run executes cfg and returns the exit code.
 func Run(ctx context.Context, d Deps, cfg *config.Config) int {
+	log := &logger{gha: d.GHA, w: d.Stdout, plain: d.Plain}
+	ghctx, err := d.GHA.Context()
+	if err != nil {
+		// A broken event file only costs the push event's before.
+		log.Printf("Note: could not read the GitHub context: %v", err)
+		ghctx = &githubactions.GitHubContext{}
+	}
 	r := &runner{
-		cfg: cfg,
-		d:   d,
-		log: &logger{gha: d.GHA, w: d.Stdout, plain: d.Plain},
+		cfg:   cfg,
+		d:     d,
+		log:   log,
+		gh:    &records{gh: d.GitHub, log: log},
+		ghctx: ghctx,
 		run: &report.Run{
 			Mode:        string(cfg.Mode),
 			Environment: cfg.Environment,
@@ -72,10 +86,7 @@ func Run(ctx context.Context, d Deps, cfg *config.Config) int {
 			Start:       d.Clock.Now(),
 		},
 	}
-	r.log.Mask(cfg.Token)
-	for _, h := range cfg.Headers {
-		r.log.Mask(h.Value)
-	}
+	r.run.Links.Run = r.runURL()
 	for _, w := range cfg.Warnings {
 		r.warn("Unused input", w)
 	}
@@ -84,13 +95,15 @@ func Run(ctx context.Context, d Deps, cfg *config.Config) int {
 	var code int
 	switch cfg.Mode {
 	case config.ModeDeploy:
-		code = r.deployAndWatch(ctx)
+		code = r.deployMode(ctx)
 	case config.ModeWatch:
-		code = r.watchOnly(ctx)
-	default:
-		r.log.Error("Not available yet", fmt.Sprintf("mode %s is not available in this version", cfg.Mode))
-		return ExitConfig
+		code = r.watchMode(ctx)
+	case config.ModeRollback:
+		code = r.rollbackMode(ctx)
+	case config.ModeGate:
+		code = r.gateMode(ctx)
 	}
+	r.gh.warnMissing(r.warn)
 	r.run.End = d.Clock.Now()
 	if err := r.publish(); err != nil {
 		r.log.Error("Could not write the report", err.Error())
@@ -123,132 +136,32 @@ func (r *runner) warn(title, msg string) {
 	r.log.Warning(title, msg)
 }
 
-// deployAndWatch is deploy mode: deploy, watch, and roll back a regression.
-func (r *runner) deployAndWatch(ctx context.Context) int {
-	cfg := r.cfg
-	target, source := r.rollbackTarget()
-	r.run.PreviousSHA, r.run.PreviousSource = target, source
-	if target != "" {
-		r.log.Printf("immune %s: deploying %s to %s; rollback target %s (from %s)", Version, cfg.SHA, cfg.Environment, target, source)
-	} else {
-		r.log.Printf("immune %s: deploying %s to %s; no rollback target known", Version, cfg.SHA, cfg.Environment)
-	}
-
-	step := r.runCommand(ctx, "Deploy", cfg.DeployCommand, deploy.Request{
-		SHA: cfg.SHA, PreviousSHA: target, Environment: cfg.Environment, Reason: deploy.ReasonDeploy,
-	})
-	r.run.Deploy = step
-	if step.Error != "" {
-		r.run.Verdict = report.Regressed
-		r.run.Reason = "the deploy command failed: " + step.Error
-	} else {
-		w := r.watch(ctx, "Watching "+report.Short(cfg.SHA), cfg.SHA, cfg.Duration)
-		r.run.Watch = w
-		r.run.Verdict, r.run.Reason = w.Verdict, w.Reason
-		if ctx.Err() != nil {
-			return r.cancelled()
-		}
-	}
-
-	if r.run.Verdict == report.Healthy {
-		r.record(cfg.SHA, state.Healthy)
-		if !r.d.Plain {
-			r.log.Printf("Verdict: healthy. %s", r.run.Reason)
-		}
-		r.warnIfDegraded()
-		return ExitOK
-	}
-	r.record(cfg.SHA, report.Regressed)
-	r.log.Error(fmt.Sprintf("%s regressed on %s", report.Short(cfg.SHA), cfg.Environment), r.run.Reason)
-	switch {
-	case !cfg.AutoRollback:
-		r.note("auto-rollback is false: nothing was rolled back")
-	case target == "":
-		r.note("nothing was rolled back: no previous-sha input, no healthy deploy in the state file, and no usable before in the push event")
-	default:
-		r.rollback(ctx, target)
-	}
-	return ExitRegressed
-}
-
-// rollback redeploys target and watches it.
-func (r *runner) rollback(ctx context.Context, target string) {
-	cfg := r.cfg
-	step := r.runCommand(ctx, "Roll back", cfg.RollbackCommand, deploy.Request{
-		SHA: target, PreviousSHA: cfg.SHA, Environment: cfg.Environment, Reason: deploy.ReasonRollback,
-	})
-	r.run.Rollback = step
-	r.run.RolledBack = true
-	if step.Error != "" {
-		r.run.Verdict = report.RollbackFailed
-		r.log.Error("Rollback failed", fmt.Sprintf("the rollback command for %s failed: %s; %s may be down", target, step.Error, cfg.Environment))
-		return
-	}
-	w := r.watch(ctx, "Watching the rollback to "+report.Short(target), target, cfg.RollbackDuration)
-	r.run.RollbackWatch = w
-	if w.Verdict != report.Healthy {
-		r.run.Verdict = report.RollbackFailed
-		r.log.Error("Rollback failed", fmt.Sprintf("%s is not healthy after the rollback: %s; %s may be down", target, w.Reason, cfg.Environment))
-		return
-	}
-	r.run.Verdict = report.RolledBack
-	r.log.Printf("Rolled back to %s: %s", target, w.Reason)
-}
-
-// watchOnly is watch mode: judge what is already deployed.
-func (r *runner) watchOnly(ctx context.Context) int {
-	r.log.Printf("immune %s: watching %s on %s", Version, r.cfg.SHA, r.cfg.Environment)
-	w := r.watch(ctx, "Watching "+report.Short(r.cfg.SHA), r.cfg.SHA, r.cfg.Duration)
-	r.run.Watch = w
-	r.run.Verdict, r.run.Reason = w.Verdict, w.Reason
-	if ctx.Err() != nil {
-		return r.cancelled()
-	}
-	if w.Verdict == report.Healthy {
-		r.record(r.cfg.SHA, state.Healthy)
-		if !r.d.Plain {
-			r.log.Printf("Verdict: healthy. %s", w.Reason)
-		}
-		r.warnIfDegraded()
-		return ExitOK
-	}
-	r.log.Error(fmt.Sprintf("%s regressed on %s", report.Short(r.cfg.SHA), r.cfg.Environment), w.Reason)
-	return ExitRegressed
-}
-
-func (r *runner) cancelled() int {
-	r.run.Verdict = "cancelled"
-	r.run.Reason = "the run was cancelled before a verdict; nothing was rolled back"
-	r.log.Error("Cancelled", r.run.Reason)
-	return ExitRegressed
-}
-
 func (r *runner) note(msg string) {
 	r.run.Notes = append(r.run.Notes, msg)
 	r.log.Printf("Note: %s", msg)
 }
 
-// warnIfDegraded flags a healthy build whose numbers are above the limits,
-// but not yet with the confidence needed to roll back.
-func (r *runner) warnIfDegraded() {
-	w := r.run.Watch
-	if w == nil {
-		return
+// runURL links to this workflow run, when running in one.
+func (r *runner) runURL() string {
+	if r.ghctx.Repository == "" || r.ghctx.RunID == 0 {
+		return ""
 	}
-	var why []string
-	if w.Stats.ErrorRate > r.cfg.MaxErrorRate {
-		why = append(why, fmt.Sprintf("%d of %d probes failed (%s), above the allowed %s", w.Stats.Failed, w.Stats.Probes, pct(w.Stats.ErrorRate), pct(r.cfg.MaxErrorRate)))
-	}
-	if r.cfg.MaxLatency > 0 && w.Stats.P95 > r.cfg.MaxLatency {
-		why = append(why, fmt.Sprintf("p95 latency %s is above max-latency %s", report.FormatDuration(w.Stats.P95), report.FormatDuration(r.cfg.MaxLatency)))
-	}
-	if len(why) > 0 {
-		r.warn("Degraded but passing", strings.Join(why, "; ")+"; not enough evidence to call it a regression")
-	}
+	return ghapi.RunURL(r.ghctx.ServerURL, r.ghctx.Repository, r.ghctx.RunID)
 }
 
-func pct(f float64) string {
-	return strings.TrimSuffix(fmt.Sprintf("%.1f", f*100), ".0") + "%"
+func (r *runner) commitURL(sha string) string {
+	if r.ghctx.Repository == "" || sha == "" || !config.ValidShortSHA(sha) {
+		return ""
+	}
+	return ghapi.CommitURL(r.ghctx.ServerURL, r.ghctx.Repository, sha)
+}
+
+// deploymentsURL links to the repository's deployments page.
+func (r *runner) deploymentsURL() string {
+	if r.ghctx.Repository == "" {
+		return ""
+	}
+	return strings.TrimSuffix(r.ghctx.ServerURL, "/") + "/" + r.ghctx.Repository + "/deployments"
 }
 
 // runCommand runs a deploy or rollback command inside a log group.
@@ -266,11 +179,12 @@ func (r *runner) runCommand(ctx context.Context, verb, script string, req deploy
 	err := cmd.Deploy(ctx, req)
 	r.log.EndGroup()
 	step.End = r.d.Clock.Now()
+	took := report.FormatDuration(step.End.Sub(step.Start))
 	if err != nil {
 		step.Error = err.Error()
-		r.log.Printf("%s of %s failed after %s: %s", verb, report.Short(req.SHA), report.FormatDuration(step.End.Sub(step.Start)), err)
+		r.log.Printf("%s of %s failed after %s: %s", verb, report.Short(req.SHA), took, err)
 	} else {
-		r.log.Printf("%s of %s finished in %s.", verb, report.Short(req.SHA), report.FormatDuration(step.End.Sub(step.Start)))
+		r.log.Printf("%s of %s finished in %s.", verb, report.Short(req.SHA), took)
 	}
 	return step
 }
@@ -287,150 +201,6 @@ func commandEnv(environ []string) []string {
 		env = append(env, kv)
 	}
 	return env
-}
-
-// limits are the verdict engine's limits from the configuration.
-func (r *runner) limits(d time.Duration) verdict.Limits {
-	c := r.cfg
-	return verdict.Limits{
-		MaxErrorRate:        c.MaxErrorRate,
-		ConsecutiveFailures: c.ConsecutiveFailures,
-		MaxLatency:          c.MaxLatency,
-		LatencyPercentile:   c.LatencyPercentile,
-		Confidence:          c.Confidence,
-		MaxLatencyIncrease:  c.MaxLatencyIncrease,
-		Horizon:             int((d + c.Interval - 1) / c.Interval),
-	}
-}
-
-// watch watches sha for d and returns what it saw and decided.
-func (r *runner) watch(ctx context.Context, title, sha string, d time.Duration) *report.Watch {
-	eng := verdict.New(r.limits(d))
-	var last verdict.Decision
-	startup := min(r.cfg.StartupTimeout, d)
-	r.log.Printf("%s: %d URL(s) every %s for %s (startup grace %s).", title, len(r.cfg.HealthURLs), r.cfg.Interval, d, startup)
-	w := &health.Watch{
-		Probe:          r.prober.Probe,
-		Clock:          r.d.Clock,
-		URLs:           r.cfg.HealthURLs,
-		Want:           sha,
-		VersionAware:   r.cfg.ExpectVersion.Kind != "",
-		Interval:       r.cfg.Interval,
-		Duration:       d,
-		StartupTimeout: startup,
-		Judge: func(p health.Probe) bool {
-			o := verdict.Observation{Target: p.URL, Failed: p.Failed}
-			if p.Answered {
-				o.Latency = p.Latency
-			}
-			last = eng.Observe(o)
-			return last.Outcome == verdict.Regressed
-		},
-		OnRound: r.progress(),
-	}
-	res := w.Run(ctx)
-	rw := &report.Watch{
-		SHA: sha, Start: res.Start, End: res.End, Planned: d,
-		Probes: res.Probes, LiveAfter: res.LiveAfter, Stats: report.StatsOf(res.Probes),
-	}
-	switch {
-	case res.Err != nil:
-		rw.Verdict, rw.Reason = "cancelled", "the watch was cancelled"
-	case len(res.NotLive) > 0:
-		rw.Verdict, rw.Rule, rw.Detected = report.Regressed, "startup-timeout", true
-		rw.Reason = fmt.Sprintf("no healthy answer from %s within the startup timeout of %s%s",
-			strings.Join(res.NotLive, ", "), report.FormatDuration(startup), lastError(res.Probes, res.NotLive[0]))
-	case res.Stopped:
-		rw.Verdict, rw.Rule, rw.Reason, rw.Detected = report.Regressed, last.Rule, last.Reason, true
-	default:
-		last = eng.Finish()
-		rw.Rule, rw.Reason = last.Rule, last.Reason
-		rw.Verdict = report.Healthy
-		if last.Outcome == verdict.Regressed {
-			rw.Verdict, rw.Detected = report.Regressed, true
-		}
-	}
-	return rw
-}
-
-// lastError describes the last answer a URL gave, for a startup failure.
-func lastError(probes []health.Probe, url string) string {
-	for i := len(probes) - 1; i >= 0; i-- {
-		if p := probes[i]; p.URL == url && p.Error != "" {
-			return " (last answer: " + p.Error + ")"
-		}
-	}
-	return ""
-}
-
-// progress prints one compact line per round.
-func (r *runner) progress() func(health.Round) {
-	var judged, failed int
-	var latencies []time.Duration
-	return func(round health.Round) {
-		var marks strings.Builder
-		firstErr := ""
-		for _, p := range round.Probes {
-			switch {
-			case p.Phase == health.PhaseStartup:
-				marks.WriteString("·")
-			case p.Failed:
-				marks.WriteString("✗")
-			default:
-				marks.WriteString("✓")
-			}
-			if p.Phase == health.PhaseLive {
-				judged++
-				if p.Failed {
-					failed++
-				}
-				if p.Answered {
-					latencies = append(latencies, p.Latency)
-				}
-			}
-			if firstErr == "" && p.Error != "" {
-				firstErr = fmt.Sprintf("  %s: %s", p.URL, p.Error)
-			}
-		}
-		line := fmt.Sprintf("  %7s  round %-3d %s", "+"+report.FormatDuration(round.Elapsed), round.N, marks.String())
-		if judged > 0 {
-			line += fmt.Sprintf("  failed %d/%d (%s)  p95 %s", failed, judged, pct(float64(failed)/float64(judged)), report.FormatDuration(report.Quantile(latencies, 0.95)))
-		} else {
-			line += "  not live yet"
-		}
-		r.log.Printf("%s%s", line, firstErr)
-	}
-}
-
-// rollbackTarget finds the commit to roll back to, and says where from.
-func (r *runner) rollbackTarget() (sha, source string) {
-	if r.cfg.PreviousSHA != "" {
-		return r.cfg.PreviousSHA, "the previous-sha input"
-	}
-	sf := &state.File{Path: r.cfg.StateFile}
-	if sha, err := sf.LastGood(r.cfg.Environment, r.cfg.SHA); err != nil {
-		r.warn("State file unreadable", err.Error())
-	} else if sha != "" {
-		return sha, "the state file"
-	}
-	if before := r.pushBefore(); before != "" {
-		return before, "the push event's before"
-	}
-	return "", ""
-}
-
-// pushBefore returns the push event's before, unless it is all zeros (a new
-// branch) or the commit being deployed.
-func (r *runner) pushBefore() string {
-	ghctx, err := r.d.GHA.Context()
-	if err != nil || ghctx.EventName != "push" {
-		return ""
-	}
-	before, _ := ghctx.Event["before"].(string)
-	if strings.Trim(before, "0") == "" || before == r.cfg.SHA || !config.ValidRef(before) {
-		return ""
-	}
-	return before
 }
 
 // record remembers a verdict in the state file.
@@ -458,9 +228,8 @@ func (r *runner) publish() error {
 	if rel, err := filepath.Rel(r.cfg.Workspace, path); err == nil && !strings.HasPrefix(rel, "..") {
 		shown = rel
 	}
-	outputs := report.Outputs(r.run, shown)
 	if r.d.Getenv("GITHUB_OUTPUT") != "" {
-		for _, o := range outputs {
+		for _, o := range report.Outputs(r.run, shown) {
 			r.d.GHA.SetOutput(o.Name, o.Value)
 		}
 	}

@@ -3,7 +3,6 @@ package action
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/sethvargo/go-githubactions"
 )
@@ -50,16 +49,4 @@ func (l *logger) Warning(title, msg string) {
 		return
 	}
 	l.gha.WithFieldsMap(map[string]string{"title": title}).Warningf("%s", msg)
-}
-
-// Mask hides a secret in the rest of the workflow log.
-func (l *logger) Mask(secret string) {
-	if l.plain || secret == "" {
-		return
-	}
-	for _, line := range strings.Split(secret, "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			l.gha.AddMask(line)
-		}
-	}
 }

@@ -33,6 +33,8 @@ type Command struct {
 	Clock   clock.Clock
 	// Executable is the path of this program, for the demo's deploy command.
 	Executable string
+	// NewGitHub builds the GitHub API client for a token.
+	NewGitHub func(token string) (action.GitHub, error)
 }
 
 const usage = `immune: deploy a commit, watch its health, roll back what regresses.
@@ -119,6 +121,10 @@ func (c *Command) runCLI(ctx context.Context, mode config.Mode, args []string) i
 
 func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config.Getter) int {
 	plain := c.Getenv("GITHUB_ACTIONS") != "true"
+	if !plain {
+		// Secrets are masked before anything else is logged.
+		maskSecrets(gha, get)
+	}
 	workspace := c.Getenv("GITHUB_WORKSPACE")
 	if workspace == "" {
 		workspace, _ = os.Getwd()
@@ -138,7 +144,17 @@ func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config
 		}
 		return action.ExitConfig
 	}
+	var gh action.GitHub
+	if cfg.Token != "" && c.NewGitHub != nil {
+		client, err := c.NewGitHub(cfg.Token)
+		if err != nil {
+			fmt.Fprintf(c.Stdout, "GitHub: %v; nothing will be recorded in GitHub\n", err)
+		} else {
+			gh = client
+		}
+	}
 	return action.Run(ctx, action.Deps{
+		GitHub:  gh,
 		GHA:     gha,
 		Getenv:  c.Getenv,
 		Stdout:  c.Stdout,
@@ -148,4 +164,25 @@ func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config
 		Plain:   plain,
 		Grace:   5 * time.Second,
 	}, cfg)
+}
+
+// maskSecrets registers every secret input value with the runner's log
+// masking, line by line for multi-line values such as headers.
+func maskSecrets(gha *githubactions.Action, get config.Getter) {
+	for _, in := range config.Inputs {
+		if !in.Secret {
+			continue
+		}
+		for _, line := range strings.Split(get(in.Name), "\n") {
+			line = strings.TrimSpace(line)
+			if in.Name == "headers" {
+				// Mask the value, not the header name.
+				_, line, _ = strings.Cut(line, ":")
+				line = strings.TrimSpace(line)
+			}
+			if line != "" {
+				gha.AddMask(line)
+			}
+		}
+	}
 }

@@ -200,6 +200,9 @@ func (p *parser) checkMode(c *Config) {
 	if c.Mode == ModeGate && c.FixLabel == "" {
 		p.fail("fix-label", "expected a label name")
 	}
+	if c.Mode == ModeGate && c.Token == "" {
+		p.fail("github-token", "gate mode reads the environment's deployments from GitHub and needs a token")
+	}
 	if c.Duration > 0 && c.Interval > c.Duration {
 		p.fail("interval", fmt.Sprintf("%s is longer than duration (%s); the watch would not probe twice", c.Interval, c.Duration))
 	}

@@ -90,6 +90,7 @@ func TestParseAutoMode(t *testing.T) {
 		t.Run(tt.event, func(t *testing.T) {
 			in := valid()
 			delete(in, "mode")
+			in["github-token"] = "ghs_x"
 			e := env
 			e.EventName = tt.event
 			c, err := Parse(inputs(in), e)
@@ -224,7 +225,8 @@ func TestParseModes(t *testing.T) {
 	}{
 		{name: "watch needs no command", in: map[string]string{"mode": "watch", "health-url": "http://a/h"}, env: env},
 		{name: "watch warns about the deploy command", in: map[string]string{"mode": "watch", "health-url": "http://a/h", "deploy-command": "x"}, env: env, warn: "input deploy-command is set but not used in watch mode"},
-		{name: "gate needs no health URL", in: map[string]string{"mode": "gate"}, env: env},
+		{name: "gate needs no health URL", in: map[string]string{"mode": "gate", "github-token": "t"}, env: env},
+		{name: "gate needs a token", in: map[string]string{"mode": "gate"}, env: env, err: "input github-token: gate mode reads the environment's deployments"},
 		{name: "rollback takes a short sha", in: map[string]string{"mode": "rollback", "deploy-command": "x", "health-url": "http://a/h", "sha": "0123abc"}, env: env},
 		{name: "rollback refuses a non-hex sha", in: map[string]string{"mode": "rollback", "deploy-command": "x", "health-url": "http://a/h", "sha": "main"}, env: env, err: "expected a commit SHA of 7 to 40 hex characters"},
 		{name: "rollback does not default sha to GITHUB_SHA", in: map[string]string{"mode": "rollback", "deploy-command": "x", "health-url": "http://a/h"}, env: env},

@@ -130,3 +130,16 @@ func (f *File) write(doc *document) error {
 	}
 	return nil
 }
+
+// Current returns the newest commit recorded for env, whatever its verdict:
+// what the environment runs now, as far as this file knows.
+func (f *File) Current(env string) (string, error) {
+	doc, err := f.read()
+	if err != nil {
+		return "", err
+	}
+	if e := doc.Environments[env]; e != nil && len(e.History) > 0 {
+		return e.History[len(e.History)-1].SHA, nil
+	}
+	return "", nil
+}
