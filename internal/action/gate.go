@@ -102,7 +102,7 @@ func (r *runner) letThrough(gate *report.Gate, why, stopped string) int {
 	gate.Allowed = why
 	r.run.Verdict = report.FixAllowed
 	r.run.Reason = fmt.Sprintf("%s, but %s, so it may go through as the fix", stopped, why)
-	r.log.Warning("The line is stopped: letting a fix through", r.run.Reason)
+	r.log.Warning("Letting a fix through a stopped line", r.run.Reason)
 	return ExitOK
 }
 

@@ -57,7 +57,7 @@ func (r *runner) rollbackMode(ctx context.Context) int {
 		r.run.Reason = long
 		r.finishDeployment(ctx, dep, "failure", why)
 		r.commitStatus(ctx, target, "failure", "rollback failed: "+why)
-		r.log.Error("Rollback failed: "+cfg.Environment+" may be down", long)
+		r.log.Error("Rollback failed — "+cfg.Environment+" may be down", long)
 		return ExitRegressed
 	}
 	if step.Error != "" {

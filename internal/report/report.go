@@ -256,6 +256,8 @@ func isHex(s string) bool {
 // FormatDuration prints a duration for people: 840ms, 4.2s, 2m05s.
 func FormatDuration(d time.Duration) string {
 	switch {
+	case d < 10*time.Millisecond:
+		return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) + "ms"
 	case d < time.Second:
 		return fmt.Sprintf("%dms", d.Milliseconds())
 	case d < time.Minute:
@@ -263,9 +265,4 @@ func FormatDuration(d time.Duration) string {
 	}
 	d = d.Round(time.Second)
 	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-}
-
-// Percent prints a fraction as a percentage: 0.0312 -> 3.1%.
-func Percent(f float64) string {
-	return strconv.FormatFloat(f*100, 'f', -1, 64) + "%"
 }

@@ -222,7 +222,7 @@ func columns(w *Watch, first string) []column {
 		}
 		label := first
 		if len(cols) > 0 {
-			label = "+" + FormatDuration(w.Probes[start].Time.Sub(w.Start).Round(100*time.Millisecond))
+			label = "+" + FormatDuration(w.Probes[start].Time.Sub(w.Start).Round(10*time.Millisecond))
 		}
 		cols = append(cols, column{label: label, latencyMS: slowest, failed: float64(failed) / float64(probes)})
 		probes, failed, slowest = 0, 0, 0

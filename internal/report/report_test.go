@@ -1,0 +1,202 @@
+package report
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/immune-cd/immune/internal/health"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+const (
+	newSHA  = "4d8b3f2e1c0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c"
+	goodSHA = "9f2c1e7a3b4d5c6e7f8091a2b3c4d5e6f7081920"
+	url     = "https://shop.example.com/healthz"
+)
+
+var t0 = time.Date(2026, 11, 25, 10, 2, 30, 0, time.UTC)
+
+// probes makes a watch's probes: one per 5s round, failing where pattern
+// has an "x", with latencies from ms.
+func probes(start time.Time, pattern string, ms ...int) []health.Probe {
+	var ps []health.Probe
+	for i, c := range pattern {
+		p := health.Probe{
+			Time: start.Add(time.Duration(i) * 5 * time.Second), Round: i + 1, URL: url,
+			Status: 200, Answered: true, Phase: health.PhaseLive,
+			Latency: time.Duration(ms[i%len(ms)]) * time.Millisecond,
+		}
+		if c == 'x' {
+			p.Status, p.Failed, p.Error = 503, true, "status 503 is not an expected status"
+		}
+		if c == 's' {
+			p.Phase, p.Failed, p.Error = PhaseStartupName, true, "connection refused"
+			p.Answered, p.Status, p.Latency = false, 0, 0
+		}
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// PhaseStartupName is health.PhaseStartup, named for the table above.
+const PhaseStartupName = health.PhaseStartup
+
+func watchOf(sha string, start time.Time, planned time.Duration, pattern string, verdict, reason string, detected bool, ms ...int) *Watch {
+	ps := probes(start, pattern, ms...)
+	w := &Watch{SHA: sha, Start: start, End: ps[len(ps)-1].Time.Add(40 * time.Millisecond), Planned: planned, Probes: ps,
+		Verdict: verdict, Reason: reason, Detected: detected, Stats: StatsOf(ps)}
+	return w
+}
+
+func links() Links {
+	return Links{
+		Run:                "https://github.com/octo-org/shop/actions/runs/7412345678",
+		Commit:             "https://github.com/octo-org/shop/commit/" + newSHA,
+		PreviousCommit:     "https://github.com/octo-org/shop/commit/" + goodSHA,
+		Deployment:         "https://github.com/octo-org/shop/deployments",
+		RollbackDeployment: "https://github.com/octo-org/shop/deployments",
+	}
+}
+
+func runs() map[string]*Run {
+	deploy := &Step{SHA: newSHA, Start: t0, End: t0.Add(12 * time.Second)}
+	watchStart := t0.Add(12 * time.Second)
+	healthy := &Run{
+		Mode: "deploy", Environment: "production", SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
+		Verdict: Healthy, Reason: "1 of 12 probes failed (8.3%), above the allowed 5% but not with 99% confidence over so few probes; p95 latency 61ms",
+		Start: t0, End: watchStart.Add(time.Minute), Deploy: deploy, Links: links(), DeploymentID: 1000002,
+		Watch: watchOf(newSHA, watchStart, time.Minute, "....x.......", Healthy, "", false, 40, 42, 38, 61, 45),
+		Warnings: []string{"1 of 12 probes failed (8.3%), above the allowed 5%; not enough evidence to call it a regression"},
+	}
+	rolledBack := &Run{
+		Mode: "deploy", Environment: "production", SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
+		Verdict: RolledBack, RolledBack: true,
+		Reason: "on https://shop.example.com/healthz, 9 of 12 probes failed (75%); the failure rate is above the allowed 5% with 99% confidence (the sequential test's limit after 12 probes is 4)",
+		Start:  t0, Deploy: deploy, Links: links(), DeploymentID: 1000002,
+		Watch:         watchOf(newSHA, watchStart, 5*time.Minute, "ss.x.xx.xxxxxx", Regressed, "", true, 40, 180, 220, 390),
+		Rollback:      &Step{SHA: goodSHA, Start: watchStart.Add(70 * time.Second), End: watchStart.Add(78 * time.Second)},
+		RollbackWatch: watchOf(goodSHA, watchStart.Add(78*time.Second), time.Minute, "............", Healthy, "0 of 12 probes failed (0%), within the allowed 5%; p95 latency 44ms", false, 39, 44),
+	}
+	rolledBack.Watch.Stats = StatsOf(rolledBack.Watch.Probes)
+	failed := &Run{
+		Mode: "deploy", Environment: "production", SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "the state file",
+		Verdict: RollbackFailed, RolledBack: true,
+		Reason: "3 probes in a row failed on https://shop.example.com/healthz",
+		Start:  t0, Deploy: deploy, Links: Links{Run: "https://github.com/octo-org/shop/actions/runs/7412345678"},
+		Watch:         watchOf(newSHA, watchStart, 5*time.Minute, "..xxx", Regressed, "", true, 35),
+		Rollback:      &Step{SHA: goodSHA, Start: watchStart.Add(25 * time.Second), End: watchStart.Add(31 * time.Second)},
+		RollbackWatch: watchOf(goodSHA, watchStart.Add(31*time.Second), time.Minute, "ssssssssssss", Regressed, "no healthy answer from https://shop.example.com/healthz within the startup timeout of 1m00s (last answer: connection refused)", true, 0),
+		Notes:         []string{"the rollback target came from the state file"},
+	}
+	return map[string]*Run{"healthy": healthy, "rolled-back": rolledBack, "rollback-failed": failed}
+}
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file (go test ./internal/report -update to accept):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func TestSummaryGolden(t *testing.T) {
+	for name, run := range runs() {
+		t.Run(name, func(t *testing.T) {
+			golden(t, "summary-"+name+".md", Summary(run))
+		})
+	}
+}
+
+func TestOutputsGolden(t *testing.T) {
+	for name, run := range runs() {
+		t.Run(name, func(t *testing.T) {
+			var b strings.Builder
+			for _, o := range Outputs(run, ".immune/report.json") {
+				fmt.Fprintf(&b, "%s=%s\n", o.Name, o.Value)
+			}
+			golden(t, "outputs-"+name+".txt", b.String())
+		})
+	}
+}
+
+func TestJSONReportHasEveryProbe(t *testing.T) {
+	run := runs()["rolled-back"]
+	data, err := JSON(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Verdict string `json:"verdict"`
+		Reason  string `json:"reason"`
+		Watch   struct {
+			DetectedAfter float64 `json:"detected_after_seconds"`
+			Probes        []struct {
+				Time      time.Time `json:"time"`
+				URL       string    `json:"url"`
+				Status    int       `json:"status"`
+				LatencyMS float64   `json:"latency_ms"`
+				Error     string    `json:"error"`
+				Phase     string    `json:"phase"`
+			} `json:"probes"`
+		} `json:"watch"`
+		RollbackWatch struct {
+			Probes []json.RawMessage `json:"probes"`
+		} `json:"rollback_watch"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Verdict != RolledBack || doc.Reason != run.Reason || len(doc.Watch.Probes) != 14 || len(doc.RollbackWatch.Probes) != 12 {
+		t.Fatalf("report = verdict %s, %d + %d probes", doc.Verdict, len(doc.Watch.Probes), len(doc.RollbackWatch.Probes))
+	}
+	p := doc.Watch.Probes[3]
+	if p.URL != url || p.Status != 503 || p.LatencyMS != 390 || p.Error == "" || p.Phase != "live" || !p.Time.Equal(run.Watch.Probes[3].Time) {
+		t.Errorf("probe 4 = %+v", p)
+	}
+	if doc.Watch.DetectedAfter != run.Watch.DetectedAfter().Seconds() {
+		t.Errorf("detected_after_seconds = %v", doc.Watch.DetectedAfter)
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	ms := func(n ...int) []time.Duration {
+		var ds []time.Duration
+		for _, v := range n {
+			ds = append(ds, time.Duration(v)*time.Millisecond)
+		}
+		return ds
+	}
+	tests := []struct {
+		in   []time.Duration
+		q    float64
+		want time.Duration
+	}{
+		{nil, 0.95, 0},
+		{ms(5), 0.95, 5 * time.Millisecond},
+		{ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20), 0.95, 19 * time.Millisecond},
+		{ms(3, 1, 2), 0.5, 2 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := Quantile(tt.in, tt.q); got != tt.want {
+			t.Errorf("Quantile(%v, %v) = %v, want %v", tt.in, tt.q, got, tt.want)
+		}
+	}
+}
