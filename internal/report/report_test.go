@@ -72,7 +72,7 @@ func runs() map[string]*Run {
 		Mode: "deploy", Environment: "production", SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
 		Verdict: Healthy, Reason: "1 of 12 probes failed (8.3%), above the allowed 5% but not with 99% confidence over so few probes; p95 latency 61ms",
 		Start: t0, End: watchStart.Add(time.Minute), Deploy: deploy, Links: links(), DeploymentID: 1000002,
-		Watch: watchOf(newSHA, watchStart, time.Minute, "....x.......", Healthy, "", false, 40, 42, 38, 61, 45),
+		Watch:    watchOf(newSHA, watchStart, time.Minute, "....x.......", Healthy, "", false, 40, 42, 38, 61, 45),
 		Warnings: []string{"1 of 12 probes failed (8.3%), above the allowed 5%; not enough evidence to call it a regression"},
 	}
 	rolledBack := &Run{
