@@ -56,3 +56,29 @@ func TestREADMETables(t *testing.T) {
 		t.Errorf("README.md's tables are out of date; run go test -run TestREADMETables -update-readme .")
 	}
 }
+
+// TestREADMEWorkflows: every example workflow in testdata/workflows (which
+// CI lints with actionlint) and the quality table appear in README.md
+// verbatim.
+func TestREADMEWorkflows(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quality, err := os.ReadFile("internal/verdict/testdata/quality.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "```text\n"+string(quality)+"```") {
+		t.Error("README.md does not show internal/verdict/testdata/quality.txt verbatim")
+	}
+	for _, name := range []string{"deploy.yml", "rollback.yml", "gate.yml"} {
+		wf, err := os.ReadFile("testdata/workflows/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), "```yaml\n"+string(wf)+"```") {
+			t.Errorf("README.md does not show testdata/workflows/%s verbatim", name)
+		}
+	}
+}
