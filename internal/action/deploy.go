@@ -56,7 +56,7 @@ func (r *runner) deployMode(ctx context.Context) int {
 	if r.run.Verdict == report.Healthy {
 		r.record(cfg.SHA, state.Healthy)
 		desc := "healthy: " + shortHealthy(r.run.Watch)
-		r.finishDeployment(ctx, dep, "success", desc)
+		r.deploymentStatus(ctx, dep, "success", desc)
 		r.commitStatus(ctx, cfg.SHA, "success", desc)
 		if !r.d.Plain {
 			r.log.Printf("Verdict: healthy. %s", r.run.Reason)
@@ -66,7 +66,7 @@ func (r *runner) deployMode(ctx context.Context) int {
 	}
 
 	r.record(cfg.SHA, report.Regressed)
-	r.finishDeployment(ctx, dep, "failure", "regressed: "+why)
+	r.deploymentStatus(ctx, dep, "failure", "regressed: "+why)
 	r.log.Error(fmt.Sprintf("%s regressed on %s", report.Short(cfg.SHA), cfg.Environment), r.run.Reason)
 	switch {
 	case !cfg.AutoRollback:
@@ -137,7 +137,7 @@ func (r *runner) rollback(ctx context.Context, target string) {
 	r.run.RolledBack = true
 	if step.Error != "" {
 		r.run.Verdict = report.RollbackFailed
-		r.finishDeployment(ctx, dep, "failure", "rollback command failed")
+		r.deploymentStatus(ctx, dep, "failure", "rollback command failed")
 		r.log.Error("Rollback failed", fmt.Sprintf("the rollback command for %s failed: %s; %s may be down", target, step.Error, cfg.Environment))
 		return
 	}
@@ -145,12 +145,12 @@ func (r *runner) rollback(ctx context.Context, target string) {
 	r.run.RollbackWatch = w
 	if w.Verdict != report.Healthy {
 		r.run.Verdict = report.RollbackFailed
-		r.finishDeployment(ctx, dep, "failure", "rollback unhealthy: "+shortWhy(w, cfg.MaxLatency))
+		r.deploymentStatus(ctx, dep, "failure", "rollback unhealthy: "+shortWhy(w, cfg.MaxLatency))
 		r.log.Error("Rollback failed", fmt.Sprintf("%s is not healthy after the rollback: %s; %s may be down", target, w.Reason, cfg.Environment))
 		return
 	}
 	r.run.Verdict = report.RolledBack
-	r.finishDeployment(ctx, dep, "success", "rolled back from "+report.Short(cfg.SHA)+": "+shortHealthy(w))
+	r.deploymentStatus(ctx, dep, "success", "rolled back from "+report.Short(cfg.SHA)+": "+shortHealthy(w))
 	r.log.Printf("Rolled back to %s: %s", target, w.Reason)
 }
 
@@ -188,7 +188,7 @@ func (r *runner) cancelled(ctx context.Context, dep ghapi.Deployment) int {
 	// The run's context is over; GitHub gets a short one of its own.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	r.finishDeployment(ctx, dep, "error", "cancelled before a verdict")
+	r.deploymentStatus(ctx, dep, "error", "cancelled before a verdict")
 	r.commitStatus(ctx, r.cfg.SHA, "error", "cancelled before a verdict")
 	r.log.Error("Cancelled", r.run.Reason)
 	return ExitRegressed
@@ -267,11 +267,7 @@ func (r *runner) startDeployment(ctx context.Context, sha, task string, payload 
 	return dep
 }
 
-// finishDeployment sets the final status of a recorded deployment.
-func (r *runner) finishDeployment(ctx context.Context, dep ghapi.Deployment, state, desc string) {
-	r.deploymentStatus(ctx, dep, state, desc)
-}
-
+// deploymentStatus adds a status to a recorded deployment.
 func (r *runner) deploymentStatus(ctx context.Context, dep ghapi.Deployment, state, desc string) {
 	if dep.ID == 0 {
 		return

@@ -55,7 +55,7 @@ func (r *runner) rollbackMode(ctx context.Context) int {
 	fail := func(why, long string) int {
 		r.run.Verdict = report.RollbackFailed
 		r.run.Reason = long
-		r.finishDeployment(ctx, dep, "failure", why)
+		r.deploymentStatus(ctx, dep, "failure", why)
 		r.commitStatus(ctx, target, "failure", "rollback failed: "+why)
 		r.log.Error("Rollback failed — "+cfg.Environment+" may be down", long)
 		return ExitRegressed
@@ -76,7 +76,7 @@ func (r *runner) rollbackMode(ctx context.Context) int {
 		r.run.Reason = w.Reason
 	}
 	r.record(target, state.Healthy)
-	r.finishDeployment(ctx, dep, "success", "manual rollback: "+shortHealthy(w))
+	r.deploymentStatus(ctx, dep, "success", "manual rollback: "+shortHealthy(w))
 	r.commitStatus(ctx, target, "success", "rolled back here by hand: "+shortHealthy(w))
 	r.log.Printf("Rolled %s back to %s: %s", cfg.Environment, target, w.Reason)
 	return ExitOK
