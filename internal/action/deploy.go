@@ -160,7 +160,7 @@ func (r *runner) watchMode(ctx context.Context) int {
 	r.run.Links.Commit = r.commitURL(cfg.SHA)
 	r.log.Printf("immune %s: watching %s on %s", Version, cfg.SHA, cfg.Environment)
 	r.commitStatus(ctx, cfg.SHA, "pending", fmt.Sprintf("watching %s on %s", report.Short(cfg.SHA), cfg.Environment))
-	w := r.watch(ctx, "Watching "+report.Short(cfg.SHA), cfg.SHA, cfg.Duration, r.baseline(ctx, ""))
+	w := r.watch(ctx, "Watching "+report.Short(cfg.SHA), cfg.SHA, cfg.Duration, nil)
 	r.run.Watch = w
 	r.run.Verdict, r.run.Reason = w.Verdict, w.Reason
 	if ctx.Err() != nil {

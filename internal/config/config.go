@@ -219,8 +219,8 @@ func (p *parser) checkMode(c *Config) {
 // configured is silently ignored.
 var modeInputs = map[Mode][]string{
 	ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "rollback-duration", "state-file"},
-	ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "state-file"},
-	ModeRollback: {"environment", "environment-url", "sha", "previous-sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file"},
+	ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file"},
+	ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file"},
 	ModeGate:     {"environment", "github-token", "fix-label"},
 }
 

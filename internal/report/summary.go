@@ -29,7 +29,7 @@ func headline(r *Run) (icon, text string) {
 	case Clear:
 		return "🟢", fmt.Sprintf("the line is clear: %s is healthy", env)
 	case Stopped:
-		return "⛔", fmt.Sprintf("the line is stopped: %s runs a rolled-back build", env)
+		return "⛔", fmt.Sprintf("the line is stopped on %s", env)
 	case FixAllowed:
 		return "🩹", "the line is stopped, and this pull request is let through as a fix"
 	}
