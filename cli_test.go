@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/immune-cd/immune/internal/testservice"
+)
+
+// cliRun runs the binary as a CLI outside GitHub Actions: no INPUT_* and no
+// GITHUB_* variables.
+func cliRun(t *testing.T, dir string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if exit, ok := err.(*exec.ExitError); ok {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String()
+}
+
+func TestCLI(t *testing.T) {
+	t.Parallel()
+	svc, url := service(t, map[string]testservice.Behaviour{shaNew: {FailRate: 1}}, "")
+	dir := t.TempDir()
+	common := []string{"--health-url", url + "/health", "--deploy-command", deployVia(url), "--interval=50ms", "--duration=600ms", "--startup-timeout=0s", "--rollback-duration=300ms"}
+
+	code, out := cliRun(t, dir, append([]string{"deploy", "--sha", shaGood}, common...)...)
+	if code != 0 || !strings.Contains(out, "Verdict: healthy") || strings.Contains(out, "::") {
+		t.Fatalf("first deploy: exit %d, want 0 with plain output\n%s", code, out)
+	}
+	code, out = cliRun(t, dir, append([]string{"deploy", "--sha", shaNew}, common...)...)
+	if code != 1 || !strings.Contains(out, "Verdict: rolled-back") || !strings.Contains(out, "(from the state file)") {
+		t.Fatalf("second deploy: exit %d, want 1, rolled back to the state file's commit\n%s", code, out)
+	}
+	if svc.Current() != shaGood {
+		t.Errorf("service runs %s, want %s", svc.Current(), shaGood)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".immune", "report.json")); err != nil {
+		t.Errorf("no report: %v", err)
+	}
+
+	code, out = cliRun(t, dir, "watch", "--sha", shaGood, "--health-url", url+"/health", "--interval=50ms", "--duration=200ms", "--startup-timeout=100ms")
+	if code != 0 || !strings.Contains(out, "Verdict: healthy") {
+		t.Errorf("watch: exit %d\n%s", code, out)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"deploy", "--interval=soon", "--sha=abc1234"}, 2, `immune: input interval: "soon" is not a duration`},
+		{[]string{"deploy", "--no-such-flag"}, 2, "flag provided but not defined: -no-such-flag"},
+		{[]string{"deploy", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"ship"}, 2, `unknown command "ship"`},
+		{[]string{"version"}, 0, "immune 0."},
+		{[]string{"help"}, 0, "immune demo"},
+		{[]string{"deploy", "-h"}, 0, "-health-url"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Parallel()
+			code, out := cliRun(t, t.TempDir(), tt.args...)
+			if code != tt.code || !strings.Contains(out, tt.want) {
+				t.Errorf("exit %d, want %d with %q\n%s", code, tt.code, tt.want, out)
+			}
+		})
+	}
+}
+
+// TestDemo runs `immune demo`, the README's first command.
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	code, out := cliRun(t, t.TempDir(), "demo")
+	if code != 0 {
+		t.Fatalf("demo: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"━━ Deploy v1", "Verdict: healthy", "━━ Deploy v2", "Verdict: rolled-back", "the service now runs a1f3c9e"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q\n%s", want, out)
+		}
+	}
+}
