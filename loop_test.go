@@ -2,10 +2,13 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/immune-cd/immune/internal/testservice"
 )
@@ -333,5 +336,45 @@ func TestUnknownEvent(t *testing.T) {
 	res := newActionRun(t, "schedule", fast(url, nil)).exec()
 	if res.code != 2 || !strings.Contains(res.log, `auto cannot pick a mode for the \"schedule\" event`) && !strings.Contains(res.log, `auto cannot pick a mode for the "schedule" event`) {
 		t.Fatalf("exit %d, want 2 with a message about the event\n%s", res.code, res.log)
+	}
+}
+
+// TestCancelled: the runner cancels the job (SIGTERM) during the watch. The
+// run ends at once without a verdict and rolls nothing back, since a newer
+// run may already be deploying.
+func TestCancelled(t *testing.T) {
+	t.Parallel()
+	svc, url := service(t, nil, shaGood)
+	run := newActionRun(t, "push", fast(url, map[string]string{"duration": "1m"}))
+	cmd := exec.Command(binary)
+	cmd.Dir = run.workspace
+	for k, v := range run.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	for k, v := range run.inputs {
+		cmd.Env = append(cmd.Env, "INPUT_"+strings.ToUpper(k)+"="+v)
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the watch is under way, then cancel as the runner does.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(svc.Current(), shaNew) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	exit, ok := err.(*exec.ExitError)
+	if !ok || exit.ExitCode() != 1 {
+		t.Fatalf("Wait() = %v, want exit 1\n%s", err, out.String())
+	}
+	outputs := parseOutputs(t, run.env["GITHUB_OUTPUT"])
+	if outputs["verdict"] != "cancelled" || outputs["rolled-back"] != "false" || len(svc.Deploys()) != 1 {
+		t.Errorf("verdict %q, rolled-back %q, deploys %v; want cancelled, false, one deploy\n%s", outputs["verdict"], outputs["rolled-back"], svc.Deploys(), out.String())
 	}
 }

@@ -50,7 +50,7 @@ var Inputs = []Input{
 
 // Outputs lists every output of action.yml with its description.
 var Outputs = []Input{
-	{Name: "verdict", Description: "healthy, regressed, rolled-back or rollback-failed (deploy and watch modes); rolled-back or rollback-failed (rollback mode); clear, stopped or fix-allowed (gate mode)."},
+	{Name: "verdict", Description: "healthy, regressed, rolled-back or rollback-failed (deploy and watch modes); rolled-back or rollback-failed (rollback mode); clear, stopped or fix-allowed (gate mode); cancelled when the job was cancelled before a verdict."},
 	{Name: "sha", Description: "The commit that was deployed, watched or rolled back to."},
 	{Name: "previous-sha", Description: "The rollback target that was used, or would have been."},
 	{Name: "rolled-back", Description: "true when a rollback was deployed, else false."},
