@@ -84,7 +84,7 @@ func (r *runner) rollbackMode(ctx context.Context) int {
 
 // refuse ends a run that could not start, before anything was deployed.
 func (r *runner) refuse(title, msg string) int {
-	r.run.Verdict, r.run.Reason = "not-started", msg
+	r.run.Verdict, r.run.Reason = "", msg // no verdict: nothing was deployed
 	r.log.Error(title, msg)
 	return ExitConfig
 }

@@ -32,6 +32,8 @@ func headline(r *Run) (icon, text string) {
 		return "⛔", fmt.Sprintf("the line is stopped on %s", env)
 	case FixAllowed:
 		return "🩹", "the line is stopped, and this pull request is let through as a fix"
+	case "":
+		return "⚠️", fmt.Sprintf("nothing was deployed to %s", env)
 	}
 	return "⚠️", fmt.Sprintf("%s on %s: %s", sha, env, r.Verdict)
 }

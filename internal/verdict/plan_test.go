@@ -52,6 +52,9 @@ func TestPlanSpendsAtMostAlpha(t *testing.T) {
 		{0.01, 0.05, 2, 1000, 1000},
 		{0.2, 0.001, 5, 50, 50},
 		{0.05, 0.005, 0, 600, 600},
+		{0.3, 0.01, 5, 1000, 1000},
+		{0.5, 0.001, 0, 600, 600},
+		{0.9, 0.1, 0, 50, 50},
 	} {
 		p := newPlan(tc.rate, tc.alpha, tc.runLen, tc.horizon)
 		_, byTest := regressedBy(p, tc.rate, tc.runLen, tc.n)
@@ -119,6 +122,26 @@ func TestPlanEnumeration(t *testing.T) {
 	}
 	if want > 0.05 {
 		t.Fatalf("enumerated false alarms %.4f above alpha", want)
+	}
+}
+
+// TestPlanPriceOrdersRules checks what the search for the price of a false
+// alarm rests on: a higher price never stops at a lower count.
+func TestPlanPriceOrdersRules(t *testing.T) {
+	for _, p := range []*plan{
+		{rate: 0.05, alpha: 0.01, runLen: 3, horizon: 300},
+		{rate: 0.5, alpha: 0.001, horizon: 2000},
+	} {
+		prev := p.stopRule(1)
+		for lambda := 1.25; lambda < 1e7; lambda *= 1.25 {
+			next := p.stopRule(lambda)
+			for n := range next {
+				if next[n] < prev[n] {
+					t.Fatalf("rate %g: at price %g the limit after %d probes fell from %d to %d", p.rate, lambda, n, prev[n], next[n])
+				}
+			}
+			prev = next
+		}
 	}
 }
 

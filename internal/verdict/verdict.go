@@ -26,18 +26,23 @@
 // Both rate rules count "bad" probes (failed, or slow) out of n and regress
 // as soon as the count reaches a limit that depends only on n. The limits
 // are planned once per Engine by an exact calculation over the binomial
-// distribution (see plan.go), in two parts:
+// distribution (see plan.go).
 //
-//   - Wald's sequential probability ratio test (SPRT) of the allowed rate p
-//     against 4p, at Wald's threshold log(1/α). It catches clear regressions
-//     within a few probes and never needs more evidence than "a few failures
-//     more than p allows".
-//   - Wald's threshold is conservative: over a finite watch the SPRT uses only
-//     about half of α. The exact calculation knows how much is left and
-//     spends it near the end of the watch (α-spending in proportion to
-//     (n/Horizon)^4), down to a final fixed-sample test at the last probe,
-//     which is where small regressions (about twice the allowed rate) become
-//     visible.
+// With a known Horizon, the limits are the best ones for a stated aim: a
+// clear regression (4 times the allowed rate) should serve as few probes as
+// possible before the rollback, and a small one (twice the allowed rate)
+// should not get through the watch, each miss counting as 0.4·Horizon
+// probes; false alarms are the price, and the planner raises that price
+// until they fit within 1 − Confidence. This is the classic optimal
+// sequential test, found by backward induction over (probes, bad count),
+// and the planner checks its false alarms exactly, for any limits. It
+// stops early on strong evidence; later its limits come down towards the
+// final look at the horizon, which is where small regressions show.
+//
+// Without a Horizon, the limits are those of Wald's sequential probability
+// ratio test (SPRT) of the allowed rate p against 4p at Wald's threshold
+// log(1/α), which never exceeds α however long the watch; a final look when
+// the watch ends spends what is left.
 //
 // Because the limits come from the exact distribution, checking them after
 // every probe does not inflate false alarms, unlike repeatedly applying a
@@ -75,14 +80,17 @@ type Limits struct {
 	// Confidence sets how strict the rate tests are. For a build exactly at
 	// a limit (failing at exactly MaxErrorRate, or with its percentile
 	// exactly at MaxLatency), each rate rule (error rate; latency) rolls the
-	// build back in at most 1 − Confidence of watches of Horizon probes,
-	// counted over every target and the overall test together. A build
-	// doing better than the limit is rolled back less often (see the quality
-	// table in testdata/quality.txt). Rollbacks that the consecutive-failures
-	// rule makes first are not counted: that rule is deterministic and its
-	// own false-alarm rate depends only on ConsecutiveFailures and the watch
-	// length. In baseline mode the noise of production's own probes adds to
-	// this; see [NewWithBaseline].
+	// build back in at most 1 − Confidence of watches of Horizon probes (of
+	// any length when Horizon is 0), counted over every target and the
+	// overall test together. The bound is exact, for any limits: the engine
+	// computes its false alarms from the binomial distribution itself, not
+	// from an approximation. A build doing better than the limit is rolled
+	// back less often (see the quality table in testdata/quality.txt).
+	// Rollbacks that the consecutive-failures rule makes first are not
+	// counted: that rule is deterministic and its own false-alarm rate
+	// depends only on ConsecutiveFailures and the watch length. In baseline
+	// mode the noise of production's own probes adds to this; see
+	// [NewWithBaseline].
 	Confidence float64
 	// MaxLatencyIncrease bounds, in baseline mode, the new build's latency
 	// percentile as a factor of production's, e.g. 1.5.
