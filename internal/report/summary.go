@@ -140,7 +140,7 @@ func writeGate(b *strings.Builder, r *Run) {
 		row("Stopped since", g.StoppedAt)
 	}
 	if g.StoppedBy != "" {
-		row("Stopped by", g.StoppedBy)
+		row("What happened", r.Environment+" "+g.StoppedBy)
 	}
 	if g.RunURL != "" {
 		row("Run", link("log", g.RunURL))
