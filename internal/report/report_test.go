@@ -95,7 +95,14 @@ func runs() map[string]*Run {
 		RollbackWatch: watchOf(goodSHA, watchStart.Add(31*time.Second), time.Minute, "ssssssssssss", Regressed, "no healthy answer from https://shop.example.com/healthz within the startup timeout of 1m00s (last answer: connection refused)", true, 0),
 		Notes:         []string{"the rollback target came from the state file"},
 	}
-	return map[string]*Run{"healthy": healthy, "rolled-back": rolledBack, "rollback-failed": failed}
+	gate := &Run{
+		Mode: "gate", Environment: "production", Verdict: Stopped,
+		Reason: "production was rolled back from 4d8b3f2 to 9f2c1e7 at 2026-11-25T10:09:41Z; #123 is not marked as a fix. To merge the fix, add the label \"immune:fix\" to its pull request, or revert 4d8b3f2.",
+		Start:  t0, Links: Links{Run: "https://github.com/octo-org/shop/actions/runs/7412345999"},
+		Gate: &Gate{PullRequest: 123, BadSHA: newSHA, StoppedAt: "2026-11-25T10:09:41Z", StoppedBy: "was rolled back from 4d8b3f2 to 9f2c1e7",
+			RunURL: "https://github.com/octo-org/shop/actions/runs/7412345678"},
+	}
+	return map[string]*Run{"healthy": healthy, "rolled-back": rolledBack, "rollback-failed": failed, "gate-stopped": gate}
 }
 
 // golden compares got with testdata/name, or rewrites it with -update.
