@@ -156,8 +156,8 @@ type result struct {
 	report  map[string]any
 }
 
-func (r *actionRun) exec() result {
-	r.t.Helper()
+// command is the binary with the run's environment, as the runner starts it.
+func (r *actionRun) command() *exec.Cmd {
 	cmd := exec.Command(binary)
 	cmd.Dir = r.workspace
 	for k, v := range r.env {
@@ -167,6 +167,12 @@ func (r *actionRun) exec() result {
 		// GitHub upper-cases the name and keeps hyphens.
 		cmd.Env = append(cmd.Env, "INPUT_"+strings.ToUpper(strings.ReplaceAll(k, " ", "_"))+"="+v)
 	}
+	return cmd
+}
+
+func (r *actionRun) exec() result {
+	r.t.Helper()
+	cmd := r.command()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -346,14 +346,7 @@ func TestCancelled(t *testing.T) {
 	t.Parallel()
 	svc, url := service(t, nil, shaGood)
 	run := newActionRun(t, "push", fast(url, map[string]string{"duration": "1m"}))
-	cmd := exec.Command(binary)
-	cmd.Dir = run.workspace
-	for k, v := range run.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	for k, v := range run.inputs {
-		cmd.Env = append(cmd.Env, "INPUT_"+strings.ToUpper(k)+"="+v)
-	}
+	cmd := run.command()
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
