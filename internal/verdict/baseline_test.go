@@ -46,7 +46,7 @@ func TestBaseline(t *testing.T) {
 			name:    "2% to 10%",
 			obs:     every(urlA, 1200, 10, 40*time.Millisecond),
 			outcome: Regressed, rule: RuleBaselineErrorRate,
-			reason: "on " + urlA + ", 116 of 1160 probes failed (10%), against 1 of 60 (1.7%) in production before the deploy; the failure rate is more than 5 points above production's with 99% confidence (the sequential test's limit after 1160 probes is 116)",
+			reason: "on " + urlA + ", 105 of 1050 probes failed (10%), against 1 of 60 (1.7%) in production before the deploy; the failure rate is more than 5 points above production's with 99% confidence (the sequential test's limit after 1050 probes is 105)",
 		},
 		{
 			name:    "twice as slow",
@@ -83,7 +83,7 @@ func TestBaselineUnhealthy(t *testing.T) {
 	}{
 		{"empty", nil, "the baseline has no probes"},
 		{"failing in a row", pattern(urlA, "....xxx..."), "production was already unhealthy before the deploy: 3 probes in a row failed on " + urlA},
-		{"failing often", every(urlA, 60, 4, 40*time.Millisecond), "production was already unhealthy before the deploy: on " + urlA + ", 5 of 20 probes failed (25%)"},
+		{"failing often", every(urlA, 60, 4, 40*time.Millisecond), "production was already unhealthy before the deploy: on " + urlA + ", 6 of 24 probes failed (25%)"},
 		{"slow", every(urlA, 60, 0, time.Second), "production was already unhealthy before the deploy: on " + urlA + ", the p95 latency is 1s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

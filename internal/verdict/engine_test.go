@@ -132,11 +132,13 @@ func TestRules(t *testing.T) {
 			reason: "on " + urlA + ", 4 of 8 probes failed (50%); the failure rate is above the allowed 5% with 99% confidence (the sequential test's limit after 8 probes is 4)",
 		},
 		{
+			// 5 of the first 28 misses the look there (6), so it is
+			// caught on reaching the next look's limit.
 			name:    "one failure in five is caught mid-watch",
 			limits:  limits(nil),
 			obs:     spread(5, 300),
-			outcome: Regressed, rule: RuleErrorRate, target: urlA, at: 35,
-			reason: "on " + urlA + ", 7 of 35 probes failed (20%); the failure rate is above the allowed 5% with 99% confidence (the sequential test's limit after 35 probes is 7)",
+			outcome: Regressed, rule: RuleErrorRate, target: urlA, at: 60,
+			reason: "on " + urlA + ", 12 of 60 probes failed (20%); the failure rate is above the allowed 5% with 99% confidence (the sequential test's limit after 60 probes is 12)",
 		},
 		{
 			// Late in the watch the limits drop towards the final look.

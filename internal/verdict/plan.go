@@ -2,28 +2,55 @@ package verdict
 
 import (
 	"math"
+	"slices"
 )
 
-// Tuning of the sequential test. Whatever their values, the exact
+// The aim of a planned sequential test: regressions it should catch, each
+// by a deadline (a look) with a weight. Whatever these are, the exact
 // calculation keeps false alarms within α; they only choose which
-// regressions the test is quickest on. See testdata/quality.txt for what
-// they give with the default limits, and plan for the trade-off they make.
-const (
-	// bigRegression is the regression, as a multiple of the allowed rate,
-	// the test is to catch in as few probes as possible: a clear one.
-	bigRegression = 4
-	// smallRegression is the regression the test is to catch at all within
-	// the watch: the smallest one worth a rollback.
-	smallRegression = 2
-	// missCost is what missing a small regression costs, in probes, as a
-	// share of the horizon: against it the test weighs the probes a big one
-	// serves before the rollback. More catches small regressions more often,
-	// less catches big ones sooner.
-	missCost = 0.4
-	// minBad is the fewest bad probes a rate verdict may rest on, so that an
-	// unlucky pair of timeouts never rolls back on its own.
-	minBad = 3
-)
+// regressions the test is quickest on. Deadlines are counted in probes per
+// allowed failure (1/rate: 20 probes at 5%), since that is what it takes
+// to tell a regression from noise, whatever the length of the watch. They
+// were chosen with the quality benchmark (testdata/quality.txt): with the
+// default limits, a clear regression is caught by probe 28 in most
+// watches and by probe 90 in nearly all, a gross one within the first 8,
+// and as many small ones as possible by the end.
+var aims = []aim{
+	{times: 10, within: 0.4, weight: 0.02}, // a gross regression: within the first few probes
+	{times: 4, within: 1.4, weight: 0.5},   // a clear one: soon...
+	{times: 4, within: 4.5, weight: 0.5},   // ...or at least well before the end
+	{times: 2, weight: 1},                  // a small one: by the end of the watch
+}
+
+// An aim rewards catching a build that fails times× as often as allowed
+// within its look, within/rate probes (0: the whole watch), with weight.
+type aim struct {
+	times, within, weight float64
+}
+
+// look is the probe by which an aim wants its catch, within 1..horizon,
+// for the allowed rate q0.
+func (a aim) look(q0 float64, horizon int) int {
+	if a.within == 0 {
+		return horizon
+	}
+	// The slack keeps 1.4/0.05 at 28, not 27.
+	return min(max(int(a.within/q0+1e-9), 1), horizon)
+}
+
+// regressedRate is the failure rate of a build times× worse than q0, kept
+// below 1 (and rising with times) for large q0.
+func regressedRate(q0, times float64) float64 {
+	return math.Min(times*q0, q0+(1-q0)*(times-1)/times)
+}
+
+// sprtTimes is the regression, as a multiple of the allowed rate, that the
+// open-ended test (Wald's SPRT) is built to tell from the allowed rate.
+const sprtTimes = 4
+
+// minBad is the fewest bad probes a rate verdict may rest on, so that an
+// unlucky pair of timeouts never rolls back on its own.
+const minBad = 3
 
 // never is a limit no count reaches.
 const never = math.MaxInt
@@ -62,7 +89,7 @@ func newPlan(rate, alpha float64, runLen, horizon int) *plan {
 	// Wald's SPRT of rate q0 against q1 regresses when the log likelihood
 	// ratio bad·log(q1/q0) + good·log((1-q1)/(1-q0)) reaches log(1/α).
 	q0 := rate
-	q1 := bigRate(q0)
+	q1 := regressedRate(q0, sprtTimes)
 	perBad := math.Log(q1 / q0)
 	perGood := math.Log((1 - q1) / (1 - q0)) // negative
 	p.sprtBase = math.Log(1/alpha) / (perBad - perGood)
@@ -71,14 +98,6 @@ func newPlan(rate, alpha float64, runLen, horizon int) *plan {
 		p.limits = p.plan()
 	}
 	return p
-}
-
-// bigRate and smallRate are the failure rates of a big and a small
-// regression over the allowed rate q0, kept below 1 for large q0.
-func bigRate(q0 float64) float64 { return math.Min(bigRegression*q0, (1+q0)/2) }
-
-func smallRate(q0 float64) float64 {
-	return q0 + (bigRate(q0)-q0)*(smallRegression-1)/(bigRegression-1)
 }
 
 // sprtLimit is the SPRT's limit after n probes.
@@ -129,40 +148,44 @@ func (p *plan) finalLimit(n int) int {
 }
 
 // plan computes the limits for a known horizon H: the stopping rule that
-// best serves one stated aim, given that false alarms must stay within α.
-// The aim: a big regression should serve as few probes as possible before
-// the rollback (at most H), and every small regression the watch misses
-// counts as missCost·H probes more.
+// best serves the aims, given that false alarms must stay within α.
 //
 // This is the textbook way to optimise a sequential test, a Bayes problem
 // with a price λ on false alarms (a Lagrange multiplier): for a given λ,
-// backward induction over (probes, bad count) finds where stopping costs
-// less than going on; λ is then the lowest price whose limits keep false
-// alarms within α, found by bisection with the exact calculation. The
-// optimisation leaves the consecutive-failures rule aside (it would make
-// the limits depend on the current run); the false-alarm count does not.
-// Nothing in the aim is specific to the default limits: its terms scale
-// with the rate and the horizon.
+// backward induction over (probes, bad count) finds where stopping is worth
+// more than going on; λ is then the lowest price whose limits keep false
+// alarms within α, found by bisection with the exact calculation, and what
+// that leaves of α is spent on small regressions (spend). The optimisation
+// leaves the consecutive-failures rule aside (it would make the limits
+// depend on the current run); the false-alarm count does not.
 func (p *plan) plan() []int {
-	// Bracket λ between lo (over α) and hi (within α), then bisect on a
-	// log scale. A higher λ stops at fewer counts, never more, so the rules
-	// in between lie between those of lo and hi: once these differ by one
-	// count after one number of probes, hi's rule is the one.
-	lo, hi := 1/p.alpha, 1/p.alpha
+	// Bracket log λ between lo (over α) and hi (within α), then bisect. A
+	// higher λ stops at fewer counts, never more, so the rules in between
+	// lie between those of lo and hi: once these differ by one count after
+	// one number of probes, hi's rule is the one. λ is handled by its
+	// logarithm because sure-to-be-caught aims (a small regression that is
+	// far from the allowed rate over a long watch) can need a price far
+	// below the smallest float64.
+	const step, far = 2.77, 1e5 // e^2.77 ≈ 16
+	lo, hi := math.Log(1/p.alpha), math.Log(1/p.alpha)
 	var loRule, hiRule []int
-	for hiRule = p.stopRule(hi); !p.within(hiRule); hiRule = p.stopRule(hi) {
+	for hiRule = p.stopRule(hi); !p.within(hiRule) && hi < far; hiRule = p.stopRule(hi) {
 		lo, loRule = hi, hiRule
-		hi *= 16
+		hi += step
 	}
 	for loRule == nil {
-		lo /= 16
-		if r := p.stopRule(lo); p.within(r) && lo > 1e-300 {
-			hi, hiRule = lo, r
-		} else {
+		lo -= step
+		r := p.stopRule(lo)
+		if !p.within(r) {
 			loRule = r
+			break
+		}
+		hi, hiRule = lo, r
+		if lo < -far || slices.Max(r[1:]) == minBad {
+			loRule = r // stopping at every chance fits: nothing lower to try
 		}
 	}
-	for hi/lo > 1+1e-15 {
+	for hi-lo > 1e-13*(1+math.Abs(hi)) {
 		gap := 0
 		for n := range hiRule {
 			gap += hiRule[n] - loRule[n]
@@ -170,14 +193,14 @@ func (p *plan) plan() []int {
 		if gap <= 1 {
 			break
 		}
-		mid := math.Sqrt(lo * hi)
+		mid := (lo + hi) / 2
 		if r := p.stopRule(mid); p.within(r) {
 			hi, hiRule = mid, r
 		} else {
 			lo, loRule = mid, r
 		}
 	}
-	return hiRule
+	return p.fill(p.mix(hiRule, loRule))
 }
 
 // within reports whether the limits keep false alarms within α, exactly.
@@ -193,61 +216,127 @@ func (p *plan) within(limits []int) bool {
 	return true
 }
 
-// stopRule is the optimal rule when a false alarm costs lambda, as limits
+// falseAlarms is the exact share of watches of a build at the allowed rate
+// that the limits roll back.
+func (p *plan) falseAlarms(limits []int) float64 {
+	d := newDistribution(p.runLen, p.horizon)
+	for n := 1; n <= p.horizon; n++ {
+		d.step(p.rate)
+		d.absorb(limits[n])
+	}
+	return d.spent
+}
+
+// mix spends what the price leaves of α. λ moves the rule in steps, and
+// at the last step the rule within α (within) and the one over it (over)
+// can differ after many numbers of probes at once. mix takes over's limits
+// up to the latest number of probes that keeps false alarms within α, and
+// within's after it (a sequential form of the randomised test that
+// textbooks use to spend α exactly).
+func (p *plan) mix(within, over []int) []int {
+	mixed := slices.Clone(within)
+	upTo := func(b int) []int {
+		copy(mixed, within)
+		copy(mixed[:b+1], over[:b+1])
+		return mixed
+	}
+	lo, hi := 0, p.horizon // lo fits
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if p.within(upTo(mid)) {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return upTo(lo)
+}
+
+// fill spends what is still left of α on the stretch after the last look
+// before the horizon, where small regressions show: it brings that
+// stretch's limits down to the lowest count that fits. A single price
+// cannot always do this: where an early look is worth much to a clear
+// regression but costs much in false alarms, the price that drops it
+// leaves the end of the watch far too strict.
+func (p *plan) fill(limits []int) []int {
+	from := 1
+	for _, a := range aims {
+		if n := a.look(p.rate, p.horizon); n < p.horizon {
+			from = max(from, n+1)
+		}
+	}
+	floor := minBad
+	if from > 1 {
+		floor = max(floor, limits[from-1])
+	}
+	capped := slices.Clone(limits)
+	capAt := func(v int) []int {
+		for n := from; n <= p.horizon; n++ {
+			capped[n] = min(limits[n], v)
+		}
+		return capped
+	}
+	lo, hi := floor, limits[p.horizon] // hi fits
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if p.within(capAt(mid)) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return capAt(hi)
+}
+
+// stopRule is the optimal rule when a false alarm costs λ = e^logLambda, as limits
 // on the bad count (never below minBad, never lower for more probes).
 //
-// Costs are counted per sequence of probes, relative to that sequence's
-// probability under the allowed rate q0, so that every hypothesis enters
-// through its likelihood ratio Λ(n, bad) against q0. Stopping costs lambda
-// (a false alarm, if the rate is q0). Going on costs Λ_big (the big
-// regression serves one more probe) plus what is expected from the next
-// probe on. At the horizon, not stopping costs missCost·H·Λ_small.
+// Values are counted per sequence of probes, relative to that sequence's
+// probability under the allowed rate q0, so that every aim enters through
+// its likelihood ratio Λ(n, bad) against q0. Stopping after n probes earns
+// the weight times Λ of every aim whose look is n or later, and costs lambda
+// (a false alarm, if the rate is q0).
 //
-// The programme keeps, instead of the cost of going on, what going on saves
-// over stopping now (lambda minus that cost), which is 0 where stopping is
-// best. Near the end of the watch many savings are tiny next to lambda;
-// kept apart from lambda they keep their precision, and the rule only
-// stops at fewer counts as lambda grows, as it should.
-func (p *plan) stopRule(lambda float64) []int {
-	h := p.horizon
-	q0 := p.rate
-	qb, qs := bigRate(q0), smallRate(q0)
-	// log Λ(n, s) = n·perProbe + s·perBad
-	bigProbe, bigBad := math.Log((1-qb)/(1-q0)), math.Log(qb/q0)-math.Log((1-qb)/(1-q0))
-	smallProbe, smallBad := math.Log((1-qs)/(1-q0)), math.Log(qs/q0)-math.Log((1-qs)/(1-q0))
-	miss := missCost * float64(h)
-
-	// ratio yields Λ(n, s) = exp(n·perProbe + s·perBad) for s = 0, 1, ...
-	// in turn, by one exponential and then products; values below e^-700
-	// (too small to matter, and to represent) are 0.
-	type ratio struct {
-		s, first             int
-		x, step, at0, perBad float64
+// The programme keeps what going on is worth over stopping now (its
+// saving), in units of λ, which is 0 where stopping is best. Λ is a martingale under q0,
+// so lambda and the aims still ahead cancel out of the saving: after n
+// probes it is what the next probe's saving is expected to be, less what
+// the aims whose look is n earn (going on forfeits them). Between looks
+// nothing is forfeited, so a count stops exactly where both next counts do:
+// the limit stays flat from one look back to the one before, and the test
+// rolls back as soon as the count reaches the next look's limit. Kept
+// apart from lambda, the tiny savings near the end keep their precision,
+// and the rule only stops at fewer counts as lambda grows, as it should.
+func (p *plan) stopRule(logLambda float64) []int {
+	h, q0 := p.horizon, p.rate
+	// forfeits[n] are the aims whose look is n: Λ = exp(n·perProbe +
+	// bad·perBad), earned with weight.
+	type forfeit struct{ perProbe, perBad, weight float64 }
+	forfeits := make(map[int][]forfeit, len(aims))
+	for _, a := range aims {
+		q := regressedRate(q0, a.times)
+		perProbe := math.Log((1 - q) / (1 - q0))
+		perBad := math.Log(q/q0) - perProbe
+		n := a.look(q0, h)
+		forfeits[n] = append(forfeits[n], forfeit{perProbe, perBad, a.weight})
 	}
-	newRatio := func(n int, perProbe, perBad float64) ratio {
-		at0 := float64(n) * perProbe
-		first := max(0, int(math.Ceil((-700-at0)/perBad)))
-		return ratio{first: first, step: math.Exp(perBad), at0: at0, perBad: perBad}
-	}
-	nextRatio := func(r *ratio) float64 {
-		switch {
-		case r.s == r.first:
-			r.x = math.Exp(r.at0 + float64(r.s)*r.perBad)
-		case r.s > r.first:
-			r.x *= r.step
+	// forfeited is what the aims whose look is n earn, in units of λ.
+	forfeited := func(n, bad int) float64 {
+		v := 0.0
+		for _, f := range forfeits[n] {
+			// Beyond e^700 (unrepresentable) stopping wins anyway.
+			v += f.weight * math.Exp(min(float64(n)*f.perProbe+float64(bad)*f.perBad-logLambda, 700))
 		}
-		r.s++
-		return r.x
+		return v
 	}
 
 	limits := make([]int, h+1)
-	// save[s] is what going on saves with s bad probes after n probes, for
-	// s below the lowest count where stopping is best; from there on it is
-	// 0.
+	// save[s] is the saving with s bad probes after n probes, for s below
+	// the lowest count where stopping is best; from there on it is 0. It
+	// falls as s rises, since Λ rises with every bad probe.
 	save := make([]float64, 0, h+2)
-	small := newRatio(h, smallProbe, smallBad)
 	for s := 0; s <= h; s++ {
-		d := lambda - miss*nextRatio(&small)
+		d := 1 - forfeited(h, s)
 		if d <= 0 {
 			break
 		}
@@ -257,13 +346,12 @@ func (p *plan) stopRule(lambda float64) []int {
 	next := make([]float64, 0, h+2)
 	for n := h - 1; n >= 1; n-- {
 		// Going on from s bad probes leads to s+1 or s after n+1 probes.
-		// Where both stop, so does s: going on saves nothing.
+		// Where both stop, so does s.
 		stops := len(save)
 		save = append(save, 0)
 		next = next[:0]
-		big := newRatio(n, bigProbe, bigBad)
 		for s := 0; s <= n && s < stops; s++ {
-			d := q0*save[s+1] + (1-q0)*save[s] - nextRatio(&big)
+			d := q0*save[s+1] + (1-q0)*save[s] - forfeited(n, s)
 			if d <= 0 {
 				break
 			}
@@ -341,6 +429,15 @@ func (d *distribution) at(bad int) float64 {
 	}
 	s := 0.0
 	for _, m := range d.mass[bad*d.runs : (bad+1)*d.runs] {
+		s += m
+	}
+	return s
+}
+
+// live is the mass of watches still going.
+func (d *distribution) live() float64 {
+	s := 0.0
+	for _, m := range d.mass[:(d.top+1)*d.runs] {
 		s += m
 	}
 	return s

@@ -316,12 +316,8 @@ func TestQualityTable(t *testing.T) {
 	check("20% failing: median", e20.nearestRank(0.5) <= int(loose(30, 35)), fmt.Sprint(e20.nearestRank(0.5)))
 	check("20% failing: p95", e20.nearestRank(0.95) <= int(loose(90, 110)), fmt.Sprint(e20.nearestRank(0.95)))
 	check("20% failing: 3x sooner than 3 in a row", 3*e20.nearestRank(0.5) <= c20.nearestRank(0.5), fmt.Sprint(e20.nearestRank(0.5), " vs ", c20.nearestRank(0.5)))
-	// The product target is 85%. Under an exact 1% false-alarm bound it
-	// cannot be had together with the 20% median above: the planned test
-	// trades them (see missCost in plan.go) and gets 84.6% exactly
-	// computed; this guards against losing more.
 	e10, _ := row("regressed, 10% failing")
-	check("10% failing: detected", e10.share(watches) >= loose(0.84, 0.75), pct(e10))
+	check("10% failing: detected", e10.share(watches) >= loose(0.85, 0.75), pct(e10))
 	lat, _ := row("latency regressed, p95 = 3×max")
 	check("latency regression: median", lat.nearestRank(0.5) <= 20, fmt.Sprint(lat.nearestRank(0.5)))
 	latOK, _ := row("latency ok, p95 = max/3")

@@ -29,15 +29,17 @@
 // distribution (see plan.go).
 //
 // With a known Horizon, the limits are the best ones for a stated aim: a
-// clear regression (4 times the allowed rate) should serve as few probes as
-// possible before the rollback, and a small one (twice the allowed rate)
-// should not get through the watch, each miss counting as 0.4·Horizon
-// probes; false alarms are the price, and the planner raises that price
-// until they fit within 1 − Confidence. This is the classic optimal
-// sequential test, found by backward induction over (probes, bad count),
-// and the planner checks its false alarms exactly, for any limits. It
-// stops early on strong evidence; later its limits come down towards the
-// final look at the horizon, which is where small regressions show.
+// gross regression (10 times the allowed rate) caught within the first 3%
+// of the watch, a clear one (4 times) within the first tenth and the first
+// three tenths, and a small one (twice) by the end, each weighed; false
+// alarms are the price, and the planner raises that price until they fit
+// within 1 − Confidence. This is the classic optimal sequential test,
+// found by backward induction over (probes, bad count), and the planner
+// checks its false alarms exactly, for any limits. Its limits form steps:
+// each aim's deadline is a look with its own limit, and in between the
+// test rolls back as soon as the count reaches the next look's limit (a
+// count that will be over it anyway). Early looks need strong evidence;
+// the last, where small regressions show, needs the least.
 //
 // Without a Horizon, the limits are those of Wald's sequential probability
 // ratio test (SPRT) of the allowed rate p against 4p at Wald's threshold
