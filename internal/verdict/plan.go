@@ -165,15 +165,18 @@ func (p *plan) plan() []int {
 	// one number of probes, hi's rule is the one. λ is handled by its
 	// logarithm because sure-to-be-caught aims (a small regression that is
 	// far from the allowed rate over a long watch) can need a price far
-	// below the smallest float64.
-	const step, far = 2.77, 1e5 // e^2.77 ≈ 16
+	// below the smallest float64 (or above the largest). The bracket's
+	// steps double, since long watches can need e^±1000.
+	const far = 1e5
 	lo, hi := math.Log(1/p.alpha), math.Log(1/p.alpha)
 	var loRule, hiRule []int
+	step := 2.77 // e^2.77 ≈ 16
 	for hiRule = p.stopRule(hi); !p.within(hiRule) && hi < far; hiRule = p.stopRule(hi) {
 		lo, loRule = hi, hiRule
 		hi += step
+		step *= 2
 	}
-	for loRule == nil {
+	for step = 2.77; loRule == nil; step *= 2 {
 		lo -= step
 		r := p.stopRule(lo)
 		if !p.within(r) {
@@ -185,7 +188,7 @@ func (p *plan) plan() []int {
 			loRule = r // stopping at every chance fits: nothing lower to try
 		}
 	}
-	for hi-lo > 1e-13*(1+math.Abs(hi)) {
+	for hi-lo > 1e-6*(1+math.Abs(hi)) {
 		gap := 0
 		for n := range hiRule {
 			gap += hiRule[n] - loRule[n]
@@ -288,25 +291,27 @@ func (p *plan) fill(limits []int) []int {
 	return capAt(hi)
 }
 
-// stopRule is the optimal rule when a false alarm costs λ = e^logLambda, as limits
-// on the bad count (never below minBad, never lower for more probes).
+// stopRule is the optimal rule when a false alarm costs λ = e^logLambda,
+// as limits on the bad count (never below minBad, never lower for more
+// probes).
 //
 // Values are counted per sequence of probes, relative to that sequence's
 // probability under the allowed rate q0, so that every aim enters through
 // its likelihood ratio Λ(n, bad) against q0. Stopping after n probes earns
-// the weight times Λ of every aim whose look is n or later, and costs lambda
-// (a false alarm, if the rate is q0).
+// the weight times Λ of every aim whose look is n or later, and costs λ (a
+// false alarm, if the rate is q0).
 //
 // The programme keeps what going on is worth over stopping now (its
-// saving), in units of λ, which is 0 where stopping is best. Λ is a martingale under q0,
-// so lambda and the aims still ahead cancel out of the saving: after n
-// probes it is what the next probe's saving is expected to be, less what
-// the aims whose look is n earn (going on forfeits them). Between looks
-// nothing is forfeited, so a count stops exactly where both next counts do:
-// the limit stays flat from one look back to the one before, and the test
-// rolls back as soon as the count reaches the next look's limit. Kept
-// apart from lambda, the tiny savings near the end keep their precision,
-// and the rule only stops at fewer counts as lambda grows, as it should.
+// saving), in units of λ, which is 0 where stopping is best. Λ is a
+// martingale under q0, so λ and the aims still ahead cancel out of the
+// saving: after n probes it is what the next probe's saving is expected to
+// be, less what the aims whose look is n earn (going on forfeits them).
+// Between looks nothing is forfeited, so a count stops exactly where both
+// next counts do: the limit stays flat from one look back to the one
+// before, and the test rolls back as soon as the count reaches the next
+// look's limit. Kept apart from λ, the tiny savings near the end keep
+// their precision, and the rule only stops at fewer counts as λ grows, as
+// it should.
 func (p *plan) stopRule(logLambda float64) []int {
 	h, q0 := p.horizon, p.rate
 	// forfeits[n] are the aims whose look is n: Λ = exp(n·perProbe +
@@ -320,10 +325,10 @@ func (p *plan) stopRule(logLambda float64) []int {
 		n := a.look(q0, h)
 		forfeits[n] = append(forfeits[n], forfeit{perProbe, perBad, a.weight})
 	}
-	// forfeited is what the aims whose look is n earn, in units of λ.
-	forfeited := func(n, bad int) float64 {
+	// forfeited is what aims fs, whose look is n, earn, in units of λ.
+	forfeited := func(fs []forfeit, n, bad int) float64 {
 		v := 0.0
-		for _, f := range forfeits[n] {
+		for _, f := range fs {
 			// Beyond e^700 (unrepresentable) stopping wins anyway.
 			v += f.weight * math.Exp(min(float64(n)*f.perProbe+float64(bad)*f.perBad-logLambda, 700))
 		}
@@ -336,7 +341,7 @@ func (p *plan) stopRule(logLambda float64) []int {
 	// falls as s rises, since Λ rises with every bad probe.
 	save := make([]float64, 0, h+2)
 	for s := 0; s <= h; s++ {
-		d := 1 - forfeited(h, s)
+		d := 1 - forfeited(forfeits[h], h, s)
 		if d <= 0 {
 			break
 		}
@@ -350,8 +355,12 @@ func (p *plan) stopRule(logLambda float64) []int {
 		stops := len(save)
 		save = append(save, 0)
 		next = next[:0]
+		fs := forfeits[n]
 		for s := 0; s <= n && s < stops; s++ {
-			d := q0*save[s+1] + (1-q0)*save[s] - forfeited(n, s)
+			d := q0*save[s+1] + (1-q0)*save[s]
+			if fs != nil {
+				d -= forfeited(fs, n, s)
+			}
 			if d <= 0 {
 				break
 			}
