@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -82,15 +83,31 @@ wait`
 	}
 	for _, field := range strings.Fields(string(data)) {
 		pid, _ := strconv.Atoi(field)
-		// The children are reaped by init once dead; give it a moment.
+		// The children are orphans once the shell is gone; a dead one stays
+		// a zombie until whoever adopted it reaps it, which some
+		// containers' first process never does. Give the kill a moment.
 		deadline := time.Now().Add(5 * time.Second)
-		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		for running(pid) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
-		if syscall.Kill(pid, 0) == nil {
+		if running(pid) {
 			t.Errorf("child %d survived the timeout", pid)
 		}
 	}
+}
+
+// running reports whether process pid exists and is not a zombie.
+func running(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 func TestCommandCancelled(t *testing.T) {
