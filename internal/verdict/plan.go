@@ -3,6 +3,7 @@ package verdict
 import (
 	"math"
 	"slices"
+	"sort"
 )
 
 // The aim of a planned sequential test: regressions it should catch, each
@@ -219,40 +220,22 @@ func (p *plan) within(limits []int) bool {
 	return true
 }
 
-// falseAlarms is the exact share of watches of a build at the allowed rate
-// that the limits roll back.
-func (p *plan) falseAlarms(limits []int) float64 {
-	d := newDistribution(p.runLen, p.horizon)
-	for n := 1; n <= p.horizon; n++ {
-		d.step(p.rate)
-		d.absorb(limits[n])
-	}
-	return d.spent
-}
-
 // mix spends what the price leaves of α. λ moves the rule in steps, and
-// at the last step the rule within α (within) and the one over it (over)
+// at the last step the rule within α (fits) and the one over it (over)
 // can differ after many numbers of probes at once. mix takes over's limits
 // up to the latest number of probes that keeps false alarms within α, and
-// within's after it (a sequential form of the randomised test that
+// fits' after it (a sequential form of the randomised test that
 // textbooks use to spend α exactly).
-func (p *plan) mix(within, over []int) []int {
-	mixed := slices.Clone(within)
+func (p *plan) mix(fits, over []int) []int {
+	mixed := slices.Clone(fits)
 	upTo := func(b int) []int {
-		copy(mixed, within)
+		copy(mixed, fits)
 		copy(mixed[:b+1], over[:b+1])
 		return mixed
 	}
-	lo, hi := 0, p.horizon // lo fits
-	for lo < hi {
-		mid := (lo + hi + 1) / 2
-		if p.within(upTo(mid)) {
-			lo = mid
-		} else {
-			hi = mid - 1
-		}
-	}
-	return upTo(lo)
+	// The more of over's limits, the more false alarms; upTo(0) is fits.
+	last := sort.Search(p.horizon, func(b int) bool { return !p.within(upTo(b + 1)) })
+	return upTo(last)
 }
 
 // fill spends what is still left of α on the stretch after the last look
@@ -279,16 +262,9 @@ func (p *plan) fill(limits []int) []int {
 		}
 		return capped
 	}
-	lo, hi := floor, limits[p.horizon] // hi fits
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if p.within(capAt(mid)) {
-			hi = mid
-		} else {
-			lo = mid + 1
-		}
-	}
-	return capAt(hi)
+	// The lower the cap, the more false alarms; limits[horizon] fits.
+	lowest := floor + sort.Search(limits[p.horizon]-floor, func(i int) bool { return p.within(capAt(floor + i)) })
+	return capAt(lowest)
 }
 
 // stopRule is the optimal rule when a false alarm costs λ = e^logLambda,
@@ -438,15 +414,6 @@ func (d *distribution) at(bad int) float64 {
 	}
 	s := 0.0
 	for _, m := range d.mass[bad*d.runs : (bad+1)*d.runs] {
-		s += m
-	}
-	return s
-}
-
-// live is the mass of watches still going.
-func (d *distribution) live() float64 {
-	s := 0.0
-	for _, m := range d.mass[:(d.top+1)*d.runs] {
 		s += m
 	}
 	return s
