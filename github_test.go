@@ -31,6 +31,35 @@ func (r *actionRun) useGitHub(f *githubfake.Server) *actionRun {
 	return r
 }
 
+// seedOurs records, as history, a deployment the way immune makes them:
+// ref = the full SHA and immune's payload (with extra fields), then the
+// given statuses, oldest first.
+func seedOurs(f *githubfake.Server, env, task, commit string, extra map[string]any, states ...string) githubfake.Deployment {
+	payload := map[string]any{"tool": "immune", "version": "0.1.0", "run_url": "https://github.com/octo-org/shop/actions/runs/7400000001"}
+	for k, v := range extra {
+		payload[k] = v
+	}
+	d := f.AddDeployment(githubfake.Deployment{SHA: commit, Environment: env, Task: task, Payload: payload})
+	for _, st := range states {
+		f.AddDeploymentStatus(d.ID, githubfake.DeploymentStatus{State: st})
+	}
+	return d
+}
+
+// asJob makes the run a job that names `environment:`: GitHub makes a
+// deployment of its own when the job starts (ref = the branch, empty
+// payload) and finishes it with the job's outcome when the run ends.
+func (r *actionRun) asJob(f *githubfake.Server, ref string) *actionRun {
+	r.job = func() func(succeeded bool) {
+		env := r.inputs["environment"]
+		if env == "" {
+			env = "production"
+		}
+		return f.StartJob(env, ref, r.env["GITHUB_SHA"], r.env["GITHUB_ACTOR"]).Finish
+	}
+	return r
+}
+
 // calls lists the fake's calls as "METHOD path -> status" lines.
 func calls(f *githubfake.Server) []string {
 	var out []string
@@ -78,7 +107,7 @@ func assertNoToken(t *testing.T, res result) {
 func TestGitHubHealthyDeploy(t *testing.T) {
 	t.Parallel()
 	f := fakeGitHub(t)
-	f.SeedDeployment("production", shaGood, "in_progress", "success")
+	seedOurs(f, "production", "deploy", shaGood, nil, "in_progress", "success")
 	svc, url := service(t, nil, shaGood)
 	run := newActionRun(t, "push", fast(url, map[string]string{"environment-url": "https://shop.example.com"})).useGitHub(f)
 	res := run.exec()
@@ -119,8 +148,8 @@ func TestGitHubHealthyDeploy(t *testing.T) {
 			t.Errorf("status %s: log_url %q, environment_url %q", s.State, s.LogURL, s.EnvironmentURL)
 		}
 	}
-	if got := strings.Join(states, ","); got != "in_progress,success" {
-		t.Errorf("deployment states = %s, want in_progress,success", got)
+	if got := strings.Join(states, ","); got != "queued,in_progress,success" {
+		t.Errorf("deployment states = %s, want queued,in_progress,success", got)
 	}
 	var commit []string
 	for _, s := range f.CommitStatuses(shaNew) {
@@ -142,7 +171,7 @@ func TestGitHubHealthyDeploy(t *testing.T) {
 func TestGitHubRegression(t *testing.T) {
 	t.Parallel()
 	f := fakeGitHub(t)
-	f.SeedDeployment("production", shaGood, "success")
+	seedOurs(f, "production", "deploy", shaGood, nil, "success")
 	svc, url := service(t, map[string]testservice.Behaviour{shaNew: {FailRate: 0.5}}, shaGood)
 	res := newActionRun(t, "push", fast(url, nil)).useGitHub(f).exec()
 	if res.code != 1 || res.outputs["verdict"] != "rolled-back" || svc.Current() != shaGood {
@@ -177,10 +206,10 @@ func TestGitHubLastKnownGood(t *testing.T) {
 	f := fakeGitHub(t)
 	// Newest last: shaOlder went well, shaGood (the push's before) failed,
 	// and shaNew itself was deployed before (a re-run).
-	f.SeedDeployment("production", shaOlder, "in_progress", "success")
-	f.SeedDeployment("production", shaGood, "in_progress", "failure")
-	f.SeedDeployment("staging", shaGood, "success")
-	f.SeedDeployment("production", shaNew, "success")
+	seedOurs(f, "production", "deploy", shaOlder, nil, "in_progress", "success")
+	seedOurs(f, "production", "deploy", shaGood, nil, "in_progress", "failure")
+	seedOurs(f, "staging", "deploy", shaGood, nil, "success")
+	seedOurs(f, "production", "deploy", shaNew, nil, "success")
 	svc, url := service(t, map[string]testservice.Behaviour{shaNew: {FailRate: 1}}, shaGood)
 	res := newActionRun(t, "push", fast(url, map[string]string{"startup-timeout": "0s"})).useGitHub(f).exec()
 	if res.outputs["previous-sha"] != shaOlder || svc.Current() != shaOlder {
@@ -191,7 +220,7 @@ func TestGitHubLastKnownGood(t *testing.T) {
 func TestGitHubSupersededGuard(t *testing.T) {
 	t.Parallel()
 	f := fakeGitHub(t)
-	f.SeedDeployment("production", shaGood, "success")
+	seedOurs(f, "production", "deploy", shaGood, nil, "success")
 	svc, url := service(t, map[string]testservice.Behaviour{shaNew: {FailRate: 1}}, shaGood)
 	// While this run deploys, another run ships a newer commit: the deploy
 	// command creates that deployment through the API, as the other run would.
@@ -214,7 +243,7 @@ func TestGitHubSupersededGuard(t *testing.T) {
 func TestGitHubRateLimitThenSuccess(t *testing.T) {
 	t.Parallel()
 	f := fakeGitHub(t)
-	f.SeedDeployment("production", shaGood, "success")
+	seedOurs(f, "production", "deploy", shaGood, nil, "success")
 	f.Inject(githubfake.Fault{Method: "POST", Path: "/repos/octo-org/shop/deployments", Times: 1, RateLimit: githubfake.SecondaryRateLimit, RetryAfter: time.Second})
 	f.Inject(githubfake.Fault{Method: "POST", Path: "/repos/octo-org/shop/statuses/*", Times: 1, Status: http.StatusBadGateway})
 	_, url := service(t, nil, shaGood)

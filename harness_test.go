@@ -96,6 +96,9 @@ type actionRun struct {
 	workspace string
 	inputs    map[string]string
 	env       map[string]string
+	// job, when set, starts the job's own deployment (see asJob) and returns
+	// what finishes it.
+	job func() func(succeeded bool)
 }
 
 func newActionRun(t *testing.T, event string, inputs map[string]string) *actionRun {
@@ -175,12 +178,19 @@ func (r *actionRun) exec() result {
 	cmd := r.command()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	var finishJob func(bool)
+	if r.job != nil {
+		finishJob = r.job()
+	}
 	err := cmd.Run()
 	res := result{log: out.String(), outputs: map[string]string{}}
 	if exit, ok := err.(*exec.ExitError); ok {
 		res.code = exit.ExitCode()
 	} else if err != nil {
 		r.t.Fatal(err)
+	}
+	if finishJob != nil {
+		finishJob(res.code == 0)
 	}
 	res.outputs = parseOutputs(r.t, r.env["GITHUB_OUTPUT"])
 	if data, err := os.ReadFile(r.env["GITHUB_STEP_SUMMARY"]); err == nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/immune-cd/immune/internal/cli"
 	"github.com/immune-cd/immune/internal/clock"
 	"github.com/immune-cd/immune/internal/ghapi"
+	"github.com/immune-cd/immune/internal/recorder"
 )
 
 func main() {
@@ -30,7 +31,7 @@ func main() {
 		HTTP:       httpClient,
 		Clock:      clock.Real{},
 		Executable: exe,
-		NewGitHub: func(token string) (action.GitHub, error) {
+		NewGitHub: func(token string) (recorder.GitHub, error) {
 			return ghapi.New(ghapi.Options{
 				HTTPClient: httpClient,
 				APIURL:     os.Getenv("GITHUB_API_URL"),

@@ -25,15 +25,14 @@ func rollbackInputs(url string, extra map[string]string) map[string]string {
 // seedHistory gives production a history, oldest first: shaOlder deployed
 // well, shaGood deployed well, shaNew failed and was rolled back to shaGood.
 func seedHistory(f *githubfake.Server, manual bool) {
-	f.SeedDeployment("production", shaOlder, "in_progress", "success")
-	f.SeedDeployment("production", shaGood, "in_progress", "success")
-	f.SeedDeployment("production", shaNew, "in_progress", "failure")
-	payload := map[string]any{"rolled_back_from": shaNew, "run_url": "https://github.com/octo-org/shop/actions/runs/7400000001"}
+	seedOurs(f, "production", "deploy", shaOlder, nil, "in_progress", "success")
+	seedOurs(f, "production", "deploy", shaGood, nil, "in_progress", "success")
+	seedOurs(f, "production", "deploy", shaNew, nil, "in_progress", "failure")
+	payload := map[string]any{"rolled_back_from": shaNew}
 	if manual {
 		payload["manual"] = true
 	}
-	d := f.AddDeployment(githubfake.Deployment{SHA: shaGood, Environment: "production", Task: "deploy:rollback", Payload: payload})
-	f.AddDeploymentStatus(d.ID, githubfake.DeploymentStatus{State: "success"})
+	seedOurs(f, "production", "deploy:rollback", shaGood, payload, "in_progress", "success")
 }
 
 func TestManualRollback(t *testing.T) {
@@ -118,13 +117,13 @@ func TestGate(t *testing.T) {
 		wantVerdict string
 		wantLog     string
 	}{
-		{name: "clear line", event: "pull_request", history: func(f *githubfake.Server) { f.SeedDeployment("production", shaGood, "success") }, wantCode: 0, wantVerdict: "clear"},
+		{name: "clear line", event: "pull_request", history: func(f *githubfake.Server) { seedOurs(f, "production", "deploy", shaGood, nil, "success") }, wantCode: 0, wantVerdict: "clear"},
 		{name: "no deployments yet", event: "pull_request", history: func(f *githubfake.Server) {}, wantCode: 0, wantVerdict: "clear"},
 		{name: "stopped after an automatic rollback", event: "pull_request", history: func(f *githubfake.Server) { seedHistory(f, false) }, commits: fixCommits, wantCode: 1, wantVerdict: "stopped",
 			wantLog: "production was rolled back from 4d8b3f2 to 9f2c1e7 at "},
 		{name: "stopped after a manual rollback", event: "pull_request", history: func(f *githubfake.Server) { seedHistory(f, true) }, commits: fixCommits, wantCode: 1, wantVerdict: "stopped",
 			wantLog: "production was rolled back by hand from 4d8b3f2 to 9f2c1e7"},
-		{name: "stopped by a failed deploy", event: "pull_request", history: func(f *githubfake.Server) { f.SeedDeployment("production", shaNew, "failure") }, commits: fixCommits, wantCode: 1, wantVerdict: "stopped",
+		{name: "stopped by a failed deploy", event: "pull_request", history: func(f *githubfake.Server) { seedOurs(f, "production", "deploy", shaNew, nil, "failure") }, commits: fixCommits, wantCode: 1, wantVerdict: "stopped",
 			wantLog: "production has a failure deployment of 4d8b3f2"},
 		{name: "the fix label lets it through", event: "pull_request", history: func(f *githubfake.Server) { seedHistory(f, false) }, labels: []string{"bug", "immune:fix"}, commits: fixCommits, wantCode: 0, wantVerdict: "fix-allowed",
 			wantLog: `#123 carries the label "immune:fix"`},

@@ -1,7 +1,11 @@
-// Package action sequences a run: deploy -> watch -> verdict -> rollback ->
-// report, plus the manual rollback and the pull-request gate. It is the one
-// place that knows the order; the steps live in their own packages, and
-// GitHub sits behind the small GitHub interface.
+// Package action runs one run of immune as an explicit machine of phases:
+// validate → baseline → deploy → watch → decide → rollback → confirm →
+// record (the manual rollback and the watch mode use a part of it; the
+// pull-request gate is one decision). It is the one place that knows the
+// order, and the one place that checks for cancellation, between phases and
+// after each one returns. The phases call packages that each do one thing:
+// deploy runs commands, health probes, verdict judges, recorder owns the
+// GitHub records, gate decides the gate, report renders.
 package action
 
 import (
@@ -9,8 +13,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -19,16 +21,19 @@ import (
 	"github.com/immune-cd/immune/internal/clock"
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/deploy"
+	"github.com/immune-cd/immune/internal/event"
 	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/health"
+	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/report"
-	"github.com/immune-cd/immune/internal/state"
+	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/verdict"
 )
 
 // Exit codes.
 const (
-	ExitOK        = 0 // healthy, or the rollback or gate passed
-	ExitRegressed = 1 // regressed, rolled back, rollback failed, or the gate is closed
+	ExitOK        = 0 // healthy, or the rollback or gate passed, or nothing to do
+	ExitRegressed = 1 // regressed, rolled back, rollback failed, cancelled, or the gate is closed
 	ExitConfig    = 2 // invalid configuration, found before anything was deployed
 	ExitError     = 3 // the tool itself failed (e.g. cannot write its outputs)
 )
@@ -45,27 +50,94 @@ type Deps struct {
 	Clock   clock.Clock
 	Environ []string // environment the deploy command starts from
 	// GitHub is the GitHub API client, nil when there is no token.
-	GitHub GitHub
+	GitHub recorder.GitHub
 	// Plain is true outside GitHub Actions: plain log lines, no workflow
 	// commands, outputs and summary files only when their paths are set.
 	Plain bool
-	// Grace is how long a killed command gets between SIGTERM and SIGKILL.
-	Grace time.Duration
+	// Grace is how long a command that ran past deploy-timeout gets between
+	// SIGTERM and SIGKILL; CancelGrace, one stopped because the job was
+	// cancelled (the runner kills the container seconds later).
+	Grace, CancelGrace time.Duration
+	// LockPoll is how often a run waiting for the environment looks again.
+	// Default 10s.
+	LockPoll time.Duration
+	// Deployer, when set, replaces the shell command deployer (in-process
+	// tests use a fake).
+	Deployer func(script string) deploy.Deployer
+	// Probe, when set, replaces HTTP probes (in-process tests).
+	Probe func(ctx context.Context, url, want string) health.Probe
 }
 
-// runner holds one run's state.
+// runner is one run: its configuration, its dependencies, and what the
+// phases hand on to each other.
 type runner struct {
-	cfg    *config.Config
-	d      Deps
-	log    *logger
-	prober *health.Prober
-	gh     *records
-	ghctx  *githubactions.GitHubContext
-	run    *report.Run
+	cfg   *config.Config
+	d     Deps
+	log   *logger
+	probe func(ctx context.Context, url, want string) health.Probe
+	rec   *recorder.Recorder
+	ev    event.Event
+	out   *report.Run
+	phase run.Phase
+	code  int
+
+	// What the phases hand on.
+	target, targetSource string          // the rollback target and where it came from
+	current              string          // rollback mode: what runs now
+	base                 *verdict.Engine // judges against the baseline; nil for the absolute limits
+	dep                  ghapi.Deployment
+	rollbackDep          ghapi.Deployment
+	why                  string // why it regressed, in a few words, for 140-character descriptions
+	pendingOn            string // the commit whose status this run set pending
+	deployStarted        bool   // the deploy command was started
+	rollbackStarted      bool   // the rollback command was started
 }
+
+// plan maps each phase of a mode to the function that runs it; each returns
+// the next phase, or run.Done.
+type plan map[run.Phase]func(context.Context) run.Phase
 
 // Run executes cfg and returns the exit code.
 func Run(ctx context.Context, d Deps, cfg *config.Config) int {
+	r := newRunner(d, cfg)
+	for _, w := range cfg.Warnings {
+		r.warn("Unused input", w)
+	}
+	r.warnLoopback()
+	switch cfg.Mode {
+	case config.ModeDeploy:
+		r.drive(ctx, plan{
+			run.Validate: r.validateDeploy,
+			run.Baseline: r.baseline,
+			run.Deploy:   r.deployPhase,
+			run.Watch:    r.watchPhase,
+			run.Decide:   r.decide,
+			run.Rollback: r.rollbackPhase,
+			run.Confirm:  r.confirm,
+			run.Record:   r.recordDeploy,
+		})
+	case config.ModeWatch:
+		r.drive(ctx, plan{
+			run.Validate: r.validateWatch,
+			run.Watch:    r.watchPhase,
+			run.Decide:   r.decide,
+			run.Record:   r.recordWatch,
+		})
+	case config.ModeRollback:
+		r.drive(ctx, plan{
+			run.Validate: r.validateRollback,
+			run.Rollback: r.manualRollback,
+			run.Confirm:  r.confirmManual,
+			run.Record:   r.recordManual,
+		})
+	case config.ModeGate:
+		r.gateMode(ctx)
+	}
+	r.finish()
+	return r.code
+}
+
+func newRunner(d Deps, cfg *config.Config) *runner {
 	log := &logger{gha: d.GHA, w: d.Stdout, plain: d.Plain}
 	ghctx, err := d.GHA.Context()
 	if err != nil {
@@ -73,45 +145,82 @@ func Run(ctx context.Context, d Deps, cfg *config.Config) int {
 		log.Printf("Note: could not read the GitHub context: %v", err)
 		ghctx = &githubactions.GitHubContext{}
 	}
-	r := &runner{
-		cfg:   cfg,
-		d:     d,
-		log:   log,
-		gh:    &records{gh: d.GitHub, log: log},
-		ghctx: ghctx,
-		run: &report.Run{
-			Mode:        string(cfg.Mode),
-			Environment: cfg.Environment,
-			SHA:         cfg.SHA,
-			Start:       d.Clock.Now(),
-		},
+	if d.LockPoll <= 0 {
+		d.LockPoll = 10 * time.Second
 	}
-	r.run.Links.Run = r.runURL()
-	for _, w := range cfg.Warnings {
-		r.warn("Unused input", w)
+	r := &runner{cfg: cfg, d: d, log: log, ev: event.From(ghctx)}
+	r.out = &report.Run{
+		Mode:        string(cfg.Mode),
+		Environment: cfg.Environment,
+		SHA:         cfg.SHA,
+		Start:       d.Clock.Now(),
 	}
-	r.prober = r.newProber()
+	r.out.Links.Run = r.runURL()
+	r.rec = recorder.New(recorder.Options{
+		GitHub:         d.GitHub,
+		Environment:    cfg.Environment,
+		RunURL:         r.out.Links.Run,
+		EnvironmentURL: cfg.EnvironmentURL,
+		Logf:           log.Printf,
+		Now:            d.Clock.Now,
+	})
+	r.probe = d.Probe
+	if r.probe == nil {
+		r.probe = r.newProber().Probe
+	}
+	return r
+}
 
-	var code int
-	switch cfg.Mode {
-	case config.ModeDeploy:
-		code = r.deployMode(ctx)
-	case config.ModeWatch:
-		code = r.watchMode(ctx)
-	case config.ModeRollback:
-		code = r.rollbackMode(ctx)
-	case config.ModeGate:
-		code = r.gateMode(ctx)
+// drive runs the phases of a plan from Validate until one returns Done.
+// Cancellation is checked here and only here: before each phase, and after
+// each one returns (a phase stops what it runs when ctx ends, and returns
+// without acting on the half-finished result). Record always runs once the
+// run got there: the verdict is in, only the records are left.
+func (r *runner) drive(ctx context.Context, p plan) {
+	for ph := run.Validate; ph != run.Done; {
+		if ctx.Err() != nil && ph != run.Record {
+			r.cancelled(ctx, ph)
+			return
+		}
+		r.phase = ph
+		next := p[ph](ctx)
+		if ctx.Err() != nil && ph != run.Record {
+			r.cancelled(ctx, ph)
+			return
+		}
+		ph = next
 	}
-	r.gh.warnMissing(r.warn)
-	r.run.End = d.Clock.Now()
+}
+
+// end sets the run's verdict, reason and exit code.
+func (r *runner) end(v run.Verdict, code int, reason string) {
+	r.out.Verdict, r.out.Reason, r.code = v, reason, code
+}
+
+// refuse ends a run that could not start, before anything was deployed.
+func (r *runner) refuse(title, msg string) run.Phase {
+	r.end(run.None, ExitConfig, msg)
+	r.log.Error(title, msg)
+	return run.Done
+}
+
+// finish ends every run: one warning for what GitHub did not record, then
+// the outputs, the summary and the report.
+func (r *runner) finish() {
+	if missing, down := r.rec.Missing(); len(missing) > 0 {
+		msg := "the deploy, watch and rollback ran, but GitHub could not record or answer: " + strings.Join(missing, "; ")
+		if down != nil {
+			msg += fmt.Sprintf(" (%v)", down)
+		}
+		r.warn("GitHub records incomplete", msg)
+	}
+	r.out.End = r.d.Clock.Now()
 	if err := r.publish(); err != nil {
-		r.log.Error("Could not write the report", err.Error())
-		if code == ExitOK {
-			code = ExitError
+		r.log.Error("Could not publish the results", err.Error())
+		if r.code == ExitOK {
+			r.code = ExitError
 		}
 	}
-	return code
 }
 
 func (r *runner) newProber() *health.Prober {
@@ -132,113 +241,46 @@ func (r *runner) newProber() *health.Prober {
 }
 
 func (r *runner) warn(title, msg string) {
-	r.run.Warnings = append(r.run.Warnings, msg)
+	r.out.Warnings = append(r.out.Warnings, msg)
 	r.log.Warning(title, msg)
 }
 
 func (r *runner) note(msg string) {
-	r.run.Notes = append(r.run.Notes, msg)
+	r.out.Notes = append(r.out.Notes, msg)
 	r.log.Printf("Note: %s", msg)
 }
 
 // runURL links to this workflow run, when running in one.
 func (r *runner) runURL() string {
-	if r.ghctx.Repository == "" || r.ghctx.RunID == 0 {
+	if r.ev.Repository == "" || r.ev.RunID == 0 {
 		return ""
 	}
-	return ghapi.RunURL(r.ghctx.ServerURL, r.ghctx.Repository, r.ghctx.RunID)
+	return ghapi.RunURL(r.ev.ServerURL, r.ev.Repository, r.ev.RunID)
 }
 
-func (r *runner) commitURL(sha string) string {
-	if r.ghctx.Repository == "" || sha == "" || !config.ValidShortSHA(sha) {
+func (r *runner) commitURL(commit string) string {
+	if r.ev.Repository == "" || commit == "" {
 		return ""
 	}
-	return ghapi.CommitURL(r.ghctx.ServerURL, r.ghctx.Repository, sha)
+	return ghapi.CommitURL(r.ev.ServerURL, r.ev.Repository, commit)
 }
 
 // deploymentsURL links to the repository's deployments page.
 func (r *runner) deploymentsURL() string {
-	if r.ghctx.Repository == "" {
+	if r.ev.Repository == "" {
 		return ""
 	}
-	return strings.TrimSuffix(r.ghctx.ServerURL, "/") + "/" + r.ghctx.Repository + "/deployments"
+	return strings.TrimSuffix(r.ev.ServerURL, "/") + "/" + r.ev.Repository + "/deployments"
 }
 
-// runCommand runs a deploy or rollback command inside a log group.
-func (r *runner) runCommand(ctx context.Context, verb, script string, req deploy.Request) *report.Step {
-	step := &report.Step{SHA: req.SHA, Start: r.d.Clock.Now()}
-	cmd := &deploy.Command{
-		Script:  script,
-		Dir:     r.cfg.Workspace,
-		Env:     commandEnv(r.d.Environ),
-		Timeout: r.cfg.DeployTimeout,
-		Grace:   r.d.Grace,
-		Output:  r.d.Stdout,
+// payload is the payload of a deployment this run creates.
+func (r *runner) payload() recorder.Payload {
+	return recorder.Payload{
+		Tool:       recorder.Tool,
+		Version:    Version,
+		Actor:      r.ev.Actor,
+		RunURL:     r.out.Links.Run,
+		RunID:      r.ev.RunID,
+		RunAttempt: r.ev.RunAttempt,
 	}
-	r.log.Group(fmt.Sprintf("%s %s to %s", verb, report.Short(req.SHA), req.Environment))
-	err := cmd.Deploy(ctx, req)
-	r.log.EndGroup()
-	step.End = r.d.Clock.Now()
-	took := report.FormatDuration(step.End.Sub(step.Start))
-	if err != nil {
-		step.Error = err.Error()
-		r.log.Printf("%s of %s failed after %s: %s", verb, report.Short(req.SHA), took, err)
-	} else {
-		r.log.Printf("%s of %s finished in %s.", verb, report.Short(req.SHA), took)
-	}
-	return step
-}
-
-// commandEnv is the environment for deploy commands, without this tool's
-// secret inputs: the command has no business reading the token.
-func commandEnv(environ []string) []string {
-	var env []string
-	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if in, ok := config.Lookup(strings.ToLower(strings.TrimPrefix(name, "INPUT_"))); ok && in.Secret && strings.HasPrefix(name, "INPUT_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
-
-// record remembers a verdict in the state file.
-func (r *runner) record(sha, verdictName string) {
-	sf := &state.File{Path: r.cfg.StateFile}
-	if err := sf.Record(r.cfg.Environment, state.Entry{SHA: sha, Verdict: verdictName, At: r.d.Clock.Now().UTC()}); err != nil {
-		r.warn("State file not updated", err.Error())
-	}
-}
-
-// publish writes the JSON report, the step outputs and the job summary.
-func (r *runner) publish() error {
-	path := filepath.Join(r.cfg.Workspace, ".immune", "report.json")
-	data, err := report.JSON(r.run)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	shown := path
-	if rel, err := filepath.Rel(r.cfg.Workspace, path); err == nil && !strings.HasPrefix(rel, "..") {
-		shown = rel
-	}
-	if r.d.Getenv("GITHUB_OUTPUT") != "" {
-		for _, o := range report.Outputs(r.run, shown) {
-			r.d.GHA.SetOutput(o.Name, o.Value)
-		}
-	}
-	if r.d.Getenv("GITHUB_STEP_SUMMARY") != "" {
-		r.d.GHA.AddStepSummary(report.Summary(r.run))
-	}
-	if r.d.Plain {
-		fmt.Fprint(r.d.Stdout, report.Text(r.run))
-		fmt.Fprintf(r.d.Stdout, "Report: %s\n", path)
-	}
-	return nil
 }

@@ -2,94 +2,319 @@ package action
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
-	"time"
 
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/deploy"
 	"github.com/immune-cd/immune/internal/ghapi"
+	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/report"
+	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/sha"
 	"github.com/immune-cd/immune/internal/state"
 )
 
-// statusContext is the commit status context for an environment; a
-// repository can require it in branch protection.
-func statusContext(env string) string { return "immune/" + env }
-
-// deployMode deploys cfg.SHA, watches it, and rolls back a regression.
-func (r *runner) deployMode(ctx context.Context) int {
-	cfg := r.cfg
-	target, source := r.rollbackTarget(ctx)
-	r.run.PreviousSHA, r.run.PreviousSource = target, source
-	r.run.Links.Commit, r.run.Links.PreviousCommit = r.commitURL(cfg.SHA), r.commitURL(target)
-	if target != "" {
-		r.log.Printf("immune %s: deploying %s to %s; rollback target %s (from %s)", Version, cfg.SHA, cfg.Environment, target, source)
-	} else {
-		r.log.Printf("immune %s: deploying %s to %s; no rollback target known", Version, cfg.SHA, cfg.Environment)
+// validateDeploy: nothing to deploy for a deleted ref; the commit must be
+// one GitHub knows (a short SHA is resolved); the environment must be free;
+// then the rollback target is read.
+func (r *runner) validateDeploy(ctx context.Context) run.Phase {
+	if r.ev.Deleted {
+		r.end(run.Skipped, ExitOK, fmt.Sprintf("the push deleted %s: there is nothing to deploy", orUnknown(r.ev.Ref)))
+		r.log.Printf("Skipped: %s.", r.out.Reason)
+		return run.Done
 	}
-
-	baseline := r.baseline(ctx, target)
-	dep := r.startDeployment(ctx, cfg.SHA, "deploy", map[string]any{"previous_sha": target})
-	r.run.DeploymentID = dep.ID
-	r.commitStatus(ctx, cfg.SHA, "pending", fmt.Sprintf("watching %s on %s", report.Short(cfg.SHA), cfg.Environment))
-
-	step := r.runCommand(ctx, "Deploy", cfg.DeployCommand, deploy.Request{
-		SHA: cfg.SHA, PreviousSHA: target, Environment: cfg.Environment, Reason: deploy.ReasonDeploy,
-	})
-	r.run.Deploy = step
-	why := ""
-	if step.Error != "" {
-		r.run.Verdict = report.Regressed
-		r.run.Reason = "the deploy command failed: " + step.Error
-		why = "deploy command failed"
-	} else {
-		w := r.watch(ctx, "Watching "+report.Short(cfg.SHA), cfg.SHA, cfg.Duration, baseline)
-		r.run.Watch = w
-		r.run.Verdict, r.run.Reason = w.Verdict, w.Reason
-		if ctx.Err() != nil {
-			return r.cancelled(ctx, dep)
-		}
-		why = shortWhy(w, cfg.MaxLatency)
+	if !r.resolveSHA(ctx) {
+		return run.Done
 	}
-
-	if r.run.Verdict == report.Healthy {
-		r.record(cfg.SHA, state.Healthy)
-		desc := "healthy: " + shortHealthy(r.run.Watch)
-		r.deploymentStatus(ctx, dep, "success", desc)
-		r.commitStatus(ctx, cfg.SHA, "success", desc)
-		if !r.d.Plain {
-			r.log.Printf("Verdict: healthy. %s", r.run.Reason)
-		}
-		r.warnIfDegraded(r.run.Watch)
-		return ExitOK
+	if ok, _ := r.awaitEnvironment(ctx, 0); !ok {
+		return run.Done
 	}
+	r.findTarget(ctx)
+	if r.cfg.BaselineDuration > 0 {
+		return run.Baseline
+	}
+	return run.Deploy
+}
 
-	r.record(cfg.SHA, report.Regressed)
-	r.deploymentStatus(ctx, dep, "failure", "regressed: "+why)
-	r.log.Error(fmt.Sprintf("%s regressed on %s", report.Short(cfg.SHA), cfg.Environment), r.run.Reason)
+// resolveSHA makes cfg.SHA a full commit id when GitHub can say which
+// commit it is: commit statuses need one, and a short SHA must not be
+// deployed as something else. Without GitHub (the CLI), refs are deployed
+// as given.
+func (r *runner) resolveSHA(ctx context.Context) bool {
+	if sha.IsFull(r.cfg.SHA) || !r.rec.Enabled() {
+		return true
+	}
+	full, err := r.rec.Resolve(ctx, r.cfg.SHA)
 	switch {
-	case !cfg.AutoRollback:
+	case errors.Is(err, ghapi.ErrNoSuchCommit):
+		r.refuse("Invalid input", fmt.Sprintf("input sha: %s is not a commit of %s", r.cfg.SHA, r.ev.Repository))
+		return false
+	case err != nil:
+		r.refuse("Invalid input", fmt.Sprintf("input sha: cannot tell which commit %s is, so nothing was deployed: %v; pass the full 40-character SHA", r.cfg.SHA, err))
+		return false
+	}
+	r.log.Printf("Resolved %s to %s.", r.cfg.SHA, full)
+	r.cfg.SHA, r.out.SHA = full, full
+	return true
+}
+
+// findTarget finds the commit to roll back to, and says where from.
+func (r *runner) findTarget(ctx context.Context) {
+	r.target, r.targetSource = r.rollbackTarget(ctx)
+	r.out.PreviousSHA, r.out.PreviousSource = r.target, r.targetSource
+	r.out.Links.Commit, r.out.Links.PreviousCommit = r.commitURL(r.cfg.SHA), r.commitURL(r.target)
+	if r.target != "" {
+		r.log.Printf("immune %s: deploying %s to %s; rollback target %s (from %s)", Version, r.cfg.SHA, r.cfg.Environment, r.target, r.targetSource)
+	} else {
+		r.log.Printf("immune %s: deploying %s to %s; no rollback target known", Version, r.cfg.SHA, r.cfg.Environment)
+	}
+}
+
+// rollbackTarget is, in order: the previous-sha input; the newest of
+// immune's GitHub deployments watched healthy, of another commit; the
+// state file; the push event's before.
+func (r *runner) rollbackTarget(ctx context.Context) (commit, source string) {
+	if r.cfg.PreviousSHA != "" {
+		return r.cfg.PreviousSHA, "the previous-sha input"
+	}
+	if good, found, err := r.rec.LastGood(ctx, r.cfg.SHA); err == nil && found {
+		return good.SHA, fmt.Sprintf("GitHub deployment %d", good.ID)
+	}
+	sf := &state.File{Path: r.cfg.StateFile}
+	if last, err := sf.LastGood(r.cfg.Environment, r.cfg.SHA); err != nil {
+		r.warn("State file unreadable", err.Error())
+	} else if last != "" {
+		return last, "the state file"
+	}
+	if b := r.ev.Before; b != "" && !sha.Same(b, r.cfg.SHA) {
+		return b, "the push event's before"
+	}
+	return "", ""
+}
+
+// baseline probes the current production, to judge the new build against.
+func (r *runner) baseline(ctx context.Context) run.Phase {
+	r.base = r.baselineEngine(ctx, r.target)
+	return run.Deploy
+}
+
+// deployPhase records the deployment and runs the deploy command.
+func (r *runner) deployPhase(ctx context.Context) run.Phase {
+	cfg := r.cfg
+	p := r.payload()
+	p.PreviousSHA = r.target
+	dep, waited, ok := r.startDeployment(ctx, recorder.TaskDeploy, cfg.SHA, p, cfg.StartupTimeout+cfg.Duration,
+		"immune is deploying and watching "+sha.Short(cfg.SHA))
+	r.dep, r.out.DeploymentID = dep, dep.ID
+	if dep.ID != 0 {
+		r.out.Links.Deployment = r.deploymentsURL()
+	}
+	if !ok || ctx.Err() != nil {
+		return run.Done
+	}
+	if waited {
+		// Another run deployed meanwhile: it may be the better target now.
+		r.findTarget(ctx)
+	}
+	r.setPending(ctx, cfg.SHA, fmt.Sprintf("watching %s on %s", sha.Short(cfg.SHA), cfg.Environment))
+
+	r.deployStarted = true
+	step := r.runCommand(ctx, "Deploy", cfg.DeployCommand, deploy.Request{
+		SHA: cfg.SHA, PreviousSHA: r.target, Environment: cfg.Environment, Reason: deploy.ReasonDeploy,
+	})
+	r.out.Deploy = step
+	if ctx.Err() != nil {
+		return run.Done
+	}
+	if step.Error != "" {
+		// A failed deploy may have half-applied: it is rolled back like a
+		// regression.
+		r.end(run.Regressed, ExitRegressed, "the deploy command failed: "+step.Error)
+		r.why = "deploy command failed"
+		return run.Decide
+	}
+	return run.Watch
+}
+
+// setPending sets the commit status pending and remembers on which commit,
+// so that a cancel can close it.
+func (r *runner) setPending(ctx context.Context, commit, desc string) {
+	r.rec.CommitStatus(ctx, commit, recorder.CommitPending, desc)
+	r.pendingOn = commit
+}
+
+// watchPhase watches the new build (deploy and watch modes).
+func (r *runner) watchPhase(ctx context.Context) run.Phase {
+	cfg := r.cfg
+	if r.pendingOn == "" {
+		r.setPending(ctx, cfg.SHA, fmt.Sprintf("watching %s on %s", sha.Short(cfg.SHA), cfg.Environment))
+	}
+	w := r.watch(ctx, "Watching "+sha.Short(cfg.SHA), cfg.SHA, cfg.Duration, r.base)
+	if ctx.Err() != nil {
+		return run.Done
+	}
+	r.out.Watch = w
+	code := ExitOK
+	if w.Verdict != run.Healthy {
+		code = ExitRegressed
+		r.why = shortWhy(w, cfg.MaxLatency)
+	}
+	r.end(w.Verdict, code, w.Reason)
+	return run.Decide
+}
+
+// decide acts on the verdict: a healthy build is recorded; a regression is
+// rolled back unless auto-rollback is off, there is no target, or a newer
+// deploy superseded this one.
+func (r *runner) decide(ctx context.Context) run.Phase {
+	if r.out.Verdict == run.Healthy {
+		if !r.d.Plain {
+			r.log.Printf("Verdict: healthy. %s", r.out.Reason)
+		}
+		return run.Record
+	}
+	r.log.Error(fmt.Sprintf("%s regressed on %s", sha.Short(r.cfg.SHA), r.cfg.Environment), r.out.Reason)
+	if r.cfg.Mode != config.ModeDeploy {
+		return run.Record
+	}
+	switch {
+	case !r.cfg.AutoRollback:
 		r.note("auto-rollback is false: nothing was rolled back")
-	case target == "":
-		r.note("nothing was rolled back: no previous-sha input, no successful GitHub deployment, no healthy deploy in the state file, and no usable before in the push event")
-	case r.superseded(ctx, dep):
+	case r.target == "":
+		r.note("nothing was rolled back: no previous-sha input, no healthy GitHub deployment of immune's, no healthy deploy in the state file, and no usable before in the push event")
+	case r.superseded(ctx):
 		// superseded said why.
 	default:
-		r.rollback(ctx, target)
+		return run.Rollback
 	}
+	return run.Record
+}
 
-	switch r.run.Verdict {
-	case report.RolledBack:
-		r.record(target, report.RolledBack)
-		r.commitStatus(ctx, cfg.SHA, "failure", "rolled back: "+why)
-	case report.RollbackFailed:
-		r.record(target, report.RollbackFailed)
-		r.commitStatus(ctx, cfg.SHA, "failure", "rollback failed after: "+why)
-	default:
-		r.commitStatus(ctx, cfg.SHA, "failure", "regressed: "+why)
+// superseded reports whether another run deployed something newer to the
+// environment after this run's deployment; rolling back would undo it.
+func (r *runner) superseded(ctx context.Context) bool {
+	if r.dep.ID == 0 {
+		return false
 	}
-	return ExitRegressed
+	newer, err := r.rec.Newer(ctx, r.dep)
+	if err != nil || len(newer) == 0 {
+		return false
+	}
+	n := newer[0]
+	by := "by another run"
+	if recorder.OriginOf(n) != recorder.Ours {
+		by = "by hand or by another tool"
+	}
+	r.note(fmt.Sprintf("not rolling back: %s was deployed to %s after this deploy started (deployment %d, %s, %s); rolling back would undo it",
+		n.SHA, r.cfg.Environment, n.ID, n.CreatedAt.UTC().Format("15:04:05 MST"), by))
+	r.log.Error("Superseded", fmt.Sprintf("a newer deployment of %s exists; %s was not rolled back", sha.Short(n.SHA), sha.Short(r.cfg.SHA)))
+	return true
+}
+
+// rollbackPhase records the rollback deployment, closes the regressed one,
+// and runs the rollback command.
+func (r *runner) rollbackPhase(ctx context.Context) run.Phase {
+	cfg := r.cfg
+	p := r.payload()
+	p.RolledBackFrom, p.Reason = cfg.SHA, r.out.Reason
+	p.HoldSeconds = int64(r.hold(cfg.RollbackDuration).Seconds())
+	// The rollback's record comes before the regressed deploy's failure, so
+	// that another run never finds the environment free in between.
+	r.rollbackDep = r.rec.Create(ctx, recorder.TaskRollback, r.target, p, recorder.StateInProgress, "rolling back from "+sha.Short(cfg.SHA))
+	if r.rollbackDep.ID != 0 {
+		r.out.Links.RollbackDeployment = r.deploymentsURL()
+	}
+	r.rec.SetStatus(ctx, r.dep, recorder.StateFailure, "regressed: "+r.why)
+	r.rollbackStarted = true
+	step := r.runCommand(ctx, "Roll back", cfg.RollbackCommand, deploy.Request{
+		SHA: r.target, PreviousSHA: cfg.SHA, Environment: cfg.Environment, Reason: deploy.ReasonRollback,
+	})
+	r.out.Rollback, r.out.RolledBack = step, true
+	if ctx.Err() != nil {
+		return run.Done
+	}
+	if step.Error != "" {
+		r.end(run.RollbackFailed, ExitRegressed, r.out.Reason)
+		r.log.Error("Rollback failed", fmt.Sprintf("the rollback command for %s failed: %s; %s may be down", r.target, step.Error, cfg.Environment))
+		return run.Record
+	}
+	return run.Confirm
+}
+
+// confirm watches the rolled-back build.
+func (r *runner) confirm(ctx context.Context) run.Phase {
+	w := r.watch(ctx, "Watching the rollback to "+sha.Short(r.target), r.target, r.cfg.RollbackDuration, nil)
+	if ctx.Err() != nil {
+		return run.Done
+	}
+	r.out.RollbackWatch = w
+	if w.Verdict != run.Healthy {
+		r.end(run.RollbackFailed, ExitRegressed, r.out.Reason)
+		r.log.Error("Rollback failed", fmt.Sprintf("%s is not healthy after the rollback: %s; %s may be down", r.target, w.Reason, r.cfg.Environment))
+		return run.Record
+	}
+	r.end(run.RolledBack, ExitRegressed, r.out.Reason)
+	r.log.Printf("Rolled back to %s: %s", r.target, w.Reason)
+	return run.Record
+}
+
+// recordDeploy writes the final records of a deploy.
+func (r *runner) recordDeploy(ctx context.Context) run.Phase {
+	cfg := r.cfg
+	switch r.out.Verdict {
+	case run.Healthy:
+		desc := "healthy: " + shortHealthy(r.out.Watch)
+		r.remember(cfg.SHA, run.Healthy)
+		r.rec.SetStatus(ctx, r.dep, recorder.StateSuccess, desc)
+		r.rec.CommitStatus(ctx, cfg.SHA, recorder.CommitSuccess, desc)
+		r.warnIfDegraded(r.out.Watch)
+		return run.Done
+	case run.RolledBack:
+		r.remember(cfg.SHA, run.Regressed)
+		r.remember(r.target, run.RolledBack)
+		r.rec.SetStatus(ctx, r.rollbackDep, recorder.StateSuccess, "rolled back from "+sha.Short(cfg.SHA)+": "+shortHealthy(r.out.RollbackWatch))
+		r.rec.CommitStatus(ctx, cfg.SHA, recorder.CommitFailure, "rolled back: "+r.why)
+	case run.RollbackFailed:
+		r.remember(cfg.SHA, run.Regressed)
+		r.remember(r.target, run.RollbackFailed)
+		why := "rollback command failed"
+		if r.out.RollbackWatch != nil {
+			why = "rollback unhealthy: " + shortWhy(r.out.RollbackWatch, cfg.MaxLatency)
+		}
+		r.rec.SetStatus(ctx, r.rollbackDep, recorder.StateFailure, why)
+		r.rec.CommitStatus(ctx, cfg.SHA, recorder.CommitFailure, "rollback failed after: "+r.why)
+	default: // regressed, not rolled back
+		r.remember(cfg.SHA, run.Regressed)
+		r.rec.SetStatus(ctx, r.dep, recorder.StateFailure, "regressed: "+r.why)
+		r.rec.CommitStatus(ctx, cfg.SHA, recorder.CommitFailure, "regressed: "+r.why)
+	}
+	return run.Done
+}
+
+// validateWatch: the watched commit is resolved for its commit status.
+func (r *runner) validateWatch(ctx context.Context) run.Phase {
+	if !r.resolveSHA(ctx) {
+		return run.Done
+	}
+	r.out.Links.Commit = r.commitURL(r.cfg.SHA)
+	r.log.Printf("immune %s: watching %s on %s", Version, orUnknown(r.cfg.SHA), r.cfg.Environment)
+	return run.Watch
+}
+
+// recordWatch writes the commit status of a watch.
+func (r *runner) recordWatch(ctx context.Context) run.Phase {
+	if r.out.Verdict == run.Healthy {
+		r.remember(r.cfg.SHA, run.Healthy)
+		r.rec.CommitStatus(ctx, r.cfg.SHA, recorder.CommitSuccess, "healthy: "+shortHealthy(r.out.Watch))
+		r.warnIfDegraded(r.out.Watch)
+		return run.Done
+	}
+	r.rec.CommitStatus(ctx, r.cfg.SHA, recorder.CommitFailure, "regressed: "+r.why)
+	return run.Done
 }
 
 func shortHealthy(w *report.Watch) string {
@@ -99,204 +324,23 @@ func shortHealthy(w *report.Watch) string {
 	return fmt.Sprintf("%d of %d probes failed, p95 %s", w.Stats.Failed, w.Stats.Probes, report.FormatDuration(w.Stats.P95))
 }
 
-// superseded reports whether another run deployed something newer to the
-// environment after dep was created; rolling back would then undo it.
-func (r *runner) superseded(ctx context.Context, dep ghapi.Deployment) bool {
-	if dep.ID == 0 {
-		return false
-	}
-	var newer []ghapi.Deployment
-	err := r.gh.call("check for newer deployments", func(gh GitHub) (err error) {
-		newer, err = gh.NewerDeployments(ctx, r.cfg.Environment, dep)
-		return err
-	})
-	if err != nil || len(newer) == 0 {
-		return false
-	}
-	n := newer[0]
-	r.note(fmt.Sprintf("not rolling back: %s was deployed to %s after this deploy started (deployment %d, %s, by another run); rolling back would undo it",
-		n.SHA, r.cfg.Environment, n.ID, n.CreatedAt.UTC().Format("15:04:05 MST")))
-	r.log.Error("Superseded", fmt.Sprintf("a newer deployment of %s exists; %s was not rolled back", report.Short(n.SHA), report.Short(r.cfg.SHA)))
-	return true
-}
-
-// rollback redeploys target after cfg.SHA regressed and watches it.
-func (r *runner) rollback(ctx context.Context, target string) {
-	cfg := r.cfg
-	dep := r.startDeployment(ctx, target, "deploy:rollback", map[string]any{
-		"rolled_back_from": cfg.SHA,
-		"reason":           r.run.Reason,
-	})
-	if dep.ID != 0 {
-		r.run.Links.RollbackDeployment = r.deploymentsURL()
-	}
-	step := r.runCommand(ctx, "Roll back", cfg.RollbackCommand, deploy.Request{
-		SHA: target, PreviousSHA: cfg.SHA, Environment: cfg.Environment, Reason: deploy.ReasonRollback,
-	})
-	r.run.Rollback = step
-	r.run.RolledBack = true
-	if step.Error != "" {
-		r.run.Verdict = report.RollbackFailed
-		r.deploymentStatus(ctx, dep, "failure", "rollback command failed")
-		r.log.Error("Rollback failed", fmt.Sprintf("the rollback command for %s failed: %s; %s may be down", target, step.Error, cfg.Environment))
+// warnLoopback warns when a health URL points at the loopback interface
+// while the run is a container action: there, localhost is the action's
+// own container, not the runner's host or the job's services.
+func (r *runner) warnLoopback() {
+	if r.cfg.Workspace != "/github/workspace" {
 		return
 	}
-	w := r.watch(ctx, "Watching the rollback to "+report.Short(target), target, cfg.RollbackDuration, nil)
-	r.run.RollbackWatch = w
-	if w.Verdict != report.Healthy {
-		r.run.Verdict = report.RollbackFailed
-		r.deploymentStatus(ctx, dep, "failure", "rollback unhealthy: "+shortWhy(w, cfg.MaxLatency))
-		r.log.Error("Rollback failed", fmt.Sprintf("%s is not healthy after the rollback: %s; %s may be down", target, w.Reason, cfg.Environment))
-		return
-	}
-	r.run.Verdict = report.RolledBack
-	r.deploymentStatus(ctx, dep, "success", "rolled back from "+report.Short(cfg.SHA)+": "+shortHealthy(w))
-	r.log.Printf("Rolled back to %s: %s", target, w.Reason)
-}
-
-// watchMode judges what is already deployed.
-func (r *runner) watchMode(ctx context.Context) int {
-	cfg := r.cfg
-	r.run.Links.Commit = r.commitURL(cfg.SHA)
-	r.log.Printf("immune %s: watching %s on %s", Version, cfg.SHA, cfg.Environment)
-	r.commitStatus(ctx, cfg.SHA, "pending", fmt.Sprintf("watching %s on %s", report.Short(cfg.SHA), cfg.Environment))
-	w := r.watch(ctx, "Watching "+report.Short(cfg.SHA), cfg.SHA, cfg.Duration, nil)
-	r.run.Watch = w
-	r.run.Verdict, r.run.Reason = w.Verdict, w.Reason
-	if ctx.Err() != nil {
-		return r.cancelled(ctx, ghapi.Deployment{})
-	}
-	if w.Verdict == report.Healthy {
-		r.record(cfg.SHA, state.Healthy)
-		r.commitStatus(ctx, cfg.SHA, "success", "healthy: "+shortHealthy(w))
-		if !r.d.Plain {
-			r.log.Printf("Verdict: healthy. %s", w.Reason)
+	for _, u := range r.cfg.HealthURLs {
+		parsed, err := url.Parse(u)
+		if err != nil {
+			continue
 		}
-		r.warnIfDegraded(w)
-		return ExitOK
-	}
-	r.commitStatus(ctx, cfg.SHA, "failure", "regressed: "+shortWhy(w, cfg.MaxLatency))
-	r.log.Error(fmt.Sprintf("%s regressed on %s", report.Short(cfg.SHA), cfg.Environment), w.Reason)
-	return ExitRegressed
-}
-
-// cancelled ends a run whose context ended (the job was cancelled): no
-// verdict and no rollback, since a newer run may already be deploying.
-func (r *runner) cancelled(ctx context.Context, dep ghapi.Deployment) int {
-	r.run.Verdict = "cancelled"
-	r.run.Reason = "the run was cancelled before a verdict; nothing was rolled back"
-	// The run's context is over; GitHub gets a short one of its own.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	r.deploymentStatus(ctx, dep, "error", "cancelled before a verdict")
-	r.commitStatus(ctx, r.cfg.SHA, "error", "cancelled before a verdict")
-	r.log.Error("Cancelled", r.run.Reason)
-	return ExitRegressed
-}
-
-// rollbackTarget finds the commit to roll back to, and says where from.
-func (r *runner) rollbackTarget(ctx context.Context) (sha, source string) {
-	if r.cfg.PreviousSHA != "" {
-		return r.cfg.PreviousSHA, "the previous-sha input"
-	}
-	if r.gh.enabled() {
-		var good ghapi.Deployment
-		var found bool
-		err := r.gh.call("read the last successful deployment", func(gh GitHub) (err error) {
-			good, found, err = gh.LastKnownGood(ctx, r.cfg.Environment, r.cfg.SHA, historyLimit)
-			return err
-		})
-		if err == nil && found {
-			return good.SHA, fmt.Sprintf("GitHub deployment %d", good.ID)
+		host := parsed.Hostname()
+		if ip := net.ParseIP(host); host == "localhost" || strings.HasSuffix(host, ".localhost") || ip != nil && ip.IsLoopback() {
+			r.warn("Health URL on loopback", fmt.Sprintf("%s points at this container itself: a container action has its own network, "+
+				"so localhost is not the runner's host. Use the job's services: name or the host's address (see the README's \"Networking\").", u))
+			return
 		}
 	}
-	sf := &state.File{Path: r.cfg.StateFile}
-	if sha, err := sf.LastGood(r.cfg.Environment, r.cfg.SHA); err != nil {
-		r.warn("State file unreadable", err.Error())
-	} else if sha != "" {
-		return sha, "the state file"
-	}
-	if before := r.pushBefore(); before != "" {
-		return before, "the push event's before"
-	}
-	return "", ""
-}
-
-// pushBefore returns the push event's before, unless it is all zeros (a new
-// branch) or the commit being deployed.
-func (r *runner) pushBefore() string {
-	if r.ghctx.EventName != "push" {
-		return ""
-	}
-	before, _ := r.ghctx.Event["before"].(string)
-	if strings.Trim(before, "0") == "" || before == r.cfg.SHA || !config.ValidRef(before) {
-		return ""
-	}
-	return before
-}
-
-// startDeployment records a deployment of sha in GitHub and marks it in
-// progress. The zero Deployment means nothing was recorded.
-func (r *runner) startDeployment(ctx context.Context, sha, task string, payload map[string]any) ghapi.Deployment {
-	if !r.gh.enabled() {
-		return ghapi.Deployment{}
-	}
-	payload["tool"] = "immune"
-	payload["version"] = Version
-	if u := r.run.Links.Run; u != "" {
-		payload["run_url"] = u
-	}
-	var dep ghapi.Deployment
-	err := r.gh.call("create the "+task+" deployment of "+report.Short(sha), func(gh GitHub) (err error) {
-		dep, err = gh.CreateDeployment(ctx, ghapi.DeploymentRequest{
-			SHA:         sha,
-			Environment: r.cfg.Environment,
-			Task:        task,
-			Description: fmt.Sprintf("immune %s of %s", task, report.Short(sha)),
-			Payload:     payload,
-		})
-		return err
-	})
-	if err != nil && dep.ID == 0 {
-		return ghapi.Deployment{}
-	}
-	if task == "deploy" {
-		r.run.Links.Deployment = r.deploymentsURL()
-	}
-	r.deploymentStatus(ctx, dep, "in_progress", "immune is deploying and watching "+report.Short(sha))
-	return dep
-}
-
-// deploymentStatus adds a status to a recorded deployment.
-func (r *runner) deploymentStatus(ctx context.Context, dep ghapi.Deployment, state, desc string) {
-	if dep.ID == 0 {
-		return
-	}
-	s := ghapi.DeploymentStatus{
-		State:          state,
-		Description:    desc,
-		LogURL:         r.run.Links.Run,
-		EnvironmentURL: r.cfg.EnvironmentURL,
-	}
-	if state == "success" {
-		// Keep earlier successes "success": they are the rollback targets
-		// the next runs look for.
-		no := false
-		s.AutoInactive = &no
-	}
-	_ = r.gh.call(fmt.Sprintf("set deployment %d to %s", dep.ID, state), func(gh GitHub) error {
-		return gh.SetDeploymentStatus(ctx, dep.ID, s)
-	})
-}
-
-// commitStatus sets the immune/<environment> commit status on sha.
-func (r *runner) commitStatus(ctx context.Context, sha, state, desc string) {
-	if !r.gh.enabled() || !config.ValidShortSHA(sha) {
-		return
-	}
-	_ = r.gh.call(fmt.Sprintf("set the %s commit status to %s", statusContext(r.cfg.Environment), state), func(gh GitHub) error {
-		return gh.SetCommitStatus(ctx, ghapi.CommitStatus{
-			SHA: sha, State: state, Context: statusContext(r.cfg.Environment), Description: desc, TargetURL: r.run.Links.Run,
-		})
-	})
 }

@@ -5,17 +5,22 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/deploy"
 	"github.com/immune-cd/immune/internal/ghapi"
-	"github.com/immune-cd/immune/internal/report"
+	"github.com/immune-cd/immune/internal/recorder"
+	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/sha"
 	"github.com/immune-cd/immune/internal/state"
 )
 
-// rollbackMode rolls the environment back by hand (workflow_dispatch): to
-// the sha input, or one step back from what runs now.
-func (r *runner) rollbackMode(ctx context.Context) int {
+// validateRollback (manual rollback, workflow_dispatch): waits for the
+// environment, then finds what runs now and the commit to roll back to:
+// the sha input, or one step back.
+func (r *runner) validateRollback(ctx context.Context) run.Phase {
 	cfg := r.cfg
+	if ok, _ := r.awaitEnvironment(ctx, 0); !ok {
+		return run.Done
+	}
 	current, err := r.currentSHA(ctx)
 	if err != nil {
 		return r.refuse("Rollback not started", err.Error())
@@ -24,9 +29,10 @@ func (r *runner) rollbackMode(ctx context.Context) int {
 	if err != nil {
 		return r.refuse("Rollback not started", err.Error())
 	}
-	r.run.SHA, r.run.PreviousSHA, r.run.PreviousSource = target, current, source
-	r.run.Links.Commit, r.run.Links.PreviousCommit = r.commitURL(target), r.commitURL(current)
-	r.run.Reason = cfg.Reason
+	r.current, r.target = current, target
+	r.out.SHA, r.out.PreviousSHA, r.out.PreviousSource = target, current, source
+	r.out.Links.Commit, r.out.Links.PreviousCommit = r.commitURL(target), r.commitURL(current)
+	r.out.Reason = cfg.Reason
 	replacing := "what runs now is unknown"
 	if current != "" {
 		replacing = "replacing " + current
@@ -35,77 +41,21 @@ func (r *runner) rollbackMode(ctx context.Context) int {
 	if cfg.Reason != "" {
 		r.log.Printf("Reason: %s", cfg.Reason)
 	}
-
-	payload := map[string]any{"rolled_back_from": current, "manual": true}
-	if cfg.Reason != "" {
-		payload["reason"] = cfg.Reason
-	}
-	if r.ghctx.Actor != "" {
-		payload["actor"] = r.ghctx.Actor
-	}
-	dep := r.startDeployment(ctx, target, "deploy:rollback", payload)
-	r.run.DeploymentID = dep.ID
-	r.commitStatus(ctx, target, "pending", fmt.Sprintf("rolling %s back to %s", cfg.Environment, report.Short(target)))
-
-	step := r.runCommand(ctx, "Roll back", cfg.RollbackCommand, deploy.Request{
-		SHA: target, PreviousSHA: current, Environment: cfg.Environment, Reason: deploy.ReasonRollback,
-	})
-	r.run.Rollback = step
-	r.run.RolledBack = true
-	fail := func(why, long string) int {
-		r.run.Verdict = report.RollbackFailed
-		r.run.Reason = long
-		r.deploymentStatus(ctx, dep, "failure", why)
-		r.commitStatus(ctx, target, "failure", "rollback failed: "+why)
-		r.log.Error("Rollback failed — "+cfg.Environment+" may be down", long)
-		return ExitRegressed
-	}
-	if step.Error != "" {
-		return fail("rollback command failed", fmt.Sprintf("the rollback command for %s failed: %s", target, step.Error))
-	}
-	w := r.watch(ctx, "Watching the rollback to "+report.Short(target), target, cfg.Duration, nil)
-	r.run.Watch = w
-	if ctx.Err() != nil {
-		return r.cancelled(ctx, dep)
-	}
-	if w.Verdict != report.Healthy {
-		return fail(shortWhy(w, cfg.MaxLatency), fmt.Sprintf("%s is not healthy after the rollback: %s", target, w.Reason))
-	}
-	r.run.Verdict = report.RolledBack
-	if cfg.Reason == "" {
-		r.run.Reason = w.Reason
-	}
-	r.record(target, state.Healthy)
-	r.deploymentStatus(ctx, dep, "success", "manual rollback: "+shortHealthy(w))
-	r.commitStatus(ctx, target, "success", "rolled back here by hand: "+shortHealthy(w))
-	r.log.Printf("Rolled %s back to %s: %s", cfg.Environment, target, w.Reason)
-	return ExitOK
+	return run.Rollback
 }
 
-// refuse ends a run that could not start, before anything was deployed.
-func (r *runner) refuse(title, msg string) int {
-	r.run.Verdict, r.run.Reason = "", msg // no verdict: nothing was deployed
-	r.log.Error(title, msg)
-	return ExitConfig
-}
-
-// currentSHA is what the environment runs now: the newest deployment's
-// commit in GitHub, else the newest entry of the state file.
+// currentSHA is what the environment runs now: the newest of immune's
+// deployments that ran, else the newest entry of the state file.
 func (r *runner) currentSHA(ctx context.Context) (string, error) {
-	if r.gh.enabled() {
-		var deps []ghapi.Deployment
-		err := r.gh.call("list the deployments of "+r.cfg.Environment, func(gh GitHub) (err error) {
-			deps, err = gh.Deployments(ctx, r.cfg.Environment, 1)
-			return err
-		})
-		if err != nil {
-			if r.cfg.SHA == "" {
-				return "", fmt.Errorf("cannot find what %s runs, so cannot pick the commit one step back: %w; pass the sha input", r.cfg.Environment, err)
-			}
+	if r.rec.Enabled() {
+		d, found, err := r.rec.Current(ctx)
+		switch {
+		case err != nil && r.cfg.SHA == "":
+			return "", fmt.Errorf("cannot find what %s runs, so cannot pick the commit one step back: %w; pass the sha input", r.cfg.Environment, err)
+		case err != nil:
 			return "", nil
-		}
-		if len(deps) > 0 {
-			return deps[0].SHA, nil
+		case found:
+			return d.SHA, nil
 		}
 	}
 	sf := &state.File{Path: r.cfg.StateFile}
@@ -113,59 +63,115 @@ func (r *runner) currentSHA(ctx context.Context) (string, error) {
 }
 
 // manualTarget is the commit a manual rollback deploys.
-func (r *runner) manualTarget(ctx context.Context, current string) (sha, source string, err error) {
+func (r *runner) manualTarget(ctx context.Context, current string) (commit, source string, err error) {
 	if want := r.cfg.SHA; want != "" {
-		full, err := r.resolve(ctx, want)
+		full, err := r.resolveTarget(ctx, want)
 		if err != nil {
 			return "", "", err
 		}
-		if current != "" && full == current {
+		if current != "" && sha.Same(full, current) {
 			return "", "", fmt.Errorf("input sha: %s already runs %s; nothing to roll back", r.cfg.Environment, full)
 		}
 		return full, "the sha input", nil
 	}
-	if r.gh.enabled() {
-		var good ghapi.Deployment
-		var found bool
-		err := r.gh.call("read the last successful deployment", func(gh GitHub) (err error) {
-			good, found, err = gh.LastKnownGood(ctx, r.cfg.Environment, current, historyLimit)
-			return err
-		})
+	if r.rec.Enabled() {
+		good, found, err := r.rec.LastGood(ctx, current)
 		if err != nil {
 			return "", "", fmt.Errorf("cannot read the deployments of %s to pick a target: %w; pass the sha input", r.cfg.Environment, err)
 		}
 		if found {
-			return good.SHA, fmt.Sprintf("GitHub deployment %d, the last successful one before %s", good.ID, report.Short(current)), nil
+			return good.SHA, fmt.Sprintf("GitHub deployment %d, the last healthy one of another commit than %s", good.ID, orUnknown(sha.Short(current))), nil
 		}
 	}
 	sf := &state.File{Path: r.cfg.StateFile}
-	if sha, err := sf.LastGood(r.cfg.Environment, current); err == nil && sha != "" {
-		return sha, "the state file", nil
+	if last, err := sf.LastGood(r.cfg.Environment, current); err == nil && last != "" {
+		return last, "the state file", nil
 	}
-	return "", "", fmt.Errorf("no earlier successful deployment of %s to roll back to; pass the sha input", r.cfg.Environment)
+	return "", "", fmt.Errorf("no earlier healthy deployment of %s to roll back to; pass the sha input", r.cfg.Environment)
 }
 
-// resolve turns a short or full SHA into the full SHA of a commit of this
+// resolveTarget turns the sha input into the full SHA of a commit of this
 // repository.
-func (r *runner) resolve(ctx context.Context, sha string) (string, error) {
-	if !r.gh.enabled() {
-		if len(sha) != 40 {
-			return "", fmt.Errorf("input sha: %q is a short SHA; without a github-token only a full 40-character SHA can be used", sha)
+func (r *runner) resolveTarget(ctx context.Context, want string) (string, error) {
+	if !r.rec.Enabled() {
+		if !sha.IsFull(want) {
+			return "", fmt.Errorf("input sha: %q is a short SHA; without a github-token only a full 40-character SHA can be used", want)
 		}
-		return sha, nil
+		return want, nil
 	}
-	var full string
-	err := r.gh.call("resolve "+sha, func(gh GitHub) (err error) {
-		full, err = gh.ResolveCommit(ctx, sha)
-		return err
-	})
+	full, err := r.rec.Resolve(ctx, want)
 	switch {
 	case errors.Is(err, ghapi.ErrNoSuchCommit):
-		return "", fmt.Errorf("input sha: %s is not a commit of %s", sha, r.ghctx.Repository)
+		return "", fmt.Errorf("input sha: %s is not a commit of %s", want, r.ev.Repository)
 	case err != nil:
-		return "", fmt.Errorf("input sha: cannot check that %s is a commit of this repository: %w", sha, err)
-	case !config.ValidShortSHA(full):
-		return "", fmt.Errorf("input sha: GitHub resolved %s to %q, which is not a commit SHA", sha, full)
+		return "", fmt.Errorf("input sha: cannot check that %s is a commit of this repository: %w", want, err)
 	}
 	return full, nil
+}
+
+// manualRollback records the rollback deployment and runs the rollback
+// command.
+func (r *runner) manualRollback(ctx context.Context) run.Phase {
+	cfg := r.cfg
+	p := r.payload()
+	p.RolledBackFrom, p.Reason, p.Manual = r.current, cfg.Reason, true
+	dep, waited, ok := r.startDeployment(ctx, recorder.TaskRollback, r.target, p, cfg.StartupTimeout+cfg.Duration,
+		"rolling "+cfg.Environment+" back to "+sha.Short(r.target)+" by hand")
+	r.rollbackDep, r.out.DeploymentID = dep, dep.ID
+	if !ok || ctx.Err() != nil {
+		return run.Done
+	}
+	if waited {
+		r.note(fmt.Sprintf("another run deployed to %s while this one waited; the rollback still goes to %s, as asked", cfg.Environment, r.target))
+	}
+	r.setPending(ctx, r.target, fmt.Sprintf("rolling %s back to %s", cfg.Environment, sha.Short(r.target)))
+	r.rollbackStarted = true
+	step := r.runCommand(ctx, "Roll back", cfg.RollbackCommand, deploy.Request{
+		SHA: r.target, PreviousSHA: r.current, Environment: cfg.Environment, Reason: deploy.ReasonRollback,
+	})
+	r.out.Rollback, r.out.RolledBack = step, true
+	if ctx.Err() != nil {
+		return run.Done
+	}
+	if step.Error != "" {
+		r.why = "rollback command failed"
+		r.end(run.RollbackFailed, ExitRegressed, fmt.Sprintf("the rollback command for %s failed: %s", r.target, step.Error))
+		return run.Record
+	}
+	return run.Confirm
+}
+
+// confirmManual watches the build rolled back to.
+func (r *runner) confirmManual(ctx context.Context) run.Phase {
+	w := r.watch(ctx, "Watching the rollback to "+sha.Short(r.target), r.target, r.cfg.Duration, nil)
+	if ctx.Err() != nil {
+		return run.Done
+	}
+	r.out.Watch = w
+	if w.Verdict != run.Healthy {
+		r.why = shortWhy(w, r.cfg.MaxLatency)
+		r.end(run.RollbackFailed, ExitRegressed, fmt.Sprintf("%s is not healthy after the rollback: %s", r.target, w.Reason))
+		return run.Record
+	}
+	reason := r.cfg.Reason
+	if reason == "" {
+		reason = w.Reason
+	}
+	r.end(run.RolledBack, ExitOK, reason)
+	r.log.Printf("Rolled %s back to %s: %s", r.cfg.Environment, r.target, w.Reason)
+	return run.Record
+}
+
+// recordManual writes the final records of a manual rollback.
+func (r *runner) recordManual(ctx context.Context) run.Phase {
+	if r.out.Verdict == run.RolledBack {
+		r.remember(r.target, run.Healthy)
+		r.rec.SetStatus(ctx, r.rollbackDep, recorder.StateSuccess, "manual rollback: "+shortHealthy(r.out.Watch))
+		r.rec.CommitStatus(ctx, r.target, recorder.CommitSuccess, "rolled back here by hand: "+shortHealthy(r.out.Watch))
+		return run.Done
+	}
+	r.rec.SetStatus(ctx, r.rollbackDep, recorder.StateFailure, r.why)
+	r.rec.CommitStatus(ctx, r.target, recorder.CommitFailure, "rollback failed: "+r.why)
+	r.log.Error("Rollback failed — "+r.cfg.Environment+" may be down", r.out.Reason)
+	return run.Done
 }

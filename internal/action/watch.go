@@ -8,6 +8,7 @@ import (
 
 	"github.com/immune-cd/immune/internal/health"
 	"github.com/immune-cd/immune/internal/report"
+	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/verdict"
 )
 
@@ -37,14 +38,14 @@ func observation(p health.Probe) verdict.Observation {
 // baseline probes the current production before the deploy and returns an
 // engine that judges the new build against it, or nil to use the absolute
 // limits (no baseline configured, or production already failing).
-func (r *runner) baseline(ctx context.Context, target string) *verdict.Engine {
+func (r *runner) baselineEngine(ctx context.Context, target string) *verdict.Engine {
 	d := r.cfg.BaselineDuration
 	if d <= 0 {
 		return nil
 	}
 	r.log.Printf("Baseline: probing the current production for %s before the deploy.", d)
 	w := &health.Watch{
-		Probe:    r.prober.Probe,
+		Probe:    r.probe,
 		Clock:    r.d.Clock,
 		URLs:     r.cfg.HealthURLs,
 		Want:     target,
@@ -61,14 +62,14 @@ func (r *runner) baseline(ctx context.Context, target string) *verdict.Engine {
 	b := verdict.NewBaseline(obs)
 	stats := report.StatsOf(res.Probes)
 	rw := &report.Watch{SHA: target, Start: res.Start, End: res.End, Planned: d, Probes: res.Probes, Stats: stats}
-	r.run.Baseline = rw
+	r.out.Baseline = rw
 	limits := r.limits(r.cfg.Duration)
 	if bad, why := b.Unhealthy(limits); bad {
-		rw.Verdict, rw.Reason = report.Regressed, why
+		rw.Verdict, rw.Reason = run.Regressed, why
 		r.warn("Production was already unhealthy", why+"; the deploy goes ahead (it may be the fix) and is judged by the absolute limits")
 		return nil
 	}
-	rw.Verdict = report.Healthy
+	rw.Verdict = run.Healthy
 	rw.Reason = fmt.Sprintf("%d of %d probes failed (%s); p%s latency %s", stats.Failed, stats.Probes, pct(stats.ErrorRate),
 		strings.TrimSuffix(fmt.Sprintf("%g", r.cfg.LatencyPercentile), ".0"), report.FormatDuration(b.Latency(r.cfg.LatencyPercentile)))
 	r.log.Printf("Baseline: %s. The new build is judged against it.", rw.Reason)
@@ -85,7 +86,7 @@ func (r *runner) watch(ctx context.Context, title, sha string, d time.Duration, 
 	startup := min(r.cfg.StartupTimeout, d)
 	r.log.Printf("%s: %d URL(s) every %s for %s (startup grace %s).", title, len(r.cfg.HealthURLs), r.cfg.Interval, d, startup)
 	w := &health.Watch{
-		Probe:          r.prober.Probe,
+		Probe:          r.probe,
 		Clock:          r.d.Clock,
 		URLs:           r.cfg.HealthURLs,
 		Want:           sha,
@@ -106,19 +107,19 @@ func (r *runner) watch(ctx context.Context, title, sha string, d time.Duration, 
 	}
 	switch {
 	case res.Err != nil:
-		rw.Verdict, rw.Reason = "cancelled", "the watch was cancelled"
+		rw.Verdict, rw.Reason = run.Cancelled, "the watch was cancelled"
 	case len(res.NotLive) > 0:
-		rw.Verdict, rw.Rule, rw.Detected = report.Regressed, "startup-timeout", true
+		rw.Verdict, rw.Rule, rw.Detected = run.Regressed, "startup-timeout", true
 		rw.Reason = fmt.Sprintf("no healthy answer from %s within the startup timeout of %s%s",
 			strings.Join(res.NotLive, ", "), report.FormatDuration(startup), lastError(res.Probes, res.NotLive[0]))
 	case res.Stopped:
-		rw.Verdict, rw.Rule, rw.Reason, rw.Detected = report.Regressed, last.Rule, last.Reason, true
+		rw.Verdict, rw.Rule, rw.Reason, rw.Detected = run.Regressed, last.Rule, last.Reason, true
 	default:
 		last = eng.Finish()
 		rw.Rule, rw.Reason = last.Rule, last.Reason
-		rw.Verdict = report.Healthy
+		rw.Verdict = run.Healthy
 		if last.Outcome == verdict.Regressed {
-			rw.Verdict, rw.Detected = report.Regressed, true
+			rw.Verdict, rw.Detected = run.Regressed, true
 		}
 	}
 	return rw

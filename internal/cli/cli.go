@@ -20,6 +20,7 @@ import (
 	"github.com/immune-cd/immune/internal/clock"
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/demo"
+	"github.com/immune-cd/immune/internal/recorder"
 )
 
 // Command is one invocation of the program.
@@ -34,7 +35,7 @@ type Command struct {
 	// Executable is the path of this program, for the demo's deploy command.
 	Executable string
 	// NewGitHub builds the GitHub API client for a token.
-	NewGitHub func(token string) (action.GitHub, error)
+	NewGitHub func(token string) (recorder.GitHub, error)
 }
 
 const usage = `immune: deploy a commit, watch its health, roll back what regresses.
@@ -144,7 +145,7 @@ func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config
 		}
 		return action.ExitConfig
 	}
-	var gh action.GitHub
+	var gh recorder.GitHub
 	if cfg.Token != "" && c.NewGitHub != nil {
 		client, err := c.NewGitHub(cfg.Token)
 		if err != nil {
@@ -154,15 +155,16 @@ func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config
 		}
 	}
 	return action.Run(ctx, action.Deps{
-		GitHub:  gh,
-		GHA:     gha,
-		Getenv:  c.Getenv,
-		Stdout:  c.Stdout,
-		HTTP:    c.HTTP,
-		Clock:   c.Clock,
-		Environ: c.Environ,
-		Plain:   plain,
-		Grace:   5 * time.Second,
+		GitHub:      gh,
+		GHA:         gha,
+		Getenv:      c.Getenv,
+		Stdout:      c.Stdout,
+		HTTP:        c.HTTP,
+		Clock:       c.Clock,
+		Environ:     c.Environ,
+		Plain:       plain,
+		Grace:       5 * time.Second,
+		CancelGrace: 2 * time.Second,
 	}, cfg)
 }
 

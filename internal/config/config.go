@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/immune-cd/immune/internal/recorder"
+	"github.com/immune-cd/immune/internal/sha"
 )
 
 // Mode is what a run does.
@@ -63,6 +66,7 @@ type Config struct {
 
 	AutoRollback     bool
 	RollbackDuration time.Duration
+	LockTimeout      time.Duration
 	StateFile        string // absolute path
 	FixLabel         string
 	Workspace        string
@@ -90,8 +94,10 @@ func Parse(get Getter, env Env) (*Config, error) {
 
 	c.Mode = p.mode(env.EventName)
 	c.Environment = p.str("environment")
-	if c.Environment == "" || len(c.Environment) > 255 || strings.ContainsAny(c.Environment, "\n\r") {
-		p.fail("environment", "expected a name of 1 to 255 characters on one line")
+	if c.Environment == "" {
+		p.fail("environment", "expected a name")
+	} else if err := recorder.CheckEnvironment(c.Environment); err != nil {
+		p.failValue("environment", err.Error())
 	}
 	c.EnvironmentURL = p.str("environment-url")
 	if c.EnvironmentURL != "" {
@@ -140,6 +146,7 @@ func Parse(get Getter, env Env) (*Config, error) {
 
 	c.AutoRollback = p.bool("auto-rollback")
 	c.RollbackDuration = p.positiveDuration("rollback-duration")
+	c.LockTimeout = p.duration("lock-timeout")
 	c.StateFile = p.str("state-file")
 	if c.StateFile == "" {
 		p.fail("state-file", "expected a file path")
@@ -182,16 +189,16 @@ func (p *parser) checkMode(c *Config) {
 	case ModeDeploy, ModeWatch:
 		if c.SHA == "" {
 			p.fail("sha", "no commit to deploy: set sha or run where GITHUB_SHA is set")
-		} else if !ValidRef(c.SHA) {
+		} else if !sha.IsRef(c.SHA) {
 			p.failValue("sha", "expected a commit SHA or ref name")
 		}
 	case ModeRollback:
-		if c.SHA != "" && !ValidShortSHA(c.SHA) {
+		if c.SHA != "" && !sha.IsAbbrev(c.SHA) {
 			p.failValue("sha", "expected a commit SHA of 7 to 40 hex characters")
 		}
 	}
 	if c.PreviousSHA != "" {
-		if !ValidRef(c.PreviousSHA) {
+		if !sha.IsRef(c.PreviousSHA) {
 			p.failValue("previous-sha", "expected a commit SHA or ref name")
 		} else if c.PreviousSHA == c.SHA {
 			p.failValue("previous-sha", "is the same commit as sha; rolling back to it would change nothing")
@@ -218,9 +225,9 @@ func (p *parser) checkMode(c *Config) {
 // non-default value outside this list produce a warning, so nothing a user
 // configured is silently ignored.
 var modeInputs = map[Mode][]string{
-	ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "rollback-duration", "state-file"},
+	ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "rollback-duration", "lock-timeout", "state-file"},
 	ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file"},
-	ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file"},
+	ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "lock-timeout", "state-file"},
 	ModeGate:     {"environment", "github-token", "fix-label"},
 }
 

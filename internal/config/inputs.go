@@ -44,13 +44,14 @@ var Inputs = []Input{
 	{Name: "max-latency-increase", Default: "1.5", Description: "With a baseline: highest acceptable factor between the new build's latency at latency-percentile and the baseline's."},
 	{Name: "auto-rollback", Default: "true", Description: "Roll back to the previous SHA when the new build regresses."},
 	{Name: "rollback-duration", Default: "1m", Description: "How long the rollback is watched to confirm it is healthy."},
+	{Name: "lock-timeout", Default: "15m", Description: "Longest a deploy or rollback waits while another run of immune is deploying to the same environment (its GitHub deployment is queued or in progress). Past it the run ends with verdict skipped and deploys nothing. 0s: do not wait."},
 	{Name: "state-file", Default: ".immune/state.json", Description: "File (relative to the workspace) that remembers the last healthy SHA when no GitHub token is available."},
 	{Name: "fix-label", Default: "immune:fix", Description: "Gate mode: a pull request with this label passes the gate while the line is stopped."},
 }
 
 // Outputs lists every output of action.yml with its description.
 var Outputs = []Input{
-	{Name: "verdict", Description: "healthy, regressed, rolled-back or rollback-failed (deploy and watch modes); rolled-back or rollback-failed (rollback mode); clear, stopped or fix-allowed (gate mode); cancelled when the job was cancelled before a verdict."},
+	{Name: "verdict", Description: "healthy, regressed, rolled-back or rollback-failed (deploy and watch modes); rolled-back or rollback-failed (rollback mode); clear, stopped or fix-allowed (gate mode); cancelled when the job was cancelled (what ran was stopped; nothing is recorded as healthy); skipped when there was nothing to deploy (a push that deleted its branch or tag) or another run held the environment past lock-timeout."},
 	{Name: "sha", Description: "The commit that was deployed, watched or rolled back to."},
 	{Name: "previous-sha", Description: "The rollback target that was used, or would have been."},
 	{Name: "rolled-back", Description: "true when a rollback was deployed, else false."},

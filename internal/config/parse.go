@@ -5,7 +5,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -232,15 +231,3 @@ func ParseVersionSource(s string) (VersionSource, error) {
 	}
 	return VersionSource{}, fmt.Errorf("%q is not body, header:<Name> or json:<dot.path>", s)
 }
-
-var refPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/+-]{0,254}$`)
-
-// ValidRef reports whether s looks like a commit SHA or ref name. It keeps
-// the check loose because CLI users deploy tags too; the value only ever
-// reaches the deploy command as an environment variable.
-func ValidRef(s string) bool { return refPattern.MatchString(s) }
-
-var hexSHA = regexp.MustCompile(`^[0-9a-fA-F]{7,40}$`)
-
-// ValidShortSHA reports whether s is 7 to 40 hex characters.
-func ValidShortSHA(s string) bool { return hexSHA.MatchString(s) }

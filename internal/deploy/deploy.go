@@ -1,15 +1,22 @@
 // Package deploy runs the user's deploy and rollback commands as real child
 // processes: in their own process group, with the commit passed in the
 // environment (never spliced into the command), output streamed, and a
-// timeout that kills the whole group.
+// timeout or cancellation that stops the whole group: SIGTERM, then, after
+// a grace period, SIGKILL to every member still there, and Deploy returns
+// only once no member is left. A process that leaves the group on purpose
+// (setsid) is the one way to outlive it.
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -39,10 +46,15 @@ type Command struct {
 	Dir     string
 	Env     []string // the environment the command starts from
 	Timeout time.Duration
-	// Grace is how long the group gets between SIGTERM and SIGKILL, and how
-	// long output from leftover background processes is awaited.
-	Grace  time.Duration
-	Output io.Writer
+	// Grace is how long the group gets between SIGTERM and SIGKILL after a
+	// timeout, and how long output from leftover background processes of a
+	// successful command is awaited. Default 5s.
+	Grace time.Duration
+	// CancelGrace replaces Grace when ctx is cancelled (the job was
+	// cancelled: the runner kills the container seconds later). Default
+	// Grace.
+	CancelGrace time.Duration
+	Output      io.Writer
 }
 
 // Deploy runs the command and waits for it. A non-zero exit, a timeout or a
@@ -78,19 +90,84 @@ func (c *Command) Deploy(ctx context.Context, req Request) error {
 	case <-ctx.Done():
 	}
 
-	// Kill the whole group: a shell's children would otherwise live on.
-	pgid := cmd.Process.Pid
+	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
+	if !timedOut && c.CancelGrace > 0 {
+		grace = c.CancelGrace
+	}
+	left := stopGroup(cmd.Process.Pid, grace, done)
+	var err error
+	if timedOut {
+		err = fmt.Errorf("command did not finish within %s; its process group was killed", c.Timeout)
+	} else {
+		err = fmt.Errorf("command was cancelled; its process group was killed: %w", ctx.Err())
+	}
+	if len(left) > 0 {
+		err = fmt.Errorf("%w, but processes %v were still there after SIGKILL", err, left)
+	}
+	return err
+}
+
+// stopGroup stops process group pgid, whose leader's Wait reports on done:
+// SIGTERM to the group; once the group is empty or grace has passed,
+// SIGKILL to whatever is left, whether or not the leader is gone (a child
+// that ignores SIGTERM must not finish a deploy after a rollback); then it
+// waits for the leader and for every member to be gone. It returns the
+// members still alive after a bounded wait, normally none.
+func stopGroup(pgid int, grace time.Duration, done <-chan error) (left []int) {
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(grace):
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-done
+	deadline := time.Now().Add(grace)
+	for len(groupMembers(pgid)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("command did not finish within %s; its process group was killed", c.Timeout)
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	<-done
+	// SIGKILL cannot be ignored, but delivery takes a moment.
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		left = groupMembers(pgid)
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return fmt.Errorf("command was cancelled; its process group was killed: %w", ctx.Err())
+}
+
+// groupMembers lists the live processes of group pgid. Zombies do not
+// count: an orphan that died stays one until whoever adopted it reaps it,
+// which the first process of some containers never does.
+func groupMembers(pgid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		// No /proc: ask the kernel whether the group has any process.
+		if syscall.Kill(-pgid, 0) == nil {
+			return []int{-pgid}
+		}
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+			continue
+		}
+		if g, _ := strconv.Atoi(f[2]); g == pgid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 func exitError(err error) error {

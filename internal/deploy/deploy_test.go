@@ -96,6 +96,49 @@ wait`
 	}
 }
 
+// TestNoLateDeployAfterTheTimeout: a child that ignores SIGTERM and no
+// longer holds the command's output outlives its shell; it is killed all
+// the same, before Deploy returns, so it cannot finish a deploy after the
+// rollback started.
+func TestNoLateDeployAfterTheTimeout(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	script := `(trap '' TERM; sleep 1; echo late > late) </dev/null >/dev/null 2>&1 &
+echo $! > pid
+sleep 30`
+	c := &Command{Script: script, Dir: dir, Env: []string{"PATH=" + os.Getenv("PATH")}, Timeout: 300 * time.Millisecond, Grace: 200 * time.Millisecond, Output: &bytes.Buffer{}}
+	err := c.Deploy(context.Background(), Request{SHA: "abc"})
+	if err == nil || !strings.Contains(err.Error(), "process group was killed") || strings.Contains(err.Error(), "still there") {
+		t.Fatalf("Deploy() = %v, want a timeout with the whole group gone", err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "pid"))
+	if pid, _ := strconv.Atoi(strings.TrimSpace(string(data))); pid == 0 || running(pid) {
+		t.Errorf("the child %q that ignores SIGTERM is still running when Deploy returned", data)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(dir, "late")); err == nil {
+		t.Error("the child finished its deploy after Deploy returned")
+	}
+}
+
+// TestCancelUsesTheShortGrace: a cancelled job gets CancelGrace, not the
+// timeout's Grace, before SIGKILL.
+func TestCancelUsesTheShortGrace(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Command{Script: "trap '' TERM; sleep 30", Dir: t.TempDir(), Env: []string{"PATH=" + os.Getenv("PATH")},
+		Timeout: time.Minute, Grace: 20 * time.Second, CancelGrace: 200 * time.Millisecond, Output: &bytes.Buffer{}}
+	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	start := time.Now()
+	err := c.Deploy(ctx, Request{SHA: "abc"})
+	if err == nil || !strings.Contains(err.Error(), "cancelled") {
+		t.Errorf("Deploy() = %v, want cancelled", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Deploy took %s to stop after a cancel: the 20s timeout grace was used", took)
+	}
+}
+
 // running reports whether process pid exists and is not a zombie.
 func running(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {

@@ -259,11 +259,3 @@ func webRoot(serverURL string) string {
 	}
 	return serverURL
 }
-
-// ShortSHA abbreviates a commit id for messages.
-func ShortSHA(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
-}

@@ -72,12 +72,12 @@ func TestEnterpriseServer(t *testing.T) {
 			if !strings.HasSuffix(e.fake.URL(), "/api/v3") {
 				t.Fatalf("fake URL %s", e.fake.URL())
 			}
-			e.fake.AddCommit(sha(1), "x")
-			d, err := e.client.CreateDeployment(ctx(t), DeploymentRequest{SHA: sha(1)})
+			e.fake.AddCommit(commitID(1), "x")
+			d, err := e.client.CreateDeployment(ctx(t), DeploymentRequest{SHA: commitID(1)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, err := e.client.ResolveCommit(ctx(t), sha(1)[:7]); err != nil || got != sha(1) {
+			if got, err := e.client.ResolveCommit(ctx(t), commitID(1)[:7]); err != nil || got != commitID(1) {
 				t.Fatalf("resolve: %s %v", got, err)
 			}
 			if !strings.Contains(d.URL, "/api/v3/repos/octo-org/shop/deployments/") {
@@ -105,7 +105,7 @@ func TestPermissionErrors(t *testing.T) {
 			name:  "create deployment, 403 injected",
 			fault: &githubfake.Fault{Method: "POST", Path: deploymentsPath, Status: 403},
 			call: func(e *env) error {
-				_, err := e.client.CreateDeployment(ctx0(), DeploymentRequest{SHA: sha(1)})
+				_, err := e.client.CreateDeployment(ctx0(), DeploymentRequest{SHA: commitID(1)})
 				return err
 			},
 			wantPerm: "deployments: write", wantCode: 403,
@@ -128,14 +128,14 @@ func TestPermissionErrors(t *testing.T) {
 			name:  "commit status",
 			perms: map[string]string{"deployments": "write"},
 			call: func(e *env) error {
-				return e.client.SetCommitStatus(ctx0(), CommitStatus{SHA: sha(1), State: "success"})
+				return e.client.SetCommitStatus(ctx0(), CommitStatus{SHA: commitID(1), State: "success"})
 			},
 			wantPerm: "statuses: write", wantCode: 403,
 		},
 		{
 			name:     "resolve commit",
 			perms:    map[string]string{"deployments": "write"},
-			call:     func(e *env) error { _, err := e.client.ResolveCommit(ctx0(), sha(1)); return err },
+			call:     func(e *env) error { _, err := e.client.ResolveCommit(ctx0(), commitID(1)); return err },
 			wantPerm: "contents: read", wantCode: 403,
 		},
 		{
@@ -154,7 +154,7 @@ func TestPermissionErrors(t *testing.T) {
 			name:  "repository hidden from the token: 404",
 			fault: &githubfake.Fault{Method: "POST", Path: deploymentsPath, Status: 404},
 			call: func(e *env) error {
-				_, err := e.client.CreateDeployment(ctx0(), DeploymentRequest{SHA: sha(1)})
+				_, err := e.client.CreateDeployment(ctx0(), DeploymentRequest{SHA: commitID(1)})
 				return err
 			},
 			wantPerm: "deployments: write", wantCode: 404,
@@ -163,8 +163,8 @@ func TestPermissionErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := setup(t, githubfake.Options{Permissions: tt.perms}, nil)
-			e.fake.AddPullRequest(1, sha(1), []string{"x"}, nil)
-			e.deployment = e.fake.SeedDeployment("production", sha(1)).ID
+			e.fake.AddPullRequest(1, commitID(1), []string{"x"}, nil)
+			e.deployment = e.fake.SeedDeployment("production", commitID(1)).ID
 			if tt.fault != nil {
 				e.fake.Inject(*tt.fault)
 			}
@@ -192,21 +192,21 @@ func TestPermissionErrors(t *testing.T) {
 
 func TestResolveCommit(t *testing.T) {
 	e := setup(t, githubfake.Options{}, nil)
-	e.fake.AddCommit(sha(1), "one")
-	e.fake.AddCommit(sha(2), "two")
-	e.fake.AddBranch("main", sha(2))
+	e.fake.AddCommit(commitID(1), "one")
+	e.fake.AddCommit(commitID(2), "two")
+	e.fake.AddBranch("main", commitID(2))
 	tests := []struct {
 		ref      string
 		want     string
 		noCommit bool
 	}{
-		{sha(1), sha(1), false},
-		{strings.ToUpper(sha(1)), sha(1), false},
-		{sha(1)[:7], sha(1), false},
-		{sha(2)[:12], sha(2), false},
-		{"main", sha(2), false},
+		{commitID(1), commitID(1), false},
+		{strings.ToUpper(commitID(1)), commitID(1), false},
+		{commitID(1)[:7], commitID(1), false},
+		{commitID(2)[:12], commitID(2), false},
+		{"main", commitID(2), false},
 		{"deadbeefdeadbeef", "", true},
-		{sha(3), "", true},
+		{commitID(3), "", true},
 		{"no-such-branch", "", true},
 	}
 	for _, tt := range tests {
@@ -234,7 +234,7 @@ func TestResolveCommit(t *testing.T) {
 		t.Error("empty ref accepted")
 	}
 	e.fake.Inject(githubfake.Fault{PathPrefix: "/repos/octo-org/shop/commits/", Status: 404, Times: 1})
-	if _, err := e.client.ResolveCommit(ctx(t), sha(1)); !errors.Is(err, ErrNoSuchCommit) || !strings.Contains(err.Error(), "contents: read") {
+	if _, err := e.client.ResolveCommit(ctx(t), commitID(1)); !errors.Is(err, ErrNoSuchCommit) || !strings.Contains(err.Error(), "contents: read") {
 		t.Errorf("404: %v", err)
 	}
 }
@@ -243,14 +243,14 @@ func TestPullRequests(t *testing.T) {
 	e := setup(t, githubfake.Options{}, nil)
 	var commits []githubfake.Commit
 	for i := 0; i < 260; i++ {
-		commits = append(commits, githubfake.Commit{SHA: sha(100 + i), Message: fmt.Sprintf("change %d\n\nbody", i)})
+		commits = append(commits, githubfake.Commit{SHA: commitID(100 + i), Message: fmt.Sprintf("change %d\n\nbody", i)})
 	}
 	labels := []string{"immune:canary"}
 	for i := 0; i < 120; i++ {
 		labels = append(labels, fmt.Sprintf("l%03d", i))
 	}
 	e.fake.AddPullRequest(42, "", labels, commits)
-	e.fake.AddPullRequest(43, sha(7), nil, []githubfake.Commit{{SHA: sha(7), Message: "small"}})
+	e.fake.AddPullRequest(43, commitID(7), nil, []githubfake.Commit{{SHA: commitID(7), Message: "small"}})
 
 	got, err := e.client.PullRequestLabels(ctx(t), 42)
 	if err != nil {
@@ -267,18 +267,18 @@ func TestPullRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cs) != 250 || cs[0] != (Commit{SHA: sha(100), Message: "change 0\n\nbody"}) || cs[249].SHA != sha(349) {
+	if len(cs) != 250 || cs[0] != (Commit{SHA: commitID(100), Message: "change 0\n\nbody"}) || cs[249].SHA != commitID(349) {
 		t.Errorf("commits: %d, first %+v", len(cs), cs[0])
 	}
 	if n := e.count("GET", "/pulls/42/commits"); n != 3 {
 		t.Errorf("%d commit pages, want 3", n)
 	}
 
-	prs, err := e.client.PullRequestsForCommit(ctx(t), sha(7))
+	prs, err := e.client.PullRequestsForCommit(ctx(t), commitID(7))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(prs) != 1 || prs[0].Number != 43 || prs[0].HeadSHA != sha(7) || prs[0].BaseRef != "main" || prs[0].State != "open" {
+	if len(prs) != 1 || prs[0].Number != 43 || prs[0].HeadSHA != commitID(7) || prs[0].BaseRef != "main" || prs[0].State != "open" {
 		t.Errorf("pulls for commit: %+v", prs)
 	}
 
@@ -298,7 +298,7 @@ func TestPullRequests(t *testing.T) {
 // The token never shows in an error or log line, whatever fails.
 func TestTokenNeverInErrors(t *testing.T) {
 	e := setup(t, githubfake.Options{}, nil)
-	e.fake.AddCommit(sha(1), "x")
+	e.fake.AddCommit(commitID(1), "x")
 	var errs []error
 	collect := func(err error) {
 		if err == nil {
@@ -325,7 +325,7 @@ func TestTokenNeverInErrors(t *testing.T) {
 	collect(err)
 	e.fake.ClearFaults()
 	e.fake.Inject(githubfake.Fault{Path: deploymentsPath, RateLimit: githubfake.PrimaryRateLimit, RetryAfter: 3600e9})
-	_, err = e.client.CreateDeployment(ctx(t), DeploymentRequest{SHA: sha(1)})
+	_, err = e.client.CreateDeployment(ctx(t), DeploymentRequest{SHA: commitID(1)})
 	collect(err)
 	e.fake.ClearFaults()
 	e.fake.SetDown(true)
@@ -373,20 +373,6 @@ func TestHelpers(t *testing.T) {
 	for _, tt := range tests {
 		if got := TruncateDescription(tt.in); got != tt.want {
 			t.Errorf("TruncateDescription(%d chars) = %q", len(tt.in), got)
-		}
-	}
-	for _, tt := range []struct {
-		a, b string
-		want bool
-	}{
-		{sha(1), sha(1), true},
-		{sha(1), strings.ToUpper(sha(1)[:7]), true},
-		{sha(1), sha(1)[:6], false},
-		{sha(1), sha(2), false},
-		{"", "", false},
-	} {
-		if got := sameSHA(tt.a, tt.b); got != tt.want {
-			t.Errorf("sameSHA(%q, %q) = %v", tt.a, tt.b, got)
 		}
 	}
 }

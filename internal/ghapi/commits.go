@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/google/go-github/v60/github"
+
+	"github.com/immune-cd/immune/internal/sha"
 )
 
 // CommitStatus is a commit status to set.
@@ -59,7 +61,7 @@ func (c *Client) SetCommitStatus(ctx context.Context, s CommitStatus) error {
 	}
 	_, _, err := c.gh().Repositories.CreateStatus(ctx, c.owner, c.repo, s.SHA, st)
 	return c.wrap(err, access{op: "create commit status", permission: "statuses: write", notFound: true},
-		"set commit status %q of %s to %s", s.Context, ShortSHA(s.SHA), s.State)
+		"set commit status %q of %s to %s", s.Context, sha.Short(s.SHA), s.State)
 }
 
 // ResolveCommit returns the full SHA of ref (a SHA, a unique SHA prefix, a
@@ -69,7 +71,7 @@ func (c *Client) ResolveCommit(ctx context.Context, ref string) (string, error) 
 	if strings.TrimSpace(ref) == "" {
 		return "", errors.New("resolve commit: empty ref")
 	}
-	sha, _, err := c.gh().Repositories.GetCommitSHA1(ctx, c.owner, c.repo, ref, "")
+	full, _, err := c.gh().Repositories.GetCommitSHA1(ctx, c.owner, c.repo, ref, "")
 	if err != nil {
 		var ger *github.ErrorResponse
 		if errors.As(err, &ger) {
@@ -84,23 +86,11 @@ func (c *Client) ResolveCommit(ctx context.Context, ref string) (string, error) 
 		}
 		return "", c.wrap(err, access{op: "get commit", permission: "contents: read"}, "resolve commit %q", ref)
 	}
-	sha = strings.TrimSpace(sha)
-	if !isFullSHA(sha) {
-		return "", fmt.Errorf("resolve commit %q: GitHub answered %q, not a commit id", ref, ShortSHA(sha))
+	full = strings.ToLower(strings.TrimSpace(full))
+	if !sha.IsFull(full) {
+		return "", fmt.Errorf("resolve commit %q: GitHub answered %q, not a commit id", ref, sha.Short(full))
 	}
-	return sha, nil
-}
-
-func isFullSHA(s string) bool {
-	if len(s) != 40 && len(s) != 64 {
-		return false
-	}
-	for _, r := range s {
-		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
-			return false
-		}
-	}
-	return true
+	return full, nil
 }
 
 const pullsRead = "pull-requests: read"
@@ -153,11 +143,11 @@ func (c *Client) PullRequestCommits(ctx context.Context, number int) ([]Commit, 
 
 // PullRequestsForCommit returns the pull requests associated with a commit
 // (at most 100): those it is the head of or part of, or that merged it.
-func (c *Client) PullRequestsForCommit(ctx context.Context, sha string) ([]PullRequest, error) {
-	prs, _, err := c.gh().PullRequests.ListPullRequestsWithCommit(ctx, c.owner, c.repo, sha, &github.ListOptions{PerPage: perPage})
+func (c *Client) PullRequestsForCommit(ctx context.Context, commit string) ([]PullRequest, error) {
+	prs, _, err := c.gh().PullRequests.ListPullRequestsWithCommit(ctx, c.owner, c.repo, commit, &github.ListOptions{PerPage: perPage})
 	if err != nil {
 		return nil, c.wrap(err, access{op: "list pull requests for commit", permission: pullsRead},
-			"list pull requests of commit %s", ShortSHA(sha))
+			"list pull requests of commit %s", sha.Short(commit))
 	}
 	out := make([]PullRequest, 0, len(prs))
 	for _, p := range prs {

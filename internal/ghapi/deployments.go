@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/go-github/v60/github"
+
+	"github.com/immune-cd/immune/internal/sha"
 )
 
 // Deployment is a GitHub deployment with its latest status.
@@ -26,10 +27,11 @@ type Deployment struct {
 
 	// Latest deployment status: its state ("" when the deployment has no
 	// status; else error, failure, inactive, in_progress, queued, pending
-	// or success), when it was set, and its log URL.
-	LatestState    string
-	LatestStatusAt time.Time
-	LogURL         string
+	// or success), when it was set, its description and its log URL.
+	LatestState       string
+	LatestStatusAt    time.Time
+	LatestDescription string
+	LogURL            string
 }
 
 // DeploymentRequest describes a deployment to create.
@@ -63,9 +65,7 @@ const (
 	DefaultHistory = 100
 	// MaxHistory bounds how many deployments one call examines.
 	MaxHistory = 1000
-	// maxNewer bounds NewerDeployments.
-	maxNewer = 100
-	perPage  = 100
+	perPage    = 100
 )
 
 // What the deployment operations need.
@@ -114,12 +114,12 @@ func (c *Client) CreateDeployment(ctx context.Context, r DeploymentRequest) (Dep
 	}
 	d, _, err := c.gh().Repositories.CreateDeployment(ctx, c.owner, c.repo, req)
 	if err != nil {
-		return Deployment{}, c.wrap(err, deploymentsWrite("create deployment"), "create deployment of %s to %s", ShortSHA(r.SHA), env)
+		return Deployment{}, c.wrap(err, deploymentsWrite("create deployment"), "create deployment of %s to %s", sha.Short(r.SHA), env)
 	}
 	out := fromGitHub(d)
-	if !sameSHA(out.SHA, r.SHA) {
+	if !sha.Same(out.SHA, r.SHA) {
 		return out, fmt.Errorf("create deployment of %s to %s: GitHub resolved ref %q to %s instead (deployment %d)",
-			ShortSHA(r.SHA), env, ref, ShortSHA(out.SHA), out.ID)
+			sha.Short(r.SHA), env, ref, sha.Short(out.SHA), out.ID)
 	}
 	return out, nil
 }
@@ -165,60 +165,17 @@ func (c *Client) Deployments(ctx context.Context, environment string, max int) (
 	return out, nil
 }
 
-// LastKnownGood finds the newest deployment of environment whose latest
-// status is success and whose commit is not excludeSHA (a full SHA or a
-// prefix; empty excludes nothing). It examines at most max deployments
-// (<= 0 means DefaultHistory, capped at MaxHistory), fetching pages and
-// statuses lazily and stopping at the first match. It reports false when
-// there is none.
-func (c *Client) LastKnownGood(ctx context.Context, environment, excludeSHA string, max int) (Deployment, bool, error) {
-	var found *Deployment
-	err := c.walk(ctx, environment, history(max), func(d *Deployment) (bool, error) {
-		if excludeSHA != "" && sameSHA(d.SHA, excludeSHA) {
-			return true, nil
-		}
-		if err := c.latestStatus(ctx, d); err != nil {
-			return false, err
-		}
-		if d.LatestState == "success" {
-			found = d
-			return false, nil
-		}
-		return true, nil
-	})
-	if err != nil {
-		return Deployment{}, false, c.wrap(err, deploymentsRead("list deployments"), "find the last known good deployment of %s", envName(environment))
+// WalkDeployments lists the deployments of environment (all environments
+// when empty) newest first, page by page, calling fn for each until it
+// returns false or limit deployments were seen (limit <= 0 means
+// DefaultHistory; it is capped at MaxHistory). Pages are fetched only as
+// fn asks for more, and statuses not at all: fn calls LatestStatus for the
+// deployments it needs to judge.
+func (c *Client) WalkDeployments(ctx context.Context, environment string, limit int, fn func(*Deployment) (bool, error)) error {
+	if err := c.walk(ctx, environment, history(limit), fn); err != nil {
+		return c.wrap(err, deploymentsRead("list deployments"), "list deployments of %s", envName(environment))
 	}
-	if found == nil {
-		return Deployment{}, false, nil
-	}
-	return *found, true, nil
-}
-
-// NewerDeployments returns the deployments of environment created after
-// than (a greater id; when than has no id, a later creation time), newest
-// first, each with its latest status: the sign that another run has
-// already shipped something newer. At most 100 are returned.
-func (c *Client) NewerDeployments(ctx context.Context, environment string, than Deployment) ([]Deployment, error) {
-	var newer []Deployment
-	err := c.walk(ctx, environment, maxNewer, func(d *Deployment) (bool, error) {
-		if than.ID != 0 && d.ID <= than.ID || than.ID == 0 && !d.CreatedAt.After(than.CreatedAt) {
-			return false, nil // newest first: everything further is older
-		}
-		newer = append(newer, *d)
-		return true, nil
-	})
-	if err == nil {
-		for i := range newer {
-			if err = c.latestStatus(ctx, &newer[i]); err != nil {
-				break
-			}
-		}
-	}
-	if err != nil {
-		return nil, c.wrap(err, deploymentsRead("list deployments"), "list deployments of %s newer than %d", envName(environment), than.ID)
-	}
-	return newer, nil
+	return nil
 }
 
 // walk lists deployments newest first, page by page, calling fn for each
@@ -252,8 +209,15 @@ func (c *Client) walk(ctx context.Context, environment string, limit int, fn fun
 	}
 }
 
-// latestStatus fills in d's latest status; GitHub lists statuses newest
-// first.
+// LatestStatus fills in d's latest status (LatestState, LatestStatusAt,
+// LogURL); GitHub lists statuses newest first.
+func (c *Client) LatestStatus(ctx context.Context, d *Deployment) error {
+	if err := c.latestStatus(ctx, d); err != nil {
+		return c.wrap(err, deploymentsRead("list deployment statuses"), "read the status of deployment %d", d.ID)
+	}
+	return nil
+}
+
 func (c *Client) latestStatus(ctx context.Context, d *Deployment) error {
 	ss, _, err := c.gh().Repositories.ListDeploymentStatuses(ctx, c.owner, c.repo, d.ID, &github.ListOptions{PerPage: 1})
 	if err != nil {
@@ -265,6 +229,7 @@ func (c *Client) latestStatus(ctx context.Context, d *Deployment) error {
 	s := ss[0]
 	d.LatestState = s.GetState()
 	d.LatestStatusAt = s.GetCreatedAt().Time
+	d.LatestDescription = s.GetDescription()
 	d.LogURL = s.GetLogURL()
 	if d.LogURL == "" {
 		d.LogURL = s.GetTargetURL()
@@ -302,19 +267,6 @@ func payload(raw json.RawMessage) map[string]any {
 		return m
 	}
 	return nil
-}
-
-// sameSHA compares commit ids case-insensitively; a shorter one matches as
-// a prefix of at least 7 characters.
-func sameSHA(a, b string) bool {
-	a, b = strings.ToLower(a), strings.ToLower(b)
-	if len(a) > len(b) {
-		a, b = b, a
-	}
-	if len(a) < 7 {
-		return a != "" && a == b
-	}
-	return strings.HasPrefix(b, a)
 }
 
 func history(max int) int {

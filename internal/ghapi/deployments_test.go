@@ -13,24 +13,24 @@ import (
 
 func TestDeploymentRoundTrip(t *testing.T) {
 	e := setup(t, githubfake.Options{}, nil)
-	e.fake.AddCommit(sha(1), "ship it")
+	e.fake.AddCommit(commitID(1), "ship it")
 	c := e.client
 
 	d, err := c.CreateDeployment(ctx(t), DeploymentRequest{
-		SHA:         sha(1),
+		SHA:         commitID(1),
 		Environment: "staging",
 		Task:        "deploy:immune",
 		Description: "immune run 7",
-		Payload:     map[string]any{"immune": map[string]any{"run_id": 7, "previous_sha": sha(0)}},
+		Payload:     map[string]any{"immune": map[string]any{"run_id": 7, "previous_sha": commitID(0)}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.ID == 0 || d.SHA != sha(1) || d.Ref != sha(1) || d.Environment != "staging" || d.Task != "deploy:immune" ||
+	if d.ID == 0 || d.SHA != commitID(1) || d.Ref != commitID(1) || d.Environment != "staging" || d.Task != "deploy:immune" ||
 		d.Creator != "github-actions[bot]" || d.CreatedAt.IsZero() || !strings.HasSuffix(d.URL, fmt.Sprintf("/deployments/%d", d.ID)) {
 		t.Errorf("deployment %+v", d)
 	}
-	if got := d.Payload["immune"].(map[string]any)["previous_sha"]; got != sha(0) {
+	if got := d.Payload["immune"].(map[string]any)["previous_sha"]; got != commitID(0) {
 		t.Errorf("payload %v", d.Payload)
 	}
 
@@ -40,13 +40,13 @@ func TestDeploymentRoundTrip(t *testing.T) {
 		t.Fatalf("%d calls", len(calls))
 	}
 	want := map[string]any{
-		"ref":               sha(1),
+		"ref":               commitID(1),
 		"task":              "deploy:immune",
 		"auto_merge":        false,
 		"required_contexts": []any{},
 		"environment":       "staging",
 		"description":       "immune run 7",
-		"payload":           map[string]any{"immune": map[string]any{"run_id": float64(7), "previous_sha": sha(0)}},
+		"payload":           map[string]any{"immune": map[string]any{"run_id": float64(7), "previous_sha": commitID(0)}},
 	}
 	if !reflect.DeepEqual(calls[0].Body, want) {
 		t.Errorf("request body\n got %#v\nwant %#v", calls[0].Body, want)
@@ -71,11 +71,11 @@ func TestDeploymentRoundTrip(t *testing.T) {
 	}
 
 	if err := c.SetCommitStatus(ctx(t), CommitStatus{
-		SHA: sha(1), State: "success", Context: "immune/staging", Description: long, TargetURL: "https://x/runs/7",
+		SHA: commitID(1), State: "success", Context: "immune/staging", Description: long, TargetURL: "https://x/runs/7",
 	}); err != nil {
 		t.Fatal(err)
 	}
-	cs := e.fake.CommitStatuses(sha(1))
+	cs := e.fake.CommitStatuses(commitID(1))
 	if len(cs) != 1 || cs[0].Context != "immune/staging" || cs[0].State != "success" || utf8.RuneCountInString(cs[0].Description) > MaxDescriptionLength {
 		t.Errorf("commit statuses %+v", cs)
 	}
@@ -95,10 +95,10 @@ func TestDeploymentRoundTrip(t *testing.T) {
 
 func TestCreateDeploymentOptions(t *testing.T) {
 	e := setup(t, githubfake.Options{}, nil)
-	e.fake.AddBranch("main", sha(2))
+	e.fake.AddBranch("main", commitID(2))
 	yes, no := true, false
 
-	d, err := e.client.CreateDeployment(ctx(t), DeploymentRequest{SHA: sha(2), Ref: "main",
+	d, err := e.client.CreateDeployment(ctx(t), DeploymentRequest{SHA: commitID(2), Ref: "main",
 		ProductionEnvironment: &yes, TransientEnvironment: &no})
 	if err != nil {
 		t.Fatal(err)
@@ -113,8 +113,8 @@ func TestCreateDeploymentOptions(t *testing.T) {
 
 	// The branch moved on: GitHub deploys its head, which is not the commit
 	// asked for.
-	e.fake.AddBranch("main", sha(3))
-	d, err = e.client.CreateDeployment(ctx(t), DeploymentRequest{SHA: sha(2), Ref: "main"})
+	e.fake.AddBranch("main", commitID(3))
+	d, err = e.client.CreateDeployment(ctx(t), DeploymentRequest{SHA: commitID(2), Ref: "main"})
 	if err == nil || d.ID == 0 || !strings.Contains(err.Error(), "resolved ref \"main\"") {
 		t.Errorf("moved branch: %+v, %v", d, err)
 	}
@@ -124,167 +124,17 @@ func TestCreateDeploymentOptions(t *testing.T) {
 	}
 }
 
-func TestLastKnownGood(t *testing.T) {
-	type seed struct {
-		env    string
-		sha    int
-		states []string
-	}
-	tests := []struct {
-		name        string
-		history     []seed // oldest first
-		exclude     int    // -1: none
-		wantFound   bool
-		wantSHA     int
-		wantStatusQ int // deployment status requests
-	}{
-		{
-			name: "newest success",
-			history: []seed{
-				{"production", 1, []string{"success"}},
-				{"production", 2, []string{"in_progress", "success"}},
-			},
-			exclude: -1, wantFound: true, wantSHA: 2, wantStatusQ: 1,
-		},
-		{
-			name: "skips failed, in progress, rolled back over, no status, other environments",
-			history: []seed{
-				{"production", 1, []string{"success"}},
-				{"production", 2, []string{"success", "inactive"}},    // rolled back over
-				{"staging", 3, []string{"success"}},                   // other environment
-				{"production", 4, []string{"in_progress", "failure"}}, // failed
-				{"production", 5, []string{"error"}},
-				{"production", 6, nil},                               // no status yet
-				{"production", 7, []string{"queued", "in_progress"}}, // in progress
-			},
-			exclude: -1, wantFound: true, wantSHA: 1, wantStatusQ: 6,
-		},
-		{
-			name: "excludes the commit being deployed without asking for its status",
-			history: []seed{
-				{"production", 1, []string{"success"}},
-				{"production", 2, []string{"success"}},
-				{"production", 3, []string{"success"}},
-			},
-			exclude: 3, wantFound: true, wantSHA: 2, wantStatusQ: 1,
-		},
-		{
-			name: "every deployment of the excluded commit is skipped",
-			history: []seed{
-				{"production", 1, []string{"success"}},
-				{"production", 2, []string{"success"}},
-				{"production", 1, []string{"failure"}},
-				{"production", 2, []string{"success"}},
-			},
-			exclude: 2, wantFound: true, wantSHA: 1, wantStatusQ: 2,
-		},
-		{
-			name: "nothing good",
-			history: []seed{
-				{"production", 1, []string{"failure"}},
-				{"production", 2, []string{"success"}},
-			},
-			exclude: 2, wantFound: false, wantStatusQ: 1,
-		},
-		{
-			name:    "empty history",
-			exclude: -1, wantFound: false, wantStatusQ: 0,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := setup(t, githubfake.Options{}, nil)
-			for _, s := range tt.history {
-				e.fake.SeedDeployment(s.env, sha(s.sha), s.states...)
-			}
-			exclude := ""
-			if tt.exclude >= 0 {
-				exclude = sha(tt.exclude)[:12] // a prefix works too
-			}
-			d, found, err := e.client.LastKnownGood(ctx(t), "production", exclude, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if found != tt.wantFound || found && (d.SHA != sha(tt.wantSHA) || d.LatestState != "success") {
-				t.Errorf("found=%v %+v, want found=%v sha %d", found, d, tt.wantFound, tt.wantSHA)
-			}
-			if got := e.statusCalls(); got != tt.wantStatusQ {
-				t.Errorf("%d status requests, want %d", got, tt.wantStatusQ)
-			}
-			if got := e.count("GET", "/deployments"); got != 1 {
-				t.Errorf("%d list requests, want 1", got)
-			}
-		})
-	}
-}
-
-func TestLastKnownGoodPagesLazily(t *testing.T) {
-	tests := []struct {
-		name        string
-		goodAt      int // position of the success, newest first; -1 for none
-		max         int
-		wantFound   bool
-		wantPages   []string // page query of each list request
-		wantPerPage string
-		wantStatusQ int
-	}{
-		{"found on page 2 stops there", 129, 200, true, []string{"1", "2"}, "100", 130},
-		{"default bound of 100", 129, 0, false, []string{"1"}, "100", 100},
-		{"bound of 250 across 3 pages", -1, 250, false, []string{"1", "2", "3"}, "100", 250},
-		{"small bound asks for a small page", 3, 20, true, []string{"1"}, "20", 4},
-		{"bound capped at MaxHistory", -1, 5000, false, []string{"1", "2", "3"}, "100", 300},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := setup(t, githubfake.Options{}, nil)
-			const total = 300
-			for i := 0; i < total; i++ {
-				state := "failure"
-				if total-1-i == tt.goodAt {
-					state = "success"
-				}
-				e.fake.SeedDeployment("production", sha(i), state)
-			}
-			d, found, err := e.client.LastKnownGood(ctx(t), "production", "", tt.max)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if found != tt.wantFound || found && d.SHA != sha(total-1-tt.goodAt) {
-				t.Errorf("found=%v %s, want found=%v", found, d.SHA, tt.wantFound)
-			}
-			var pages []string
-			for _, c := range e.fake.Calls() {
-				if c.Path == "/repos/octo-org/shop/deployments" {
-					pages = append(pages, c.Query.Get("page"))
-					if got := c.Query.Get("per_page"); got != tt.wantPerPage {
-						t.Errorf("per_page=%s, want %s", got, tt.wantPerPage)
-					}
-					if got := c.Query.Get("environment"); got != "production" {
-						t.Errorf("environment=%s", got)
-					}
-				}
-			}
-			if !reflect.DeepEqual(pages, tt.wantPages) {
-				t.Errorf("list requests for pages %v, want %v", pages, tt.wantPages)
-			}
-			if got := e.statusCalls(); got != tt.wantStatusQ {
-				t.Errorf("%d status requests, want %d", got, tt.wantStatusQ)
-			}
-		})
-	}
-}
-
 func TestDeploymentsBounded(t *testing.T) {
 	e := setup(t, githubfake.Options{}, nil)
 	for i := 0; i < 130; i++ {
-		e.fake.SeedDeployment("production", sha(i), "success")
+		e.fake.SeedDeployment("production", commitID(i), "success")
 	}
-	e.fake.SeedDeployment("staging", sha(500), "failure")
+	e.fake.SeedDeployment("staging", commitID(500), "failure")
 	list, err := e.client.Deployments(ctx(t), "production", 110)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 110 || list[0].SHA != sha(129) || list[109].SHA != sha(20) {
+	if len(list) != 110 || list[0].SHA != commitID(129) || list[109].SHA != commitID(20) {
 		t.Fatalf("%d deployments, first %s", len(list), list[0].SHA)
 	}
 	for i := 1; i < len(list); i++ {
@@ -304,47 +154,9 @@ func TestDeploymentsBounded(t *testing.T) {
 	}
 }
 
-func TestNewerDeployments(t *testing.T) {
-	e := setup(t, githubfake.Options{}, nil)
-	f := e.fake
-	f.SeedDeployment("production", sha(1), "success")
-	mine := f.SeedDeployment("production", sha(2), "in_progress")
-	f.SeedDeployment("staging", sha(3), "success")
-	n1 := f.SeedDeployment("production", sha(4), "queued")
-	n2 := f.SeedDeployment("production", sha(5), "in_progress", "success")
-
-	than := Deployment{ID: mine.ID}
-	newer, err := e.client.NewerDeployments(ctx(t), "production", than)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, d := range newer {
-		got = append(got, fmt.Sprintf("%d:%s", d.ID, d.LatestState))
-	}
-	want := []string{fmt.Sprintf("%d:success", n2.ID), fmt.Sprintf("%d:queued", n1.ID)}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("newer %v, want %v", got, want)
-	}
-	if got := e.statusCalls(); got != 2 {
-		t.Errorf("%d status requests, want 2 (none for older deployments)", got)
-	}
-
-	none, err := e.client.NewerDeployments(ctx(t), "production", Deployment{ID: n2.ID})
-	if err != nil || len(none) != 0 {
-		t.Errorf("newest: %v, %v", none, err)
-	}
-
-	// Without an id, creation time decides.
-	byTime, err := e.client.NewerDeployments(ctx(t), "production", Deployment{CreatedAt: mine.CreatedAt.Add(-1)})
-	if err != nil || len(byTime) != 4 {
-		t.Errorf("by time: %d, %v", len(byTime), err)
-	}
-}
-
 func TestDeploymentStatusErrors(t *testing.T) {
 	e := setup(t, githubfake.Options{}, nil)
-	d := e.fake.SeedDeployment("production", sha(1))
+	d := e.fake.SeedDeployment("production", commitID(1))
 	err := e.client.SetDeploymentStatus(ctx(t), d.ID, DeploymentStatus{State: "done"})
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != 422 || !strings.Contains(err.Error(), "is not a member of") ||

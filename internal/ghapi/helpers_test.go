@@ -16,8 +16,8 @@ import (
 
 const testToken = "ghs_S3cretT0kenValue42"
 
-// sha is a deterministic commit id whose prefixes are unique.
-func sha(n int) string {
+// commitID is a deterministic commit id whose prefixes are unique.
+func commitID(n int) string {
 	h := sha1.Sum([]byte("commit " + strconv.Itoa(n)))
 	return hex.EncodeToString(h[:])
 }

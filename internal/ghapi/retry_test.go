@@ -151,7 +151,7 @@ func TestRetries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := setup(t, githubfake.Options{}, tt.tweak)
-			e.fake.SeedDeployment("production", sha(1), "success")
+			e.fake.SeedDeployment("production", commitID(1), "success")
 			for _, f := range tt.faults {
 				e.fake.Inject(f)
 			}
@@ -178,10 +178,10 @@ func TestRetries(t *testing.T) {
 // A retried POST sends the same body again and creates one deployment.
 func TestRetriedPostReplaysBody(t *testing.T) {
 	e := setup(t, githubfake.Options{}, nil)
-	e.fake.AddCommit(sha(1), "x")
+	e.fake.AddCommit(commitID(1), "x")
 	e.fake.Inject(githubfake.Fault{Method: "POST", Path: deploymentsPath, Status: 502, Times: 1})
 	e.fake.Inject(githubfake.Fault{Method: "POST", Path: deploymentsPath, RateLimit: githubfake.SecondaryRateLimit, RetryAfter: 3 * time.Second, Times: 1})
-	d, err := e.client.CreateDeployment(ctx(t), DeploymentRequest{SHA: sha(1), Payload: map[string]any{"k": "v"}})
+	d, err := e.client.CreateDeployment(ctx(t), DeploymentRequest{SHA: commitID(1), Payload: map[string]any{"k": "v"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestExhaustedQuotaWaitsForReset(t *testing.T) {
 	clk.now = time.Now().UTC().Truncate(time.Second)
 	f := githubfake.Start(t, githubfake.Options{Token: testToken, Now: clk.Now, RateLimit: 2})
 	for i := 0; i < 3; i++ {
-		f.SeedDeployment("production", sha(i), "failure")
+		f.SeedDeployment("production", commitID(i), "failure")
 	}
 	c, err := New(Options{HTTPClient: f.Client(), APIURL: f.URL(), Token: testToken, Repository: f.Repository(),
 		Sleep: clk.Sleep, Now: clk.Now, MaxWait: 2 * time.Hour})
@@ -220,9 +220,9 @@ func TestExhaustedQuotaWaitsForReset(t *testing.T) {
 	}
 	// One list and three status requests; the quota of 2 runs out after
 	// the second, whose answer says Remaining: 0.
-	_, found, err := c.LastKnownGood(ctx(t), "production", "", 0)
-	if err != nil || found {
-		t.Fatalf("found=%v, %v", found, err)
+	list, err := c.Deployments(ctx(t), "production", 0)
+	if err != nil || len(list) != 3 {
+		t.Fatalf("%d deployments, %v", len(list), err)
 	}
 	sleeps := clk.Sleeps()
 	if len(sleeps) != 1 || sleeps[0] < 59*time.Minute || sleeps[0] > time.Hour+time.Second {
@@ -274,7 +274,7 @@ func TestAttemptTimeout(t *testing.T) {
 func TestGitHubDown(t *testing.T) {
 	e := setup(t, githubfake.Options{}, nil)
 	e.fake.SetDown(true)
-	err := e.client.SetCommitStatus(ctx(t), CommitStatus{SHA: sha(1), State: "pending", Context: "immune"})
+	err := e.client.SetCommitStatus(ctx(t), CommitStatus{SHA: commitID(1), State: "pending", Context: "immune"})
 	var ue *UnavailableError
 	if !errors.As(err, &ue) || ue.Attempts != 5 || ue.Status != 0 {
 		t.Fatalf("got %v", err)

@@ -363,14 +363,70 @@ func TestDeploymentLifecycle(t *testing.T) {
 	}
 }
 
-func TestProductionDeploymentsStayActive(t *testing.T) {
+// Production deployments are inactivated too (the REST description's
+// "non-production" predates the graduated preview; see inactivatePrior).
+func TestProductionDeploymentsBecomeInactive(t *testing.T) {
 	f := newFake(t, Options{})
 	old := f.SeedDeployment("production", sha(1), "success")
+	failed := f.SeedDeployment("production", sha(2), "failure")
 	a := call(t, f, "POST", "/repos/octo-org/shop/deployments", map[string]any{"ref": sha(1), "required_contexts": []string{}})
 	id := int64(a.obj(t)["id"].(float64))
 	call(t, f, "POST", fmt.Sprintf("/repos/octo-org/shop/deployments/%d/statuses", id), map[string]any{"state": "success"})
-	if got := f.LatestDeploymentState(old.ID); got != "success" {
-		t.Errorf("production deployment became %q", got)
+	if got := f.LatestDeploymentState(old.ID); got != "inactive" {
+		t.Errorf("earlier successful production deployment is %q, want inactive", got)
+	}
+	if got := f.LatestDeploymentState(failed.ID); got != "failure" {
+		t.Errorf("a failed deployment became %q; only successes are inactivated", got)
+	}
+}
+
+// A job that names environment: gets a deployment of its own, with the
+// branch as ref, an empty payload, the actor as creator, and statuses that
+// follow the job.
+func TestJobDeployments(t *testing.T) {
+	f := newFake(t, Options{})
+	ours := f.SeedDeployment("production", sha(1), "success")
+	job := f.StartJob("production", "main", sha(2), "monalisa")
+	a := call(t, f, "GET", "/repos/octo-org/shop/deployments?environment=production", nil)
+	l := a.list(t)
+	if len(l) != 2 {
+		t.Fatalf("%d deployments: %s", len(l), a.raw)
+	}
+	d := l[0].(map[string]any)
+	if d["ref"] != "main" || d["sha"] != sha(2) || d["task"] != "deploy" || d["description"] != nil ||
+		fmt.Sprint(d["payload"]) != "map[]" || d["creator"].(map[string]any)["login"] != "monalisa" || int64(d["id"].(float64)) != job.ID {
+		t.Errorf("job deployment: %s", a.raw)
+	}
+	if got := f.LatestDeploymentState(job.ID); got != "in_progress" {
+		t.Errorf("running job's deployment is %q", got)
+	}
+	job.Finish(true)
+	if got := f.LatestDeploymentState(job.ID); got != "success" {
+		t.Errorf("finished job's deployment is %q", got)
+	}
+	if got := f.LatestDeploymentState(ours.ID); got != "inactive" {
+		t.Errorf("the job's success left the earlier deployment %q, want inactive", got)
+	}
+	failed := f.StartJob("production", "main", sha(3), "monalisa")
+	failed.Finish(false)
+	if got := f.LatestDeploymentState(failed.ID); got != "failure" {
+		t.Errorf("failed job's deployment is %q", got)
+	}
+}
+
+// Commit statuses take only a full SHA.
+func TestCommitStatusNeedsTheFullSHA(t *testing.T) {
+	f := newFake(t, Options{})
+	f.AddCommit(sha(1), "x")
+	f.AddBranch("main", sha(1))
+	for _, ref := range []string{sha(1)[:7], "main"} {
+		a := call(t, f, "POST", "/repos/octo-org/shop/statuses/"+ref, map[string]any{"state": "success"})
+		if a.status != 422 || !strings.Contains(string(a.raw), "No commit found for SHA: "+ref) {
+			t.Errorf("status on %q: %d %s", ref, a.status, a.raw)
+		}
+	}
+	if a := call(t, f, "POST", "/repos/octo-org/shop/statuses/"+sha(1), map[string]any{"state": "success"}); a.status != 201 {
+		t.Errorf("status on the full SHA: %d %s", a.status, a.raw)
 	}
 }
 

@@ -501,15 +501,20 @@ func (f *Server) createDeploymentStatus(req *apiRequest, p params, now time.Time
 	return created(f.renderDeploymentStatus(s))
 }
 
-// inactivatePrior does what GitHub documents for a success status: every
-// prior non-transient, non-production deployment of the same environment
-// that is active (its latest status is success) becomes inactive.
+// inactivatePrior does what GitHub does for a success status: every prior
+// non-transient deployment of the same environment that is active (its
+// latest status is success) becomes inactive. The REST description still
+// says "non-production" with a preview media type for production ones;
+// that preview has graduated, and GitHub inactivates production
+// deployments too (the environments page shows only the newest as
+// active). The jobs' deployments GitHub makes for `environment:` end with
+// such a success, so this happens to every earlier success.
 func (s *state) inactivatePrior(d *Deployment, login string, now time.Time) {
 	for _, e := range s.deployments {
 		if e.ID >= d.ID {
 			break
 		}
-		if e.Environment != d.Environment || e.TransientEnvironment || e.ProductionEnvironment {
+		if e.Environment != d.Environment || e.TransientEnvironment {
 			continue
 		}
 		if l := s.latestDeploymentStatus(e.ID); l == nil || l.State != "success" {
@@ -529,6 +534,11 @@ func (f *Server) createCommitStatus(req *apiRequest, p params, now time.Time) re
 		fieldCheck{"description", "string-or-null"}, fieldCheck{"context", "string"},
 	); !ok {
 		return rep
+	}
+	// Unlike most endpoints, commit statuses take only a full SHA: an
+	// abbreviation, a branch or a tag is refused with 422.
+	if len(p.ref) != 40 || !isHex(p.ref) {
+		return reply{status: http.StatusUnprocessableEntity, body: errorBody("No commit found for SHA: "+p.ref, doc, 422)}
 	}
 	sha, ok := f.st.resolve(p.ref)
 	if !ok {

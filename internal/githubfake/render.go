@@ -217,6 +217,9 @@ func (f *Server) renderDeployment(d *Deployment) map[string]any {
 	m["original_environment"] = d.OriginalEnvironment
 	m["environment"] = d.Environment
 	m["description"] = d.Description
+	if d.Job {
+		m["description"] = nil // GitHub sets none on the deployments it makes for jobs
+	}
 	m["creator"] = f.user(d.Creator, "")
 	m["created_at"] = ts(d.CreatedAt)
 	m["updated_at"] = ts(d.UpdatedAt)

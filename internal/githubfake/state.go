@@ -28,6 +28,8 @@ type Deployment struct {
 	TransientEnvironment  bool
 	CreatedAt             time.Time
 	UpdatedAt             time.Time
+	// Job marks the deployments GitHub Actions makes for jobs (StartJob).
+	Job bool
 }
 
 // DeploymentStatus is a deployment status held by the fake.
@@ -229,6 +231,57 @@ func (s *state) insertDeploymentStatus(d *Deployment, ds DeploymentStatus) *Depl
 		d.UpdatedAt = ds.CreatedAt
 	}
 	return p
+}
+
+// Job is a job deployment: the deployment GitHub Actions makes when a job
+// that names `environment:` starts.
+type Job struct {
+	f  *Server
+	ID int64
+}
+
+// StartJob does what GitHub Actions does when a job that names
+// `environment:` starts: it creates a deployment in that environment of the
+// run's commit with ref = the branch or tag the run is for (not the SHA),
+// task "deploy", an empty payload and no description, created on behalf of
+// the user who started the run (actor), and gives it the statuses queued
+// then in_progress. The job's outcome finishes it (see Job.Finish).
+func (f *Server) StartJob(environment, ref, sha, actor string) Job {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.st.addCommit(sha, "")
+	if _, ok := f.st.branches[ref]; !ok {
+		f.st.branches[ref] = c.SHA
+	}
+	now := f.now()
+	d := f.st.insertDeployment(Deployment{
+		SHA: c.SHA, Ref: ref, Task: "deploy", Environment: environment, OriginalEnvironment: environment,
+		Creator: actor, Payload: map[string]any{}, ProductionEnvironment: environment == "production",
+		CreatedAt: now, UpdatedAt: now, Job: true,
+	})
+	for _, st := range []string{"queued", "in_progress"} {
+		f.st.insertDeploymentStatus(d, DeploymentStatus{State: st, Environment: environment, Creator: actor, CreatedAt: now})
+	}
+	return Job{f: f, ID: d.ID}
+}
+
+// Finish ends the job as GitHub does: its deployment gets a success status
+// (with auto_inactive, which marks earlier successful deployments of the
+// environment inactive) when the job succeeded, and failure when it failed
+// or was cancelled; the job's own status, not the build's.
+func (j Job) Finish(succeeded bool) {
+	j.f.mu.Lock()
+	defer j.f.mu.Unlock()
+	d := j.f.st.deployment(j.ID)
+	now := j.f.now()
+	state := "failure"
+	if succeeded {
+		state = "success"
+	}
+	j.f.st.insertDeploymentStatus(d, DeploymentStatus{State: state, Environment: d.Environment, Creator: d.Creator, CreatedAt: now})
+	if succeeded {
+		j.f.st.inactivatePrior(d, d.Creator, now)
+	}
 }
 
 // SeedDeployment is a shorthand for AddDeployment followed by one

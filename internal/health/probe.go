@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/clock"
+	"github.com/immune-cd/immune/internal/sha"
 )
 
 // MaxBody is how much of a response body is read and matched.
@@ -165,42 +166,18 @@ func readVersion(src VersionSource, header http.Header, body []byte, want string
 	switch src.Kind {
 	case "body":
 		// The body has no field for the version; it either names want or not.
-		if short := shortSHA(want); short != "" && bytes.Contains(body, []byte(short)) {
+		if short := sha.Short(want); short != "" && bytes.Contains(body, []byte(short)) {
 			return short, true
 		}
 		return "", false
 	case "header":
 		v := strings.TrimSpace(header.Get(src.Arg))
-		return v, SameVersion(v, want)
+		return v, sha.Same(v, want)
 	case "json":
 		v := jsonPath(body, src.Arg)
-		return v, SameVersion(v, want)
+		return v, sha.Same(v, want)
 	}
 	return "", true
-}
-
-func shortSHA(sha string) string {
-	if len(sha) < 7 {
-		return sha
-	}
-	return sha[:7]
-}
-
-// SameVersion reports whether a reported version names the commit want:
-// equal, or one a prefix of the other with at least 7 characters.
-func SameVersion(got, want string) bool {
-	got, want = strings.ToLower(strings.TrimSpace(got)), strings.ToLower(want)
-	switch {
-	case got == "" || want == "":
-		return false
-	case got == want:
-		return true
-	case len(got) >= 7 && strings.HasPrefix(want, got):
-		return true
-	case len(want) >= 7 && strings.HasPrefix(got, want):
-		return true
-	}
-	return false
 }
 
 // jsonPath reads a dot path ("build.sha", "items.0.version") from a JSON body.

@@ -97,26 +97,3 @@ func TestProbe(t *testing.T) {
 		})
 	}
 }
-
-func TestSameVersion(t *testing.T) {
-	t.Parallel()
-	full := "0123456789abcdef0123456789abcdef01234567"
-	tests := []struct {
-		got, want string
-		same      bool
-	}{
-		{full, full, true},
-		{"0123456", full, true},
-		{"0123456789AB", full, true},
-		{"012345", full, false}, // too short to name a commit
-		{"1123456", full, false},
-		{full, "0123456", true},
-		{"", full, false},
-		{"v1", "v1", true},
-	}
-	for _, tt := range tests {
-		if got := SameVersion(tt.got, tt.want); got != tt.same {
-			t.Errorf("SameVersion(%q, %q) = %v, want %v", tt.got, tt.want, got, tt.same)
-		}
-	}
-}

@@ -12,31 +12,23 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/health"
-)
-
-// Verdicts of a run.
-const (
-	Healthy        = "healthy"
-	Regressed      = "regressed"
-	RolledBack     = "rolled-back"
-	RollbackFailed = "rollback-failed"
-	Clear          = "clear"
-	Stopped        = "stopped"
-	FixAllowed     = "fix-allowed"
+	"github.com/immune-cd/immune/internal/run"
 )
 
 // Run is everything a run did and found.
 type Run struct {
-	Mode           string    `json:"mode"`
-	Environment    string    `json:"environment"`
-	SHA            string    `json:"sha"`
-	PreviousSHA    string    `json:"previous_sha,omitempty"`
-	PreviousSource string    `json:"previous_source,omitempty"`
-	Verdict        string    `json:"verdict"`
-	Reason         string    `json:"reason"`
-	RolledBack     bool      `json:"rolled_back"`
-	Start          time.Time `json:"start"`
-	End            time.Time `json:"end"`
+	Mode string `json:"mode"`
+	// StoppedIn is the phase a cancelled run stopped in.
+	StoppedIn      run.Phase   `json:"stopped_in,omitempty"`
+	Environment    string      `json:"environment"`
+	SHA            string      `json:"sha"`
+	PreviousSHA    string      `json:"previous_sha,omitempty"`
+	PreviousSource string      `json:"previous_source,omitempty"`
+	Verdict        run.Verdict `json:"verdict"`
+	Reason         string      `json:"reason"`
+	RolledBack     bool        `json:"rolled_back"`
+	Start          time.Time   `json:"start"`
+	End            time.Time   `json:"end"`
 
 	Deploy        *Step  `json:"deploy,omitempty"`
 	Baseline      *Watch `json:"baseline,omitempty"`
@@ -79,7 +71,7 @@ type Watch struct {
 	End      time.Time      `json:"end"`
 	Planned  time.Duration  `json:"-"`
 	Probes   []health.Probe `json:"-"`
-	Verdict  string         `json:"verdict"` // healthy or regressed
+	Verdict  run.Verdict    `json:"verdict"` // healthy or regressed
 	Rule     string         `json:"rule,omitempty"`
 	Reason   string         `json:"reason"`
 	Detected bool           `json:"-"` // the watch ended early on a regression
@@ -169,7 +161,7 @@ func Outputs(r *Run, reportPath string) []Output {
 		deployment = strconv.FormatInt(r.DeploymentID, 10)
 	}
 	return []Output{
-		{"verdict", r.Verdict},
+		{"verdict", string(r.Verdict)},
 		{"sha", r.SHA},
 		{"previous-sha", r.PreviousSHA},
 		{"rolled-back", strconv.FormatBool(r.RolledBack)},
@@ -235,23 +227,6 @@ func JSON(r *Run) ([]byte, error) {
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }
-
-// Short abbreviates a commit SHA for display.
-func Short(sha string) string {
-	if len(sha) > 7 && isHex(sha) {
-		return sha[:7]
-	}
-	return sha
-}
-
-func isHex(s string) bool {
-	for _, r := range s {
-		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
-			return false
-		}
-	}
-	return true
-}
 
 // FormatDuration prints a duration for people: 840ms, 4.2s, 2m05s.
 func FormatDuration(d time.Duration) string {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/health"
+	"github.com/immune-cd/immune/internal/run"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -48,9 +49,9 @@ func probes(start time.Time, pattern string, ms ...int) []health.Probe {
 // PhaseStartupName is health.PhaseStartup, named for the table above.
 const PhaseStartupName = health.PhaseStartup
 
-func watchOf(sha string, start time.Time, planned time.Duration, pattern string, verdict, reason string, detected bool, ms ...int) *Watch {
+func watchOf(commit string, start time.Time, planned time.Duration, pattern string, verdict run.Verdict, reason string, detected bool, ms ...int) *Watch {
 	ps := probes(start, pattern, ms...)
-	w := &Watch{SHA: sha, Start: start, End: ps[len(ps)-1].Time.Add(40 * time.Millisecond), Planned: planned, Probes: ps,
+	w := &Watch{SHA: commit, Start: start, End: ps[len(ps)-1].Time.Add(40 * time.Millisecond), Planned: planned, Probes: ps,
 		Verdict: verdict, Reason: reason, Detected: detected, Stats: StatsOf(ps)}
 	return w
 }
@@ -70,33 +71,33 @@ func runs() map[string]*Run {
 	watchStart := t0.Add(12 * time.Second)
 	healthy := &Run{
 		Mode: "deploy", Environment: "production", SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
-		Verdict: Healthy, Reason: "1 of 12 probes failed (8.3%), above the allowed 5% but not with 99% confidence over so few probes; p95 latency 61ms",
+		Verdict: run.Healthy, Reason: "1 of 12 probes failed (8.3%), above the allowed 5% but not with 99% confidence over so few probes; p95 latency 61ms",
 		Start: t0, End: watchStart.Add(time.Minute), Deploy: deploy, Links: links(), DeploymentID: 1000002,
-		Watch:    watchOf(newSHA, watchStart, time.Minute, "....x.......", Healthy, "", false, 40, 42, 38, 61, 45),
+		Watch:    watchOf(newSHA, watchStart, time.Minute, "....x.......", run.Healthy, "", false, 40, 42, 38, 61, 45),
 		Warnings: []string{"1 of 12 probes failed (8.3%), above the allowed 5%; not enough evidence to call it a regression"},
 	}
 	rolledBack := &Run{
 		Mode: "deploy", Environment: "production", SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
-		Verdict: RolledBack, RolledBack: true,
+		Verdict: run.RolledBack, RolledBack: true,
 		Reason: "on https://shop.example.com/healthz, 9 of 12 probes failed (75%); the failure rate is above the allowed 5% with 99% confidence (the sequential test's limit after 12 probes is 4)",
 		Start:  t0, Deploy: deploy, Links: links(), DeploymentID: 1000002,
-		Watch:         watchOf(newSHA, watchStart, 5*time.Minute, "ss.x.xx.xxxxxx", Regressed, "", true, 40, 180, 220, 390),
+		Watch:         watchOf(newSHA, watchStart, 5*time.Minute, "ss.x.xx.xxxxxx", run.Regressed, "", true, 40, 180, 220, 390),
 		Rollback:      &Step{SHA: goodSHA, Start: watchStart.Add(70 * time.Second), End: watchStart.Add(78 * time.Second)},
-		RollbackWatch: watchOf(goodSHA, watchStart.Add(78*time.Second), time.Minute, "............", Healthy, "0 of 12 probes failed (0%), within the allowed 5%; p95 latency 44ms", false, 39, 44),
+		RollbackWatch: watchOf(goodSHA, watchStart.Add(78*time.Second), time.Minute, "............", run.Healthy, "0 of 12 probes failed (0%), within the allowed 5%; p95 latency 44ms", false, 39, 44),
 	}
 	rolledBack.Watch.Stats = StatsOf(rolledBack.Watch.Probes)
 	failed := &Run{
 		Mode: "deploy", Environment: "production", SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "the state file",
-		Verdict: RollbackFailed, RolledBack: true,
+		Verdict: run.RollbackFailed, RolledBack: true,
 		Reason: "3 probes in a row failed on https://shop.example.com/healthz",
 		Start:  t0, Deploy: deploy, Links: Links{Run: "https://github.com/octo-org/shop/actions/runs/7412345678"},
-		Watch:         watchOf(newSHA, watchStart, 5*time.Minute, "..xxx", Regressed, "", true, 35),
+		Watch:         watchOf(newSHA, watchStart, 5*time.Minute, "..xxx", run.Regressed, "", true, 35),
 		Rollback:      &Step{SHA: goodSHA, Start: watchStart.Add(25 * time.Second), End: watchStart.Add(31 * time.Second)},
-		RollbackWatch: watchOf(goodSHA, watchStart.Add(31*time.Second), time.Minute, "ssssssssssss", Regressed, "no healthy answer from https://shop.example.com/healthz within the startup timeout of 1m00s (last answer: connection refused)", true, 0),
+		RollbackWatch: watchOf(goodSHA, watchStart.Add(31*time.Second), time.Minute, "ssssssssssss", run.Regressed, "no healthy answer from https://shop.example.com/healthz within the startup timeout of 1m00s (last answer: connection refused)", true, 0),
 		Notes:         []string{"the rollback target came from the state file"},
 	}
 	gate := &Run{
-		Mode: "gate", Environment: "production", Verdict: Stopped,
+		Mode: "gate", Environment: "production", Verdict: run.Stopped,
 		Reason: "production was rolled back from 4d8b3f2 to 9f2c1e7 at 2026-11-25T10:09:41Z; #123 is not marked as a fix. To merge the fix, add the label \"immune:fix\" to its pull request, or revert 4d8b3f2.",
 		Start:  t0, Links: Links{Run: "https://github.com/octo-org/shop/actions/runs/7412345999"},
 		Gate: &Gate{PullRequest: 123, BadSHA: newSHA, StoppedAt: "2026-11-25T10:09:41Z", StoppedBy: "was rolled back from 4d8b3f2 to 9f2c1e7",
@@ -125,18 +126,18 @@ func golden(t *testing.T, name, got string) {
 }
 
 func TestSummaryGolden(t *testing.T) {
-	for name, run := range runs() {
+	for name, r := range runs() {
 		t.Run(name, func(t *testing.T) {
-			golden(t, "summary-"+name+".md", Summary(run))
+			golden(t, "summary-"+name+".md", Summary(r))
 		})
 	}
 }
 
 func TestOutputsGolden(t *testing.T) {
-	for name, run := range runs() {
+	for name, r := range runs() {
 		t.Run(name, func(t *testing.T) {
 			var b strings.Builder
-			for _, o := range Outputs(run, ".immune/report.json") {
+			for _, o := range Outputs(r, ".immune/report.json") {
 				fmt.Fprintf(&b, "%s=%s\n", o.Name, o.Value)
 			}
 			golden(t, "outputs-"+name+".txt", b.String())
@@ -145,8 +146,8 @@ func TestOutputsGolden(t *testing.T) {
 }
 
 func TestJSONReportHasEveryProbe(t *testing.T) {
-	run := runs()["rolled-back"]
-	data, err := JSON(run)
+	rb := runs()["rolled-back"]
+	data, err := JSON(rb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,14 +172,14 @@ func TestJSONReportHasEveryProbe(t *testing.T) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc.Verdict != RolledBack || doc.Reason != run.Reason || len(doc.Watch.Probes) != 14 || len(doc.RollbackWatch.Probes) != 12 {
+	if doc.Verdict != string(run.RolledBack) || doc.Reason != rb.Reason || len(doc.Watch.Probes) != 14 || len(doc.RollbackWatch.Probes) != 12 {
 		t.Fatalf("report = verdict %s, %d + %d probes", doc.Verdict, len(doc.Watch.Probes), len(doc.RollbackWatch.Probes))
 	}
 	p := doc.Watch.Probes[3]
-	if p.URL != url || p.Status != 503 || p.LatencyMS != 390 || p.Error == "" || p.Phase != "live" || !p.Time.Equal(run.Watch.Probes[3].Time) {
+	if p.URL != url || p.Status != 503 || p.LatencyMS != 390 || p.Error == "" || p.Phase != "live" || !p.Time.Equal(rb.Watch.Probes[3].Time) {
 		t.Errorf("probe 4 = %+v", p)
 	}
-	if doc.Watch.DetectedAfter != run.Watch.DetectedAfter().Seconds() {
+	if doc.Watch.DetectedAfter != rb.Watch.DetectedAfter().Seconds() {
 		t.Errorf("detected_after_seconds = %v", doc.Watch.DetectedAfter)
 	}
 }

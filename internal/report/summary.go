@@ -6,36 +6,46 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/sha"
 )
 
 // headline says the verdict in one line.
 func headline(r *Run) (icon, text string) {
-	sha, env := Short(r.SHA), r.Environment
+	short, env := sha.Short(r.SHA), r.Environment
 	switch r.Verdict {
-	case Healthy:
-		return "✅", fmt.Sprintf("%s is healthy on %s", sha, env)
-	case Regressed:
-		return "❌", fmt.Sprintf("%s regressed on %s", sha, env)
-	case RolledBack:
+	case run.Healthy:
+		return "✅", fmt.Sprintf("%s is healthy on %s", short, env)
+	case run.Regressed:
+		return "❌", fmt.Sprintf("%s regressed on %s", short, env)
+	case run.RolledBack:
 		if r.Mode == "rollback" {
-			return "⏪", fmt.Sprintf("%s rolled back to %s", env, Short(r.SHA))
+			return "⏪", fmt.Sprintf("%s rolled back to %s", env, short)
 		}
-		return "⏪", fmt.Sprintf("%s regressed on %s and was rolled back to %s", sha, env, Short(r.PreviousSHA))
-	case RollbackFailed:
+		return "⏪", fmt.Sprintf("%s regressed on %s and was rolled back to %s", short, env, sha.Short(r.PreviousSHA))
+	case run.RollbackFailed:
 		if r.Mode == "rollback" {
-			return "🚨", fmt.Sprintf("rollback of %s to %s failed: %s may be down", env, Short(r.SHA), env)
+			return "🚨", fmt.Sprintf("rollback of %s to %s failed: %s may be down", env, short, env)
 		}
-		return "🚨", fmt.Sprintf("%s regressed on %s and the rollback to %s failed: %s may be down", sha, env, Short(r.PreviousSHA), env)
-	case Clear:
+		return "🚨", fmt.Sprintf("%s regressed on %s and the rollback to %s failed: %s may be down", short, env, sha.Short(r.PreviousSHA), env)
+	case run.Cancelled:
+		if r.StoppedIn != "" {
+			return "🛑", fmt.Sprintf("cancelled during the %s of %s to %s", r.StoppedIn, short, env)
+		}
+		return "🛑", fmt.Sprintf("cancelled: %s on %s", short, env)
+	case run.Skipped:
+		return "⏭️", fmt.Sprintf("skipped: nothing was deployed to %s", env)
+	case run.Clear:
 		return "🟢", fmt.Sprintf("the line is clear: %s is healthy", env)
-	case Stopped:
+	case run.Stopped:
 		return "⛔", fmt.Sprintf("the line is stopped on %s", env)
-	case FixAllowed:
+	case run.FixAllowed:
 		return "🩹", "the line is stopped, and this pull request is let through as a fix"
-	case "":
+	case run.None:
 		return "⚠️", fmt.Sprintf("nothing was deployed to %s", env)
 	}
-	return "⚠️", fmt.Sprintf("%s on %s: %s", sha, env, r.Verdict)
+	return "⚠️", fmt.Sprintf("%s on %s: %s", short, env, r.Verdict)
 }
 
 // Summary renders the job summary in GitHub-flavoured markdown.
@@ -70,15 +80,15 @@ func writeTable(b *strings.Builder, r *Run) {
 	b.WriteString("| | |\n|---|---|\n")
 	row := func(k, v string) { fmt.Fprintf(b, "| %s | %s |\n", k, v) }
 	if r.Mode == "rollback" {
-		row("Rolled back to", link("`"+Short(r.SHA)+"`", r.Links.Commit))
+		row("Rolled back to", link("`"+sha.Short(r.SHA)+"`", r.Links.Commit))
 		if r.PreviousSHA != "" {
-			row("Replaced", link("`"+Short(r.PreviousSHA)+"`", r.Links.PreviousCommit))
+			row("Replaced", link("`"+sha.Short(r.PreviousSHA)+"`", r.Links.PreviousCommit))
 		}
 	} else {
-		row("Deployed", link("`"+Short(r.SHA)+"`", r.Links.Commit)+" to "+r.Environment)
+		row("Deployed", link("`"+sha.Short(r.SHA)+"`", r.Links.Commit)+" to "+r.Environment)
 		prev := "none known"
 		if r.PreviousSHA != "" {
-			prev = link("`"+Short(r.PreviousSHA)+"`", r.Links.PreviousCommit) + " (from " + r.PreviousSource + ")"
+			prev = link("`"+sha.Short(r.PreviousSHA)+"`", r.Links.PreviousCommit) + " (from " + r.PreviousSource + ")"
 		}
 		row("Previous SHA", prev)
 	}
@@ -116,11 +126,11 @@ func rollbackResult(r *Run) string {
 		return "none"
 	case r.Rollback != nil && r.Rollback.Error != "":
 		return "🚨 the rollback command failed: " + r.Rollback.Error
-	case r.RollbackWatch != nil && r.RollbackWatch.Verdict == Healthy:
+	case r.RollbackWatch != nil && r.RollbackWatch.Verdict == run.Healthy:
 		s := r.RollbackWatch.Stats
-		return fmt.Sprintf("✅ `%s` healthy again: %d probes, %d failed", Short(r.PreviousSHA), s.Probes, s.Failed)
+		return fmt.Sprintf("✅ `%s` healthy again: %d probes, %d failed", sha.Short(r.PreviousSHA), s.Probes, s.Failed)
 	case r.RollbackWatch != nil:
-		return "🚨 `" + Short(r.PreviousSHA) + "` still unhealthy: " + r.RollbackWatch.Reason
+		return "🚨 `" + sha.Short(r.PreviousSHA) + "` still unhealthy: " + r.RollbackWatch.Reason
 	}
 	return "started"
 }
@@ -134,7 +144,7 @@ func writeGate(b *strings.Builder, r *Run) {
 		row("Pull request", "#"+strconv.Itoa(g.PullRequest))
 	}
 	if g.BadSHA != "" {
-		row("Regressed commit", "`"+Short(g.BadSHA)+"`")
+		row("Regressed commit", "`"+sha.Short(g.BadSHA)+"`")
 	}
 	if g.StoppedAt != "" {
 		row("Stopped since", g.StoppedAt)
@@ -271,7 +281,7 @@ func Text(r *Run) string {
 		fmt.Fprintf(&b, "  why       %s\n", r.Reason)
 	}
 	if w := r.Watch; w != nil {
-		fmt.Fprintf(&b, "  watched   %s: %d probes, %d failed (%s), p50 %s, p95 %s", Short(w.SHA), w.Stats.Probes, w.Stats.Failed, pctOf(w.Stats.ErrorRate), FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95))
+		fmt.Fprintf(&b, "  watched   %s: %d probes, %d failed (%s), p50 %s, p95 %s", sha.Short(w.SHA), w.Stats.Probes, w.Stats.Failed, pctOf(w.Stats.ErrorRate), FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95))
 		if d := w.DetectedAfter(); d > 0 {
 			fmt.Fprintf(&b, ", detected after %s", FormatDuration(d))
 		}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/immune-cd/immune/internal/run"
 )
 
 // historyLimit bounds the entries kept per environment.
@@ -18,9 +20,9 @@ const historyLimit = 50
 
 // Entry is one recorded deploy.
 type Entry struct {
-	SHA     string    `json:"sha"`
-	Verdict string    `json:"verdict"`
-	At      time.Time `json:"at"`
+	SHA     string      `json:"sha"`
+	Verdict run.Verdict `json:"verdict"`
+	At      time.Time   `json:"at"`
 }
 
 type environment struct {
@@ -38,9 +40,6 @@ type File struct {
 	Path string
 }
 
-// Healthy is the verdict that makes an entry a rollback target.
-const Healthy = "healthy"
-
 // LastGood returns the newest commit recorded healthy in env other than
 // exclude, or "" when there is none (also when the file does not exist).
 func (f *File) LastGood(env, exclude string) (string, error) {
@@ -53,7 +52,7 @@ func (f *File) LastGood(env, exclude string) (string, error) {
 		return "", nil
 	}
 	for i := len(e.History) - 1; i >= 0; i-- {
-		if h := e.History[i]; h.Verdict == Healthy && h.SHA != exclude {
+		if h := e.History[i]; h.Verdict == run.Healthy && h.SHA != exclude {
 			return h.SHA, nil
 		}
 	}
@@ -75,7 +74,7 @@ func (f *File) Record(env string, entry Entry) error {
 	if len(e.History) > historyLimit {
 		e.History = e.History[len(e.History)-historyLimit:]
 	}
-	if entry.Verdict == Healthy {
+	if entry.Verdict == run.Healthy {
 		e.LastGood = entry.SHA
 	}
 	return f.write(doc)

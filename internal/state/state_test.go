@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/immune-cd/immune/internal/run"
 )
 
 func TestLastGood(t *testing.T) {
@@ -15,11 +17,14 @@ func TestLastGood(t *testing.T) {
 		t.Fatalf("LastGood() on a missing file = %q, %v; want empty, nil", sha, err)
 	}
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	for _, e := range []struct{ env, sha, verdict string }{
-		{"production", "aaa", Healthy},
-		{"production", "bbb", Healthy},
-		{"staging", "ccc", Healthy},
-		{"production", "ddd", "regressed"},
+	for _, e := range []struct {
+		env, sha string
+		verdict  run.Verdict
+	}{
+		{"production", "aaa", run.Healthy},
+		{"production", "bbb", run.Healthy},
+		{"staging", "ccc", run.Healthy},
+		{"production", "ddd", run.Regressed},
 	} {
 		if err := f.Record(e.env, Entry{SHA: e.sha, Verdict: e.verdict, At: at}); err != nil {
 			t.Fatal(err)
@@ -49,7 +54,7 @@ func TestHistoryIsBounded(t *testing.T) {
 	t.Parallel()
 	f := &File{Path: filepath.Join(t.TempDir(), "state.json")}
 	for i := 0; i < historyLimit+10; i++ {
-		if err := f.Record("production", Entry{SHA: strings.Repeat("a", i+1), Verdict: Healthy}); err != nil {
+		if err := f.Record("production", Entry{SHA: strings.Repeat("a", i+1), Verdict: run.Healthy}); err != nil {
 			t.Fatal(err)
 		}
 	}

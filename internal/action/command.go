@@ -1,0 +1,65 @@
+package action
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/immune-cd/immune/internal/config"
+	"github.com/immune-cd/immune/internal/deploy"
+	"github.com/immune-cd/immune/internal/report"
+	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/sha"
+	"github.com/immune-cd/immune/internal/state"
+)
+
+// runCommand runs a deploy or rollback command inside a log group.
+func (r *runner) runCommand(ctx context.Context, verb, script string, req deploy.Request) *report.Step {
+	step := &report.Step{SHA: req.SHA, Start: r.d.Clock.Now()}
+	var d deploy.Deployer = &deploy.Command{
+		Script:      script,
+		Dir:         r.cfg.Workspace,
+		Env:         commandEnv(r.d.Environ),
+		Timeout:     r.cfg.DeployTimeout,
+		Grace:       r.d.Grace,
+		CancelGrace: r.d.CancelGrace,
+		Output:      r.d.Stdout,
+	}
+	if r.d.Deployer != nil {
+		d = r.d.Deployer(script)
+	}
+	r.log.Group(fmt.Sprintf("%s %s to %s", verb, sha.Short(req.SHA), req.Environment))
+	err := d.Deploy(ctx, req)
+	r.log.EndGroup()
+	step.End = r.d.Clock.Now()
+	took := report.FormatDuration(step.End.Sub(step.Start))
+	if err != nil {
+		step.Error = err.Error()
+		r.log.Printf("%s of %s failed after %s: %s", verb, sha.Short(req.SHA), took, err)
+	} else {
+		r.log.Printf("%s of %s finished in %s.", verb, sha.Short(req.SHA), took)
+	}
+	return step
+}
+
+// commandEnv is the environment for deploy commands, without this tool's
+// secret inputs: the command has no business reading the token.
+func commandEnv(environ []string) []string {
+	var env []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if in, ok := config.Lookup(strings.ToLower(strings.TrimPrefix(name, "INPUT_"))); ok && in.Secret && strings.HasPrefix(name, "INPUT_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// remember records a verdict about a commit in the state file.
+func (r *runner) remember(commit string, v run.Verdict) {
+	sf := &state.File{Path: r.cfg.StateFile}
+	if err := sf.Record(r.cfg.Environment, state.Entry{SHA: commit, Verdict: v, At: r.d.Clock.Now().UTC()}); err != nil {
+		r.warn("State file not updated", err.Error())
+	}
+}

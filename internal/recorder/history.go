@@ -1,0 +1,172 @@
+package recorder
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/immune-cd/immune/internal/ghapi"
+	"github.com/immune-cd/immune/internal/sha"
+)
+
+// Origin says who made a deployment.
+type Origin int
+
+const (
+	// Foreign deployments were made by hand or by another tool.
+	Foreign Origin = iota
+	// Ours carry immune's payload.
+	Ours
+	// Job deployments are the ones GitHub Actions makes when a job that
+	// names `environment:` starts: ref is the branch or tag the run was for,
+	// not the deployed SHA, and the payload is empty. Their statuses follow
+	// the job, not the build, so no rule reads them.
+	Job
+)
+
+func (o Origin) String() string {
+	switch o {
+	case Ours:
+		return "immune's"
+	case Job:
+		return "made by GitHub Actions for a job with environment:"
+	}
+	return "made by hand or by another tool"
+}
+
+// OriginOf classifies a deployment.
+func OriginOf(d ghapi.Deployment) Origin {
+	if _, ok := PayloadOf(d); ok {
+		return Ours
+	}
+	if len(d.Payload) == 0 && d.Ref != "" && !sha.Same(d.Ref, d.SHA) {
+		return Job
+	}
+	return Foreign
+}
+
+// wasHealthy reports whether one of immune's deployments was watched
+// healthy. GitHub marks earlier successful deployments "inactive" when a
+// newer one succeeds (the job deployments it makes do, with auto_inactive
+// left on), and it only ever does that to deployments whose state was
+// success; immune itself never sets inactive.
+func wasHealthy(d ghapi.Deployment) bool {
+	return State(d.LatestState) == StateSuccess || State(d.LatestState) == StateInactive
+}
+
+// ran reports whether one of immune's deployments got as far as its
+// command: it is not waiting, and it did not end before deploying.
+func ran(d ghapi.Deployment) bool {
+	switch State(d.LatestState) {
+	case StateQueued, StatePending:
+		return false
+	}
+	return !strings.HasPrefix(d.LatestDescription, NotDeployed)
+}
+
+// started reports whether a deployment that is not immune's, or one of
+// immune's, has gone live or is going live: a newer one that did supersedes
+// an older deploy. Waiting (queued, pending) ones have not.
+func started(d ghapi.Deployment) bool {
+	if OriginOf(d) == Ours {
+		return ran(d)
+	}
+	switch State(d.LatestState) {
+	case StateQueued, StatePending:
+		return false
+	}
+	return true
+}
+
+// holds reports whether one of immune's deployments still holds the
+// environment at now: queued or in progress, within its run's hold.
+func holds(d ghapi.Deployment, now time.Time) bool {
+	p, ok := PayloadOf(d)
+	if !ok {
+		return false
+	}
+	switch State(d.LatestState) {
+	case StateQueued, StateInProgress, StatePending:
+	default:
+		return false
+	}
+	return now.Before(d.CreatedAt.Add(p.Hold()))
+}
+
+// Line is whether the line is stopped, read from the newest deployment of
+// the environment that is not a job's.
+type Line struct {
+	Stopped bool
+	// Newest is the deployment the verdict rests on; zero when the
+	// environment has none.
+	Newest ghapi.Deployment
+	// BadSHA is the commit that stopped the line ("" when it cannot be
+	// told, or the line is clear).
+	BadSHA string
+	// How says in words what stopped it: "was rolled back from a to b".
+	How string
+	// RunURL links to the run that stopped it, when known.
+	RunURL string
+}
+
+// LineOf reads the line from the deployments of an environment that are not
+// jobs', newest first; the newest must carry its latest status. Older ones
+// are needed only when the newest is a rollback made without immune's
+// payload: the commit it replaced is the newest older deployment of
+// another commit.
+func LineOf(history []ghapi.Deployment) Line {
+	if len(history) == 0 {
+		return Line{}
+	}
+	d := history[0]
+	l := Line{Newest: d, RunURL: d.LogURL}
+	p, ours := PayloadOf(d)
+	if ours && p.RunURL != "" {
+		l.RunURL = p.RunURL
+	}
+	switch {
+	case Task(d.Task) == TaskRollback:
+		l.Stopped = true
+		kind := "was rolled back"
+		switch {
+		case ours && p.Manual:
+			kind = "was rolled back by hand"
+		case !ours:
+			kind = "was rolled back by hand or by another tool"
+		}
+		from := p.RolledBackFrom
+		if !ours {
+			from = replaced(history)
+		}
+		l.BadSHA = from
+		if from == "" {
+			l.How = fmt.Sprintf("%s to %s", kind, sha.Short(d.SHA))
+		} else {
+			l.How = fmt.Sprintf("%s from %s to %s", kind, sha.Short(from), sha.Short(d.SHA))
+		}
+	case State(d.LatestState) == StateFailure || State(d.LatestState) == StateError:
+		l.Stopped = true
+		l.BadSHA = d.SHA
+		l.How = fmt.Sprintf("has a %s deployment of %s", StateName(d.LatestState), sha.Short(d.SHA))
+	}
+	return l
+}
+
+// replaced is the commit the newest deployment, a rollback, replaced: the
+// newest older deployment of another commit.
+func replaced(history []ghapi.Deployment) string {
+	for _, d := range history[1:] {
+		if !sha.Same(d.SHA, history[0].SHA) {
+			return d.SHA
+		}
+	}
+	return ""
+}
+
+// StateName is a status state for people: "in progress".
+func StateName(s string) string {
+	if s == "" {
+		return "status-less"
+	}
+	return strings.ReplaceAll(s, "_", " ")
+}

@@ -1,0 +1,175 @@
+// Package recorder owns immune's records in GitHub: their wire format (the
+// deployment tasks, the payload schema, the status states and the commit
+// status context) and the rules for reading the history back: which
+// deployments are immune's, which GitHub Actions made for jobs, what runs
+// now, what was last known good, whether the line is stopped, whether a
+// newer deploy superseded this one, and which run holds the environment.
+//
+// It writes through the small GitHub interface and never lets GitHub stop a
+// deploy, a watch or a rollback: a failed call becomes a line in the log
+// and, at the end, one warning listing what could not be recorded. After
+// GitHub proved unreachable, later calls are skipped rather than retried
+// again.
+package recorder
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/immune-cd/immune/internal/ghapi"
+	"github.com/immune-cd/immune/internal/sha"
+)
+
+// Task is a deployment's task. GitHub's default, and what it uses for the
+// deployments it makes for jobs, is "deploy".
+type Task string
+
+// The tasks of immune's deployments.
+const (
+	TaskDeploy   Task = "deploy"
+	TaskRollback Task = "deploy:rollback"
+)
+
+// State is a deployment status state.
+type State string
+
+// The deployment status states GitHub accepts.
+const (
+	StateQueued     State = "queued"
+	StateInProgress State = "in_progress"
+	StatePending    State = "pending"
+	StateSuccess    State = "success"
+	StateFailure    State = "failure"
+	StateError      State = "error"
+	StateInactive   State = "inactive"
+)
+
+// CommitState is a commit status state.
+type CommitState string
+
+// The commit status states GitHub accepts.
+const (
+	CommitPending CommitState = "pending"
+	CommitSuccess CommitState = "success"
+	CommitFailure CommitState = "failure"
+	CommitError   CommitState = "error"
+)
+
+// Tool is the marker every payload of immune's carries in its "tool" field:
+// the one sign that a deployment is immune's.
+const Tool = "immune"
+
+// Payload is the documented schema of the payload of immune's deployments.
+// Every deployment immune creates has ref = the full commit SHA and this
+// payload; others (by hand, by other tools, by GitHub for jobs) are told
+// apart by it.
+type Payload struct {
+	// Tool is always "immune".
+	Tool string `json:"tool"`
+	// Version of immune that made the deployment.
+	Version string `json:"version,omitempty"`
+	// PreviousSHA (deploys): the rollback target known when the deployment
+	// was created.
+	PreviousSHA string `json:"previous_sha,omitempty"`
+	// RolledBackFrom (rollbacks): the commit the rollback replaced.
+	RolledBackFrom string `json:"rolled_back_from,omitempty"`
+	// Reason (rollbacks): why, in words.
+	Reason string `json:"reason,omitempty"`
+	// Manual (rollbacks): made by hand (workflow_dispatch), not after a
+	// regression.
+	Manual bool `json:"manual,omitempty"`
+	// Actor who started the run.
+	Actor string `json:"actor,omitempty"`
+	// RunURL, RunID and RunAttempt identify the workflow run.
+	RunURL     string `json:"run_url,omitempty"`
+	RunID      int64  `json:"run_id,omitempty"`
+	RunAttempt int    `json:"run_attempt,omitempty"`
+	// HoldSeconds is how long the run may keep this deployment queued or in
+	// progress (its lock timeout, command timeout and watches). Past it the
+	// run is presumed dead and no longer holds the environment.
+	HoldSeconds int64 `json:"hold_seconds,omitempty"`
+}
+
+// Map is the payload as sent to GitHub.
+func (p Payload) Map() map[string]any {
+	m := map[string]any{"tool": Tool}
+	set := func(k string, v any, ok bool) {
+		if ok {
+			m[k] = v
+		}
+	}
+	set("version", p.Version, p.Version != "")
+	set("previous_sha", p.PreviousSHA, p.PreviousSHA != "")
+	set("rolled_back_from", p.RolledBackFrom, p.RolledBackFrom != "")
+	set("reason", p.Reason, p.Reason != "")
+	set("manual", true, p.Manual)
+	set("actor", p.Actor, p.Actor != "")
+	set("run_url", p.RunURL, p.RunURL != "")
+	set("run_id", p.RunID, p.RunID != 0)
+	set("run_attempt", p.RunAttempt, p.RunAttempt != 0)
+	set("hold_seconds", p.HoldSeconds, p.HoldSeconds != 0)
+	return m
+}
+
+// PayloadOf reads immune's payload from a deployment; ok is false when the
+// deployment is not immune's.
+func PayloadOf(d ghapi.Deployment) (p Payload, ok bool) {
+	if tool, _ := d.Payload["tool"].(string); tool != Tool {
+		return Payload{}, false
+	}
+	str := func(k string) string { s, _ := d.Payload[k].(string); return s }
+	num := func(k string) int64 { f, _ := d.Payload[k].(float64); return int64(f) }
+	p = Payload{
+		Tool:           Tool,
+		Version:        str("version"),
+		PreviousSHA:    str("previous_sha"),
+		RolledBackFrom: str("rolled_back_from"),
+		Reason:         str("reason"),
+		Actor:          str("actor"),
+		RunURL:         str("run_url"),
+		RunID:          num("run_id"),
+		RunAttempt:     int(num("run_attempt")),
+		HoldSeconds:    num("hold_seconds"),
+	}
+	p.Manual, _ = d.Payload["manual"].(bool)
+	// SHAs come from a file anyone with push access can write: only
+	// commit ids are taken.
+	if !sha.IsAbbrev(p.PreviousSHA) {
+		p.PreviousSHA = ""
+	}
+	if !sha.IsAbbrev(p.RolledBackFrom) {
+		p.RolledBackFrom = ""
+	}
+	return p, true
+}
+
+// Hold is how long a deployment of a run may stay queued or in progress.
+func (p Payload) Hold() time.Duration { return time.Duration(p.HoldSeconds) * time.Second }
+
+// NotDeployed opens the description of the final status of a deployment
+// whose command never started (the run was cancelled or gave up while it
+// waited for the environment). Such a deployment never ran, so it is not
+// "what runs now".
+const NotDeployed = "not deployed: "
+
+// MaxContext is GitHub's limit on a commit status context.
+const MaxContext = 255
+
+// StatusContext is the commit status context of an environment, which a
+// repository can require in branch protection.
+func StatusContext(environment string) string { return "immune/" + environment }
+
+// CheckEnvironment says what is wrong with an environment name for the
+// records, or nil.
+func CheckEnvironment(environment string) error {
+	if n := utf8.RuneCountInString(StatusContext(environment)); n > MaxContext {
+		return fmt.Errorf("expected at most %d characters, so that the commit status context %q fits GitHub's limit of %d (got %d characters)",
+			MaxContext-utf8.RuneCountInString(StatusContext("")), StatusContext("…"), MaxContext, utf8.RuneCountInString(environment))
+	}
+	if strings.ContainsAny(environment, "\r\n") {
+		return fmt.Errorf("expected a name on one line")
+	}
+	return nil
+}

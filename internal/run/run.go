@@ -1,0 +1,72 @@
+// Package run names the parts of one run of immune: the phases it goes
+// through and the verdicts it can end with. It is vocabulary only, shared
+// by the orchestration, the records, the state file and the report, so that
+// each value is declared once and typed.
+package run
+
+// Verdict is how a run ended. Its string is the `verdict` output.
+type Verdict string
+
+// The verdicts.
+const (
+	// None: the run ended before it had anything to say (invalid input,
+	// or a manual rollback that could not start).
+	None Verdict = ""
+	// Healthy: the new build passed its watch.
+	Healthy Verdict = "healthy"
+	// Regressed: the new build regressed and was not rolled back (auto-rollback
+	// off, no target, or superseded by a newer deploy).
+	Regressed Verdict = "regressed"
+	// RolledBack: the regression was rolled back and the rollback was
+	// watched healthy; in rollback mode, the manual rollback succeeded.
+	RolledBack Verdict = "rolled-back"
+	// RollbackFailed: the rollback command failed or the rolled-back build
+	// was not healthy: production may be down.
+	RollbackFailed Verdict = "rollback-failed"
+	// Cancelled: the job was cancelled; what ran was stopped.
+	Cancelled Verdict = "cancelled"
+	// Skipped: there was nothing to do (a push that deleted its ref), or the
+	// environment stayed busy with another run past lock-timeout.
+	Skipped Verdict = "skipped"
+	// Clear, Stopped and FixAllowed are the gate's verdicts.
+	Clear      Verdict = "clear"
+	Stopped    Verdict = "stopped"
+	FixAllowed Verdict = "fix-allowed"
+)
+
+// Phase is a step of the run. The deploy mode goes through all of them in
+// this order; the other modes use a part.
+type Phase string
+
+// The phases.
+const (
+	// Validate checks what the inputs alone cannot: the commit exists, the
+	// environment is free, a rollback target is known.
+	Validate Phase = "validate"
+	// Baseline probes the current production before the deploy.
+	Baseline Phase = "baseline"
+	// Deploy runs the deploy command.
+	Deploy Phase = "deploy"
+	// Watch probes the new build.
+	Watch Phase = "watch"
+	// Decide turns what the watch saw into a verdict and chooses what next.
+	Decide Phase = "decide"
+	// Rollback runs the rollback command.
+	Rollback Phase = "rollback"
+	// Confirm watches the rolled-back build.
+	Confirm Phase = "confirm"
+	// Record writes the final records: statuses, the state file.
+	Record Phase = "record"
+	// Done ends the machine.
+	Done Phase = ""
+)
+
+// Changed reports whether production may have changed by the time a run in
+// phase p stopped: from the deploy command on, it may have.
+func (p Phase) Changed() bool {
+	switch p {
+	case Validate, Baseline, Done:
+		return false
+	}
+	return true
+}
