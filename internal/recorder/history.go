@@ -29,7 +29,7 @@ func (o Origin) String() string {
 	case Ours:
 		return "immune's"
 	case Job:
-		return "made by GitHub Actions for a job with environment:"
+		return "made by GitHub Actions for a job that names the environment"
 	}
 	return "made by hand or by another tool"
 }

@@ -1,0 +1,304 @@
+package recorder
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/immune-cd/immune/internal/ghapi"
+	"github.com/immune-cd/immune/internal/githubfake"
+)
+
+const token = "ghs_recorderTestToken"
+
+var start = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+// commit is a deterministic commit id.
+func commit(n int) string {
+	h := sha1.Sum([]byte("commit " + strconv.Itoa(n)))
+	return hex.EncodeToString(h[:])
+}
+
+// setup starts a fake GitHub and a recorder for its production environment
+// on a clock that stands at now.
+func setup(t *testing.T, now time.Time) (*githubfake.Server, *Recorder, *strings.Builder) {
+	t.Helper()
+	f := githubfake.Start(t, githubfake.Options{Token: token, Now: func() time.Time { return now }})
+	gh, err := ghapi.New(ghapi.Options{HTTPClient: f.Client(), APIURL: f.URL(), Token: token, Repository: f.Repository(),
+		Now: func() time.Time { return now }, MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &strings.Builder{}
+	r := New(Options{GitHub: gh, Environment: "production", Now: func() time.Time { return now },
+		Logf: func(format string, args ...any) { fmt.Fprintf(log, format+"\n", args...) }})
+	return f, r, log
+}
+
+// ours seeds one of immune's deployments with its statuses.
+func ours(f *githubfake.Server, task Task, c string, p Payload, at time.Time, states ...string) githubfake.Deployment {
+	p.Tool = Tool
+	d := f.AddDeployment(githubfake.Deployment{SHA: c, Task: string(task), Payload: p.Map(), CreatedAt: at})
+	for _, st := range states {
+		f.AddDeploymentStatus(d.ID, githubfake.DeploymentStatus{State: st, CreatedAt: at})
+	}
+	return d
+}
+
+// byHand seeds a deployment made by hand or by another tool: ref = SHA, no
+// payload of immune's.
+func byHand(f *githubfake.Server, task, c string, states ...string) githubfake.Deployment {
+	d := f.AddDeployment(githubfake.Deployment{SHA: c, Task: task, Payload: map[string]any{"by": "ops"}})
+	for _, st := range states {
+		f.AddDeploymentStatus(d.ID, githubfake.DeploymentStatus{State: st})
+	}
+	return d
+}
+
+func TestOriginOf(t *testing.T) {
+	t.Parallel()
+	c := commit(1)
+	tests := []struct {
+		name string
+		d    ghapi.Deployment
+		want Origin
+	}{
+		{"immune's", ghapi.Deployment{SHA: c, Ref: c, Payload: map[string]any{"tool": "immune"}}, Ours},
+		{"a job's", ghapi.Deployment{SHA: c, Ref: "main", Payload: map[string]any{}}, Job},
+		{"a job's for a tag, no payload at all", ghapi.Deployment{SHA: c, Ref: "v1.2.0"}, Job},
+		{"by hand with the SHA as ref", ghapi.Deployment{SHA: c, Ref: c, Payload: map[string]any{}}, Foreign},
+		{"by hand with an abbreviated SHA as ref", ghapi.Deployment{SHA: c, Ref: c[:7]}, Foreign},
+		{"another tool's, on a branch", ghapi.Deployment{SHA: c, Ref: "main", Payload: map[string]any{"tool": "argo"}}, Foreign},
+		{"a payload that only looks like immune's", ghapi.Deployment{SHA: c, Ref: c, Payload: map[string]any{"tool": "Immune"}}, Foreign},
+	}
+	for _, tt := range tests {
+		if got := OriginOf(tt.d); got != tt.want {
+			t.Errorf("%s: OriginOf = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestPayloadRoundTrip(t *testing.T) {
+	t.Parallel()
+	p := Payload{Tool: Tool, Version: "1.2.3", PreviousSHA: commit(1), RolledBackFrom: commit(2), Reason: "why",
+		Manual: true, Actor: "monalisa", RunURL: "https://x/runs/7", RunID: 7412345678, RunAttempt: 2, HoldSeconds: 1560}
+	// Through JSON, as GitHub stores it: numbers come back as float64.
+	m := map[string]any{}
+	for k, v := range p.Map() {
+		switch n := v.(type) {
+		case int64:
+			m[k] = float64(n)
+		case int:
+			m[k] = float64(n)
+		default:
+			m[k] = v
+		}
+	}
+	got, ok := PayloadOf(ghapi.Deployment{Payload: m})
+	if !ok || got != p {
+		t.Errorf("PayloadOf(Map()) = %+v, %v; want %+v", got, ok, p)
+	}
+	// SHAs in a payload are data anyone with push access can write: only
+	// commit ids are taken.
+	m["rolled_back_from"] = "x\n::stop-commands::y"
+	if got, _ := PayloadOf(ghapi.Deployment{Payload: m}); got.RolledBackFrom != "" {
+		t.Errorf("a non-SHA rolled_back_from was taken: %q", got.RolledBackFrom)
+	}
+}
+
+// The history a team has on its first day: every job with environment:
+// made a deployment of its own, whose success inactivated everything
+// before it.
+func TestLastGoodAndCurrentIgnoreJobDeployments(t *testing.T) {
+	t.Parallel()
+	f, r, log := setup(t, start)
+	ctx := context.Background()
+	ours(f, TaskDeploy, commit(1), Payload{}, start, "in_progress", "success")
+	f.StartJob("production", "main", commit(1), "monalisa").Finish(true) // inactivates ours
+	ours(f, TaskDeploy, commit(2), Payload{}, start, "in_progress", "failure")
+	ours(f, TaskRollback, commit(1), Payload{RolledBackFrom: commit(2)}, start, "in_progress", "success")
+	f.StartJob("production", "main", commit(2), "monalisa").Finish(false)
+	bad := f.StartJob("production", "main", commit(3), "monalisa") // main's head, the job of a manual rollback
+	bad.Finish(true)
+
+	good, found, err := r.LastGood(ctx, commit(3))
+	if err != nil || !found || good.SHA != commit(1) || good.Task != string(TaskRollback) {
+		t.Fatalf("LastGood = %s %s, %v, %v; want immune's rollback to %s", good.Task, good.SHA, found, err, commit(1))
+	}
+	// The first success was made inactive by a job's success; it still was
+	// healthy.
+	good, found, err = r.LastGood(ctx, commit(1))
+	if err != nil || found {
+		t.Errorf("LastGood excluding %s = %s, %v, %v; want none (only failures and jobs left)", commit(1)[:7], good.SHA, found, err)
+	}
+	cur, found, err := r.Current(ctx)
+	if err != nil || !found || cur.SHA != commit(1) {
+		t.Errorf("Current = %s, %v, %v; want %s, not main's head %s", cur.SHA, found, err, commit(1), commit(3))
+	}
+	// Each listed once, however often the history is read.
+	for _, d := range f.Deployments() {
+		n := strings.Count(log.String(), fmt.Sprintf("%d (", d.ID))
+		if want := map[bool]int{true: 1, false: 0}[d.Job]; n != want {
+			t.Errorf("deployment %d (job: %v) listed %d times:\n%s", d.ID, d.Job, n, log)
+		}
+	}
+	if !strings.Contains(log.String(), "made by GitHub Actions for a job that names the environment: ") {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
+func TestLastGoodCountsInactive(t *testing.T) {
+	t.Parallel()
+	f, r, _ := setup(t, start)
+	ours(f, TaskDeploy, commit(1), Payload{}, start, "in_progress", "success", "inactive")
+	ours(f, TaskDeploy, commit(2), Payload{}, start, "in_progress", "error")
+	good, found, err := r.LastGood(context.Background(), commit(3))
+	if err != nil || !found || good.SHA != commit(1) {
+		t.Errorf("LastGood = %s, %v, %v", good.SHA, found, err)
+	}
+}
+
+func TestCurrentSkipsWhatNeverRan(t *testing.T) {
+	t.Parallel()
+	f, r, _ := setup(t, start)
+	ours(f, TaskDeploy, commit(1), Payload{}, start, "in_progress", "success")
+	d := ours(f, TaskDeploy, commit(2), Payload{}, start, "queued")
+	f.AddDeploymentStatus(d.ID, githubfake.DeploymentStatus{State: "error", Description: NotDeployed + "cancelled while waiting"})
+	ours(f, TaskDeploy, commit(3), Payload{}, start, "queued")
+	byHand(f, "deploy", commit(4), "success")
+	cur, found, err := r.Current(context.Background())
+	if err != nil || !found || cur.SHA != commit(1) {
+		t.Errorf("Current = %s, %v, %v; want %s", cur.SHA, found, err, commit(1))
+	}
+}
+
+func TestNewer(t *testing.T) {
+	t.Parallel()
+	f, r, _ := setup(t, start)
+	mine := ours(f, TaskDeploy, commit(1), Payload{}, start, "in_progress")
+	f.StartJob("production", "main", commit(2), "monalisa")                  // a job: never supersedes
+	ours(f, TaskDeploy, commit(3), Payload{}, start, "queued")               // waiting for mine: not started
+	hand := byHand(f, "deploy", commit(4))                                   // by hand, no status: it happened
+	other := ours(f, TaskDeploy, commit(5), Payload{}, start, "in_progress") // another run of ours
+	newer, err := r.Newer(context.Background(), ghapi.Deployment{ID: mine.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, d := range newer {
+		ids = append(ids, d.ID)
+	}
+	if fmt.Sprint(ids) != fmt.Sprint([]int64{other.ID, hand.ID}) {
+		t.Errorf("Newer = %v, want %v", ids, []int64{other.ID, hand.ID})
+	}
+}
+
+func TestHolders(t *testing.T) {
+	t.Parallel()
+	now := start.Add(10 * time.Minute)
+	f, r, _ := setup(t, now)
+	hold := Payload{HoldSeconds: 900}
+	ours(f, TaskDeploy, commit(1), hold, start.Add(-time.Hour), "in_progress") // its run died long ago
+	running := ours(f, TaskDeploy, commit(2), hold, start, "in_progress")      // 10 minutes into 15
+	ours(f, TaskDeploy, commit(3), hold, start, "in_progress", "success")      // finished
+	f.StartJob("production", "main", commit(4), "monalisa")                    // a job's, in progress
+	waiting := ours(f, TaskRollback, commit(5), hold, now, "queued")           // queued behind running
+	ctx := context.Background()
+	held, err := r.Holders(ctx, 0)
+	if err != nil || len(held) != 2 || held[0].ID != waiting.ID || held[1].ID != running.ID {
+		t.Fatalf("Holders(0) = %+v, %v; want %d and %d", held, err, waiting.ID, running.ID)
+	}
+	held, err = r.Holders(ctx, waiting.ID)
+	if err != nil || len(held) != 1 || held[0].ID != running.ID {
+		t.Errorf("Holders(older than %d) = %+v, %v; want %d only", waiting.ID, held, err, running.ID)
+	}
+}
+
+func TestLine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		seed    func(f *githubfake.Server)
+		stopped bool
+		bad     string
+		how     string
+	}{
+		{"no deployments", func(*githubfake.Server) {}, false, "", ""},
+		{"healthy", func(f *githubfake.Server) { ours(f, TaskDeploy, commit(1), Payload{}, start, "success") }, false, "", ""},
+		{"immune's rollback", func(f *githubfake.Server) {
+			ours(f, TaskDeploy, commit(2), Payload{}, start, "failure")
+			ours(f, TaskRollback, commit(1), Payload{RolledBackFrom: commit(2)}, start, "success")
+		}, true, commit(2), "was rolled back from " + commit(2)[:7] + " to " + commit(1)[:7]},
+		{"immune's manual rollback", func(f *githubfake.Server) {
+			ours(f, TaskRollback, commit(1), Payload{RolledBackFrom: commit(2), Manual: true}, start, "success")
+		}, true, commit(2), "was rolled back by hand from " + commit(2)[:7] + " to " + commit(1)[:7]},
+		{"a rollback made by hand: the commit it replaced comes from the history", func(f *githubfake.Server) {
+			ours(f, TaskDeploy, commit(1), Payload{}, start, "success")
+			ours(f, TaskDeploy, commit(2), Payload{}, start, "success")
+			f.StartJob("production", "main", commit(3), "monalisa").Finish(true)
+			byHand(f, "deploy:rollback", commit(1), "success")
+		}, true, commit(2), "was rolled back by hand or by another tool from " + commit(2)[:7] + " to " + commit(1)[:7]},
+		{"a failed deploy", func(f *githubfake.Server) { ours(f, TaskDeploy, commit(2), Payload{}, start, "failure") }, true, commit(2), "has a failure deployment of " + commit(2)[:7]},
+		{"a cancelled deploy", func(f *githubfake.Server) { ours(f, TaskDeploy, commit(2), Payload{}, start, "error") }, true, commit(2), "has a error deployment of " + commit(2)[:7]},
+		{"a job's failure after a healthy deploy does not stop it", func(f *githubfake.Server) {
+			ours(f, TaskDeploy, commit(1), Payload{}, start, "success")
+			f.StartJob("production", "main", commit(1), "monalisa").Finish(false)
+		}, false, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f, r, _ := setup(t, start)
+			tt.seed(f)
+			l, err := r.Line(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Stopped != tt.stopped || l.BadSHA != tt.bad || l.How != tt.how {
+				t.Errorf("Line = stopped %v, bad %q, how %q; want %v, %q, %q", l.Stopped, l.BadSHA, l.How, tt.stopped, tt.bad, tt.how)
+			}
+		})
+	}
+}
+
+func TestWrites(t *testing.T) {
+	t.Parallel()
+	f, r, _ := setup(t, start)
+	f.AddCommit(commit(1), "x")
+	ctx := context.Background()
+	d := r.Create(ctx, TaskDeploy, commit(1), Payload{Version: "1.0", HoldSeconds: 60}, StateQueued, "waiting")
+	if d.ID == 0 || d.Ref != commit(1) || OriginOf(d) != Ours {
+		t.Fatalf("Create = %+v", d)
+	}
+	r.SetStatus(ctx, d, StateSuccess, "healthy")
+	if got := f.LatestDeploymentState(d.ID); got != "success" {
+		t.Errorf("state %q", got)
+	}
+	r.CommitStatus(ctx, commit(1)[:7], CommitSuccess, "healthy")
+	r.CommitStatus(ctx, commit(1), CommitSuccess, "healthy")
+	if cs := f.CommitStatuses(commit(1)); len(cs) != 1 || cs[0].Context != "immune/production" {
+		t.Errorf("commit statuses %+v", cs)
+	}
+	missing, _ := r.Missing()
+	if len(missing) != 1 || !strings.Contains(missing[0], "not a full commit SHA") {
+		t.Errorf("missing = %q", missing)
+	}
+}
+
+func TestCheckEnvironment(t *testing.T) {
+	t.Parallel()
+	if err := CheckEnvironment(strings.Repeat("e", 248)); err != nil {
+		t.Errorf("248 characters: %v", err)
+	}
+	if err := CheckEnvironment(strings.Repeat("e", 249)); err == nil || !strings.Contains(err.Error(), "at most 248 characters") {
+		t.Errorf("249 characters: %v", err)
+	}
+	if err := CheckEnvironment("prod\nx"); err == nil {
+		t.Error("a newline was accepted")
+	}
+}
