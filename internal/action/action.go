@@ -99,7 +99,12 @@ type plan map[run.Phase]func(context.Context) run.Phase
 
 // Run executes cfg and returns the exit code.
 func Run(ctx context.Context, d Deps, cfg *config.Config) int {
-	r := newRunner(d, cfg)
+	return newRunner(d, cfg).run(ctx)
+}
+
+// run runs the mode's phases, then publishes.
+func (r *runner) run(ctx context.Context) int {
+	cfg := r.cfg
 	for _, w := range cfg.Warnings {
 		r.warn("Unused input", w)
 	}
@@ -183,6 +188,7 @@ func (r *runner) drive(ctx context.Context, p plan) {
 			return
 		}
 		r.phase = ph
+		r.out.Phases = append(r.out.Phases, ph)
 		next := p[ph](ctx)
 		if ctx.Err() != nil && ph != run.Record {
 			r.cancelled(ctx, ph)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/sethvargo/go-githubactions"
 
@@ -22,7 +23,8 @@ type Event struct {
 	Actor      string
 	RunID      int64
 	RunAttempt int
-	// Ref is the branch or tag the run is for (GITHUB_REF_NAME).
+	// Ref is the branch or tag the run is for: a push's ref, else
+	// GITHUB_REF_NAME.
 	Ref string
 
 	// Before is a push's before, when it is a full commit id other than
@@ -53,6 +55,9 @@ func From(c *githubactions.GitHubContext) Event {
 			e.Before = before
 		}
 		e.Deleted, _ = c.Event["deleted"].(bool)
+		if ref, _ := c.Event["ref"].(string); ref != "" {
+			e.Ref = strings.TrimPrefix(strings.TrimPrefix(ref, "refs/heads/"), "refs/tags/")
+		}
 	}
 	e.PullRequest, e.PullRequestErr = pullRequest(c.EventName, c.Event)
 	return e

@@ -18,6 +18,8 @@ import (
 // Run is everything a run did and found.
 type Run struct {
 	Mode string `json:"mode"`
+	// Phases are the phases the run went through, in order.
+	Phases []run.Phase `json:"phases,omitempty"`
 	// StoppedIn is the phase a cancelled run stopped in.
 	StoppedIn      run.Phase   `json:"stopped_in,omitempty"`
 	Environment    string      `json:"environment"`
