@@ -59,7 +59,7 @@ type Deps struct {
 	// cancelled (the runner kills the container seconds later).
 	Grace, CancelGrace time.Duration
 	// LockPoll is how often a run waiting for the environment looks again.
-	// Default 10s.
+	// Default: the probe interval, between 2s and 10s.
 	LockPoll time.Duration
 	// Deployer, when set, replaces the shell command deployer (in-process
 	// tests use a fake).
@@ -151,7 +151,10 @@ func newRunner(d Deps, cfg *config.Config) *runner {
 		ghctx = &githubactions.GitHubContext{}
 	}
 	if d.LockPoll <= 0 {
-		d.LockPoll = 10 * time.Second
+		// As often as the watch probes, within bounds that spare GitHub's
+		// rate limit (GITHUB_TOKEN gets 1,000 requests an hour per
+		// repository) and notice a free environment soon enough.
+		d.LockPoll = min(max(cfg.Interval, 2*time.Second), 10*time.Second)
 	}
 	r := &runner{cfg: cfg, d: d, log: log, ev: event.From(ghctx)}
 	r.out = &report.Run{

@@ -42,6 +42,10 @@ const (
 
 var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
+// lockPoll is the wait between looks at a held environment, distinct from
+// every other wait of the tests so that hooks can tell it apart.
+const lockPoll = 7 * time.Second
+
 // world is production as the fakes see it: which commit runs, how each
 // commit behaves, and hooks to act at a given moment.
 type world struct {
@@ -221,6 +225,7 @@ func (m *machine) run() result {
 	d := Deps{
 		GHA: gha, Getenv: getenv, Stdout: &m.log, Clock: m.clk, GitHub: gh,
 		Deployer: func(string) deploy.Deployer { return m.world },
+		LockPoll: lockPoll,
 		Probe:    m.world.Probe,
 	}
 	if m.afterHook != nil {
@@ -389,7 +394,7 @@ func TestWaitsForAnotherRun(t *testing.T) {
 	// The other run finishes healthy while this one waits its third poll.
 	polls := 0
 	m.afterHook = func(d time.Duration) {
-		if d != 10*time.Second {
+		if d != lockPoll {
 			return // a probe interval, not a poll
 		}
 		if polls++; polls == 3 {
@@ -418,7 +423,7 @@ func TestRaceGoesToTheOlderRun(t *testing.T) {
 	m.world.onProbe = nil
 	polls := 0
 	m.afterHook = func(d time.Duration) {
-		if d != 10*time.Second {
+		if d != lockPoll {
 			return
 		}
 		if polls++; polls == 2 {
