@@ -34,7 +34,7 @@ var Inputs = []Input{
 	{Name: "expect-status", Default: "200-299", Description: "HTTP statuses that count as healthy: codes and ranges, e.g. 200,204,300-302."},
 	{Name: "expect-body", Default: "", Description: "RE2 regular expression the response body must match (at most 1 MiB is read)."},
 	{Name: "expect-version", Default: "", Description: "How to tell which build answered: body (the SHA, full or 7+ characters, appears in the body), header:<Name>, or json:<dot.path>. Answers from the old build during startup-timeout are \"not yet live\"; after the new build answered, any other version is a failure. Empty: off."},
-	{Name: "headers", Default: "", Description: "Extra request headers, one \"Name: value\" per line. Values are masked in the log.", Secret: true},
+	{Name: "headers", Default: "", Description: "Extra request headers, one \"Name: value\" per line. Pass values from secrets: the runner prints with: values before the action starts and masks only those from secrets; immune masks them from then on.", Secret: true},
 	{Name: "max-error-rate", Default: "5%", Description: "Highest acceptable share of failed probes (e.g. 5% or 0.05)."},
 	{Name: "consecutive-failures", Default: "3", Description: "This many failures in a row on one URL are a regression at once."},
 	{Name: "max-latency", Default: "", Description: "Highest acceptable latency at latency-percentile (Go duration, e.g. 300ms). Empty: latency is not judged."},
