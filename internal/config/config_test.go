@@ -155,6 +155,8 @@ func TestParseInvalid(t *testing.T) {
 		{"sha", "not a sha!", `input sha: got "not a sha!": expected a commit SHA or ref name`},
 		{"previous-sha", env.SHA, "input previous-sha: got \"" + env.SHA + "\": is the same commit as sha"},
 		{"environment-url", "prod", "input environment-url: expected one absolute http:// or https:// URL"},
+		{"environment", strings.Repeat("e", 249), `expected at most 248 characters, so that the commit status context "immune/…" fits GitHub's limit of 255 (got 249 characters)`},
+		{"lock-timeout", "soon", `input lock-timeout: "soon" is not a duration`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.input+"="+tt.value, func(t *testing.T) {
