@@ -7,6 +7,7 @@ import (
 
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/deploy"
+	"github.com/immune-cd/immune/internal/logline"
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
@@ -16,6 +17,9 @@ import (
 // runCommand runs a deploy or rollback command inside a log group.
 func (r *runner) runCommand(ctx context.Context, verb, script string, req deploy.Request) *report.Step {
 	step := &report.Step{SHA: req.SHA, Start: r.d.Clock.Now()}
+	// The command's output is text immune does not control: escaped line
+	// by line, and its last line ended before the group is.
+	output := logline.NewWriter(r.d.Stdout)
 	var d deploy.Deployer = &deploy.Command{
 		Script:      script,
 		Dir:         r.cfg.Workspace,
@@ -23,13 +27,14 @@ func (r *runner) runCommand(ctx context.Context, verb, script string, req deploy
 		Timeout:     r.cfg.DeployTimeout,
 		Grace:       r.d.Grace,
 		CancelGrace: r.d.CancelGrace,
-		Output:      r.d.Stdout,
+		Output:      output,
 	}
 	if r.d.Deployer != nil {
 		d = r.d.Deployer(script)
 	}
 	r.log.Group(fmt.Sprintf("%s %s to %s", verb, sha.Short(req.SHA), req.Environment))
 	err := d.Deploy(ctx, req)
+	output.Close()
 	r.log.EndGroup()
 	step.End = r.d.Clock.Now()
 	took := report.FormatDuration(step.End.Sub(step.Start))

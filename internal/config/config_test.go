@@ -121,7 +121,7 @@ func TestParseInvalid(t *testing.T) {
 		{"health-url", "localhost:8080/health", `input health-url: "localhost:8080/health" is not an absolute http:// or https:// URL`},
 		{"health-url", "ftp://x/health", "is not an absolute http:// or https:// URL"},
 		{"health-url", "http://a/h, http://a/h", `"http://a/h" is listed twice`},
-		{"health-url", "http://user:secret@a/h", `"http://user:xxxxx@a/h" carries credentials`},
+		{"health-url", "http://user:secret@a/h", `"http://REDACTED@a/h" carries credentials`},
 		{"deploy-command", "", "input deploy-command: a command is required in deploy mode"},
 		{"interval", "5", `input interval: "5" is not a duration like 250ms, 5s or 2m`},
 		{"interval", "0s", `input interval: got "0s": expected a duration above zero`},

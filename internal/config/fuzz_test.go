@@ -71,3 +71,28 @@ func FuzzParseURLs(f *testing.F) {
 		}
 	})
 }
+
+// FuzzInputCredentials: a credential in a health-url, valid URL or not,
+// never reaches the error that rejects it, nor the error of any input.
+func FuzzInputCredentials(f *testing.F) {
+	f.Add("http", "user", "pa/ss#?", "host", "/h")
+	f.Add("htp", "", "tok", "h st", "?x")
+	const marker = "S3CR3T"
+	f.Fuzz(func(t *testing.T, scheme, user, pre, host, path string) {
+		if strings.Contains(scheme+user+host+path, marker) || strings.ContainsAny(pre, "&;,\n") {
+			return // a comma or newline would split the URL in two inputs
+		}
+		secret := pre + marker
+		for _, raw := range []string{
+			scheme + "://" + user + ":" + secret + "@" + host + path,
+			scheme + "://" + secret + "@" + host + path,
+			scheme + "://" + host + path + "?token=" + secret,
+		} {
+			in := map[string]string{"mode": "deploy", "deploy-command": "true", "health-url": raw}
+			_, err := Parse(func(name string) string { return in[name] }, Env{EventName: "push", SHA: "4d8b3f2e1c0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c", Workspace: "/w"})
+			if err != nil && strings.Contains(err.Error(), marker) {
+				t.Fatalf("health-url %q: the error shows the credential: %v", raw, err)
+			}
+		}
+	})
+}

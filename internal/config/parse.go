@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/immune-cd/immune/internal/redact"
 )
 
 // StatusSet is a set of HTTP status codes written as codes and ranges,
@@ -126,15 +128,17 @@ func ParseURLs(s string) ([]string, error) {
 	var urls []string
 	seen := map[string]bool{}
 	for _, item := range splitList(s) {
+		// Errors quote the URL redacted: it may carry credentials, and an
+		// invalid one most of all.
 		u, err := url.Parse(item)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("%q is not an absolute http:// or https:// URL", item)
+			return nil, fmt.Errorf("%q is not an absolute http:// or https:// URL", redact.URL(item))
 		}
 		if u.User != nil {
-			return nil, fmt.Errorf("%q carries credentials in the URL; pass them in headers, which are masked", u.Redacted())
+			return nil, fmt.Errorf("%q carries credentials in the URL; pass them in headers, from secrets", redact.URL(item))
 		}
 		if seen[item] {
-			return nil, fmt.Errorf("%q is listed twice", item)
+			return nil, fmt.Errorf("%q is listed twice", redact.URL(item))
 		}
 		seen[item] = true
 		urls = append(urls, item)
