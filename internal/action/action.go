@@ -35,7 +35,8 @@ const (
 	ExitOK        = 0 // healthy, or the rollback or gate passed, or nothing to do
 	ExitRegressed = 1 // regressed, rolled back, rollback failed, cancelled, or the gate is closed
 	ExitConfig    = 2 // invalid configuration, found before anything was deployed
-	ExitError     = 3 // the tool itself failed (e.g. cannot write its outputs)
+	ExitError     = 3 // the tool itself failed
+	ExitPublish   = 4 // the run finished and its records were written, but its outputs, summary or report could not be
 )
 
 // Version is the tool's version, shown in the log and the User-Agent.
@@ -102,8 +103,27 @@ func Run(ctx context.Context, d Deps, cfg *config.Config) int {
 	return newRunner(d, cfg).run(ctx)
 }
 
-// run runs the mode's phases, then publishes.
-func (r *runner) run(ctx context.Context) int {
+// run runs the mode's phases, then publishes. A panic is a bug of immune's,
+// but it must not leave production's records in flight and the run without
+// outputs: it is recovered here, reported with what production runs, and
+// the run still publishes what it can.
+func (r *runner) run(ctx context.Context) (code int) {
+	defer func() {
+		if p := recover(); p != nil {
+			ph := r.phase
+			if ph == run.Done {
+				ph = run.Record
+			}
+			r.abort(ctx, ph, run.None, ExitError, fmt.Sprintf("immune itself failed (%v)", p), "immune failed", "immune failed during "+string(ph))
+			code = ExitError
+			defer func() {
+				if p := recover(); p != nil {
+					fmt.Fprintf(r.d.Stdout, "immune: could not publish the results either: %v\n", p)
+				}
+			}()
+			r.finish()
+		}
+	}()
 	cfg := r.cfg
 	for _, w := range cfg.Warnings {
 		r.warn("Unused input", w)
@@ -225,9 +245,9 @@ func (r *runner) finish() {
 	}
 	r.out.End = r.d.Clock.Now()
 	if err := r.publish(); err != nil {
-		r.log.Error("Could not publish the results", err.Error())
-		if r.code == ExitOK {
-			r.code = ExitError
+		r.log.Error("Could not publish the results", fmt.Sprintf("%v; the verdict was %s (%s)", err, orUnknown(string(r.out.Verdict)), r.out.Reason))
+		if r.code == ExitOK || r.code == ExitRegressed {
+			r.code = ExitPublish
 		}
 	}
 }

@@ -25,12 +25,18 @@ func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 // watch); nothing new starts. It says what state production is in, marks
 // the records in flight "error", and records nothing as healthy.
 func (r *runner) cancelled(ctx context.Context, ph run.Phase) {
+	r.abort(ctx, ph, run.Cancelled, ExitRegressed, "the job was cancelled", "Cancelled", "cancelled during "+string(ph))
+}
+
+// abort ends a run that stopped in phase ph without finishing it (a
+// cancel, or immune failing): the verdict, the reason with what production
+// runs, and the records in flight closed with desc.
+func (r *runner) abort(ctx context.Context, ph run.Phase, v run.Verdict, code int, what, title, desc string) {
 	ctx, cancel := detached(ctx)
 	defer cancel()
 	r.phase = ph
 	r.out.StoppedIn = ph
-	r.end(run.Cancelled, ExitRegressed, fmt.Sprintf("the job was cancelled during the %s phase: %s", ph, r.production(ph)))
-	desc := "cancelled during " + string(ph)
+	r.end(v, code, fmt.Sprintf("%s during the %s phase: %s", what, ph, r.production(ph)))
 	switch {
 	case r.rollbackDep.ID != 0 && !r.rollbackStarted:
 		r.rec.SetStatus(ctx, r.rollbackDep, recorder.StateError, recorder.NotDeployed+desc)
@@ -44,7 +50,7 @@ func (r *runner) cancelled(ctx context.Context, ph run.Phase) {
 	if r.pendingOn != "" {
 		r.rec.CommitStatus(ctx, r.pendingOn, recorder.CommitError, desc)
 	}
-	r.log.Error("Cancelled", r.out.Reason)
+	r.log.Error(title, r.out.Reason)
 }
 
 // production says what production runs after a cancel in phase ph.

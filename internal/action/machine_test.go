@@ -646,3 +646,44 @@ func TestWarnLoopbackInAContainerAction(t *testing.T) {
 		}
 	}
 }
+
+// A panic of immune's mid-run is recovered: the deployment in flight is
+// closed, the outputs and the report are written, exit 3.
+func TestPanicIsRecovered(t *testing.T) {
+	t.Parallel()
+	m := newMachine(t, "push", nil)
+	m.ours(recorder.TaskDeploy, shaGood, t0.Add(-time.Hour), "in_progress", "success")
+	m.world.onDeploy = func(deploy.Request) { panic("a bug") }
+	res := m.run()
+	if res.code != ExitError || res.out["sha"] != shaNew || res.run.out.StoppedIn != run.Deploy {
+		t.Fatalf("exit %d, outputs %v, stopped in %q\n%s", res.code, res.out, res.run.out.StoppedIn, res.log)
+	}
+	if !strings.Contains(res.log, "::error title=immune failed::immune itself failed (a bug) during the deploy phase: the deploy command was stopped midway") {
+		t.Errorf("log:\n%s", res.log)
+	}
+	dep, _ := m.newest()
+	if got := m.states(dep.ID); got != "queued,in_progress,error" {
+		t.Errorf("deployment %s", got)
+	}
+	if _, err := os.Stat(filepath.Join(m.env["GITHUB_WORKSPACE"], ".immune", "report.json")); err != nil {
+		t.Errorf("no report: %v", err)
+	}
+}
+
+// Publishing: a failure of one file does not stop the others, and the run
+// says so with its own exit code.
+func TestPublishFailures(t *testing.T) {
+	t.Parallel()
+	m := newMachine(t, "push", nil)
+	m.env["GITHUB_STEP_SUMMARY"] = t.TempDir() // a directory: cannot be appended to
+	res := m.run()
+	if res.code != ExitPublish || res.out["verdict"] != "healthy" {
+		t.Fatalf("exit %d, verdict %q\n%s", res.code, res.out["verdict"], res.log)
+	}
+	if !strings.Contains(res.log, "::error title=Could not publish the results::job summary (GITHUB_STEP_SUMMARY): ") || !strings.Contains(res.log, "the verdict was healthy") {
+		t.Errorf("log:\n%s", res.log)
+	}
+	if _, err := os.Stat(filepath.Join(m.env["GITHUB_WORKSPACE"], ".immune", "report.json")); err != nil {
+		t.Errorf("the report was not written after the summary failed: %v", err)
+	}
+}

@@ -53,8 +53,16 @@ Flags carry the action's input names, e.g. --health-url, --deploy-command, --dur
 Run 'immune deploy -h' to list them with their defaults.
 `
 
-// Main runs the command and returns the exit code.
-func (c *Command) Main(ctx context.Context) int {
+// Main runs the command and returns the exit code. A panic, a bug of
+// immune's, ends it with ExitError and a message rather than a stack trace
+// (the action package recovers its own run and still publishes).
+func (c *Command) Main(ctx context.Context) (code int) {
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(c.Stderr, "immune: internal error: %v\n", p)
+			code = action.ExitError
+		}
+	}()
 	if len(c.Args) == 0 {
 		return c.runAction(ctx)
 	}

@@ -216,6 +216,15 @@ func (p *parser) checkMode(c *Config) {
 	if c.StartupTimeout > c.Duration && c.Duration > 0 {
 		p.fail("startup-timeout", fmt.Sprintf("%s is longer than duration (%s)", c.StartupTimeout, c.Duration))
 	}
+	for _, w := range []struct {
+		name string
+		d    time.Duration
+	}{{"duration", c.Duration}, {"rollback-duration", c.RollbackDuration}, {"baseline-duration", c.BaselineDuration}} {
+		if c.Interval > 0 && w.d/c.Interval > MaxProbesPerURL && !p.failed(w.name) {
+			p.fail(w.name, fmt.Sprintf("%s at an interval of %s is %d probes per URL; at most %d are allowed (a week at 1s): lengthen interval or shorten %s",
+				w.d, c.Interval, w.d/c.Interval, MaxProbesPerURL, w.name))
+		}
+	}
 	if c.BaselineDuration > 0 && c.BaselineDuration < c.Interval {
 		p.fail("baseline-duration", fmt.Sprintf("%s is shorter than interval (%s); the baseline would have no probes", c.BaselineDuration, c.Interval))
 	}
@@ -306,10 +315,31 @@ func (p *parser) mode(event string) Mode {
 	return ModeAuto
 }
 
+// maxDuration bounds each duration input: far beyond any real use, and
+// short of what overflows a count of probes or a timer.
+var maxDuration = map[string]time.Duration{
+	"deploy-timeout":    24 * time.Hour,
+	"interval":          time.Hour,
+	"timeout":           10 * time.Minute,
+	"duration":          7 * 24 * time.Hour,
+	"startup-timeout":   7 * 24 * time.Hour,
+	"baseline-duration": 7 * 24 * time.Hour,
+	"rollback-duration": 7 * 24 * time.Hour,
+	"lock-timeout":      24 * time.Hour,
+}
+
+// MaxProbesPerURL bounds one watch: a week of probes once a second.
+const MaxProbesPerURL = 1_000_000
+
 func (p *parser) duration(name string) time.Duration {
 	d, err := ParseDuration(p.raw(name))
 	if err != nil {
 		p.wrap(name, err)
+		return 0
+	}
+	if limit, ok := maxDuration[name]; ok && d > limit {
+		p.failValue(name, fmt.Sprintf("expected at most %s", limit))
+		return 0
 	}
 	return d
 }

@@ -157,6 +157,9 @@ func TestParseInvalid(t *testing.T) {
 		{"environment-url", "prod", "input environment-url: expected one absolute http:// or https:// URL"},
 		{"environment", strings.Repeat("e", 249), `expected at most 248 characters, so that the commit status context "immune/…" fits GitHub's limit of 255 (got 249 characters)`},
 		{"lock-timeout", "soon", `input lock-timeout: "soon" is not a duration`},
+		{"duration", "2562047h47m16s", `input duration: got "2562047h47m16s": expected at most 168h0m0s`},
+		{"duration", "100000h", `input duration: got "100000h": expected at most 168h0m0s`},
+		{"deploy-timeout", "25h", `input deploy-timeout: got "25h": expected at most 24h0m0s`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.input+"="+tt.value, func(t *testing.T) {
@@ -363,4 +366,19 @@ func TestActionYAML(t *testing.T) {
 	}
 	check("inputs", meta.Inputs, Inputs, true)
 	check("outputs", meta.Outputs, Outputs, false)
+}
+
+// Probes per watch are bounded, whatever the two durations are.
+func TestProbesPerWatchBounded(t *testing.T) {
+	t.Parallel()
+	in := valid()
+	in["duration"], in["interval"] = "168h", "1ms"
+	_, err := Parse(inputs(in), env)
+	if err == nil || !strings.Contains(err.Error(), "input duration: 168h0m0s at an interval of 1ms is 604800000 probes per URL; at most 1000000 are allowed") {
+		t.Errorf("Parse() = %v", err)
+	}
+	in["duration"], in["interval"] = "168h", "1s"
+	if _, err := Parse(inputs(in), env); err != nil {
+		t.Errorf("a week at 1s: %v", err)
+	}
 }

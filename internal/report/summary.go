@@ -43,6 +43,9 @@ func headline(r *Run) (icon, text string) {
 	case run.FixAllowed:
 		return "🩹", "the line is stopped, and this pull request is let through as a fix"
 	case run.None:
+		if r.StoppedIn != "" {
+			return "🚨", fmt.Sprintf("immune failed during the %s phase on %s", r.StoppedIn, env)
+		}
 		return "⚠️", fmt.Sprintf("nothing was deployed to %s", env)
 	}
 	return "⚠️", fmt.Sprintf("%s on %s: %s", short, env, r.Verdict)
