@@ -2,6 +2,7 @@ package action
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -67,4 +68,14 @@ func (r *runner) remember(commit string, v run.Verdict) {
 	if err := sf.Record(r.cfg.Environment, state.Entry{SHA: commit, Verdict: v, At: r.d.Clock.Now().UTC()}); err != nil {
 		r.warn("State file not updated", err.Error())
 	}
+}
+
+// checkStateFile refuses a state-file that is not immune's before anything
+// is deployed: it would be neither read nor written.
+func (r *runner) checkStateFile() bool {
+	if err := (&state.File{Path: r.cfg.StateFile}).Check(); errors.Is(err, state.ErrNotOurs) {
+		r.refuse("Invalid input", "input state-file: "+err.Error())
+		return false
+	}
+	return true
 }

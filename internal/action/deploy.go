@@ -27,7 +27,7 @@ func (r *runner) validateDeploy(ctx context.Context) run.Phase {
 		r.log.Printf("Skipped: %s.", r.out.Reason)
 		return run.Done
 	}
-	if !r.resolveSHA(ctx) {
+	if !r.checkStateFile() || !r.resolveSHA(ctx) {
 		return run.Done
 	}
 	if ok, _ := r.awaitEnvironment(ctx, 0); !ok {
@@ -297,7 +297,7 @@ func (r *runner) recordDeploy(ctx context.Context) run.Phase {
 
 // validateWatch: the watched commit is resolved for its commit status.
 func (r *runner) validateWatch(ctx context.Context) run.Phase {
-	if !r.resolveSHA(ctx) {
+	if !r.checkStateFile() || !r.resolveSHA(ctx) {
 		return run.Done
 	}
 	r.out.Links.Commit = r.commitURL(r.cfg.SHA)

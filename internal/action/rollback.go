@@ -18,6 +18,9 @@ import (
 // the sha input, or one step back.
 func (r *runner) validateRollback(ctx context.Context) run.Phase {
 	cfg := r.cfg
+	if !r.checkStateFile() {
+		return run.Done
+	}
 	if ok, _ := r.awaitEnvironment(ctx, 0); !ok {
 		return run.Done
 	}

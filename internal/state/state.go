@@ -1,19 +1,33 @@
 // Package state remembers, per environment, the commits deployed and their
 // verdicts in a small JSON file. It is the memory of runs without GitHub
 // records (the CLI, other CI systems, self-hosted runners).
+//
+// The file says what it is ("kind": "immune-state"); a file that is not
+// one is refused, never rewritten. Runs that share it take an advisory lock
+// (flock on its directory) around each read-modify-write, and the file is
+// replaced in one rename, so readers never see half of it.
 package state
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/sha"
 )
+
+// Kind marks immune's state files.
+const Kind = "immune-state"
+
+// ErrNotOurs is returned for a file that is not an immune state file.
+var ErrNotOurs = errors.New("not an immune state file")
 
 // historyLimit bounds the entries kept per environment.
 const historyLimit = 50
@@ -31,6 +45,7 @@ type environment struct {
 }
 
 type document struct {
+	Kind         string                  `json:"kind"`
 	Version      int                     `json:"version"`
 	Environments map[string]*environment `json:"environments"`
 }
@@ -52,15 +67,30 @@ func (f *File) LastGood(env, exclude string) (string, error) {
 		return "", nil
 	}
 	for i := len(e.History) - 1; i >= 0; i-- {
-		if h := e.History[i]; h.Verdict == run.Healthy && h.SHA != exclude {
+		// The file is anyone's to edit: only commit ids and ref names are
+		// taken from it, like the sha inputs.
+		if h := e.History[i]; h.Verdict == run.Healthy && h.SHA != exclude && sha.IsRef(h.SHA) {
 			return h.SHA, nil
 		}
 	}
 	return "", nil
 }
 
-// Record appends an entry for env and writes the file atomically.
+// Check reports whether the file can be used: it does not exist yet, or
+// it is an immune state file. It wraps ErrNotOurs otherwise.
+func (f *File) Check() error {
+	_, err := f.read()
+	return err
+}
+
+// Record appends an entry for env and writes the file atomically, under
+// the lock.
 func (f *File) Record(env string, entry Entry) error {
+	unlock, err := f.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	doc, err := f.read()
 	if err != nil {
 		return err
@@ -81,7 +111,7 @@ func (f *File) Record(env string, entry Entry) error {
 }
 
 func (f *File) read() (*document, error) {
-	doc := &document{Version: 1, Environments: map[string]*environment{}}
+	doc := &document{Kind: Kind, Version: 1, Environments: map[string]*environment{}}
 	data, err := os.ReadFile(f.Path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return doc, nil
@@ -89,13 +119,47 @@ func (f *File) read() (*document, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read state file: %w", err)
 	}
-	if err := json.Unmarshal(data, doc); err != nil {
-		return nil, fmt.Errorf("state file %s is not valid JSON: %w", f.Path, err)
+	// Strict: a file with other fields (a package.json, say) is someone
+	// else's. Files written before the kind marker existed have version 1
+	// and environments only.
+	found := &document{}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(found); err != nil || found.Version != 1 || found.Kind != Kind && (found.Kind != "" || found.Environments == nil) {
+		return nil, fmt.Errorf("%s: %w (it has no \"kind\": %q); immune never rewrites a file it did not write: point state-file at another path", f.Path, ErrNotOurs, Kind)
 	}
-	if doc.Environments == nil {
-		doc.Environments = map[string]*environment{}
+	found.Kind = Kind
+	if found.Environments == nil {
+		found.Environments = map[string]*environment{}
 	}
-	return doc, nil
+	return found, nil
+}
+
+// lock takes the advisory lock, waiting for other runs. It locks the
+// directory that holds the file, since the file itself is replaced by a
+// rename on every write (a lock on it would be a lock on the old file).
+func (f *File) lock() (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+		return nil, fmt.Errorf("lock state file: %w", err)
+	}
+	lf, err := os.Open(filepath.Dir(f.Path))
+	if err != nil {
+		return nil, fmt.Errorf("lock state file: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(lf.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("lock state file: %w", err)
+	}
+	return func() {
+		_ = syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
+		lf.Close()
+	}, nil
 }
 
 // write replaces the file in one rename, so a crash never leaves half a file.
@@ -137,8 +201,12 @@ func (f *File) Current(env string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if e := doc.Environments[env]; e != nil && len(e.History) > 0 {
-		return e.History[len(e.History)-1].SHA, nil
+	if e := doc.Environments[env]; e != nil {
+		for i := len(e.History) - 1; i >= 0; i-- {
+			if c := e.History[i].SHA; sha.IsRef(c) {
+				return c, nil
+			}
+		}
 	}
 	return "", nil
 }
