@@ -18,7 +18,11 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A cancelled job (SIGTERM, SIGINT), a closed terminal (SIGHUP) and a
+	// closed pipe on stdout (SIGPIPE: `immune deploy ... | head`) all stop
+	// the run the same way: what runs is stopped, the records are closed.
+	// Without this, SIGPIPE would kill the process mid-deploy.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer stop()
 	exe, _ := os.Executable()
 	httpClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}

@@ -83,11 +83,11 @@ type runner struct {
 	code  int
 
 	// What the phases hand on.
-	target, targetSource string          // the rollback target and where it came from
-	current              string          // rollback mode: what runs now
-	base                 *verdict.Engine // judges against the baseline; nil for the absolute limits
-	dep                  ghapi.Deployment
-	rollbackDep          ghapi.Deployment
+	target, targetSource string           // the rollback target and where it came from
+	current              string           // rollback mode: what runs now
+	base                 *verdict.Engine  // judges against the baseline; nil for the absolute limits
+	dep                  *recorder.Handle // this run's deployment, nil when nothing is recorded
+	rollbackDep          *recorder.Handle
 	why                  string // why it regressed, in a few words, for 140-character descriptions
 	pendingOn            string // the commit whose status this run set pending
 	deployStarted        bool   // the deploy command was started
@@ -233,9 +233,13 @@ func (r *runner) refuse(title, msg string) run.Phase {
 	return run.Done
 }
 
-// finish ends every run: one warning for what GitHub did not record, then
-// the outputs, the summary and the report.
+// finish ends every run: it waits for GitHub to take the records (bounded),
+// gives one warning for what GitHub did not record, then writes the
+// outputs, the summary and the report.
 func (r *runner) finish() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*r.rec.Budget())
+	r.rec.Flush(ctx)
+	cancel()
 	if missing, down := r.rec.Missing(); len(missing) > 0 {
 		msg := "the deploy, watch and rollback ran, but GitHub could not record or answer: " + strings.Join(missing, "; ")
 		if down != nil {
@@ -244,6 +248,9 @@ func (r *runner) finish() {
 		r.warn("GitHub records incomplete", msg)
 	}
 	r.out.End = r.d.Clock.Now()
+	if d, ok := r.ownDeployment(); ok {
+		r.out.DeploymentID, r.out.Links.Deployment = d.ID, r.deploymentsURL()
+	}
 	if err := r.publish(); err != nil {
 		r.log.Error("Could not publish the results", fmt.Sprintf("%v; the verdict was %s (%s)", err, orUnknown(string(r.out.Verdict)), r.out.Reason))
 		if r.code == ExitOK || r.code == ExitRegressed {
@@ -300,6 +307,15 @@ func (r *runner) deploymentsURL() string {
 		return ""
 	}
 	return strings.TrimSuffix(r.ev.ServerURL, "/") + "/" + r.ev.Repository + "/deployments"
+}
+
+// ownDeployment is the deployment this run made: the deploy's, or the
+// manual rollback's.
+func (r *runner) ownDeployment() (ghapi.Deployment, bool) {
+	if r.cfg.Mode == config.ModeRollback {
+		return r.rollbackDep.Known()
+	}
+	return r.dep.Known()
 }
 
 // payload is the payload of a deployment this run creates.

@@ -38,18 +38,21 @@ func (r *runner) abort(ctx context.Context, ph run.Phase, v run.Verdict, code in
 	r.out.StoppedIn = ph
 	r.end(v, code, fmt.Sprintf("%s during the %s phase: %s", what, ph, r.production(ph)))
 	switch {
-	case r.rollbackDep.ID != 0 && !r.rollbackStarted:
-		r.rec.SetStatus(ctx, r.rollbackDep, recorder.StateError, recorder.NotDeployed+desc)
-	case r.rollbackDep.ID != 0:
-		r.rec.SetStatus(ctx, r.rollbackDep, recorder.StateError, desc)
-	case r.dep.ID != 0 && !r.deployStarted:
-		r.rec.SetStatus(ctx, r.dep, recorder.StateError, recorder.NotDeployed+desc)
-	case r.dep.ID != 0:
-		r.rec.SetStatus(ctx, r.dep, recorder.StateError, desc)
+	case r.rollbackDep != nil && !r.rollbackStarted:
+		r.rec.SetStatus(r.rollbackDep, recorder.StateError, recorder.NotDeployed+desc)
+	case r.rollbackDep != nil:
+		r.rec.SetStatus(r.rollbackDep, recorder.StateError, desc)
+	case r.dep != nil && !r.deployStarted:
+		r.rec.SetStatus(r.dep, recorder.StateError, recorder.NotDeployed+desc)
+	case r.dep != nil:
+		r.rec.SetStatus(r.dep, recorder.StateError, desc)
 	}
 	if r.pendingOn != "" {
-		r.rec.CommitStatus(ctx, r.pendingOn, recorder.CommitError, desc)
+		r.rec.CommitStatus(r.pendingOn, recorder.CommitError, desc)
 	}
+	// The records are written now, within the cancel's budget: the runner
+	// kills the container soon.
+	r.rec.Flush(ctx)
 	r.log.Error(title, r.out.Reason)
 }
 

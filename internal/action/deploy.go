@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/deploy"
@@ -109,10 +110,7 @@ func (r *runner) deployPhase(ctx context.Context) run.Phase {
 	p.PreviousSHA = r.target
 	dep, waited, ok := r.startDeployment(ctx, recorder.TaskDeploy, cfg.SHA, p, cfg.StartupTimeout+cfg.Duration,
 		"immune is deploying and watching "+sha.Short(cfg.SHA))
-	r.dep, r.out.DeploymentID = dep, dep.ID
-	if dep.ID != 0 {
-		r.out.Links.Deployment = r.deploymentsURL()
-	}
+	r.dep = dep
 	if !ok || ctx.Err() != nil {
 		return run.Done
 	}
@@ -120,7 +118,7 @@ func (r *runner) deployPhase(ctx context.Context) run.Phase {
 		// Another run deployed meanwhile: it may be the better target now.
 		r.findTarget(ctx)
 	}
-	r.setPending(ctx, cfg.SHA, fmt.Sprintf("watching %s on %s", sha.Short(cfg.SHA), cfg.Environment))
+	r.setPending(cfg.SHA, fmt.Sprintf("watching %s on %s", sha.Short(cfg.SHA), cfg.Environment))
 
 	r.deployStarted = true
 	step := r.runCommand(ctx, "Deploy", cfg.DeployCommand, deploy.Request{
@@ -142,8 +140,8 @@ func (r *runner) deployPhase(ctx context.Context) run.Phase {
 
 // setPending sets the commit status pending and remembers on which commit,
 // so that a cancel can close it.
-func (r *runner) setPending(ctx context.Context, commit, desc string) {
-	r.rec.CommitStatus(ctx, commit, recorder.CommitPending, desc)
+func (r *runner) setPending(commit, desc string) {
+	r.rec.CommitStatus(commit, recorder.CommitPending, desc)
 	r.pendingOn = commit
 }
 
@@ -151,7 +149,7 @@ func (r *runner) setPending(ctx context.Context, commit, desc string) {
 func (r *runner) watchPhase(ctx context.Context) run.Phase {
 	cfg := r.cfg
 	if r.pendingOn == "" {
-		r.setPending(ctx, cfg.SHA, fmt.Sprintf("watching %s on %s", sha.Short(cfg.SHA), cfg.Environment))
+		r.setPending(cfg.SHA, fmt.Sprintf("watching %s on %s", sha.Short(cfg.SHA), cfg.Environment))
 	}
 	w := r.watch(ctx, "Watching "+sha.Short(cfg.SHA), cfg.SHA, cfg.Duration, r.base)
 	if ctx.Err() != nil {
@@ -194,13 +192,23 @@ func (r *runner) decide(ctx context.Context) run.Phase {
 	return run.Record
 }
 
+// supersededBudget bounds the one read of GitHub between a verdict and the
+// rollback.
+const supersededBudget = time.Second
+
 // superseded reports whether another run deployed something newer to the
 // environment after this run's deployment; rolling back would undo it.
+// Other runs of immune wait for this one, so this is about deploys made by
+// hand or by other tools; the check gets one second at most, since it
+// stands between the verdict and the rollback.
 func (r *runner) superseded(ctx context.Context) bool {
-	if r.dep.ID == 0 {
+	mine, ok := r.dep.Known()
+	if !ok || r.rec.Down() {
 		return false
 	}
-	newer, err := r.rec.Newer(ctx, r.dep)
+	ctx, cancel := context.WithTimeout(ctx, supersededBudget)
+	defer cancel()
+	newer, err := r.rec.Newer(ctx, mine)
 	if err != nil || len(newer) == 0 {
 		return false
 	}
@@ -224,11 +232,11 @@ func (r *runner) rollbackPhase(ctx context.Context) run.Phase {
 	p.HoldSeconds = int64(r.hold(cfg.RollbackDuration).Seconds())
 	// The rollback's record comes before the regressed deploy's failure, so
 	// that another run never finds the environment free in between.
-	r.rollbackDep = r.rec.Create(ctx, recorder.TaskRollback, r.target, p, recorder.StateInProgress, "rolling back from "+sha.Short(cfg.SHA))
-	if r.rollbackDep.ID != 0 {
+	r.rollbackDep = r.rec.Create(recorder.TaskRollback, r.target, p, recorder.StateInProgress, "rolling back from "+sha.Short(cfg.SHA))
+	if r.rollbackDep != nil {
 		r.out.Links.RollbackDeployment = r.deploymentsURL()
 	}
-	r.rec.SetStatus(ctx, r.dep, recorder.StateFailure, "regressed: "+r.why)
+	r.rec.SetStatus(r.dep, recorder.StateFailure, "regressed: "+r.why)
 	r.rollbackStarted = true
 	step := r.runCommand(ctx, "Roll back", cfg.RollbackCommand, deploy.Request{
 		SHA: r.target, PreviousSHA: cfg.SHA, Environment: cfg.Environment, Reason: deploy.ReasonRollback,
@@ -269,15 +277,15 @@ func (r *runner) recordDeploy(ctx context.Context) run.Phase {
 	case run.Healthy:
 		desc := "healthy: " + shortHealthy(r.out.Watch)
 		r.remember(cfg.SHA, run.Healthy)
-		r.rec.SetStatus(ctx, r.dep, recorder.StateSuccess, desc)
-		r.rec.CommitStatus(ctx, cfg.SHA, recorder.CommitSuccess, desc)
+		r.rec.SetStatus(r.dep, recorder.StateSuccess, desc)
+		r.rec.CommitStatus(cfg.SHA, recorder.CommitSuccess, desc)
 		r.warnIfDegraded(r.out.Watch)
 		return run.Done
 	case run.RolledBack:
 		r.remember(cfg.SHA, run.Regressed)
 		r.remember(r.target, run.RolledBack)
-		r.rec.SetStatus(ctx, r.rollbackDep, recorder.StateSuccess, "rolled back from "+sha.Short(cfg.SHA)+": "+shortHealthy(r.out.RollbackWatch))
-		r.rec.CommitStatus(ctx, cfg.SHA, recorder.CommitFailure, "rolled back: "+r.why)
+		r.rec.SetStatus(r.rollbackDep, recorder.StateSuccess, "rolled back from "+sha.Short(cfg.SHA)+": "+shortHealthy(r.out.RollbackWatch))
+		r.rec.CommitStatus(cfg.SHA, recorder.CommitFailure, "rolled back: "+r.why)
 	case run.RollbackFailed:
 		r.remember(cfg.SHA, run.Regressed)
 		r.remember(r.target, run.RollbackFailed)
@@ -285,12 +293,12 @@ func (r *runner) recordDeploy(ctx context.Context) run.Phase {
 		if r.out.RollbackWatch != nil {
 			why = "rollback unhealthy: " + shortWhy(r.out.RollbackWatch, cfg.MaxLatency)
 		}
-		r.rec.SetStatus(ctx, r.rollbackDep, recorder.StateFailure, why)
-		r.rec.CommitStatus(ctx, cfg.SHA, recorder.CommitFailure, "rollback failed after: "+r.why)
+		r.rec.SetStatus(r.rollbackDep, recorder.StateFailure, why)
+		r.rec.CommitStatus(cfg.SHA, recorder.CommitFailure, "rollback failed after: "+r.why)
 	default: // regressed, not rolled back
 		r.remember(cfg.SHA, run.Regressed)
-		r.rec.SetStatus(ctx, r.dep, recorder.StateFailure, "regressed: "+r.why)
-		r.rec.CommitStatus(ctx, cfg.SHA, recorder.CommitFailure, "regressed: "+r.why)
+		r.rec.SetStatus(r.dep, recorder.StateFailure, "regressed: "+r.why)
+		r.rec.CommitStatus(cfg.SHA, recorder.CommitFailure, "regressed: "+r.why)
 	}
 	return run.Done
 }
@@ -309,11 +317,11 @@ func (r *runner) validateWatch(ctx context.Context) run.Phase {
 func (r *runner) recordWatch(ctx context.Context) run.Phase {
 	if r.out.Verdict == run.Healthy {
 		r.remember(r.cfg.SHA, run.Healthy)
-		r.rec.CommitStatus(ctx, r.cfg.SHA, recorder.CommitSuccess, "healthy: "+shortHealthy(r.out.Watch))
+		r.rec.CommitStatus(r.cfg.SHA, recorder.CommitSuccess, "healthy: "+shortHealthy(r.out.Watch))
 		r.warnIfDegraded(r.out.Watch)
 		return run.Done
 	}
-	r.rec.CommitStatus(ctx, r.cfg.SHA, recorder.CommitFailure, "regressed: "+r.why)
+	r.rec.CommitStatus(r.cfg.SHA, recorder.CommitFailure, "regressed: "+r.why)
 	return run.Done
 }
 

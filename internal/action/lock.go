@@ -83,20 +83,27 @@ func (r *runner) hold(watch time.Duration) time.Duration {
 // for any older run that holds the environment, and then marks it in
 // progress. ok is false when the run must end (see awaitEnvironment): the
 // deployment is then closed as not deployed, unless ctx ended, which the
-// cancellation handles.
-func (r *runner) startDeployment(ctx context.Context, task recorder.Task, commit string, p recorder.Payload, watch time.Duration, desc string) (dep ghapi.Deployment, waited, ok bool) {
+// cancellation handles. GitHub holds the deploy up for one call budget at
+// most: if it has not answered the create by then, the race check is
+// skipped.
+func (r *runner) startDeployment(ctx context.Context, task recorder.Task, commit string, p recorder.Payload, watch time.Duration, desc string) (dep *recorder.Handle, waited, ok bool) {
 	p.HoldSeconds = int64(r.hold(watch) / time.Second)
-	dep = r.rec.Create(ctx, task, commit, p, recorder.StateQueued, "waiting for "+r.cfg.Environment+" to be free")
-	if dep.ID == 0 {
-		return dep, false, true
+	dep = r.rec.Create(task, commit, p, recorder.StateQueued, "waiting for "+r.cfg.Environment+" to be free")
+	if dep == nil {
+		return nil, false, true
 	}
-	ok, waited = r.awaitEnvironment(ctx, dep.ID)
+	ok = true
+	if d, known := dep.Wait(ctx, r.rec.Budget()); known {
+		ok, waited = r.awaitEnvironment(ctx, d.ID)
+	} else if ctx.Err() == nil {
+		r.log.Printf("GitHub has not recorded the deployment yet; going ahead without checking for a run that started at the same instant.")
+	}
 	switch {
 	case ctx.Err() != nil:
 	case !ok:
-		r.rec.SetStatus(ctx, dep, recorder.StateError, recorder.NotDeployed+r.out.Reason)
+		r.rec.SetStatus(dep, recorder.StateError, recorder.NotDeployed+r.out.Reason)
 	default:
-		r.rec.SetStatus(ctx, dep, recorder.StateInProgress, desc)
+		r.rec.SetStatus(dep, recorder.StateInProgress, desc)
 	}
 	return dep, waited, ok
 }

@@ -120,14 +120,14 @@ func (r *runner) manualRollback(ctx context.Context) run.Phase {
 	p.RolledBackFrom, p.Reason, p.Manual = r.current, cfg.Reason, true
 	dep, waited, ok := r.startDeployment(ctx, recorder.TaskRollback, r.target, p, cfg.StartupTimeout+cfg.Duration,
 		"rolling "+cfg.Environment+" back to "+sha.Short(r.target)+" by hand")
-	r.rollbackDep, r.out.DeploymentID = dep, dep.ID
+	r.rollbackDep = dep
 	if !ok || ctx.Err() != nil {
 		return run.Done
 	}
 	if waited {
 		r.note(fmt.Sprintf("another run deployed to %s while this one waited; the rollback still goes to %s, as asked", cfg.Environment, r.target))
 	}
-	r.setPending(ctx, r.target, fmt.Sprintf("rolling %s back to %s", cfg.Environment, sha.Short(r.target)))
+	r.setPending(r.target, fmt.Sprintf("rolling %s back to %s", cfg.Environment, sha.Short(r.target)))
 	r.rollbackStarted = true
 	step := r.runCommand(ctx, "Roll back", cfg.RollbackCommand, deploy.Request{
 		SHA: r.target, PreviousSHA: r.current, Environment: cfg.Environment, Reason: deploy.ReasonRollback,
@@ -169,12 +169,12 @@ func (r *runner) confirmManual(ctx context.Context) run.Phase {
 func (r *runner) recordManual(ctx context.Context) run.Phase {
 	if r.out.Verdict == run.RolledBack {
 		r.remember(r.target, run.Healthy)
-		r.rec.SetStatus(ctx, r.rollbackDep, recorder.StateSuccess, "manual rollback: "+shortHealthy(r.out.Watch))
-		r.rec.CommitStatus(ctx, r.target, recorder.CommitSuccess, "rolled back here by hand: "+shortHealthy(r.out.Watch))
+		r.rec.SetStatus(r.rollbackDep, recorder.StateSuccess, "manual rollback: "+shortHealthy(r.out.Watch))
+		r.rec.CommitStatus(r.target, recorder.CommitSuccess, "rolled back here by hand: "+shortHealthy(r.out.Watch))
 		return run.Done
 	}
-	r.rec.SetStatus(ctx, r.rollbackDep, recorder.StateFailure, r.why)
-	r.rec.CommitStatus(ctx, r.target, recorder.CommitFailure, "rollback failed: "+r.why)
+	r.rec.SetStatus(r.rollbackDep, recorder.StateFailure, r.why)
+	r.rec.CommitStatus(r.target, recorder.CommitFailure, "rollback failed: "+r.why)
 	r.log.Error("Rollback failed — "+r.cfg.Environment+" may be down", r.out.Reason)
 	return run.Done
 }

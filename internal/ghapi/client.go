@@ -83,6 +83,9 @@ type Client struct {
 	token       string
 	now         func() time.Time
 	maxWait     time.Duration
+	maxRetries  int
+	sleep       func(context.Context, time.Duration) error
+	logf        func(format string, args ...any)
 }
 
 // New returns a Client for o.Repository.
@@ -142,15 +145,22 @@ func New(o Options) (*Client, error) {
 		attemptTimeout: o.AttemptTimeout,
 	}
 	return &Client{
-		owner:     owner,
-		repo:      repo,
-		baseURL:   base,
-		uploadURL: upload,
-		http:      hc,
-		userAgent: o.UserAgent,
-		token:     o.Token,
-		now:       o.Now,
-		maxWait:   o.MaxWait,
+		owner:      owner,
+		repo:       repo,
+		baseURL:    base,
+		uploadURL:  upload,
+		http:       hc,
+		userAgent:  o.UserAgent,
+		token:      o.Token,
+		now:        o.Now,
+		maxWait:    o.MaxWait,
+		maxRetries: o.MaxRetries,
+		sleep:      o.Sleep,
+		logf: func(format string, args ...any) {
+			if o.Logf != nil {
+				o.Logf(format, args...)
+			}
+		},
 	}, nil
 }
 

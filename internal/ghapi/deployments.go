@@ -44,6 +44,12 @@ type DeploymentRequest struct {
 	Payload               map[string]any
 	ProductionEnvironment *bool
 	TransientEnvironment  *bool
+	// Same, when set, makes the create safe to retry: when an attempt's
+	// answer is lost (a 5xx, a reset, a timeout), GitHub may have made the
+	// deployment all the same, so before trying again CreateDeployment
+	// looks among the environment's newest deployments for one that Same
+	// recognises (by a request id in its payload) and returns it.
+	Same func(Deployment) bool
 }
 
 // DeploymentStatus is a status to set on a deployment.
@@ -112,7 +118,7 @@ func (c *Client) CreateDeployment(ctx context.Context, r DeploymentRequest) (Dep
 	if r.Payload != nil {
 		req.Payload = r.Payload
 	}
-	d, _, err := c.gh().Repositories.CreateDeployment(ctx, c.owner, c.repo, req)
+	d, err := c.createOnce(ctx, env, req, r.Same)
 	if err != nil {
 		return Deployment{}, c.wrap(err, deploymentsWrite("create deployment"), "create deployment of %s to %s", sha.Short(r.SHA), env)
 	}
@@ -122,6 +128,42 @@ func (c *Client) CreateDeployment(ctx context.Context, r DeploymentRequest) (Dep
 			sha.Short(r.SHA), env, ref, sha.Short(out.SHA), out.ID)
 	}
 	return out, nil
+}
+
+// createOnce creates the deployment, making sure that retries never make a
+// second one: each attempt goes out once, and after a failed one the
+// environment's newest deployments are searched for what it made.
+func (c *Client) createOnce(ctx context.Context, env string, req *github.DeploymentRequest, same func(Deployment) bool) (*github.Deployment, error) {
+	if same == nil {
+		d, _, err := c.gh().Repositories.CreateDeployment(ctx, c.owner, c.repo, req)
+		return d, err
+	}
+	for attempt := 1; ; attempt++ {
+		d, _, err := c.gh().Repositories.CreateDeployment(withoutRetries(ctx), c.owner, c.repo, req)
+		var ue *UnavailableError
+		if err == nil || !errors.As(err, &ue) || attempt > c.maxRetries || ctx.Err() != nil {
+			return d, err
+		}
+		var found *github.Deployment
+		opts := &github.DeploymentsListOptions{Environment: env, ListOptions: github.ListOptions{PerPage: 30}}
+		if list, _, lerr := c.gh().Repositories.ListDeployments(ctx, c.owner, c.repo, opts); lerr == nil {
+			for _, gd := range list {
+				if same(fromGitHub(gd)) {
+					found = gd
+					break
+				}
+			}
+		}
+		if found != nil {
+			c.logf("GitHub: the create of a deployment failed (%v), but GitHub had made it: using deployment %d", err, found.GetID())
+			return found, nil
+		}
+		wait := backoff(attempt)
+		c.logf("GitHub: the create of a deployment failed (%v) and GitHub has none from it; retrying in %s (attempt %d of %d)", err, wait, attempt+1, c.maxRetries+1)
+		if err := c.sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // SetDeploymentStatus adds a status to deployment id.

@@ -3,6 +3,8 @@ package ghapi
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -168,5 +170,71 @@ func TestDeploymentStatusErrors(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Status != 404 ||
 		!strings.Contains(err.Error(), `deployment 99 does not exist in octo-org/shop, or the token cannot see it (it needs "deployments: write")`) {
 		t.Errorf("unknown deployment: %v", err)
+	}
+}
+
+// GitHub made the deployment but the answer was lost (a 502 from in front
+// of it, a dropped connection): the retry finds it and makes no second one.
+func TestCreateDeploymentIsIdempotent(t *testing.T) {
+	for _, fault := range []githubfake.Fault{
+		{Method: "POST", Path: "/repos/octo-org/shop/deployments", Times: 1, Status: 502, AfterServing: true},
+		{Method: "POST", Path: "/repos/octo-org/shop/deployments", Times: 1, Drop: true, AfterServing: true},
+	} {
+		e := setup(t, githubfake.Options{}, nil)
+		e.fake.AddCommit(commitID(1), "x")
+		e.fake.Inject(fault)
+		id := "req-42"
+		d, err := e.client.CreateDeployment(ctx(t), DeploymentRequest{SHA: commitID(1), Payload: map[string]any{"request_id": id},
+			Same: func(d Deployment) bool { return d.Payload["request_id"] == id }})
+		if err != nil || d.ID == 0 {
+			t.Fatalf("%+v: CreateDeployment = %+v, %v", fault, d, err)
+		}
+		if n := len(e.fake.Deployments()); n != 1 {
+			t.Errorf("%+v: %d deployments, want 1", fault, n)
+		}
+		if !strings.Contains(e.logs.String(), fmt.Sprintf("but GitHub had made it: using deployment %d", d.ID)) {
+			t.Errorf("log: %s", e.logs)
+		}
+	}
+	// Without Same, the old behaviour: the transport retries the POST, and
+	// GitHub gets two.
+	e := setup(t, githubfake.Options{}, nil)
+	e.fake.AddCommit(commitID(1), "x")
+	e.fake.Inject(githubfake.Fault{Method: "POST", Path: "/repos/octo-org/shop/deployments", Times: 1, Status: 502, AfterServing: true})
+	if _, err := e.client.CreateDeployment(ctx(t), DeploymentRequest{SHA: commitID(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.fake.Deployments()); n != 2 {
+		t.Errorf("without Same: %d deployments; the fault did not act after serving", n)
+	}
+}
+
+// A create GitHub never made is retried.
+func TestCreateDeploymentRetriesWhatGitHubDidNotMake(t *testing.T) {
+	e := setup(t, githubfake.Options{}, nil)
+	e.fake.AddCommit(commitID(1), "x")
+	e.fake.Inject(githubfake.Fault{Method: "POST", Path: "/repos/octo-org/shop/deployments", Times: 2, Status: 503})
+	d, err := e.client.CreateDeployment(ctx(t), DeploymentRequest{SHA: commitID(1), Payload: map[string]any{"request_id": "r"},
+		Same: func(d Deployment) bool { return d.Payload["request_id"] == "r" }})
+	if err != nil || d.ID == 0 || len(e.fake.Deployments()) != 1 {
+		t.Fatalf("CreateDeployment = %+v, %v; %d deployments", d, err, len(e.fake.Deployments()))
+	}
+}
+
+// An answer larger than MaxAnswer is an error, not memory spent.
+func TestAnswerSizeIsCapped(t *testing.T) {
+	big := strings.Repeat("x", MaxAnswer+10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `[{"id": 1, "description": %q}]`, big)
+	}))
+	defer srv.Close()
+	c, err := New(Options{HTTPClient: srv.Client(), APIURL: srv.URL, Token: testToken, Repository: "o/r", MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Deployments(ctx(t), "production", 1)
+	if err == nil || !strings.Contains(err.Error(), "larger than 16 MiB") {
+		t.Errorf("Deployments() = %v, want the size error", err)
 	}
 }

@@ -54,11 +54,31 @@ const (
 	maxErrorBody     = 1 << 20
 )
 
+// noRetries marks a request's context: after a failure GitHub may have
+// acted on, the transport leaves retrying to the caller, who knows how to
+// retry it safely.
+type noRetries struct{}
+
+func withoutRetries(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noRetries{}, true)
+}
+
+// MaxAnswer bounds the body of an answer from GitHub; a larger one is an
+// error rather than memory spent.
+const MaxAnswer = 16 << 20
+
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	getBody, err := replayable(req)
 	if err != nil {
 		return nil, err
+	}
+	// A request marked withoutRetries is not retried after a failure that
+	// GitHub may have acted on (a 5xx, a lost answer); a rate limit, which
+	// GitHub answers before acting, is still waited out.
+	maxRetries := t.maxRetries
+	if ctx.Value(noRetries{}) != nil {
+		maxRetries = 0
 	}
 	var slept time.Duration
 	for attempt := 1; ; attempt++ {
@@ -79,7 +99,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			if attempt > t.maxRetries {
+			if attempt > maxRetries {
 				return nil, &UnavailableError{Attempts: attempt, Err: err}
 			}
 			wait := backoff(attempt)
@@ -87,7 +107,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, &UnavailableError{Attempts: attempt, Err: err}
 			}
 			t.log("GitHub API request %s %s failed (%v); retrying in %s (attempt %d of %d)",
-				req.Method, req.URL.Path, err, wait, attempt+1, t.maxRetries+1)
+				req.Method, req.URL.Path, err, wait, attempt+1, maxRetries+1)
 			if err := t.sleep(ctx, wait); err != nil {
 				return nil, err
 			}
@@ -112,11 +132,11 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		case verdictTransient:
 			discard(resp)
 			wait := max(backoff(attempt), v.retryAfter)
-			if attempt > t.maxRetries || slept+wait > t.maxWait {
+			if attempt > maxRetries || slept+wait > t.maxWait {
 				return nil, &UnavailableError{Attempts: attempt, Status: v.status, Message: v.message}
 			}
 			t.log("GitHub API answered %d to %s %s; retrying in %s (attempt %d of %d)",
-				v.status, req.Method, req.URL.Path, wait, attempt+1, t.maxRetries+1)
+				v.status, req.Method, req.URL.Path, wait, attempt+1, maxRetries+1)
 			if err := t.sleep(ctx, wait); err != nil {
 				return nil, err
 			}
@@ -186,8 +206,27 @@ func (t *retryTransport) send(ctx context.Context, req *http.Request, getBody fu
 		}
 		return nil, err
 	}
-	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	resp.Body = &cancelOnClose{ReadCloser: &capped{ReadCloser: resp.Body, left: MaxAnswer, what: req.Method + " " + req.URL.Path}, cancel: cancel}
 	return resp, nil
+}
+
+// capped fails a read past its limit.
+type capped struct {
+	io.ReadCloser
+	left int64
+	what string
+}
+
+func (c *capped) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, fmt.Errorf("GitHub's answer to %s is larger than %d MiB", c.what, MaxAnswer>>20)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.ReadCloser.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 type cancelOnClose struct {

@@ -276,7 +276,7 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if faulted && fault.Drop {
+	if faulted && fault.Drop && !fault.AfterServing {
 		f.record(call)
 		drop(w)
 		return
@@ -300,6 +300,14 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rep = f.faultReply(fault, now, p)
 	default:
 		rep = f.serve(r, req, now)
+	}
+	if faulted && fault.AfterServing {
+		if fault.Drop {
+			f.record(call)
+			drop(w)
+			return
+		}
+		rep = f.faultReply(fault, now, p)
 	}
 	call.Status = rep.status
 	f.record(call)

@@ -63,11 +63,16 @@ type Fault struct {
 	Delay time.Duration
 	// Drop closes the connection without answering (after Delay).
 	Drop bool
+	// AfterServing lets the request take effect first (a create creates)
+	// and only then answers with the fault or drops the connection: an
+	// answer lost after GitHub acted, as a 502 from a proxy in front of
+	// GitHub is.
+	AfterServing bool
 }
 
 // answers reports whether the fault replaces the normal answer.
 func (fl Fault) answers() bool {
-	if fl.Drop {
+	if fl.Drop || fl.AfterServing {
 		return false
 	}
 	return fl.Status != 0 || fl.RateLimit != NoRateLimit || fl.Delay == 0

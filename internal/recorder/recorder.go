@@ -2,10 +2,13 @@ package recorder
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/immune-cd/immune/internal/ghapi"
@@ -45,14 +48,38 @@ type Options struct {
 	// Now is the clock that judges whether a deployment still holds the
 	// environment.
 	Now func() time.Time
+	// CallBudget bounds each call, retries included; a call that takes
+	// longer is treated like GitHub being down, for the rest of the run.
+	// Default DefaultCallBudget.
+	CallBudget time.Duration
+	// RequestID makes each create recognisable, so that a create retried
+	// after a lost answer finds the deployment the first attempt made.
+	// Default: random.
+	RequestID func() string
 }
 
-// Recorder reads and writes one environment's records.
+// DefaultCallBudget is the time one call to GitHub may take.
+const DefaultCallBudget = 5 * time.Second
+
+// MaxStatusReads bounds how many deployment statuses one read of the
+// history fetches (one request each).
+const MaxStatusReads = 50
+
+// Recorder reads and writes one environment's records. Reads answer at
+// once (within the call budget); writes go to a queue that one goroutine
+// works through in order, so that no write ever holds up a deploy or a
+// rollback. Flush waits for the queue.
 type Recorder struct {
-	o       Options
+	o Options
+
+	mu      sync.Mutex
 	missing []string // what could not be recorded or read
-	down    error    // set once GitHub proved unreachable
+	down    error    // set once GitHub proved unreachable or too slow
 	ignored map[int64]bool
+
+	queue   []func()
+	working bool
+	idle    *sync.Cond // signalled when the queue is empty and no write runs
 }
 
 // New returns a Recorder.
@@ -63,7 +90,21 @@ func New(o Options) *Recorder {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Recorder{o: o, ignored: map[int64]bool{}}
+	if o.CallBudget <= 0 {
+		o.CallBudget = DefaultCallBudget
+	}
+	if o.RequestID == nil {
+		o.RequestID = randomID
+	}
+	r := &Recorder{o: o, ignored: map[int64]bool{}}
+	r.idle = sync.NewCond(&r.mu)
+	return r
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // ErrDisabled is returned by reads when there is no GitHub to read.
@@ -72,51 +113,144 @@ var ErrDisabled = errors.New("no GitHub token")
 // Enabled reports whether GitHub is in use.
 func (r *Recorder) Enabled() bool { return r.o.GitHub != nil }
 
-// call runs fn against GitHub unless it is disabled or down. what names the
-// call for the log ("create the deployment").
-func (r *Recorder) call(what string, fn func(GitHub) error) error {
+// call runs fn against GitHub, within the call budget, unless GitHub is
+// disabled or down. what names the call for the log ("create the
+// deployment"). A call cut short by the budget marks GitHub down: a slow
+// GitHub is treated like a missing one, so that it costs the run one
+// budget, not one per call.
+func (r *Recorder) call(ctx context.Context, what string, fn func(context.Context, GitHub) error) error {
 	if r.o.GitHub == nil {
 		return ErrDisabled
 	}
-	if r.down != nil {
+	r.mu.Lock()
+	down := r.down
+	if down != nil {
 		r.missing = append(r.missing, what+" (skipped: GitHub unreachable)")
-		return r.down
 	}
-	err := fn(r.o.GitHub)
+	r.mu.Unlock()
+	if down != nil {
+		return down
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.o.CallBudget)
+	defer cancel()
+	err := fn(cctx, r.o.GitHub)
 	if err == nil {
 		return nil
 	}
 	var unavailable *ghapi.UnavailableError
 	var limited *ghapi.RateLimitError
-	if errors.As(err, &unavailable) || errors.As(err, &limited) || errors.Is(err, context.DeadlineExceeded) {
+	slow := errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
+	if slow {
+		err = fmt.Errorf("GitHub did not answer within %s: %w", r.o.CallBudget, err)
+	}
+	r.mu.Lock()
+	if slow || errors.As(err, &unavailable) || errors.As(err, &limited) {
 		r.down = err
 	}
 	r.missing = append(r.missing, what)
+	r.mu.Unlock()
 	r.o.Logf("GitHub: could not %s: %v", what, err)
 	return err
 }
 
 // Missing lists what could not be recorded or read, and why GitHub was
 // given up on, if it was.
-func (r *Recorder) Missing() (what []string, down error) { return r.missing, r.down }
+func (r *Recorder) Missing() (what []string, down error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.missing...), r.down
+}
+
+// Down reports whether GitHub was given up on.
+func (r *Recorder) Down() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.down != nil
+}
+
+// enqueue adds a write to the queue and starts the worker if it sleeps.
+func (r *Recorder) enqueue(write func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queue = append(r.queue, write)
+	if !r.working {
+		r.working = true
+		go r.work()
+	}
+}
+
+// work runs the queued writes in order.
+func (r *Recorder) work() {
+	r.mu.Lock()
+	for len(r.queue) > 0 {
+		w := r.queue[0]
+		r.queue = r.queue[1:]
+		r.mu.Unlock()
+		w()
+		r.mu.Lock()
+	}
+	r.working = false
+	r.idle.Broadcast()
+	r.mu.Unlock()
+}
+
+// Flush waits until every queued write was made, or ctx ends; then it
+// reports the writes still queued as missing.
+func (r *Recorder) Flush(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		r.mu.Lock()
+		for r.working {
+			r.idle.Wait()
+		}
+		r.mu.Unlock()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		r.mu.Lock()
+		if n := len(r.queue); n > 0 {
+			r.missing = append(r.missing, fmt.Sprintf("%d more record(s) (the run ended before GitHub took them)", n))
+		}
+		r.mu.Unlock()
+	}
+}
 
 // walk reads the environment's history newest first through fn, skipping
 // the deployments that keep is false for, which are listed in the log once.
-func (r *Recorder) walk(ctx context.Context, what string, keep func(Origin) bool, fn func(*ghapi.Deployment) (bool, error)) error {
+//
+// fn gets a status function that reads a deployment's latest status, at
+// most MaxStatusReads times per walk; past that the walk ends, and says so.
+func (r *Recorder) walk(ctx context.Context, what string, keep func(Origin) bool, fn func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error)) error {
 	var skipped []ghapi.Deployment
-	seen := 0
-	err := r.call(what, func(gh GitHub) error {
-		return gh.WalkDeployments(ctx, r.o.Environment, HistoryLimit, func(d *ghapi.Deployment) (bool, error) {
+	seen, reads := 0, 0
+	errCap := errors.New("status cap")
+	err := r.call(ctx, what, func(ctx context.Context, gh GitHub) error {
+		status := func(d *ghapi.Deployment) error {
+			if reads++; reads > MaxStatusReads {
+				return errCap
+			}
+			return gh.LatestStatus(ctx, d)
+		}
+		err := gh.WalkDeployments(ctx, r.o.Environment, HistoryLimit, func(d *ghapi.Deployment) (bool, error) {
 			seen++
 			if o := OriginOf(*d); !keep(o) {
+				r.mu.Lock()
 				if !r.ignored[d.ID] {
 					r.ignored[d.ID] = true
 					skipped = append(skipped, *d)
 				}
+				r.mu.Unlock()
 				return true, nil
 			}
-			return fn(d)
+			return fn(d, status)
 		})
+		if errors.Is(err, errCap) {
+			r.o.Logf("GitHub: read the statuses of %d deployments of %s to %s and stopped there", MaxStatusReads, r.o.Environment, what)
+			return nil
+		}
+		return err
 	})
 	r.logIgnored(skipped)
 	if err == nil && seen >= HistoryLimit {
@@ -159,11 +293,11 @@ func (r *Recorder) env() string { return r.o.Environment }
 // healthy and whose commit is not exclude.
 func (r *Recorder) LastGood(ctx context.Context, exclude string) (ghapi.Deployment, bool, error) {
 	var found *ghapi.Deployment
-	err := r.walk(ctx, "read the last healthy deployment of "+r.env(), onlyOurs, func(d *ghapi.Deployment) (bool, error) {
+	err := r.walk(ctx, "read the last healthy deployment of "+r.env(), onlyOurs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
 		if exclude != "" && sha.Same(d.SHA, exclude) {
 			return true, nil
 		}
-		if err := r.o.GitHub.LatestStatus(ctx, d); err != nil {
+		if err := status(d); err != nil {
 			return false, err
 		}
 		if wasHealthy(*d) {
@@ -182,8 +316,8 @@ func (r *Recorder) LastGood(ctx context.Context, exclude string) (ghapi.Deployme
 // deployments that got as far as its command.
 func (r *Recorder) Current(ctx context.Context) (ghapi.Deployment, bool, error) {
 	var found *ghapi.Deployment
-	err := r.walk(ctx, "find what "+r.env()+" runs now", onlyOurs, func(d *ghapi.Deployment) (bool, error) {
-		if err := r.o.GitHub.LatestStatus(ctx, d); err != nil {
+	err := r.walk(ctx, "find what "+r.env()+" runs now", onlyOurs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
+		if err := status(d); err != nil {
 			return false, err
 		}
 		if ran(*d) {
@@ -203,11 +337,11 @@ func (r *Recorder) Current(ctx context.Context) (ghapi.Deployment, bool, error) 
 // than would undo them.
 func (r *Recorder) Newer(ctx context.Context, than ghapi.Deployment) ([]ghapi.Deployment, error) {
 	var newer []ghapi.Deployment
-	err := r.walk(ctx, "check for deployments newer than "+fmt.Sprint(than.ID), notAJobs, func(d *ghapi.Deployment) (bool, error) {
+	err := r.walk(ctx, "check for deployments newer than "+fmt.Sprint(than.ID), notAJobs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
 		if d.ID <= than.ID {
 			return false, nil // newest first: the rest is older
 		}
-		if err := r.o.GitHub.LatestStatus(ctx, d); err != nil {
+		if err := status(d); err != nil {
 			return false, err
 		}
 		if started(*d) {
@@ -224,7 +358,7 @@ func (r *Recorder) Newer(ctx context.Context, than ghapi.Deployment) ([]ghapi.De
 func (r *Recorder) Holders(ctx context.Context, before int64) ([]ghapi.Deployment, error) {
 	now := r.o.Now()
 	var held []ghapi.Deployment
-	err := r.walk(ctx, "check whether another run is deploying to "+r.env(), onlyOurs, func(d *ghapi.Deployment) (bool, error) {
+	err := r.walk(ctx, "check whether another run is deploying to "+r.env(), onlyOurs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
 		if before != 0 && d.ID >= before {
 			return true, nil
 		}
@@ -232,7 +366,7 @@ func (r *Recorder) Holders(ctx context.Context, before int64) ([]ghapi.Deploymen
 		if !now.Before(d.CreatedAt.Add(p.Hold())) {
 			return true, nil // its run is over, or presumed dead
 		}
-		if err := r.o.GitHub.LatestStatus(ctx, d); err != nil {
+		if err := status(d); err != nil {
 			return false, err
 		}
 		if holds(*d, now) {
@@ -246,9 +380,9 @@ func (r *Recorder) Holders(ctx context.Context, before int64) ([]ghapi.Deploymen
 // Line reads whether the line is stopped.
 func (r *Recorder) Line(ctx context.Context) (Line, error) {
 	var history []ghapi.Deployment
-	err := r.walk(ctx, "read the deployments of "+r.env(), notAJobs, func(d *ghapi.Deployment) (bool, error) {
+	err := r.walk(ctx, "read the deployments of "+r.env(), notAJobs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
 		if len(history) == 0 {
-			if err := r.o.GitHub.LatestStatus(ctx, d); err != nil {
+			if err := status(d); err != nil {
 				return false, err
 			}
 		}
@@ -268,7 +402,7 @@ func (r *Recorder) Line(ctx context.Context) (Line, error) {
 // Resolve returns the full SHA of a commit of the repository.
 func (r *Recorder) Resolve(ctx context.Context, ref string) (string, error) {
 	var full string
-	err := r.call("resolve "+ref, func(gh GitHub) (err error) {
+	err := r.call(ctx, "resolve "+ref, func(ctx context.Context, gh GitHub) (err error) {
 		full, err = gh.ResolveCommit(ctx, ref)
 		return err
 	})
@@ -278,7 +412,7 @@ func (r *Recorder) Resolve(ctx context.Context, ref string) (string, error) {
 // Labels returns a pull request's labels.
 func (r *Recorder) Labels(ctx context.Context, pr int) ([]string, error) {
 	var labels []string
-	err := r.call(fmt.Sprintf("read the labels of #%d", pr), func(gh GitHub) (err error) {
+	err := r.call(ctx, fmt.Sprintf("read the labels of #%d", pr), func(ctx context.Context, gh GitHub) (err error) {
 		labels, err = gh.PullRequestLabels(ctx, pr)
 		return err
 	})
@@ -288,45 +422,104 @@ func (r *Recorder) Labels(ctx context.Context, pr int) ([]string, error) {
 // Commits returns a pull request's commits.
 func (r *Recorder) Commits(ctx context.Context, pr int) ([]ghapi.Commit, error) {
 	var commits []ghapi.Commit
-	err := r.call(fmt.Sprintf("read the commits of #%d", pr), func(gh GitHub) (err error) {
+	err := r.call(ctx, fmt.Sprintf("read the commits of #%d", pr), func(ctx context.Context, gh GitHub) (err error) {
 		commits, err = gh.PullRequestCommits(ctx, pr)
 		return err
 	})
 	return commits, err
 }
 
-// Create records a deployment of commit with immune's payload, ref = the
-// full SHA, and the given first state (queued or in_progress). The zero
-// Deployment means nothing was recorded.
-func (r *Recorder) Create(ctx context.Context, task Task, commit string, p Payload, first State, desc string) ghapi.Deployment {
-	if !r.Enabled() {
-		return ghapi.Deployment{}
-	}
-	var dep ghapi.Deployment
-	err := r.call(fmt.Sprintf("create the %s deployment of %s", task, sha.Short(commit)), func(gh GitHub) (err error) {
-		dep, err = gh.CreateDeployment(ctx, ghapi.DeploymentRequest{
-			SHA:         commit,
-			Environment: r.o.Environment,
-			Task:        string(task),
-			Description: fmt.Sprintf("immune %s of %s", task, sha.Short(commit)),
-			Payload:     p.Map(),
-		})
-		return err
-	})
-	if err != nil && dep.ID == 0 {
-		return ghapi.Deployment{}
-	}
-	r.SetStatus(ctx, dep, first, desc)
-	dep.LatestState, dep.LatestDescription = string(first), desc
-	return dep
+// Handle is a deployment this run records. GitHub's answer to the create
+// arrives in the background; Known and Wait read it.
+type Handle struct {
+	done chan struct{}
+	dep  ghapi.Deployment
 }
 
-// SetStatus adds a status to a recorded deployment; the zero Deployment is
-// skipped.
-func (r *Recorder) SetStatus(ctx context.Context, dep ghapi.Deployment, state State, desc string) {
-	if dep.ID == 0 {
+// Known returns the deployment if GitHub has answered the create.
+func (h *Handle) Known() (ghapi.Deployment, bool) {
+	if h == nil {
+		return ghapi.Deployment{}, false
+	}
+	select {
+	case <-h.done:
+		return h.dep, h.dep.ID != 0
+	default:
+		return ghapi.Deployment{}, false
+	}
+}
+
+// Wait waits, at most max (real time: it waits for GitHub), for GitHub's
+// answer to the create.
+func (h *Handle) Wait(ctx context.Context, max time.Duration) (ghapi.Deployment, bool) {
+	if h == nil {
+		return ghapi.Deployment{}, false
+	}
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-h.done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return h.Known()
+}
+
+// Budget is the time one call to GitHub may take.
+func (r *Recorder) Budget() time.Duration { return r.o.CallBudget }
+
+// Create records, in the background, a deployment of commit with immune's
+// payload (and a request id that makes a retried create find the first
+// attempt's deployment), ref = the full SHA, and the given first state
+// (queued or in_progress). The handle is nil when GitHub is not in use.
+func (r *Recorder) Create(task Task, commit string, p Payload, first State, desc string) *Handle {
+	if !r.Enabled() {
+		return nil
+	}
+	h := &Handle{done: make(chan struct{})}
+	p.RequestID = r.o.RequestID()
+	r.enqueue(func() {
+		defer close(h.done)
+		var dep ghapi.Deployment
+		err := r.call(context.Background(), fmt.Sprintf("create the %s deployment of %s", task, sha.Short(commit)), func(ctx context.Context, gh GitHub) (err error) {
+			dep, err = gh.CreateDeployment(ctx, ghapi.DeploymentRequest{
+				SHA:         commit,
+				Environment: r.o.Environment,
+				Task:        string(task),
+				Description: fmt.Sprintf("immune %s of %s", task, sha.Short(commit)),
+				Payload:     p.Map(),
+				Same: func(d ghapi.Deployment) bool {
+					got, ok := PayloadOf(d)
+					return ok && got.RequestID == p.RequestID
+				},
+			})
+			return err
+		})
+		if err != nil && dep.ID == 0 {
+			return
+		}
+		dep.LatestState, dep.LatestDescription = string(first), desc
+		h.dep = dep
+		r.setStatus(dep.ID, first, desc)
+	})
+	return h
+}
+
+// SetStatus adds, in the background, a status to a recorded deployment;
+// a nil handle, or one GitHub never created, is skipped.
+func (r *Recorder) SetStatus(h *Handle, state State, desc string) {
+	if h == nil {
 		return
 	}
+	r.enqueue(func() {
+		<-h.done // the create was queued first: it is done
+		if h.dep.ID != 0 {
+			r.setStatus(h.dep.ID, state, desc)
+		}
+	})
+}
+
+func (r *Recorder) setStatus(id int64, state State, desc string) {
 	s := ghapi.DeploymentStatus{
 		State:          string(state),
 		Description:    desc,
@@ -339,24 +532,29 @@ func (r *Recorder) SetStatus(ctx context.Context, dep ghapi.Deployment, state St
 		no := false
 		s.AutoInactive = &no
 	}
-	_ = r.call(fmt.Sprintf("set deployment %d to %s", dep.ID, state), func(gh GitHub) error {
-		return gh.SetDeploymentStatus(ctx, dep.ID, s)
+	_ = r.call(context.Background(), fmt.Sprintf("set deployment %d to %s", id, state), func(ctx context.Context, gh GitHub) error {
+		return gh.SetDeploymentStatus(ctx, id, s)
 	})
 }
 
-// CommitStatus sets the immune/<environment> commit status on a commit,
-// which must be a full SHA (GitHub refuses abbreviations).
-func (r *Recorder) CommitStatus(ctx context.Context, commit string, state CommitState, desc string) {
+// CommitStatus sets, in the background, the immune/<environment> commit
+// status on a commit, which must be a full SHA (GitHub refuses
+// abbreviations).
+func (r *Recorder) CommitStatus(commit string, state CommitState, desc string) {
 	if !r.Enabled() {
 		return
 	}
 	if !sha.IsFull(commit) {
+		r.mu.Lock()
 		r.missing = append(r.missing, fmt.Sprintf("set the %s commit status of %q (not a full commit SHA)", StatusContext(r.env()), commit))
+		r.mu.Unlock()
 		return
 	}
-	_ = r.call(fmt.Sprintf("set the %s commit status to %s", StatusContext(r.env()), state), func(gh GitHub) error {
-		return gh.SetCommitStatus(ctx, ghapi.CommitStatus{
-			SHA: commit, State: string(state), Context: StatusContext(r.env()), Description: desc, TargetURL: r.o.RunURL,
+	r.enqueue(func() {
+		_ = r.call(context.Background(), fmt.Sprintf("set the %s commit status to %s", StatusContext(r.env()), state), func(ctx context.Context, gh GitHub) error {
+			return gh.SetCommitStatus(ctx, ghapi.CommitStatus{
+				SHA: commit, State: string(state), Context: StatusContext(r.env()), Description: desc, TargetURL: r.o.RunURL,
+			})
 		})
 	})
 }

@@ -271,16 +271,18 @@ func TestWrites(t *testing.T) {
 	f, r, _ := setup(t, start)
 	f.AddCommit(commit(1), "x")
 	ctx := context.Background()
-	d := r.Create(ctx, TaskDeploy, commit(1), Payload{Version: "1.0", HoldSeconds: 60}, StateQueued, "waiting")
-	if d.ID == 0 || d.Ref != commit(1) || OriginOf(d) != Ours {
-		t.Fatalf("Create = %+v", d)
+	h := r.Create(TaskDeploy, commit(1), Payload{Version: "1.0", HoldSeconds: 60}, StateQueued, "waiting")
+	d, ok := h.Wait(ctx, 5*time.Second)
+	if !ok || d.ID == 0 || d.Ref != commit(1) || OriginOf(d) != Ours {
+		t.Fatalf("Create = %+v, %v", d, ok)
 	}
-	r.SetStatus(ctx, d, StateSuccess, "healthy")
+	r.SetStatus(h, StateSuccess, "healthy")
+	r.CommitStatus(commit(1)[:7], CommitSuccess, "healthy")
+	r.CommitStatus(commit(1), CommitSuccess, "healthy")
+	r.Flush(ctx)
 	if got := f.LatestDeploymentState(d.ID); got != "success" {
 		t.Errorf("state %q", got)
 	}
-	r.CommitStatus(ctx, commit(1)[:7], CommitSuccess, "healthy")
-	r.CommitStatus(ctx, commit(1), CommitSuccess, "healthy")
 	if cs := f.CommitStatuses(commit(1)); len(cs) != 1 || cs[0].Context != "immune/production" {
 		t.Errorf("commit statuses %+v", cs)
 	}

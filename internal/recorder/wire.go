@@ -90,6 +90,9 @@ type Payload struct {
 	// progress (its lock timeout, command timeout and watches). Past it the
 	// run is presumed dead and no longer holds the environment.
 	HoldSeconds int64 `json:"hold_seconds,omitempty"`
+	// RequestID is unique to each create: a create retried after GitHub's
+	// answer was lost finds the deployment the first attempt made.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Map is the payload as sent to GitHub.
@@ -110,6 +113,7 @@ func (p Payload) Map() map[string]any {
 	set("run_id", p.RunID, p.RunID != 0)
 	set("run_attempt", p.RunAttempt, p.RunAttempt != 0)
 	set("hold_seconds", p.HoldSeconds, p.HoldSeconds != 0)
+	set("request_id", p.RequestID, p.RequestID != "")
 	return m
 }
 
@@ -132,6 +136,7 @@ func PayloadOf(d ghapi.Deployment) (p Payload, ok bool) {
 		RunID:          num("run_id"),
 		RunAttempt:     int(num("run_attempt")),
 		HoldSeconds:    num("hold_seconds"),
+		RequestID:      str("request_id"),
 	}
 	p.Manual, _ = d.Payload["manual"].(bool)
 	// SHAs come from a file anyone with push access can write: only
