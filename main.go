@@ -18,11 +18,19 @@ import (
 )
 
 func main() {
-	// A cancelled job (SIGTERM, SIGINT), a closed terminal (SIGHUP) and a
-	// closed pipe on stdout (SIGPIPE: `immune deploy ... | head`) all stop
-	// the run the same way: what runs is stopped, the records are closed.
-	// Without this, SIGPIPE would kill the process mid-deploy.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	// A cancelled job (SIGTERM, SIGINT) and a closed terminal (SIGHUP) stop
+	// the run: what runs is stopped, the records are closed.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// A closed pipe on stdout (`immune deploy ... | head`) would otherwise
+	// kill the process mid-deploy. Caught (not ignored, which children
+	// would inherit), it only makes writes to the log fail: the run
+	// finishes, deploy, watch, rollback and records, unseen.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	go func() {
+		for range pipe {
+		}
+	}()
 	defer stop()
 	exe, _ := os.Executable()
 	httpClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}

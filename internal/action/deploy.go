@@ -13,6 +13,7 @@ import (
 	"github.com/immune-cd/immune/internal/deploy"
 	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/recorder"
+	"github.com/immune-cd/immune/internal/redact"
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
@@ -347,7 +348,7 @@ func (r *runner) warnLoopback() {
 		host := parsed.Hostname()
 		if ip := net.ParseIP(host); host == "localhost" || strings.HasSuffix(host, ".localhost") || ip != nil && ip.IsLoopback() {
 			r.warn("Health URL on loopback", fmt.Sprintf("%s points at this container itself: a container action has its own network, "+
-				"so localhost is not the runner's host. Use the job's services: name or the host's address (see the README's \"Networking\").", u))
+				"so localhost is not the runner's host. Use the job's services: name or the host's address (see the README's \"Secrets and networking\").", redact.URL(u)))
 			return
 		}
 	}

@@ -79,13 +79,16 @@ func (r *runner) hold(watch time.Duration) time.Duration {
 	return r.cfg.LockTimeout + r.cfg.DeployTimeout + r.cfg.BaselineDuration + watch + time.Minute
 }
 
+// raceWait is the longest the deploy waits for GitHub to record its
+// deployment, before it checks for a run that started at the same instant.
+const raceWait = 2 * time.Second
+
 // startDeployment records this run's deployment of commit, queued, waits
 // for any older run that holds the environment, and then marks it in
 // progress. ok is false when the run must end (see awaitEnvironment): the
 // deployment is then closed as not deployed, unless ctx ended, which the
-// cancellation handles. GitHub holds the deploy up for one call budget at
-// most: if it has not answered the create by then, the race check is
-// skipped.
+// cancellation handles. GitHub holds the deploy up for raceWait at most: if
+// it has not answered the create by then, the race check is skipped.
 func (r *runner) startDeployment(ctx context.Context, task recorder.Task, commit string, p recorder.Payload, watch time.Duration, desc string) (dep *recorder.Handle, waited, ok bool) {
 	p.HoldSeconds = int64(r.hold(watch) / time.Second)
 	dep = r.rec.Create(task, commit, p, recorder.StateQueued, "waiting for "+r.cfg.Environment+" to be free")
@@ -93,7 +96,7 @@ func (r *runner) startDeployment(ctx context.Context, task recorder.Task, commit
 		return nil, false, true
 	}
 	ok = true
-	if d, known := dep.Wait(ctx, r.rec.Budget()); known {
+	if d, known := dep.Wait(ctx, raceWait); known {
 		ok, waited = r.awaitEnvironment(ctx, d.ID)
 	} else if ctx.Err() == nil {
 		r.log.Printf("GitHub has not recorded the deployment yet; going ahead without checking for a run that started at the same instant.")

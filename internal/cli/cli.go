@@ -20,6 +20,7 @@ import (
 	"github.com/immune-cd/immune/internal/clock"
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/demo"
+	"github.com/immune-cd/immune/internal/logline"
 	"github.com/immune-cd/immune/internal/recorder"
 )
 
@@ -57,6 +58,9 @@ Run 'immune deploy -h' to list them with their defaults.
 // immune's, ends it with ExitError and a message rather than a stack trace
 // (the action package recovers its own run and still publishes).
 func (c *Command) Main(ctx context.Context) (code int) {
+	// The log is best effort: a closed stdout (| head) must not stop a
+	// deploy halfway.
+	c.Stdout, c.Stderr = logline.BestEffort(c.Stdout), logline.BestEffort(c.Stderr)
 	defer func() {
 		if p := recover(); p != nil {
 			fmt.Fprintf(c.Stderr, "immune: internal error: %v\n", p)

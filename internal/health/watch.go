@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/clock"
+	"github.com/immune-cd/immune/internal/redact"
 )
 
 // Watch probes every URL once per round for Duration, and hands each probe
-// that counts to Judge.
+// that counts to Judge. Probes carry the URL's display name (see
+// DisplayNames), never the URL itself, which may hold credentials.
 //
 // A URL is "starting" until the build answers it healthy (and, with a
 // version source, as the expected version); probes before that do not count
@@ -60,9 +62,10 @@ func (r Result) Elapsed() time.Duration { return r.End.Sub(r.Start) }
 // to start in time, or ctx ends.
 func (w *Watch) Run(ctx context.Context) Result {
 	res := Result{Start: w.Clock.Now(), LiveAfter: map[string]time.Duration{}}
+	names := DisplayNames(w.URLs)
 	live := map[string]bool{}
 	if w.StartupTimeout <= 0 {
-		for _, u := range w.URLs {
+		for _, u := range names {
 			live[u], res.LiveAfter[u] = true, 0
 		}
 	}
@@ -86,7 +89,7 @@ func (w *Watch) Run(ctx context.Context) Result {
 		}
 		elapsed := w.Clock.Now().Sub(res.Start)
 		if w.StartupTimeout > 0 && elapsed >= w.StartupTimeout {
-			for _, u := range w.URLs {
+			for _, u := range names {
 				if !live[u] {
 					res.NotLive = append(res.NotLive, u)
 				}
@@ -96,7 +99,7 @@ func (w *Watch) Run(ctx context.Context) Result {
 			}
 		}
 
-		round := Round{N: n + 1, Elapsed: elapsed, Probes: w.probeAll(ctx, n+1)}
+		round := Round{N: n + 1, Elapsed: elapsed, Probes: w.probeAll(ctx, n+1, names)}
 		res.Rounds++
 		for i := range round.Probes {
 			p := &round.Probes[i]
@@ -118,7 +121,7 @@ func (w *Watch) Run(ctx context.Context) Result {
 	if res.Err == nil && !res.Stopped && len(res.NotLive) == 0 {
 		// The watch ended inside the startup grace period: a URL that never
 		// answered healthy has not come up.
-		for _, u := range w.URLs {
+		for _, u := range names {
 			if !live[u] {
 				res.NotLive = append(res.NotLive, u)
 			}
@@ -160,8 +163,9 @@ func versionName(v string) string {
 	return v
 }
 
-// probeAll probes every URL at once and returns the probes in URL order.
-func (w *Watch) probeAll(ctx context.Context, round int) []Probe {
+// probeAll probes every URL at once and returns the probes in URL order,
+// each named by its display name.
+func (w *Watch) probeAll(ctx context.Context, round int, names []string) []Probe {
 	probes := make([]Probe, len(w.URLs))
 	var wg sync.WaitGroup
 	for i, u := range w.URLs {
@@ -170,8 +174,25 @@ func (w *Watch) probeAll(ctx context.Context, round int) []Probe {
 			defer wg.Done()
 			probes[i] = w.Probe(ctx, u, w.Want)
 			probes[i].Round = round
+			probes[i].URL = names[i]
 		}()
 	}
 	wg.Wait()
 	return probes
+}
+
+// DisplayNames are the names URLs are shown by, in the log, the report and
+// the verdict's reasons: redacted (no user info, no query values), and
+// told apart by a number when two redact to the same text.
+func DisplayNames(urls []string) []string {
+	names := make([]string, len(urls))
+	seen := map[string]int{}
+	for i, u := range urls {
+		n := redact.URL(u)
+		if seen[n]++; seen[n] > 1 {
+			n = fmt.Sprintf("%s (%d)", n, seen[n])
+		}
+		names[i] = n
+	}
+	return names
 }

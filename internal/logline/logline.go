@@ -102,3 +102,15 @@ func (lw *Writer) Close() error {
 	lw.partial = nil
 	return lw.err
 }
+
+// BestEffort wraps the log's destination so that a write that fails (a
+// closed pipe, a full disk) is dropped instead of failing: the log is worth
+// less than the run, and the actions library panics on a failed write.
+func BestEffort(w io.Writer) io.Writer { return bestEffort{w} }
+
+type bestEffort struct{ w io.Writer }
+
+func (b bestEffort) Write(p []byte) (int, error) {
+	_, _ = b.w.Write(p)
+	return len(p), nil
+}
