@@ -292,35 +292,28 @@ func (r *Recorder) env() string { return r.o.Environment }
 // LastGood finds the newest of immune's deployments that was watched
 // healthy and whose commit is not exclude.
 func (r *Recorder) LastGood(ctx context.Context, exclude string) (ghapi.Deployment, bool, error) {
-	var found *ghapi.Deployment
-	err := r.walk(ctx, "read the last healthy deployment of "+r.env(), onlyOurs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
-		if exclude != "" && sha.Same(d.SHA, exclude) {
-			return true, nil
-		}
-		if err := status(d); err != nil {
-			return false, err
-		}
-		if wasHealthy(*d) {
-			found = d
-			return false, nil
-		}
-		return true, nil
-	})
-	if err != nil || found == nil {
-		return ghapi.Deployment{}, false, err
-	}
-	return *found, true, nil
+	return r.newestOurs(ctx, "read the last healthy deployment of "+r.env(),
+		func(d ghapi.Deployment) bool { return exclude != "" && sha.Same(d.SHA, exclude) }, wasHealthy)
 }
 
 // Current finds what the environment runs now: the newest of immune's
 // deployments that got as far as its command.
 func (r *Recorder) Current(ctx context.Context) (ghapi.Deployment, bool, error) {
+	return r.newestOurs(ctx, "find what "+r.env()+" runs now", func(ghapi.Deployment) bool { return false }, ran)
+}
+
+// newestOurs finds the newest of immune's deployments that match, by
+// their latest status; skip spares the status read of those that cannot.
+func (r *Recorder) newestOurs(ctx context.Context, what string, skip, match func(ghapi.Deployment) bool) (ghapi.Deployment, bool, error) {
 	var found *ghapi.Deployment
-	err := r.walk(ctx, "find what "+r.env()+" runs now", onlyOurs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
+	err := r.walk(ctx, what, onlyOurs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
+		if skip(*d) {
+			return true, nil
+		}
 		if err := status(d); err != nil {
 			return false, err
 		}
-		if ran(*d) {
+		if match(*d) {
 			found = d
 			return false, nil
 		}
