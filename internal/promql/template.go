@@ -55,7 +55,7 @@ type Template struct {
 
 // hole is one ${NAME} inside a quoted string.
 type hole struct {
-	start, end int  // byte offsets of "${NAME}" in text
+	start, end int // byte offsets of "${NAME}" in text
 	name       string
 	quote      byte // '"' or '\''
 	regex      bool // the string is the right side of =~ or !~
@@ -218,7 +218,7 @@ func (t Template) Expand(v Vars) (string, error) {
 }
 
 // Escape returns s escaped to sit between two quote characters (either '"'
-// or '\'') of a PromQL string, which follows Go's escape rules: PromQL reads
+// or '\”) of a PromQL string, which follows Go's escape rules: PromQL reads
 // it back as exactly s.
 func Escape(s string, quote byte) string {
 	var b strings.Builder
