@@ -1,0 +1,137 @@
+// Package metrics reads metrics from a server that speaks Prometheus's HTTP
+// query API (Prometheus, Thanos, Mimir, VictoriaMetrics) and turns each look
+// into observations: exact request and error counts for rate metrics, a
+// value against its bounds for threshold metrics. It measures; judging the
+// counts is the verdict engine's job, except for the consecutive rule of
+// threshold metrics, which is a plain rule and lives here.
+//
+// Rate metrics read their two counter selectors raw (an instant query of the
+// selector itself, never increase() or rate(), which extrapolate to
+// non-integers) and compute each series' increase since the previous look:
+//   - a series seen for the first time is a starting point, not an increase;
+//   - a counter lower than before is a restart, and its new value is the
+//     increase since the restart;
+//   - a series that disappears adds nothing; its last value is kept, so a
+//     series that comes back (a scrape that failed, a process that
+//     restarted) is still counted from where it was.
+//
+// A look that could not read a metric (Prometheus unreachable after its
+// retries, a rejected query, an empty result, NaN or ±Inf) is "no data" for
+// that metric: never zero, never a pass. Counters are not advanced by a look
+// without data, so the next look with data counts everything since the last
+// one: no request is lost to an outage of Prometheus.
+package metrics
+
+import "time"
+
+// Kind is the kind of a metric.
+type Kind string
+
+// The kinds of metric.
+const (
+	// KindRate counts requests and errors from two counter selectors.
+	KindRate Kind = "rate"
+	// KindThreshold compares the value of a query with bounds.
+	KindThreshold Kind = "threshold"
+)
+
+// Spec describes one metric. Queries may hold the placeholders of package
+// promql (${SHA}, ${PREVIOUS_SHA}, ${ENVIRONMENT}, ${TRACK}).
+type Spec struct {
+	Name string
+	// Errors and Total are series selectors of counters (rate metrics).
+	Errors, Total string
+	// Query is an instant query whose value is compared with Max and Min
+	// (threshold metrics).
+	Query string
+	Max   *float64
+	Min   *float64
+	// Consecutive is how many looks in a row out of bounds are a
+	// regression (threshold metrics; 0 means DefaultConsecutive).
+	Consecutive int
+}
+
+// DefaultConsecutive is the default of Spec.Consecutive.
+const DefaultConsecutive = 3
+
+// Kind returns the kind of metric s describes.
+func (s Spec) Kind() Kind {
+	if s.Query != "" {
+		return KindThreshold
+	}
+	return KindRate
+}
+
+// NoData says why a look has no data for a metric.
+type NoData string
+
+// Reasons for no data. The zero value means the look has data.
+const (
+	// NoDataEmpty: the query matched no series.
+	NoDataEmpty NoData = "empty"
+	// NoDataNaN: every value was NaN (for example 0/0 over no traffic).
+	NoDataNaN NoData = "NaN"
+	// NoDataInf: every value was +Inf or -Inf.
+	NoDataInf NoData = "Inf"
+	// NoDataUnreachable: no answer from Prometheus after the retries
+	// (connection refused, timeout, HTTP 5xx, 429).
+	NoDataUnreachable NoData = "unreachable"
+	// NoDataQueryError: Prometheus answered with an error that a retry
+	// would not change (a query it rejects, HTTP 4xx, a response that is
+	// not Prometheus's API). Error says which.
+	NoDataQueryError NoData = "query error"
+)
+
+// Look is one reading of every metric.
+type Look struct {
+	// At is when the look started (the injected clock).
+	At       time.Time `json:"at"`
+	Readings []Reading `json:"readings"` // one per metric, in configuration order
+}
+
+// Reading is what one look saw of one metric.
+type Reading struct {
+	Metric string `json:"metric"`
+	Kind   Kind   `json:"kind"`
+	// NoData is empty when the look has data; else why it has none.
+	NoData NoData `json:"no_data,omitempty"`
+	// Error explains NoDataUnreachable and NoDataQueryError (secrets
+	// removed).
+	Error string `json:"error,omitempty"`
+	// Attempts is how many requests the look made for this metric's
+	// slowest query (more than 1 when a request was retried).
+	Attempts int `json:"attempts"`
+	// Series is how many series had a usable value.
+	Series int `json:"series"`
+
+	// Rate metrics: requests and errors since the previous look with data,
+	// exact integers (n and x of a count test). Errors never exceeds
+	// Requests: errors counted ahead of their requests (two different
+	// metrics scraped at different moments) are held back until the
+	// requests catch up, never dropped.
+	Requests int64 `json:"requests"`
+	Errors   int64 `json:"errors"`
+	// Held is how many errors are held back after this look.
+	Held int64 `json:"held,omitempty"`
+	// NewSeries counts series of total seen for the first time (starting
+	// points, not counted); Resets counts series of total whose counter went
+	// down (a restart, counted from zero).
+	NewSeries int `json:"new_series,omitempty"`
+	Resets    int `json:"resets,omitempty"`
+
+	// Threshold metrics: the value judged (the series furthest beyond, or
+	// closest to, a bound), whether it is out of bounds, how many looks
+	// with data in a row have been out of bounds, and whether that reached
+	// Consecutive. Looks without data neither extend nor break the streak.
+	Value       float64 `json:"value"`
+	OutOfBounds bool    `json:"out_of_bounds,omitempty"`
+	Streak      int     `json:"streak,omitempty"`
+	Regressed   bool    `json:"regressed,omitempty"`
+
+	// Warnings are Prometheus's warnings and infos for this look and the
+	// adapter's own notes (series skipped, errors held back).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// HasData reports whether the look read the metric.
+func (r Reading) HasData() bool { return r.NoData == "" }
