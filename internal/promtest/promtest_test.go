@@ -1,0 +1,74 @@
+package promtest
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+var shared Shared
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	shared.Stop()
+	os.Exit(code)
+}
+
+// TestHits: after k requests, exactly floor(k × share) have failed.
+func TestHits(t *testing.T) {
+	t.Parallel()
+	for _, share := range []float64{0, 0.01, 0.25, 0.3, 0.5, 1} {
+		var failed int64
+		for n := range int64(1000) {
+			if hits(n, share) {
+				failed++
+			}
+			if want := int64(float64(n+1) * share); failed != want {
+				t.Fatalf("share %v: %d of the first %d failed, want %d", share, failed, n+1, want)
+			}
+		}
+	}
+}
+
+// TestServiceIsScraped: a registered service's counters reach Prometheus
+// within a few scrapes, with its labels, and a restart shows as a reset.
+func TestServiceIsScraped(t *testing.T) {
+	p := shared.Get(t)
+	svc := p.NewService(t, ServiceOptions{Version: "v1", Labels: map[string]string{"environment": "qa"}})
+	svc.SetErrorShare(0.25)
+	svc.Send(t, 8)
+	if got := svc.Truth("v1"); got != (Counts{Requests: 8, Errors: 2}) {
+		t.Fatalf("truth = %+v", got)
+	}
+	sel := fmt.Sprintf(`http_requests_total{svc=%q,environment="qa",version="v1",track="stable"}`, svc.ID)
+	start := time.Now()
+	p.WaitFor(t, "sum("+sel+")", 5*time.Second, func(v model.Vector) bool { return len(v) == 1 && v[0].Value == 8 })
+	t.Logf("a new service's requests were in Prometheus after %s", time.Since(start).Round(time.Millisecond))
+	p.WaitFor(t, "sum(http_request_duration_seconds_count{svc=\""+svc.ID+"\"})", 5*time.Second, func(v model.Vector) bool { return len(v) == 1 && v[0].Value == 8 })
+
+	svc.Restart()
+	svc.Send(t, 3)
+	p.WaitFor(t, "sum("+sel+")", 5*time.Second, func(v model.Vector) bool { return len(v) == 1 && v[0].Value == 3 })
+	p.WaitFor(t, "resets("+sel+"[1m])", 5*time.Second, func(v model.Vector) bool { return len(v) > 0 && v[0].Value >= 1 })
+
+	svc.SetDown(true)
+	p.WaitFor(t, sel, 5*time.Second, func(v model.Vector) bool { return len(v) == 0 })
+	svc.SetDown(false)
+	p.WaitFor(t, sel, 5*time.Second, func(v model.Vector) bool { return len(v) == 2 })
+}
+
+// TestLoad: the load generator keeps its rate while answers are slow.
+func TestLoad(t *testing.T) {
+	p := shared.Get(t)
+	svc := p.NewService(t, ServiceOptions{Version: "v1"})
+	svc.SetLatency(50 * time.Millisecond)
+	stop := svc.Load(100)
+	time.Sleep(time.Second)
+	stop()
+	if got := svc.Truth("v1").Requests; got < 70 || got > 110 {
+		t.Errorf("100 requests a second for 1s served %d", got)
+	}
+}
