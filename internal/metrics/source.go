@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -517,8 +518,14 @@ func retryable(err error, status int) bool {
 func describe(err error, status int) string {
 	var perr *v1.Error
 	if !errors.As(err, &perr) {
-		if errors.Is(err, context.DeadlineExceeded) {
+		var uerr *url.Error
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
 			return "no answer within the request timeout"
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return "the connection closed before an answer"
+		case errors.As(err, &uerr):
+			return uerr.Err.Error()
 		}
 		return err.Error()
 	}

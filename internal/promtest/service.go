@@ -41,6 +41,7 @@ type Service struct {
 	durations *prometheus.HistogramVec
 	down      bool
 	truth     map[string]*Counts // per version, across restarts
+	life      map[string]*Counts // per version, since the last restart
 }
 
 // Counts is what the service really served.
@@ -74,6 +75,7 @@ func (p *Prometheus) NewService(t testing.TB, opt ServiceOptions) *Service {
 		version: opt.Version,
 		track:   opt.Track,
 		truth:   map[string]*Counts{},
+		life:    map[string]*Counts{},
 		client:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 	}
 	s.labels = prometheus.Labels{"svc": s.ID}
@@ -95,6 +97,7 @@ func (p *Prometheus) NewService(t testing.TB, opt ServiceOptions) *Service {
 
 // newLife starts a new process: fresh counters at zero. s.mu is held.
 func (s *Service) newLife() {
+	s.life = map[string]*Counts{}
 	s.reg = prometheus.NewRegistry()
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "http_requests_total", Help: "Requests served, by status code.",
@@ -145,14 +148,16 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	s.requests.WithLabelValues(fmt.Sprint(code), version, track).Inc()
 	s.durations.WithLabelValues(version, track).Observe(time.Since(start).Seconds())
-	c := s.truth[version]
-	if c == nil {
-		c = &Counts{}
-		s.truth[version] = c
-	}
-	c.Requests++
-	if fail {
-		c.Errors++
+	for _, m := range []map[string]*Counts{s.truth, s.life} {
+		c := m[version]
+		if c == nil {
+			c = &Counts{}
+			m[version] = c
+		}
+		c.Requests++
+		if fail {
+			c.Errors++
+		}
 	}
 }
 
@@ -215,6 +220,17 @@ func (s *Service) Truth(version string) Counts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c := s.truth[version]; c != nil {
+		return *c
+	}
+	return Counts{}
+}
+
+// Current returns what the service's counters hold for version: what it
+// served since its last restart.
+func (s *Service) Current(version string) Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.life[version]; c != nil {
 		return *c
 	}
 	return Counts{}
