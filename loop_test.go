@@ -274,7 +274,7 @@ func TestInvalidInput(t *testing.T) {
 		input, value, want string
 	}{
 		{"mode", "yolo", "input mode: got \"yolo\": expected auto, deploy, watch, rollback or gate"},
-		{"health-url", "", "input health-url: at least one URL is required in deploy mode"},
+		{"health-url", "", "input health-url: deploy mode needs a signal to watch: set health-url, metrics, or both"},
 		{"health-url", "127.0.0.1/health", "is not an absolute http:// or https:// URL"},
 		{"deploy-command", "", "input deploy-command: a command is required in deploy mode"},
 		{"interval", "fast", "input interval:"},
@@ -298,6 +298,10 @@ func TestInvalidInput(t *testing.T) {
 		{"sha", "main branch", "input sha:"},
 		{"previous-sha", "$(id)", "input previous-sha:"},
 		{"environment-url", "not a url", "input environment-url:"},
+		{"prometheus-url", "prometheus:9090", `input prometheus-url: "prometheus:9090" is not an absolute http:// or https:// URL`},
+		{"prometheus-headers", "Authorization Bearer s3cr3t-token-value", "input prometheus-headers: line 1 is not of the form"},
+		{"metrics", "- name: latency\n  query: up", `input metrics: entry 1 ("latency"): needs max or min`},
+		{"min-requests", "0", "input min-requests:"},
 		{"state-file", "", ""}, // empty means the default
 	}
 	for _, tt := range tests {

@@ -56,6 +56,11 @@ type Config struct {
 	ExpectVersion  VersionSource
 	Headers        []Header
 
+	PrometheusURL     string
+	PrometheusHeaders []Header
+	Metrics           []Metric
+	MinRequests       int
+
 	MaxErrorRate        float64
 	ConsecutiveFailures int
 	MaxLatency          time.Duration
@@ -129,6 +134,15 @@ func Parse(get Getter, env Env) (*Config, error) {
 	if c.MaxErrorRate <= 0 || c.MaxErrorRate >= 1 {
 		p.failValue("max-error-rate", "expected a rate above 0% and below 100%")
 	}
+	c.PrometheusURL = p.prometheusURL("prometheus-url")
+	c.PrometheusHeaders = p.headers("prometheus-headers")
+	for _, h := range c.PrometheusHeaders {
+		if h.Name == "Content-Type" {
+			p.fail("prometheus-headers", "header Content-Type cannot be set; the query API's is fixed")
+		}
+	}
+	c.Metrics = p.metrics("metrics", c.MaxErrorRate)
+	c.MinRequests = p.positiveInt("min-requests")
 	c.ConsecutiveFailures = p.positiveInt("consecutive-failures")
 	if s := p.str("max-latency"); s != "" {
 		c.MaxLatency = p.positiveDuration("max-latency")
@@ -166,14 +180,20 @@ func Parse(get Getter, env Env) (*Config, error) {
 		return nil, err
 	}
 	c.Warnings = p.unused(c.Mode)
+	if len(c.Metrics) > 0 && !hasRate(c.Metrics) && p.set("min-requests") {
+		c.Warnings = append(c.Warnings, "input min-requests is set but no metric is a rate metric (errors and total)")
+	}
 	return c, nil
 }
 
 // checkMode checks what each mode needs, and how the timings fit together.
 func (p *parser) checkMode(c *Config) {
-	needsHealth := c.Mode == ModeDeploy || c.Mode == ModeWatch || c.Mode == ModeRollback
-	if needsHealth && len(c.HealthURLs) == 0 && !p.failed("health-url") {
-		p.fail("health-url", fmt.Sprintf("at least one URL is required in %s mode", c.Mode))
+	needsSignal := c.Mode == ModeDeploy || c.Mode == ModeWatch || c.Mode == ModeRollback
+	if needsSignal && len(c.HealthURLs) == 0 && len(c.Metrics) == 0 && !p.failed("health-url") && !p.failed("metrics") {
+		p.fail("health-url", fmt.Sprintf("%s mode needs a signal to watch: set health-url, metrics, or both", c.Mode))
+	}
+	if needsSignal {
+		p.checkMetrics(c)
 	}
 	if (c.Mode == ModeDeploy || c.Mode == ModeRollback) && c.RollbackCommand == "" {
 		if c.Mode == ModeDeploy {
@@ -230,13 +250,26 @@ func (p *parser) checkMode(c *Config) {
 	}
 }
 
+// checkMetrics checks that the metric inputs fit together.
+func (p *parser) checkMetrics(c *Config) {
+	switch {
+	case len(c.Metrics) > 0 && c.PrometheusURL == "" && !p.failed("prometheus-url"):
+		p.fail("prometheus-url", "required with metrics: the base URL of the Prometheus query API to read them from")
+	case len(c.Metrics) == 0 && c.PrometheusURL != "" && !p.failed("metrics"):
+		p.fail("prometheus-url", "set, but metrics lists nothing to read; add metrics or remove prometheus-url")
+	}
+	if len(c.PrometheusHeaders) > 0 && c.PrometheusURL == "" && !p.failed("prometheus-url") {
+		p.fail("prometheus-headers", "set without prometheus-url")
+	}
+}
+
 // modeInputs lists, per mode, the inputs that mode reads. Inputs set to a
 // non-default value outside this list produce a warning, so nothing a user
 // configured is silently ignored.
 var modeInputs = map[Mode][]string{
-	ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "rollback-duration", "lock-timeout", "state-file"},
-	ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file"},
-	ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "lock-timeout", "state-file"},
+	ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "rollback-duration", "lock-timeout", "state-file"},
+	ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file"},
+	ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "lock-timeout", "state-file"},
 	ModeGate:     {"environment", "github-token", "fix-label"},
 }
 
@@ -264,14 +297,19 @@ func (p *parser) raw(name string) string {
 func (p *parser) str(name string) string { return p.raw(name) }
 
 func (p *parser) fail(name, reason string) {
-	if p.seen == nil {
-		p.seen = map[string]bool{}
-	}
 	if p.seen[name] {
 		return
 	}
-	p.seen[name] = true
+	p.mark(name)
 	p.errs = append(p.errs, &InputError{Name: name, Reason: reason})
+}
+
+// mark records that name failed, so later checks do not pile on.
+func (p *parser) mark(name string) {
+	if p.seen == nil {
+		p.seen = map[string]bool{}
+	}
+	p.seen[name] = true
 }
 
 func (p *parser) failed(name string) bool { return p.seen[name] }
@@ -426,6 +464,42 @@ func (p *parser) versionSource(name string) VersionSource {
 		p.wrap(name, err)
 	}
 	return v
+}
+
+func (p *parser) prometheusURL(name string) string {
+	v, err := ParsePrometheusURL(p.raw(name))
+	if err != nil {
+		p.wrap(name, err)
+	}
+	return v
+}
+
+// metrics parses the metrics input; every entry's problems are reported.
+func (p *parser) metrics(name string, maxErrorRate float64) []Metric {
+	v, errs := ParseMetrics(p.raw(name), maxErrorRate)
+	for _, err := range errs {
+		p.errs = append(p.errs, &InputError{Name: name, Reason: err.Error()})
+	}
+	if len(errs) > 0 {
+		p.mark(name)
+	}
+	return v
+}
+
+// set reports whether an input was given a value other than its default.
+func (p *parser) set(name string) bool {
+	in, _ := Lookup(name)
+	v := strings.TrimSpace(p.get(name))
+	return v != "" && v != in.Default
+}
+
+func hasRate(ms []Metric) bool {
+	for _, m := range ms {
+		if m.Kind == MetricRate {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *parser) headers(name string) []Header {

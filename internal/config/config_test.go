@@ -117,7 +117,7 @@ func TestParseInvalid(t *testing.T) {
 	}{
 		{"mode", "ship-it", `input mode: got "ship-it": expected auto, deploy, watch, rollback or gate`},
 		{"environment", "", ""}, // empty means default
-		{"health-url", "", "input health-url: at least one URL is required in deploy mode"},
+		{"health-url", "", "input health-url: deploy mode needs a signal to watch: set health-url, metrics, or both"},
 		{"health-url", "localhost:8080/health", `input health-url: "localhost:8080/health" is not an absolute http:// or https:// URL`},
 		{"health-url", "ftp://x/health", "is not an absolute http:// or https:// URL"},
 		{"health-url", "http://a/h, http://a/h", `"http://a/h" is listed twice`},

@@ -3,6 +3,8 @@
 // anything is deployed, and each one names the input and what was expected.
 package config
 
+import "strings"
+
 // Input describes one input of action.yml. The same table drives the CLI's
 // flags, the defaults applied when an input is absent, and a test that keeps
 // action.yml in step with the code.
@@ -12,6 +14,9 @@ type Input struct {
 	Description string
 	// Secret inputs are masked in the log and never echoed in errors.
 	Secret bool
+	// HeaderList inputs hold "Name: value" lines whose values are the
+	// secrets.
+	HeaderList bool
 }
 
 // Inputs lists every input in the order action.yml declares them.
@@ -34,8 +39,12 @@ var Inputs = []Input{
 	{Name: "expect-status", Default: "200-299", Description: "HTTP statuses that count as healthy: codes and ranges, e.g. 200,204,300-302."},
 	{Name: "expect-body", Default: "", Description: "RE2 regular expression the response body must match (at most 1 MiB is read)."},
 	{Name: "expect-version", Default: "", Description: "How to tell which build answered: body (the SHA, full or 7+ characters, appears in the body), header:<Name>, or json:<dot.path>. Answers from the old build during startup-timeout are \"not yet live\"; after the new build answered, any other version is a failure. Empty: off."},
-	{Name: "headers", Default: "", Description: "Extra request headers, one \"Name: value\" per line. Pass values from secrets: the runner prints with: values before the action starts and masks only those from secrets; immune masks them from then on.", Secret: true},
-	{Name: "max-error-rate", Default: "5%", Description: "Highest acceptable share of failed probes (e.g. 5% or 0.05)."},
+	{Name: "headers", Default: "", Description: "Extra request headers, one \"Name: value\" per line. Pass values from secrets: the runner prints with: values before the action starts and masks only those from secrets; immune masks them from then on.", Secret: true, HeaderList: true},
+	{Name: "prometheus-url", Default: "", Description: "Base URL of a server that speaks Prometheus's HTTP query API (Prometheus, Thanos, Mimir, VictoriaMetrics), without /api/v1. Required with metrics."},
+	{Name: "prometheus-headers", Default: "", Description: "Headers sent with every Prometheus query, one \"Name: value\" per line (a bearer token, a tenant id such as X-Scope-OrgID). Pass values from secrets: the runner prints with: values before the action starts and masks only those from secrets; immune masks them from then on.", Secret: true, HeaderList: true},
+	{Name: "metrics", Default: "", Description: "YAML list of metrics to judge, read from prometheus-url every interval. Each entry has a name and either errors and total (PromQL selectors of counters; optional max-error-rate, default the input) or query (an instant PromQL query) with max and/or min and optional consecutive (default 3). ${SHA}, ${PREVIOUS_SHA} and ${ENVIRONMENT} are filled in, quoted, inside label values. With metrics, health-url is optional."},
+	{Name: "min-requests", Default: "20", Description: "Fewest requests a rate metric must see over the whole watch to clear the build; with fewer, the verdict is inconclusive (no rollback, not recorded as good)."},
+	{Name: "max-error-rate", Default: "5%", Description: "Highest acceptable share of failed probes, and of errors in a rate metric without its own max-error-rate (e.g. 5% or 0.05)."},
 	{Name: "consecutive-failures", Default: "3", Description: "This many failures in a row on one URL are a regression at once."},
 	{Name: "max-latency", Default: "", Description: "Highest acceptable latency at latency-percentile (Go duration, e.g. 300ms). Empty: latency is not judged."},
 	{Name: "latency-percentile", Default: "95", Description: "Percentile that max-latency applies to (e.g. 95, 99)."},
@@ -61,6 +70,33 @@ var Outputs = []Input{
 	{Name: "detected-after", Description: "Seconds from the start of the watch to the regression verdict (e.g. 0.84); empty when healthy."},
 	{Name: "report", Description: "Path of the JSON report of the run (every probe, the verdict and its reason), relative to the workspace when inside it."},
 	{Name: "deployment-id", Description: "ID of the GitHub deployment created for the commit (empty without a token)."},
+}
+
+// SecretValues returns every value that must be masked in the log: each
+// line of a secret input and, for header lists, each header's value and the
+// credential after its scheme ("Bearer xyz": also "xyz").
+func SecretValues(get Getter) []string {
+	var secrets []string
+	for _, in := range Inputs {
+		if !in.Secret {
+			continue
+		}
+		for _, line := range strings.Split(get(in.Name), "\n") {
+			line = strings.TrimSpace(line)
+			if in.HeaderList {
+				_, line, _ = strings.Cut(line, ":")
+				line = strings.TrimSpace(line)
+				if _, cred, ok := strings.Cut(line, " "); ok && strings.TrimSpace(cred) != "" {
+					secrets = append(secrets, line)
+					line = strings.TrimSpace(cred)
+				}
+			}
+			if line != "" {
+				secrets = append(secrets, line)
+			}
+		}
+	}
+	return secrets
 }
 
 // Lookup returns the input named name.
