@@ -19,6 +19,7 @@ import (
 
 	"github.com/immune-cd/immune/internal/clock"
 	"github.com/immune-cd/immune/internal/promql"
+	"github.com/immune-cd/immune/internal/redact"
 )
 
 // Options configures a Source.
@@ -598,14 +599,5 @@ func redactor(h http.Header) func(string) string {
 			}
 		}
 	}
-	// Longest first, so a value is removed whole before its parts.
-	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
-	return func(s string) string {
-		for _, secret := range secrets {
-			if len(secret) >= 4 {
-				s = strings.ReplaceAll(s, secret, "***")
-			}
-		}
-		return s
-	}
+	return redact.Values(secrets)
 }

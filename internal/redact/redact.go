@@ -1,11 +1,15 @@
-// Package redact hides the secrets a URL can carry before it is shown
-// anywhere: its user info (http://TOKEN@host, http://user:secret@host) and
+// Package redact hides secrets before text is shown anywhere: known secret
+// values that text from outside echoes back (Values), and the secrets a URL
+// can carry (URL): its user info (http://TOKEN@host, http://user:secret@host) and
 // the values of its query (?token=...), and its fragment. It works on text
 // that does not parse as a URL too, since an invalid URL is exactly what an
 // error message quotes.
 package redact
 
-import "strings"
+import (
+	"sort"
+	"strings"
+)
 
 // Mask replaces a secret.
 const Mask = "REDACTED"
@@ -60,4 +64,26 @@ func query(q string) string {
 		}
 	}
 	return strings.Join(parts, "&") + frag
+}
+
+// Values returns a function that replaces every occurrence of the given
+// secrets in a text by Mask, for text from outside (an error body, a
+// warning) that may echo a secret back. Longer secrets are replaced first,
+// so a value goes whole before a part of it; values shorter than 4
+// characters are left alone, since masking them would garble the text
+// without hiding anything.
+func Values(secrets []string) func(string) string {
+	var keep []string
+	for _, s := range secrets {
+		if len(s) >= 4 {
+			keep = append(keep, s)
+		}
+	}
+	sort.Slice(keep, func(i, j int) bool { return len(keep[i]) > len(keep[j]) })
+	return func(text string) string {
+		for _, s := range keep {
+			text = strings.ReplaceAll(text, s, Mask)
+		}
+		return text
+	}
 }

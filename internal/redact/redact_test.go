@@ -61,3 +61,16 @@ func FuzzURL(f *testing.F) {
 		}
 	})
 }
+
+func TestValues(t *testing.T) {
+	t.Parallel()
+	hide := Values([]string{"Bearer s3cr3t-token", "s3cr3t-token", "abc", "tenant-7"})
+	got := hide("got Authorization: Bearer s3cr3t-token, token s3cr3t-token, tenant tenant-7, abc kept")
+	want := "got Authorization: REDACTED, token REDACTED, tenant REDACTED, abc kept"
+	if got != want {
+		t.Errorf("Values() = %q, want %q", got, want)
+	}
+	if got := Values(nil)("nothing to hide"); got != "nothing to hide" {
+		t.Errorf("Values(nil) = %q", got)
+	}
+}
