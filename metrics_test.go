@@ -52,3 +52,23 @@ func TestMetricsInputs(t *testing.T) {
 		t.Errorf("deployed %v", svc.Deploys())
 	}
 }
+
+// TestMetricsFlags: the CLI's flags carry the metric inputs' names.
+func TestMetricsFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"watch", "--sha=abc1234", "--metrics=- name: latency\n  query: up"}, `immune: input metrics: entry 1 ("latency"): needs max or min`},
+		{[]string{"watch", "--sha=abc1234", "--metrics=- name: e\n  errors: x{code=\"500\"}\n  total: x"}, "immune: input prometheus-url: required with metrics"},
+		{[]string{"watch", "--sha=abc1234", "--prometheus-url=http://127.0.0.1:9", "--metrics=- name: e\n  errors: x{code=\"500\"}\n  total: x", "--min-requests=50"}, "immune: input metrics: this version validates metrics but does not judge them yet"},
+		{[]string{"watch", "--sha=abc1234", "--health-url=http://127.0.0.1:9/h", "--prometheus-headers=X-Scope-OrgID: t1"}, "immune: input prometheus-headers: set without prometheus-url"},
+	}
+	for _, tt := range tests {
+		code, out := cliRun(t, t.TempDir(), tt.args...)
+		if code != 2 || !strings.Contains(out, tt.want) {
+			t.Errorf("%q: exit %d, want 2 with %q\n%s", tt.args, code, tt.want, out)
+		}
+	}
+}
