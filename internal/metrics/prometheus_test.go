@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/immune-cd/immune/internal/clock"
+	"github.com/immune-cd/immune/internal/faultproxy"
 	"github.com/immune-cd/immune/internal/promql"
 	"github.com/immune-cd/immune/internal/promtest"
 )
@@ -354,6 +355,43 @@ func TestPrometheusDown(t *testing.T) {
 		}
 		if log := w.logText(); strings.Count(log, "retrying in") != 4 {
 			t.Errorf("log = %s\nwant 2 retries per look of the outage", log)
+		}
+	})
+
+	t.Run("network faults", func(t *testing.T) {
+		t.Parallel()
+		svc := p.NewService(t, promtest.ServiceOptions{Version: sha})
+		seriesPresent(t, p, svc, sha)
+		fp := faultproxy.Start(t, strings.TrimPrefix(p.URL, "http://"))
+		w := &watch{t: t}
+		// Faults apply to new connections: no keep-alive, and a short
+		// request timeout for the connection that never answers.
+		src, err := New([]Spec{rateOf(svc)}, vars, Options{
+			URL:            "http://" + fp.Addr(),
+			HTTP:           &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+			Clock:          clock.Real{},
+			Backoff:        20 * time.Millisecond,
+			RequestTimeout: 300 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.src = src
+		w.look()
+		for _, f := range []faultproxy.Faults{{Reset: true}, {Blackhole: true}} {
+			fp.Set(f)
+			svc.Send(t, 10)
+			start := time.Now()
+			r := w.look()[0]
+			if r.NoData != NoDataUnreachable || r.Attempts != 3 {
+				t.Errorf("%+v: %+v, want unreachable after 3 attempts", f, r)
+			}
+			t.Logf("%+v: %s, after %s", f, r.Error, time.Since(start).Round(10*time.Millisecond))
+		}
+		fp.Set(faultproxy.Faults{})
+		caughtUp(t, p, svc, sha)
+		if r := w.look()[0]; r.Requests != 20 {
+			t.Errorf("after the faults: %+v, want the 20 requests served during them", r)
 		}
 	})
 
