@@ -34,7 +34,7 @@ func TestCLI(t *testing.T) {
 	t.Parallel()
 	svc, url := service(t, map[string]testservice.Behaviour{shaNew: {FailRate: 1}}, "")
 	dir := t.TempDir()
-	common := []string{"--health-url", url + "/health", "--deploy-command", deployVia(url), "--interval=50ms", "--duration=600ms", "--startup-timeout=0s", "--rollback-duration=300ms"}
+	common := []string{"--health-url", url + "/health", "--deploy-command", deployVia(url), "--interval=100ms", "--duration=1s", "--startup-timeout=0s", "--rollback-duration=500ms"}
 
 	code, out := cliRun(t, dir, append([]string{"deploy", "--sha", shaGood}, common...)...)
 	if code != 0 || !strings.Contains(out, "Verdict: healthy") || strings.Contains(out, "::") {
@@ -51,9 +51,18 @@ func TestCLI(t *testing.T) {
 		t.Errorf("no report: %v", err)
 	}
 
-	code, out = cliRun(t, dir, "watch", "--sha", shaGood, "--health-url", url+"/health", "--interval=50ms", "--duration=200ms", "--startup-timeout=100ms")
+	code, out = cliRun(t, dir, "watch", "--sha", shaGood, "--health-url", url+"/health", "--interval=100ms", "--duration=500ms", "--startup-timeout=200ms")
 	if code != 0 || !strings.Contains(out, "Verdict: healthy") {
 		t.Errorf("watch: exit %d\n%s", code, out)
+	}
+	// Without --sha and without expect-version, watch judges whatever answers.
+	code, out = cliRun(t, dir, "watch", "--health-url", url+"/health", "--interval=100ms", "--duration=500ms", "--startup-timeout=200ms")
+	if code != 0 || !strings.Contains(out, "Verdict: healthy — what runs is healthy on production") {
+		t.Errorf("watch without --sha: exit %d\n%s", code, out)
+	}
+	code, out = cliRun(t, dir, "watch", "--health-url", url+"/health", "--expect-version=header:X-Version", "--duration=500ms")
+	if code != 2 || !strings.Contains(out, "input sha: expect-version needs the version to expect") {
+		t.Errorf("watch for a version without --sha: exit %d, want 2\n%s", code, out)
 	}
 }
 

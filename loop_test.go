@@ -14,15 +14,16 @@ import (
 )
 
 // fast are short timings so a whole deploy, watch and rollback takes a
-// second or two.
+// few seconds. A probe may take up to the interval (timeout), which leaves
+// room for a loaded machine.
 func fast(url string, extra map[string]string) map[string]string {
 	in := map[string]string{
 		"mode":              "auto",
 		"health-url":        url + "/health",
 		"deploy-command":    deployVia(url),
-		"interval":          "50ms",
-		"timeout":           "500ms",
-		"duration":          "1s",
+		"interval":          "100ms",
+		"timeout":           "100ms",
+		"duration":          "2s",
 		"startup-timeout":   "400ms",
 		"rollback-duration": "500ms",
 		"github-token":      "",
@@ -87,8 +88,8 @@ func TestLoop(t *testing.T) {
 		},
 		{
 			name:        "latency regression",
-			script:      map[string]testservice.Behaviour{shaNew: {LatencyMS: 1, SlowRate: 0.5, SlowMS: 120}},
-			inputs:      map[string]string{"max-latency": "80ms"},
+			script:      map[string]testservice.Behaviour{shaNew: {LatencyMS: 1, SlowRate: 0.5, SlowMS: 60}},
+			inputs:      map[string]string{"max-latency": "40ms", "interval": "100ms", "timeout": "100ms"},
 			wantCode:    1,
 			wantVerdict: "rolled-back",
 			wantServing: shaGood,
@@ -99,7 +100,7 @@ func TestLoop(t *testing.T) {
 		{
 			name:        "never becomes healthy",
 			script:      map[string]testservice.Behaviour{shaNew: {Hang: true}},
-			inputs:      map[string]string{"timeout": "100ms"},
+			inputs:      map[string]string{"timeout": "40ms"},
 			wantCode:    1,
 			wantVerdict: "rolled-back",
 			wantServing: shaGood,
@@ -279,8 +280,9 @@ func TestInvalidInput(t *testing.T) {
 		{"deploy-command", "", "input deploy-command: a command is required in deploy mode"},
 		{"interval", "fast", "input interval:"},
 		{"timeout", "0s", "input timeout:"},
+		{"timeout", "1s", "input timeout: 1s is longer than interval (100ms); a probe must end before the same URL's next one is due"},
 		{"duration", "1", "input duration:"},
-		{"startup-timeout", "2s", "input startup-timeout: 2s is longer than duration (1s)"},
+		{"startup-timeout", "3s", "input startup-timeout: 3s is longer than duration (2s)"},
 		{"deploy-timeout", "soon", "input deploy-timeout:"},
 		{"expect-status", "2xx", "input expect-status:"},
 		{"expect-body", "[", "input expect-body:"},

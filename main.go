@@ -33,7 +33,12 @@ func main() {
 	}()
 	defer stop()
 	exe, _ := os.Executable()
-	httpClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	// Keep a connection to each health URL between its probes, however
+	// many URLs a watch has (the default keeps 100 in all, 2 per host).
+	transport.MaxIdleConns = 0
+	transport.MaxIdleConnsPerHost = 8
+	httpClient := &http.Client{Transport: transport}
 	cmd := &cli.Command{
 		Args:       os.Args[1:],
 		Getenv:     os.Getenv,

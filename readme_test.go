@@ -58,19 +58,21 @@ func TestREADMETables(t *testing.T) {
 }
 
 // TestREADMEWorkflows: every example workflow in testdata/workflows (which
-// CI lints with actionlint) and the quality table appear in README.md
+// CI lints with actionlint) and the benchmark tables appear in README.md
 // verbatim.
 func TestREADMEWorkflows(t *testing.T) {
 	data, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	quality, err := os.ReadFile("internal/verdict/testdata/quality.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(data), "```text\n"+string(quality)+"```") {
-		t.Error("README.md does not show internal/verdict/testdata/quality.txt verbatim")
+	for _, name := range []string{"quality.txt", "fleet.txt", "counts.txt", "cost.txt"} {
+		table, err := os.ReadFile("internal/verdict/testdata/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), "```text\n"+string(table)+"```") {
+			t.Errorf("README.md does not show internal/verdict/testdata/%s verbatim", name)
+		}
 	}
 	for _, name := range []string{"deploy.yml", "rollback.yml", "gate.yml"} {
 		wf, err := os.ReadFile("testdata/workflows/" + name)

@@ -74,14 +74,14 @@ func TestBaseline(t *testing.T) {
 			wantCode: 0, wantVerdict: "healthy", wantLog: "::warning title=Production was already unhealthy::production was already unhealthy before the deploy"},
 		{name: "as good as production", script: map[string]testservice.Behaviour{shaGood: {LatencyMS: 20}, shaNew: {LatencyMS: 20}},
 			wantCode: 0, wantVerdict: "healthy", wantLog: "The new build is judged against it."},
-		{name: "much slower than production", script: map[string]testservice.Behaviour{shaGood: {LatencyMS: 20}, shaNew: {LatencyMS: 20, SlowRate: 0.5, SlowMS: 120}},
-			wantCode: 1, wantVerdict: "rolled-back", wantLog: "latency"},
+		{name: "much slower than production", script: map[string]testservice.Behaviour{shaGood: {LatencyMS: 20}, shaNew: {LatencyMS: 20, SlowRate: 0.5, SlowMS: 60}},
+			wantCode: 1, wantVerdict: "rolled-back", wantLog: "the p95 latency is"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, url := service(t, tt.script, shaGood)
-			res := newActionRun(t, "push", fast(url, map[string]string{"baseline-duration": "500ms"})).exec()
+			res := newActionRun(t, "push", fast(url, map[string]string{"baseline-duration": "1s"})).exec()
 			if res.code != tt.wantCode || res.outputs["verdict"] != tt.wantVerdict {
 				t.Fatalf("exit %d, verdict %q; want %d, %q\n%s", res.code, res.outputs["verdict"], tt.wantCode, tt.wantVerdict, res.log)
 			}

@@ -67,6 +67,10 @@ type Deps struct {
 	Deployer func(script string) deploy.Deployer
 	// Probe, when set, replaces HTTP probes (in-process tests).
 	Probe func(ctx context.Context, url, want string) health.Probe
+	// Go starts a probe (see health.Watch.Go); nil starts each on a
+	// goroutine of its own. In-process tests on a stepped clock run probes
+	// inline, so that the watch is deterministic.
+	Go func(probe func())
 }
 
 // runner is one run: its configuration, its dependencies, and what the

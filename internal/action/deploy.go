@@ -149,10 +149,15 @@ func (r *runner) setPending(commit, desc string) {
 // watchPhase watches the new build (deploy and watch modes).
 func (r *runner) watchPhase(ctx context.Context) run.Phase {
 	cfg := r.cfg
-	if r.pendingOn == "" {
-		r.setPending(cfg.SHA, fmt.Sprintf("watching %s on %s", sha.Short(cfg.SHA), cfg.Environment))
+	// Without sha (watch mode from the CLI, no version expected) the watch
+	// judges whatever answers, and there is no commit to mark or remember.
+	what := sha.Short(cfg.SHA)
+	if what == "" {
+		what = "what runs"
+	} else if r.pendingOn == "" {
+		r.setPending(cfg.SHA, fmt.Sprintf("watching %s on %s", what, cfg.Environment))
 	}
-	w := r.watch(ctx, "Watching "+sha.Short(cfg.SHA), cfg.SHA, cfg.Duration, r.base)
+	w := r.watch(ctx, "Watching "+what, cfg.SHA, cfg.Duration, r.base)
 	if ctx.Err() != nil {
 		return run.Done
 	}
@@ -160,7 +165,7 @@ func (r *runner) watchPhase(ctx context.Context) run.Phase {
 	code := ExitOK
 	if w.Verdict != run.Healthy {
 		code = ExitRegressed
-		r.why = shortWhy(w, cfg.MaxLatency)
+		r.why = shortWhy(w)
 	}
 	r.end(w.Verdict, code, w.Reason)
 	return run.Decide
@@ -292,7 +297,7 @@ func (r *runner) recordDeploy(ctx context.Context) run.Phase {
 		r.remember(r.target, run.RollbackFailed)
 		why := "rollback command failed"
 		if r.out.RollbackWatch != nil {
-			why = "rollback unhealthy: " + shortWhy(r.out.RollbackWatch, cfg.MaxLatency)
+			why = "rollback unhealthy: " + shortWhy(r.out.RollbackWatch)
 		}
 		r.rec.SetStatus(r.rollbackDep, recorder.StateFailure, why)
 		r.rec.CommitStatus(cfg.SHA, recorder.CommitFailure, "rollback failed after: "+r.why)
@@ -316,6 +321,12 @@ func (r *runner) validateWatch(ctx context.Context) run.Phase {
 
 // recordWatch writes the commit status of a watch.
 func (r *runner) recordWatch(ctx context.Context) run.Phase {
+	if r.cfg.SHA == "" {
+		if r.out.Verdict == run.Healthy {
+			r.warnIfDegraded(r.out.Watch)
+		}
+		return run.Done
+	}
 	if r.out.Verdict == run.Healthy {
 		r.remember(r.cfg.SHA, run.Healthy)
 		r.rec.CommitStatus(r.cfg.SHA, recorder.CommitSuccess, "healthy: "+shortHealthy(r.out.Watch))

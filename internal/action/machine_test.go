@@ -228,6 +228,7 @@ func (m *machine) run() result {
 		Deployer: func(string) deploy.Deployer { return m.world },
 		LockPoll: lockPoll,
 		Probe:    m.world.Probe,
+		Go:       func(probe func()) { probe() },
 	}
 	if m.afterHook != nil {
 		d.Clock = hookedClock{m.clk, m.afterHook}

@@ -152,7 +152,7 @@ func (r *runner) confirmManual(ctx context.Context) run.Phase {
 	}
 	r.out.Watch = w
 	if w.Verdict != run.Healthy {
-		r.why = shortWhy(w, r.cfg.MaxLatency)
+		r.why = shortWhy(w)
 		r.end(run.RollbackFailed, ExitRegressed, fmt.Sprintf("%s is not healthy after the rollback: %s", r.target, w.Reason))
 		return run.Record
 	}

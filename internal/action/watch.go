@@ -3,6 +3,7 @@ package action
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,16 +24,17 @@ func (r *runner) limits(d time.Duration) verdict.Limits {
 		Confidence:          c.Confidence,
 		MaxLatencyIncrease:  c.MaxLatencyIncrease,
 		Horizon:             int((d + c.Interval - 1) / c.Interval),
+		Targets:             len(c.HealthURLs),
 	}
 }
 
 // observation turns a probe into what the verdict engine judges.
 func observation(p health.Probe) verdict.Observation {
-	o := verdict.Observation{Target: p.URL, Failed: p.Failed}
+	var latency time.Duration
 	if p.Answered {
-		o.Latency = p.Latency
+		latency = p.Latency
 	}
-	return o
+	return verdict.Probe(p.URL, p.Failed, latency)
 }
 
 // baseline probes the current production before the deploy and returns an
@@ -44,36 +46,34 @@ func (r *runner) baselineEngine(ctx context.Context, target string) *verdict.Eng
 		return nil
 	}
 	r.log.Printf("Baseline: probing the current production for %s before the deploy.", d)
+	b := verdict.NewBaseline(r.limits(d))
+	log := report.NewProbeLog(r.d.Clock.Now(), 0, r.cfg.LatencyPercentile)
 	w := &health.Watch{
 		Probe:    r.probe,
+		Go:       r.d.Go,
 		Clock:    r.d.Clock,
 		URLs:     r.cfg.HealthURLs,
 		Want:     target,
 		Interval: r.cfg.Interval,
 		Duration: d,
-		Judge:    func(health.Probe) bool { return false },
+		Judge:    func(p health.Probe) bool { b.Observe(observation(p)); return false },
+		Record:   log.Add,
 		OnRound:  r.progress(),
 	}
 	res := w.Run(ctx)
-	var obs []verdict.Observation
-	for _, p := range res.Probes {
-		obs = append(obs, observation(p))
-	}
-	b := verdict.NewBaseline(obs)
-	stats := report.StatsOf(res.Probes)
-	rw := &report.Watch{SHA: target, Start: res.Start, End: res.End, Planned: d, Probes: res.Probes, Stats: stats}
+	rw := &report.Watch{SHA: target, Start: res.Start, End: res.End, Planned: d}
+	log.Fill(rw)
 	r.out.Baseline = rw
-	limits := r.limits(r.cfg.Duration)
-	if bad, why := b.Unhealthy(limits); bad {
+	if bad, why := b.Unhealthy(); bad {
 		rw.Verdict, rw.Reason = run.Regressed, why
 		r.warn("Production was already unhealthy", why+"; the deploy goes ahead (it may be the fix) and is judged by the absolute limits")
 		return nil
 	}
 	rw.Verdict = run.Healthy
-	rw.Reason = fmt.Sprintf("%d of %d probes failed (%s); p%s latency %s", stats.Failed, stats.Probes, pct(stats.ErrorRate),
-		strings.TrimSuffix(fmt.Sprintf("%g", r.cfg.LatencyPercentile), ".0"), report.FormatDuration(b.Latency(r.cfg.LatencyPercentile)))
+	rw.Reason = fmt.Sprintf("%d of %d probes failed (%s); p%s latency %s", b.Failures(), b.Probes(), pct(b.FailureRate()),
+		strconv.FormatFloat(r.cfg.LatencyPercentile, 'f', -1, 64), report.FormatDuration(b.Latency(r.cfg.LatencyPercentile)))
 	r.log.Printf("Baseline: %s. The new build is judged against it.", rw.Reason)
-	return verdict.NewWithBaseline(limits, b)
+	return verdict.NewWithBaseline(r.limits(r.cfg.Duration), b)
 }
 
 // watch watches sha for d and returns what it saw and decided. eng may be
@@ -85,8 +85,10 @@ func (r *runner) watch(ctx context.Context, title, sha string, d time.Duration, 
 	var last verdict.Decision
 	startup := min(r.cfg.StartupTimeout, d)
 	r.log.Printf("%s: %d URL(s) every %s for %s (startup grace %s).", title, len(r.cfg.HealthURLs), r.cfg.Interval, d, startup)
+	log := report.NewProbeLog(r.d.Clock.Now(), 0, r.cfg.LatencyPercentile)
 	w := &health.Watch{
 		Probe:          r.probe,
+		Go:             r.d.Go,
 		Clock:          r.d.Clock,
 		URLs:           r.cfg.HealthURLs,
 		Want:           sha,
@@ -98,25 +100,32 @@ func (r *runner) watch(ctx context.Context, title, sha string, d time.Duration, 
 			last = eng.Observe(observation(p))
 			return last.Outcome == verdict.Regressed
 		},
+		Record:  log.Add,
 		OnRound: r.progress(),
 	}
 	res := w.Run(ctx)
-	rw := &report.Watch{
-		SHA: sha, Start: res.Start, End: res.End, Planned: d,
-		Probes: res.Probes, LiveAfter: res.LiveAfter, Stats: report.StatsOf(res.Probes),
+	rw := &report.Watch{SHA: sha, Start: res.Start, End: res.End, Planned: d, LiveAfter: res.LiveAfter}
+	log.Fill(rw)
+	if res.Skipped > 0 {
+		r.note(fmt.Sprintf("%d of %d scheduled probes were skipped: the machine could not start them within half an interval of their time", res.Skipped, res.Skipped+res.Probes))
 	}
 	switch {
 	case res.Err != nil:
 		rw.Verdict, rw.Reason = run.Cancelled, "the watch was cancelled"
 	case len(res.NotLive) > 0:
 		rw.Verdict, rw.Rule, rw.Detected = run.Regressed, "startup-timeout", true
+		last := ""
+		if e := res.LastError[res.NotLive[0]]; e != "" {
+			last = " (last answer: " + e + ")"
+		}
 		rw.Reason = fmt.Sprintf("no healthy answer from %s within the startup timeout of %s%s",
-			strings.Join(res.NotLive, ", "), report.FormatDuration(startup), lastError(res.Probes, res.NotLive[0]))
+			strings.Join(res.NotLive, ", "), report.FormatDuration(startup), last)
 	case res.Stopped:
 		rw.Verdict, rw.Rule, rw.Reason, rw.Detected = run.Regressed, last.Rule, last.Reason, true
+		rw.Evidence = &last.Evidence
 	default:
 		last = eng.Finish()
-		rw.Rule, rw.Reason = last.Rule, last.Reason
+		rw.Rule, rw.Reason, rw.Evidence = last.Rule, last.Reason, &last.Evidence
 		rw.Verdict = run.Healthy
 		if last.Outcome == verdict.Regressed {
 			rw.Verdict, rw.Detected = run.Regressed, true
@@ -127,63 +136,23 @@ func (r *runner) watch(ctx context.Context, title, sha string, d time.Duration, 
 
 // shortWhy says in a few words why a watch regressed, for GitHub's
 // 140-character descriptions.
-func shortWhy(w *report.Watch, maxLatency time.Duration) string {
+func shortWhy(w *report.Watch) string {
 	switch w.Rule {
 	case "startup-timeout":
 		return "no healthy answer within the startup timeout"
 	case verdict.RuleLatency, verdict.RuleBaselineLatency:
-		return fmt.Sprintf("p95 latency %s (limit %s)", report.FormatDuration(w.Stats.P95), report.FormatDuration(maxLatency))
+		if e := w.Evidence; e != nil {
+			return fmt.Sprintf("p%s latency %s (limit %s)", strconv.FormatFloat(e.Percentile, 'f', -1, 64),
+				report.FormatDuration(e.Latency), report.FormatDuration(e.MaxLatency))
+		}
 	}
 	return fmt.Sprintf("%d of %d probes failed", w.Stats.Failed, w.Stats.Probes)
 }
 
-// lastError describes the last answer a URL gave, for a startup failure.
-func lastError(probes []health.Probe, url string) string {
-	for i := len(probes) - 1; i >= 0; i-- {
-		if p := probes[i]; p.URL == url && p.Error != "" {
-			return " (last answer: " + p.Error + ")"
-		}
-	}
-	return ""
-}
-
 // progress prints one compact line per round.
 func (r *runner) progress() func(health.Round) {
-	var judged, failed int
-	var latencies []time.Duration
-	return func(round health.Round) {
-		var marks strings.Builder
-		firstErr := ""
-		for _, p := range round.Probes {
-			switch {
-			case p.Phase == health.PhaseStartup:
-				marks.WriteString("·")
-			case p.Failed:
-				marks.WriteString("✗")
-			default:
-				marks.WriteString("✓")
-			}
-			if p.Phase == health.PhaseLive {
-				judged++
-				if p.Failed {
-					failed++
-				}
-				if p.Answered {
-					latencies = append(latencies, p.Latency)
-				}
-			}
-			if firstErr == "" && p.Error != "" {
-				firstErr = fmt.Sprintf("  %s: %s", p.URL, p.Error)
-			}
-		}
-		line := fmt.Sprintf("  %7s  round %-3d %s", "+"+report.FormatDuration(round.Elapsed), round.N, marks.String())
-		if judged > 0 {
-			line += fmt.Sprintf("  failed %d/%d (%s)  p95 %s", failed, judged, pct(float64(failed)/float64(judged)), report.FormatDuration(report.Quantile(latencies, 0.95)))
-		} else {
-			line += "  not live yet"
-		}
-		r.log.Printf("%s%s", line, firstErr)
-	}
+	p := report.NewProgress(r.cfg.LatencyPercentile)
+	return func(round health.Round) { r.log.Printf("%s", p.Line(round)) }
 }
 
 // warnIfDegraded flags a healthy build whose numbers are above the limits,
@@ -193,8 +162,9 @@ func (r *runner) warnIfDegraded(w *report.Watch) {
 	if w.Stats.ErrorRate > r.cfg.MaxErrorRate {
 		why = append(why, fmt.Sprintf("%d of %d probes failed (%s), above the allowed %s", w.Stats.Failed, w.Stats.Probes, pct(w.Stats.ErrorRate), pct(r.cfg.MaxErrorRate)))
 	}
-	if r.cfg.MaxLatency > 0 && w.Stats.P95 > r.cfg.MaxLatency {
-		why = append(why, fmt.Sprintf("p95 latency %s is above max-latency %s", report.FormatDuration(w.Stats.P95), report.FormatDuration(r.cfg.MaxLatency)))
+	if e := w.Evidence; e != nil && e.MaxLatency > 0 && e.Latency > e.MaxLatency {
+		why = append(why, fmt.Sprintf("p%s latency %s is above the allowed %s", strconv.FormatFloat(e.Percentile, 'f', -1, 64),
+			report.FormatDuration(e.Latency), report.FormatDuration(e.MaxLatency)))
 	}
 	if len(why) > 0 {
 		r.warn("Degraded but passing", strings.Join(why, "; ")+"; not enough evidence to call it a regression")

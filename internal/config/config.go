@@ -13,6 +13,10 @@ import (
 	"github.com/immune-cd/immune/internal/sha"
 )
 
+// DefaultTimeout is a probe's timeout when the timeout input is empty,
+// unless interval is shorter.
+const DefaultTimeout = 2 * time.Second
+
 // Mode is what a run does.
 type Mode string
 
@@ -122,7 +126,11 @@ func Parse(get Getter, env Env) (*Config, error) {
 
 	c.HealthURLs = p.urls("health-url")
 	c.Interval = p.positiveDuration("interval")
-	c.Timeout = p.positiveDuration("timeout")
+	if p.str("timeout") == "" {
+		c.Timeout = min(DefaultTimeout, c.Interval)
+	} else {
+		c.Timeout = p.positiveDuration("timeout")
+	}
 	c.Duration = p.positiveDuration("duration")
 	c.StartupTimeout = p.duration("startup-timeout")
 	c.ExpectStatus = p.statuses("expect-status")
@@ -207,9 +215,12 @@ func (p *parser) checkMode(c *Config) {
 	}
 	switch c.Mode {
 	case ModeDeploy, ModeWatch:
-		if c.SHA == "" {
+		switch {
+		case c.SHA == "" && c.Mode == ModeDeploy:
 			p.fail("sha", "no commit to deploy: set sha or run where GITHUB_SHA is set")
-		} else if !sha.IsRef(c.SHA) {
+		case c.SHA == "" && c.ExpectVersion.Kind != "":
+			p.fail("sha", "expect-version needs the version to expect: set sha or run where GITHUB_SHA is set")
+		case c.SHA != "" && !sha.IsRef(c.SHA):
 			p.failValue("sha", "expected a commit SHA or ref name")
 		}
 	case ModeRollback:
@@ -229,6 +240,9 @@ func (p *parser) checkMode(c *Config) {
 	}
 	if c.Mode == ModeGate && c.Token == "" {
 		p.fail("github-token", "gate mode reads the environment's deployments from GitHub and needs a token")
+	}
+	if c.Interval > 0 && c.Timeout > c.Interval {
+		p.fail("timeout", fmt.Sprintf("%s is longer than interval (%s); a probe must end before the same URL's next one is due", c.Timeout, c.Interval))
 	}
 	if c.Duration > 0 && c.Interval > c.Duration {
 		p.fail("interval", fmt.Sprintf("%s is longer than duration (%s); the watch would not probe twice", c.Interval, c.Duration))

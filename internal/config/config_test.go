@@ -109,6 +109,20 @@ func TestParseAutoMode(t *testing.T) {
 	}
 }
 
+// TestDefaultTimeout: without a timeout input, a probe gets 2s, or the
+// interval when that is shorter; a timeout set longer is refused above.
+func TestDefaultTimeout(t *testing.T) {
+	t.Parallel()
+	for interval, want := range map[string]time.Duration{"5s": 2 * time.Second, "2s": 2 * time.Second, "100ms": 100 * time.Millisecond} {
+		in := valid()
+		in["interval"] = interval
+		c, err := Parse(inputs(in), env)
+		if err != nil || c.Timeout != want {
+			t.Errorf("interval %s: timeout %v (%v), want %v", interval, c.Timeout, err, want)
+		}
+	}
+}
+
 func TestParseInvalid(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -127,6 +141,7 @@ func TestParseInvalid(t *testing.T) {
 		{"interval", "0s", `input interval: got "0s": expected a duration above zero`},
 		{"interval", "10m", "input interval: 10m0s is longer than duration (5m0s)"},
 		{"timeout", "-1s", `input timeout: "-1s" is negative`},
+		{"timeout", "6s", "input timeout: 6s is longer than interval (5s); a probe must end before the same URL's next one is due"},
 		{"duration", "forever", `input duration: "forever" is not a duration`},
 		{"startup-timeout", "6m", "input startup-timeout: 6m0s is longer than duration (5m0s)"},
 		{"deploy-timeout", "0", `input deploy-timeout: got "0": expected a duration above zero`},
@@ -236,6 +251,8 @@ func TestParseModes(t *testing.T) {
 		{name: "rollback does not default sha to GITHUB_SHA", in: map[string]string{"mode": "rollback", "deploy-command": "x", "health-url": "http://a/h"}, env: env},
 		{name: "rollback needs a command", in: map[string]string{"mode": "rollback", "health-url": "http://a/h"}, env: env, err: "input rollback-command: a rollback-command or deploy-command is required"},
 		{name: "deploy needs a sha", in: valid(), env: Env{EventName: "push"}, err: "input sha: no commit to deploy"},
+		{name: "watch needs no sha", in: map[string]string{"mode": "watch", "health-url": "http://a/h"}, env: Env{}},
+		{name: "watch for a version needs a sha", in: map[string]string{"mode": "watch", "health-url": "http://a/h", "expect-version": "header:X-Version"}, env: Env{}, err: "input sha: expect-version needs the version to expect"},
 		{name: "deploy with only a rollback command", in: map[string]string{"mode": "deploy", "rollback-command": "x", "health-url": "http://a/h"}, env: env, err: "input deploy-command: a command is required in deploy mode"},
 	}
 	for _, tt := range tests {

@@ -73,7 +73,7 @@ func Run(ctx context.Context, o Options) int {
 			"deploy-command":    deployCommand,
 			"health-url":        url,
 			"interval":          "150ms",
-			"timeout":           "500ms",
+			"timeout":           "150ms",
 			"duration":          "3s",
 			"startup-timeout":   "1s",
 			"rollback-duration": "1500ms",

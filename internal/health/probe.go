@@ -1,6 +1,7 @@
-// Package health probes health endpoints and runs the watch: rounds of
-// probes over time, with the grace period of a build that is still starting.
-// It measures and classifies; judging the numbers is left to the caller.
+// Package health probes health endpoints and runs the watch: each URL
+// probed on a schedule of its own, with the grace period of a build that is
+// still starting. It measures and classifies; judging the numbers is left
+// to the caller.
 package health
 
 import (

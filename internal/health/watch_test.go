@@ -2,7 +2,9 @@ package health
 
 import (
 	"context"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,8 +30,13 @@ func scripted(c clock.Clock, script map[string][]string) func(context.Context, s
 	}
 }
 
+// inline runs probes where they are started, so that a watch on a
+// stepped clock is deterministic.
+func inline(probe func()) { probe() }
+
 func newWatch(c clock.Clock, script map[string][]string, urls ...string) *Watch {
 	return &Watch{
+		Go:             inline,
 		Probe:          scripted(c, script),
 		Clock:          c,
 		URLs:           urls,
@@ -91,8 +98,10 @@ func TestWatch(t *testing.T) {
 			}
 			judged := 0
 			w.Judge = func(Probe) bool { judged++; return judged == tt.stopAfter }
+			var probes []Probe
+			w.Record = func(p Probe) { probes = append(probes, p) }
 			res := w.Run(context.Background())
-			if got := phases(res.Probes); got != tt.wantPhases {
+			if got := phases(probes); got != tt.wantPhases {
 				t.Errorf("phases = %q, want %q", got, tt.wantPhases)
 			}
 			if (len(res.NotLive) > 0) != tt.wantNotLive || res.Stopped != tt.wantStopped {
@@ -117,11 +126,12 @@ func TestWatchJudgesEveryURL(t *testing.T) {
 	if rounds != 10 || res.Rounds != 10 {
 		t.Errorf("rounds = %d (%d reported), want 10", rounds, res.Rounds)
 	}
-	// b starts in round 2; a is judged from round 1.
+	// b starts in round 2; a is judged from round 1. b is probed half an
+	// interval after a.
 	if len(judged) != 19 || judged[0] != "http://a/h" || judged[1] != "http://a/h" || judged[2] != "http://b/h" {
 		t.Errorf("judged = %v", judged)
 	}
-	if res.LiveAfter["http://a/h"] != 0 || res.LiveAfter["http://b/h"] != 100*time.Millisecond {
+	if res.LiveAfter["http://a/h"] != 0 || res.LiveAfter["http://b/h"] != 150*time.Millisecond {
 		t.Errorf("LiveAfter = %v", res.LiveAfter)
 	}
 }
@@ -142,12 +152,126 @@ func TestWatchCancelled(t *testing.T) {
 	w := newWatch(clock.Real{}, map[string][]string{"http://a/h": {"ok"}}, "http://a/h")
 	w.Duration = time.Minute
 	w.OnRound = func(r Round) {
-		if r.N == 2 {
+		if r.N >= 2 {
 			cancel()
 		}
 	}
 	res := w.Run(ctx)
 	if res.Err == nil || res.Rounds != 2 {
 		t.Errorf("Err = %v after %d rounds, want cancelled after 2", res.Err, res.Rounds)
+	}
+}
+
+// TestWatchSchedule: each URL keeps a schedule of its own, offset by
+// i·interval/k, and every round has every URL's probe.
+func TestWatchSchedule(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(0, 0)
+	c := clock.NewStep(start)
+	urls := []string{"http://a/h", "http://b/h", "http://c/h", "http://d/h"}
+	w := newWatch(c, map[string][]string{}, urls...)
+	w.Probe = func(_ context.Context, url, _ string) Probe {
+		return Probe{Time: c.Now(), URL: url, Answered: true, Status: 200, Latency: time.Millisecond}
+	}
+	w.StartupTimeout = 0
+	times := map[string][]time.Duration{}
+	w.Record = func(p Probe) { times[p.URL] = append(times[p.URL], p.Time.Sub(start)) }
+	var rounds []int
+	w.OnRound = func(r Round) {
+		if len(r.Probes) != len(urls) {
+			t.Errorf("round %d has %d probes", r.N, len(r.Probes))
+		}
+		rounds = append(rounds, r.N)
+	}
+	res := w.Run(context.Background())
+	for i, u := range urls {
+		if len(times[u]) != 10 {
+			t.Fatalf("%s: %d probes, want 10", u, len(times[u]))
+		}
+		for n, at := range times[u] {
+			if want := time.Duration(i)*25*time.Millisecond + time.Duration(n)*100*time.Millisecond; at != want {
+				t.Errorf("%s probe %d at %v, want %v", u, n+1, at, want)
+			}
+		}
+	}
+	if len(rounds) != 10 || rounds[9] != 10 || res.Rounds != 10 || res.Probes != 40 || res.Skipped != 0 {
+		t.Errorf("rounds %v, result %+v", rounds, res)
+	}
+}
+
+// TestWatchNoCatchUpBurst: after a stall (here the clock jumps 5½
+// intervals while a round is reported), the missed probes are skipped, not
+// made up back to back.
+func TestWatchNoCatchUpBurst(t *testing.T) {
+	t.Parallel()
+	start := time.Unix(0, 0)
+	c := clock.NewStep(start)
+	w := newWatch(c, map[string][]string{"http://a/h": {"ok"}, "http://b/h": {"ok"}}, "http://a/h", "http://b/h")
+	w.StartupTimeout = 0
+	w.OnRound = func(r Round) {
+		if r.N == 2 {
+			c.Advance(550 * time.Millisecond)
+		}
+	}
+	times := map[string][]time.Duration{}
+	w.Record = func(p Probe) { times[p.URL] = append(times[p.URL], p.Time.Sub(start)) }
+	res := w.Run(context.Background())
+	ms := func(v ...int) []time.Duration {
+		var ds []time.Duration
+		for _, x := range v {
+			ds = append(ds, time.Duration(x)*time.Millisecond)
+		}
+		return ds
+	}
+	// Round 2 ends with b's probe at 150ms; the clock is then at 700ms.
+	want := map[string][]time.Duration{
+		"http://a/h": ms(0, 100, 700, 800, 900),
+		"http://b/h": ms(50, 150, 750, 850, 950),
+	}
+	for u, w := range want {
+		if got := times[u]; !slices.Equal(got, w) {
+			t.Errorf("%s probed at %v, want %v", u, got, w)
+		}
+	}
+	if res.Skipped != 10 {
+		t.Errorf("skipped %d probes, want 10", res.Skipped)
+	}
+}
+
+// TestWatchSlowURLDelaysOnlyItself runs on the real clock: one URL takes
+// three intervals to answer; the other keeps its schedule, and the slow
+// one never has two probes in flight.
+func TestWatchSlowURLDelaysOnlyItself(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	w := &Watch{
+		Clock:    clock.Real{},
+		URLs:     []string{"http://fast/h", "http://slow/h"},
+		Interval: 50 * time.Millisecond,
+		Duration: time.Second,
+		Judge:    func(Probe) bool { return false },
+		Probe: func(ctx context.Context, url, _ string) Probe {
+			p := Probe{Time: time.Now(), URL: url, Answered: true, Status: 200}
+			if url == "http://slow/h" {
+				mu.Lock()
+				inFlight++
+				most = max(most, inFlight)
+				mu.Unlock()
+				time.Sleep(150 * time.Millisecond)
+				mu.Lock()
+				inFlight--
+				mu.Unlock()
+			}
+			return p
+		},
+	}
+	count := map[string]int{}
+	w.Record = func(p Probe) { count[p.URL]++ }
+	res := w.Run(context.Background())
+	// Rounds that waited for the slow URL would leave the fast one about 7.
+	if count["http://fast/h"] < 14 || count["http://slow/h"] > 8 || most != 1 {
+		t.Errorf("fast %d probes, slow %d, at most %d slow probes in flight; want ≥ 14 fast (of 20), 7 or so slow, one at a time (%+v)",
+			count["http://fast/h"], count["http://slow/h"], most, res)
 	}
 }

@@ -7,12 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"time"
 
 	"github.com/immune-cd/immune/internal/health"
+	"github.com/immune-cd/immune/internal/latency"
 	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/verdict"
 )
 
 // Run is everything a run did and found.
@@ -68,16 +69,23 @@ type Step struct {
 
 // Watch is one watch of a build.
 type Watch struct {
-	SHA      string         `json:"sha"`
-	Start    time.Time      `json:"start"`
-	End      time.Time      `json:"end"`
-	Planned  time.Duration  `json:"-"`
-	Probes   []health.Probe `json:"-"`
-	Verdict  run.Verdict    `json:"verdict"` // healthy or regressed
-	Rule     string         `json:"rule,omitempty"`
-	Reason   string         `json:"reason"`
-	Detected bool           `json:"-"` // the watch ended early on a regression
-	Stats    Stats          `json:"stats"`
+	SHA     string        `json:"sha"`
+	Start   time.Time     `json:"start"`
+	End     time.Time     `json:"end"`
+	Planned time.Duration `json:"-"`
+	// Probes are the probes kept in full: every probe, or when Aggregates
+	// is set (a watch with more probes than a ProbeLog keeps), the failed
+	// ones.
+	Probes     []health.Probe `json:"-"`
+	Aggregates *Aggregates    `json:"-"`
+	Verdict    run.Verdict    `json:"verdict"` // healthy or regressed
+	Rule       string         `json:"rule,omitempty"`
+	Reason     string         `json:"reason"`
+	Detected   bool           `json:"-"` // the watch ended early on a regression
+	Stats      Stats          `json:"stats"`
+	// Evidence is the verdict engine's numbers behind Verdict, when it
+	// judged (not for a startup timeout or a cancelled watch).
+	Evidence *verdict.Evidence `json:"-"`
 	// LiveAfter is, per URL, when the build first answered healthy.
 	LiveAfter map[string]time.Duration `json:"-"`
 }
@@ -113,37 +121,15 @@ type Gate struct {
 
 // StatsOf computes Stats over the live probes.
 func StatsOf(probes []health.Probe) Stats {
-	var s Stats
-	var lat []time.Duration
+	l := NewProbeLog(time.Time{}, len(probes)+1, 95)
 	for _, p := range probes {
-		if p.Phase != health.PhaseLive {
-			continue
-		}
-		s.Probes++
-		if p.Failed {
-			s.Failed++
-		}
-		if p.Answered {
-			lat = append(lat, p.Latency)
-		}
+		l.Add(p)
 	}
-	if s.Probes > 0 {
-		s.ErrorRate = float64(s.Failed) / float64(s.Probes)
-	}
-	s.P50, s.P95 = Quantile(lat, 0.50), Quantile(lat, 0.95)
-	return s
+	return l.Stats()
 }
 
 // Quantile returns the q-quantile of ds (nearest rank), 0 for none.
-func Quantile(ds []time.Duration, q float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	rank := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[max(0, min(rank, len(s)-1))]
-}
+func Quantile(ds []time.Duration, q float64) time.Duration { return latency.Quantile(ds, q) }
 
 // Output is one step output.
 type Output struct{ Name, Value string }
@@ -176,7 +162,9 @@ func Outputs(r *Run, reportPath string) []Output {
 	}
 }
 
-// JSON renders the report file: the run and every probe.
+// JSON renders the report file: the run, and every probe of each watch
+// or, past a ProbeLog's cap, every failed probe with aggregates per URL and
+// per minute ("aggregated": true).
 func JSON(r *Run) ([]byte, error) {
 	type probe struct {
 		Time      time.Time `json:"time"`
@@ -189,6 +177,44 @@ func JSON(r *Run) ([]byte, error) {
 		Failed    bool      `json:"failed"`
 		Error     string    `json:"error,omitempty"`
 	}
+	type urlAggregate struct {
+		URL          string  `json:"url"`
+		Probes       int     `json:"probes"`
+		Startup      int     `json:"startup_probes"`
+		Failed       int     `json:"failed"`
+		P50MS        float64 `json:"latency_p50_ms"`
+		P95MS        float64 `json:"latency_p95_ms"`
+		PercentileMS float64 `json:"latency_percentile_ms"`
+		SlowestMS    float64 `json:"slowest_ms"`
+	}
+	type minuteAggregate struct {
+		Minute    int     `json:"minute"`
+		Probes    int     `json:"probes"`
+		Startup   int     `json:"startup_probes"`
+		Failed    int     `json:"failed"`
+		P50MS     float64 `json:"latency_p50_ms"`
+		P95MS     float64 `json:"latency_p95_ms"`
+		SlowestMS float64 `json:"slowest_ms"`
+	}
+	type aggregates struct {
+		Kept    string            `json:"probes_kept"`
+		URLs    []urlAggregate    `json:"per_url"`
+		Minutes []minuteAggregate `json:"per_minute"`
+	}
+	type evidence struct {
+		Judged           int64    `json:"judged"`
+		Bad              int64    `json:"bad"`
+		Limit            int64    `json:"limit,omitempty"`
+		Final            bool     `json:"final_look,omitempty"`
+		ErrorRate        float64  `json:"error_rate"`
+		AllowedErrorRate float64  `json:"allowed_error_rate"`
+		Percentile       float64  `json:"latency_percentile,omitempty"`
+		LatencyMS        *float64 `json:"latency_ms,omitempty"`
+		MaxLatencyMS     *float64 `json:"max_latency_ms,omitempty"`
+		Confidence       float64  `json:"confidence"`
+		BaselineRate     *float64 `json:"baseline_error_rate,omitempty"`
+		BaselineMS       *float64 `json:"baseline_latency_ms,omitempty"`
+	}
 	type watch struct {
 		*Watch
 		PlannedSeconds float64            `json:"planned_seconds"`
@@ -196,13 +222,18 @@ func JSON(r *Run) ([]byte, error) {
 		P50MS          float64            `json:"latency_p50_ms"`
 		P95MS          float64            `json:"latency_p95_ms"`
 		LiveAfter      map[string]float64 `json:"live_after_seconds,omitempty"`
+		Evidence       *evidence          `json:"evidence,omitempty"`
+		Total          int                `json:"probes_total"`
+		Aggregated     bool               `json:"aggregated"`
+		Aggregates     *aggregates        `json:"aggregates,omitempty"`
 		Probes         []probe            `json:"probes"`
 	}
+	msPtr := func(d time.Duration) *float64 { v := ms(d); return &v }
 	conv := func(w *Watch) *watch {
 		if w == nil {
 			return nil
 		}
-		out := &watch{Watch: w, PlannedSeconds: w.Planned.Seconds(), P50MS: ms(w.Stats.P50), P95MS: ms(w.Stats.P95), Probes: []probe{}}
+		out := &watch{Watch: w, PlannedSeconds: w.Planned.Seconds(), P50MS: ms(w.Stats.P50), P95MS: ms(w.Stats.P95), Probes: []probe{}, Total: len(w.Probes)}
 		if d := w.DetectedAfter(); d > 0 {
 			s := d.Seconds()
 			out.DetectedAfter = &s
@@ -211,6 +242,31 @@ func JSON(r *Run) ([]byte, error) {
 			out.LiveAfter = map[string]float64{}
 			for u, d := range w.LiveAfter {
 				out.LiveAfter[u] = d.Seconds()
+			}
+		}
+		if e := w.Evidence; e != nil {
+			ev := &evidence{Judged: e.Judged, Bad: e.Bad, Limit: e.Limit, Final: e.Final, ErrorRate: e.ErrorRate,
+				AllowedErrorRate: e.AllowedErrorRate, Confidence: e.Confidence}
+			if e.Percentile > 0 && (e.Latency > 0 || e.MaxLatency > 0) {
+				ev.Percentile, ev.LatencyMS = e.Percentile, msPtr(e.Latency)
+				if e.MaxLatency > 0 {
+					ev.MaxLatencyMS = msPtr(e.MaxLatency)
+				}
+			}
+			if e.Baseline {
+				rate := e.BaselineErrorRate
+				ev.BaselineRate, ev.BaselineMS = &rate, msPtr(e.BaselineLatency)
+			}
+			out.Evidence = ev
+		}
+		if a := w.Aggregates; a != nil {
+			out.Total, out.Aggregated = a.Probes, true
+			out.Aggregates = &aggregates{Kept: fmt.Sprintf("the %d failed probes of %d; the rest are in the aggregates", a.Kept, a.Probes)}
+			for _, u := range a.URLs {
+				out.Aggregates.URLs = append(out.Aggregates.URLs, urlAggregate{u.URL, u.Probes, u.Startup, u.Failed, ms(u.P50), ms(u.P95), ms(u.Percentile), ms(u.Slowest)})
+			}
+			for _, m := range a.Minutes {
+				out.Aggregates.Minutes = append(out.Aggregates.Minutes, minuteAggregate{m.Minute, m.Probes, m.Startup, m.Failed, ms(m.P50), ms(m.P95), ms(m.Slowest)})
 			}
 		}
 		for _, p := range w.Probes {

@@ -14,6 +14,9 @@ import (
 // headline says the verdict in one line.
 func headline(r *Run) (icon, text string) {
 	short, env := sha.Short(r.SHA), r.Environment
+	if short == "" {
+		short = "what runs" // a watch without a commit
+	}
 	switch r.Verdict {
 	case run.Healthy:
 		return "✅", fmt.Sprintf("%s is healthy on %s", short, env)
@@ -208,8 +211,12 @@ func writeChart(b *strings.Builder, r *Run) {
 		bars[i] = strconv.FormatFloat(math.Round(c.failed*top), 'f', -1, 64)
 		lines[i] = strconv.FormatFloat(math.Round(c.latencyMS), 'f', -1, 64)
 	}
+	per := "round"
+	if r.Watch != nil && r.Watch.Aggregates != nil {
+		per = "minute"
+	}
 	b.WriteString("```mermaid\nxychart-beta\n")
-	b.WriteString("  title \"Slowest answer per round (line, ms) and failed probes (bars, full height = all failed)\"\n")
+	fmt.Fprintf(b, "  title \"Slowest answer per %s (line, ms) and failed probes (bars, full height = all failed)\"\n", per)
 	fmt.Fprintf(b, "  x-axis [%s]\n", strings.Join(labels, ", "))
 	fmt.Fprintf(b, "  y-axis \"latency (ms)\" 0 --> %s\n", strconv.FormatFloat(top, 'f', -1, 64))
 	fmt.Fprintf(b, "  bar [%s]\n", strings.Join(bars, ", "))
@@ -217,8 +224,12 @@ func writeChart(b *strings.Builder, r *Run) {
 	b.WriteString("```\n\n")
 }
 
-// columns groups a watch's probes by round, merging rounds to fit the chart.
+// columns groups a watch's probes by round, merging rounds to fit the chart;
+// for an aggregated watch, by minute.
 func columns(w *Watch, first string) []column {
+	if w != nil && w.Aggregates != nil {
+		return minuteColumns(w.Aggregates.Minutes, first)
+	}
 	if w == nil || len(w.Probes) == 0 {
 		return nil
 	}
@@ -259,6 +270,32 @@ func columns(w *Watch, first string) []column {
 		}
 	}
 	flush()
+	return cols
+}
+
+// minuteColumns groups per-minute aggregates, merging minutes to fit the
+// chart.
+func minuteColumns(minutes []MinuteAggregate, first string) []column {
+	per := max((len(minutes)+maxColumns-1)/maxColumns, 1)
+	var cols []column
+	for i := 0; i < len(minutes); i += per {
+		var probes, failed int
+		var slowest time.Duration
+		for _, m := range minutes[i:min(i+per, len(minutes))] {
+			probes += m.Probes
+			failed += m.Failed
+			slowest = max(slowest, m.Slowest)
+		}
+		label := first
+		if i > 0 {
+			label = fmt.Sprintf("+%dm", i)
+		}
+		c := column{label: label, latencyMS: float64(slowest) / 1e6}
+		if probes > 0 {
+			c.failed = float64(failed) / float64(probes)
+		}
+		cols = append(cols, c)
+	}
 	return cols
 }
 

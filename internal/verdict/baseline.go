@@ -1,73 +1,64 @@
 package verdict
 
 import (
-	"slices"
 	"time"
+
+	"github.com/immune-cd/immune/internal/latency"
 )
 
-// Baseline summarises probes of current production taken before the
-// deploy, for judging the new build relative to it.
+// Baseline summarises looks at current production taken before the
+// deploy, for judging the new build relative to it. It also judges them,
+// as a watch of their own against the absolute limits, to tell whether
+// production is fit to be a yardstick (see Unhealthy). Its memory does not
+// grow with the number of looks.
 type Baseline struct {
-	observations []Observation
-	probes       int
-	failures     int
-	latencies    []time.Duration // answered probes
+	n, failures int64
+	latencies   latency.Sketch // answered requests
+	check       *Engine        // production against the absolute limits
 }
 
-// NewBaseline summarises production's probes.
-func NewBaseline(obs []Observation) Baseline {
-	b := Baseline{observations: slices.Clone(obs), probes: len(obs)}
-	for _, o := range obs {
-		if o.Failed {
-			b.failures++
-		}
-		if o.answered() {
-			b.latencies = append(b.latencies, o.Latency)
-		}
+// NewBaseline starts a baseline; l are the absolute limits, with the
+// baseline watch's own Horizon and Targets.
+func NewBaseline(l Limits) *Baseline {
+	return &Baseline{check: New(l)}
+}
+
+// Observe records one look at production.
+func (b *Baseline) Observe(o Observation) {
+	b.check.Observe(o)
+	b.n += o.N
+	b.failures += o.Failed
+	switch {
+	case o.Latencies != nil:
+		b.latencies.Merge(o.Latencies)
+	case o.N == 1 && (o.Latency > 0 || o.Failed == 0):
+		b.latencies.Add(o.Latency)
 	}
-	return b
 }
 
-// Probes is the number of baseline probes.
-func (b Baseline) Probes() int { return b.probes }
+// Probes is the number of requests seen (baseline probes).
+func (b *Baseline) Probes() int64 { return b.n }
 
-// Failures is the number of failed baseline probes.
-func (b Baseline) Failures() int { return b.failures }
+// Failures is the number of failed requests.
+func (b *Baseline) Failures() int64 { return b.failures }
 
-// FailureRate is production's observed failure rate, 0 without probes.
-func (b Baseline) FailureRate() float64 {
-	if b.probes == 0 {
-		return 0
-	}
-	return float64(b.failures) / float64(b.probes)
-}
+// FailureRate is production's observed failure rate, 0 without requests.
+func (b *Baseline) FailureRate() float64 { return rate(b.failures, b.n) }
 
 // Latency is production's nearest-rank pct-th latency percentile over
-// answered probes, 0 without any.
-func (b Baseline) Latency(pct float64) time.Duration { return quantile(b.latencies, pct) }
+// answered requests, 0 without any.
+func (b *Baseline) Latency(pct float64) time.Duration { return b.latencies.Quantile(pct / 100) }
 
-// Unhealthy reports whether production itself breaks the absolute limits
-// l, judged like a watch of the baseline probes, and why. A baseline
-// without probes is unusable and reported as such. When production is
+// Unhealthy reports whether production itself breaks the absolute limits,
+// judged like a watch of the baseline's looks, and why. A baseline
+// without looks is unusable and reported as such. When production is
 // unhealthy the caller should judge the new build with New instead, and
-// say so.
-func (b Baseline) Unhealthy(l Limits) (bool, string) {
-	if b.probes == 0 {
+// say so. It ends the baseline: call it once all looks are in.
+func (b *Baseline) Unhealthy() (bool, string) {
+	if b.n == 0 {
 		return true, "the baseline has no probes"
 	}
-	perTarget := map[string]int{}
-	for _, o := range b.observations {
-		perTarget[o.Target]++
-	}
-	l.Horizon = 0
-	for _, n := range perTarget {
-		l.Horizon = max(l.Horizon, n)
-	}
-	e := New(l)
-	for _, o := range b.observations {
-		e.Observe(o)
-	}
-	d := e.Finish()
+	d := b.check.Finish()
 	if d.Outcome != Regressed {
 		return false, ""
 	}

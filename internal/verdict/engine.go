@@ -2,12 +2,18 @@ package verdict
 
 import (
 	"fmt"
-	"math"
-	"slices"
 	"time"
+
+	"github.com/immune-cd/immune/internal/latency"
 )
 
-// Engine judges one watch. Feed it every probe with Observe, then call
+// planBudget bounds the work an Engine may spend planning its tests, in
+// steps of the planner's dynamic programmes (a few nanoseconds each: about
+// 10 ms in all on a 2020s server core). A test whose plan would cost more is
+// a mixture test instead; see the package comment.
+const planBudget = 3_000_000
+
+// Engine judges one watch. Feed it every look with Observe, then call
 // Finish when the watch ends. It is not safe for concurrent use.
 type Engine struct {
 	limits Limits
@@ -17,79 +23,68 @@ type Engine struct {
 	errorRule   string
 	allowedRate float64 // failure rate the error test allows
 	latencyRule string
-	slowerThan  time.Duration // a probe slower than this is slow; 0 = no latency test
+	slowerThan  time.Duration // a request slower than this is slow; 0 = no latency test
 	base        *Baseline     // nil unless baseline mode
 
 	overall stream
 	targets map[string]*stream
-	order   []string // targets in the order first seen
+	order   []*stream // targets in the order first seen
+	unit    string    // "probes", or "requests" once a look held several
 
-	// Plans for the current number of targets; see replan.
-	errorTarget, errorOverall     *plan
-	latencyTarget, latencyOverall *plan
-	plans                         map[planKey]*plan // plans are immutable; engines may share this memo
+	// The tests: each target's own, and the fleet's over all targets (nil
+	// with one target, whose own test is the fleet's).
+	errorTarget, errorFleet     rateTest
+	latencyTarget, latencyFleet rateTest
+	tests                       map[testKey]rateTest // tests are immutable; engines may share this memo
+	budget                      int64                // planning work left
 
 	verdict Decision // sticky once Regressed, or once Finish has run
+}
+
+// rateTest is a sequential test of "the share of bad requests is above
+// rate": a planned test or a mixture test.
+type rateTest interface {
+	// trips reports whether bad of n requests regress, during the watch or
+	// at its end (final).
+	trips(n, bad int64, final bool) bool
+	// limit is the lowest bad count that trips after n requests.
+	limit(n int64, final bool) int64
+}
+
+// testKey is what a test depends on.
+type testKey struct {
+	rate, alpha     float64
+	runLen, horizon int
 }
 
 // stream holds the counts of one target, or of all of them.
 type stream struct {
 	target    string
-	probes    int
-	failures  int
-	run       int // current consecutive failures
-	answered  int
-	slow      int
-	latencies []time.Duration // answered probes
+	n         int64
+	failures  int64
+	run       int64 // current consecutive failures
+	answered  int64
+	slow      int64
+	latencies latency.Sketch // answered requests
 }
 
-func (s *stream) add(o Observation, slowerThan time.Duration) {
-	s.probes++
-	if o.Failed {
-		s.failures++
-		s.run++
-	} else {
-		s.run = 0
-	}
-	if !o.answered() {
-		return
-	}
-	s.answered++
-	s.latencies = append(s.latencies, o.Latency)
-	if slowerThan > 0 && o.Latency > slowerThan {
-		s.slow++
-	}
-}
-
-func (s *stream) counts() Counts {
+func (s *stream) counts(pct float64) Counts {
 	return Counts{
-		Probes:   s.probes,
-		Failures: s.failures,
-		Answered: s.answered,
-		Slow:     s.slow,
-		P50:      quantile(s.latencies, 50),
-		P95:      quantile(s.latencies, 95),
+		Probes:     s.n,
+		Failures:   s.failures,
+		Answered:   s.answered,
+		Slow:       s.slow,
+		P50:        s.latencies.Quantile(0.50),
+		P95:        s.latencies.Quantile(0.95),
+		Percentile: s.latencies.Quantile(pct / 100),
 	}
 }
 
 // New returns an engine judging against absolute limits. Zero fields of l
 // take their defaults (see [Limits]). New panics if l is invalid: validate
-// user input with [Limits.Validate] first.
-func New(l Limits) *Engine {
-	l = l.withDefaults()
-	if err := l.Validate(); err != nil {
-		panic("verdict.New: " + err.Error())
-	}
-	return &Engine{
-		limits:      l,
-		errorRule:   RuleErrorRate,
-		allowedRate: l.MaxErrorRate,
-		latencyRule: RuleLatency,
-		slowerThan:  l.MaxLatency,
-		targets:     map[string]*stream{},
-		plans:       map[planKey]*plan{},
-	}
-}
+// user input with [Limits.Validate] first. Its tests are chosen and planned
+// here, within planBudget.
+func New(l Limits) *Engine { return build(l, nil, nil) }
 
 // NewWithBaseline returns an engine judging relative to production: it
 // regresses when the new build's failure rate is above the baseline's by
@@ -105,43 +100,166 @@ func New(l Limits) *Engine {
 // the rate rule about 5% more often than by consecutive failures (see
 // testdata/quality.txt). Take a few hundred baseline probes where the
 // deploy allows.
-func NewWithBaseline(l Limits, b Baseline) *Engine {
-	e := New(l)
-	l = e.limits
-	e.base = &b
-	e.errorRule = RuleBaselineErrorRate
-	e.allowedRate = b.FailureRate() + l.MaxErrorRate
-	e.latencyRule = RuleBaselineLatency
-	e.slowerThan = 0
-	if p := b.Latency(l.LatencyPercentile); p > 0 {
-		e.slowerThan = time.Duration(float64(p) * l.MaxLatencyIncrease)
+func NewWithBaseline(l Limits, b *Baseline) *Engine { return build(l, b, nil) }
+
+// build makes an engine, in baseline mode when b is set. tests, when set,
+// is a memo of tests shared with other engines.
+func build(l Limits, b *Baseline, tests map[testKey]rateTest) *Engine {
+	l = l.withDefaults()
+	if err := l.Validate(); err != nil {
+		panic("verdict: " + err.Error())
 	}
+	if tests == nil {
+		tests = map[testKey]rateTest{}
+	}
+	e := &Engine{
+		limits:      l,
+		errorRule:   RuleErrorRate,
+		allowedRate: l.MaxErrorRate,
+		latencyRule: RuleLatency,
+		slowerThan:  l.MaxLatency,
+		targets:     make(map[string]*stream, l.Targets),
+		unit:        "probes",
+		tests:       tests,
+		budget:      planBudget,
+	}
+	if b != nil {
+		e.base = b
+		e.errorRule = RuleBaselineErrorRate
+		e.allowedRate = b.FailureRate() + l.MaxErrorRate
+		e.latencyRule = RuleBaselineLatency
+		e.slowerThan = 0
+		if p := b.Latency(l.LatencyPercentile); p > 0 {
+			e.slowerThan = time.Duration(float64(p) * l.MaxLatencyIncrease)
+		}
+	}
+	e.plan()
 	return e
 }
 
-// Observe records one probe and says whether the build has regressed. Once
-// it has, every later call returns the same decision (the probe still
-// counts in Stats).
-func (e *Engine) Observe(o Observation) Decision {
-	t := e.targets[o.Target]
-	if t == nil {
-		t = &stream{target: o.Target}
-		e.targets[o.Target] = t
-		e.order = append(e.order, o.Target)
-		if e.verdict.Outcome == Continue {
-			e.replan()
+// plan chooses the tests: the targets' first (a single target's test is
+// the one that benefits most from planning), then the fleet's.
+func (e *Engine) plan() {
+	k := e.limits.Targets
+	alpha := 1 - e.limits.Confidence
+	perTarget := alpha
+	if k > 1 {
+		perTarget = alpha / 2 / float64(k)
+	}
+	h := e.limits.Horizon
+	slowRate := 1 - e.limits.LatencyPercentile/100
+	e.errorTarget = e.test(testKey{e.allowedRate, perTarget, e.limits.ConsecutiveFailures, h})
+	if e.slowerThan > 0 {
+		e.latencyTarget = e.test(testKey{slowRate, perTarget, 0, h})
+	}
+	if k > 1 {
+		// No overlap with the per-target consecutive rule is assumed here:
+		// the fleet test is charged for every false alarm.
+		e.errorFleet = e.test(testKey{e.allowedRate, alpha / 2, 0, h * k})
+		if e.slowerThan > 0 {
+			e.latencyFleet = e.test(testKey{slowRate, alpha / 2, 0, h * k})
 		}
 	}
-	t.add(o, e.slowerThan)
-	e.overall.add(o, e.slowerThan)
+}
+
+// test returns the planned test for k when its horizon is known and the
+// plan fits in what is left of the budget, else the mixture test.
+func (e *Engine) test(k testKey) rateTest {
+	if t := e.tests[k]; t != nil {
+		return t
+	}
+	var t rateTest
+	// Planning takes more than 50·h²·rate steps: a plan that would surely
+	// not fit is not even tried.
+	if k.horizon > 0 && k.rate < 1 && 50*float64(k.horizon)*float64(k.horizon)*k.rate <= float64(e.budget) {
+		if p, work := newPlan(k.rate, k.alpha, k.runLen, k.horizon, e.budget); p != nil {
+			e.budget -= work
+			t = p
+		} else {
+			e.budget -= work
+		}
+	}
+	if t == nil {
+		t = newMixture(k.rate, k.alpha)
+	}
+	e.tests[k] = t
+	return t
+}
+
+// Observe records one look and says whether the build has regressed. Once
+// it has, every later call returns the same decision (the look still
+// counts in Stats). It panics on an impossible observation (more failures
+// than requests) or on more targets than Limits.Targets.
+func (e *Engine) Observe(o Observation) Decision {
+	o.check()
+	t := e.targets[o.Target]
+	if t == nil {
+		if len(e.order) == e.limits.Targets {
+			panic(fmt.Sprintf("verdict: target %s is one more than Limits.Targets (%d)", o.Target, e.limits.Targets))
+		}
+		t = &stream{target: o.Target}
+		e.targets[o.Target] = t
+		e.order = append(e.order, t)
+	}
+	if o.N == 0 {
+		return e.current()
+	}
+	if o.N > 1 {
+		e.unit = "requests"
+	}
+	answered, slow := e.latencies(o, t)
+	for _, s := range [2]*stream{t, &e.overall} {
+		s.n += o.N
+		s.failures += o.Failed
+		s.answered += answered
+		s.slow += slow
+	}
+	switch {
+	case o.Failed == o.N:
+		t.run += o.N
+	default:
+		t.run = 0
+	}
 	if e.verdict.Outcome != Continue {
 		return e.verdict
 	}
-	if d, ok := e.check(t, false); ok {
+	// A look without failures (or slow answers) can only lower a test's
+	// ratio, or keep its count under a limit that never falls.
+	if d, ok := e.check(t, o.Failed > 0, slow > 0); ok {
 		e.verdict = d
 		return d
 	}
 	return Decision{Outcome: Continue}
+}
+
+func (e *Engine) current() Decision {
+	if e.verdict.Outcome != Continue {
+		return e.verdict
+	}
+	return Decision{Outcome: Continue}
+}
+
+// latencies records a look's latencies in t and the overall stream, and
+// counts its answered and slow requests.
+func (e *Engine) latencies(o Observation, t *stream) (answered, slow int64) {
+	if o.Latencies != nil {
+		answered = o.Latencies.Count()
+		if e.slowerThan > 0 {
+			slow = o.Latencies.Above(e.slowerThan)
+		}
+		t.latencies.Merge(o.Latencies)
+		e.overall.latencies.Merge(o.Latencies)
+		return answered, slow
+	}
+	if o.N != 1 || (o.Latency <= 0 && o.Failed == 1) {
+		return 0, 0
+	}
+	if e.slowerThan > 0 && o.Latency > e.slowerThan {
+		slow = 1
+	}
+	t.latencies.Add(o.Latency)
+	e.overall.latencies.Add(o.Latency)
+	return 1, slow
 }
 
 // Finish ends the watch: Regressed if a rule tripped during it or the final
@@ -150,121 +268,142 @@ func (e *Engine) Finish() Decision {
 	if e.verdict.Outcome != Continue {
 		return e.verdict
 	}
-	for _, name := range e.order {
-		if d, ok := e.check(e.targets[name], true); ok {
+	for _, t := range e.order {
+		if d, ok := e.final(t); ok {
 			e.verdict = d
 			return d
 		}
 	}
-	e.verdict = Decision{Outcome: Healthy, Reason: e.healthyReason()}
+	if len(e.order) > 1 {
+		if d, ok := e.final(nil); ok {
+			e.verdict = d
+			return d
+		}
+	}
+	e.verdict = Decision{Outcome: Healthy, Reason: e.healthyReason(), Evidence: e.healthyEvidence()}
 	return e.verdict
 }
 
 // Stats returns the counts so far.
 func (e *Engine) Stats() Stats {
-	s := Stats{Overall: e.overall.counts()}
-	for _, name := range e.order {
-		s.Targets = append(s.Targets, TargetCounts{Target: name, Counts: e.targets[name].counts()})
+	pct := e.limits.LatencyPercentile
+	s := Stats{Overall: e.overall.counts(pct)}
+	for _, t := range e.order {
+		s.Targets = append(s.Targets, TargetCounts{Target: t.target, Counts: t.counts(pct)})
 	}
 	return s
 }
 
-// replan plans the rate tests for the number of targets seen so far. With
-// k targets there are k per-target tests and one overall test (with one
-// target the overall test is the target's own); they split the allowance
-// evenly, so that together they keep Limits.Confidence. Targets normally
-// all appear in the first round of probes, before any test could trip.
-func (e *Engine) replan() {
-	k := len(e.order)
-	alpha := 1 - e.limits.Confidence
-	if k > 1 {
-		alpha /= float64(k + 1)
-	}
-	h := e.limits.Horizon
-	e.errorTarget = e.plan(planKey{e.allowedRate, alpha, e.limits.ConsecutiveFailures, h})
-	e.errorOverall, e.latencyTarget, e.latencyOverall = nil, nil, nil
-	if k > 1 {
-		// No overlap with the per-target consecutive rule is assumed here:
-		// the overall test is charged for every false alarm.
-		e.errorOverall = e.plan(planKey{e.allowedRate, alpha, 0, h * k})
-	}
-	if e.slowerThan > 0 {
-		slowRate := 1 - e.limits.LatencyPercentile/100
-		e.latencyTarget = e.plan(planKey{slowRate, alpha, 0, h})
-		if k > 1 {
-			e.latencyOverall = e.plan(planKey{slowRate, alpha, 0, h * k})
-		}
-	}
-}
-
-// planKey is what a plan depends on.
-type planKey struct {
-	rate, alpha     float64
-	runLen, horizon int
-}
-
-func (e *Engine) plan(k planKey) *plan {
-	p := e.plans[k]
-	if p == nil {
-		p = newPlan(k.rate, k.alpha, k.runLen, k.horizon)
-		e.plans[k] = p
-	}
-	return p
-}
-
-// check applies the rules to target t and to the overall counts, in order
-// of how plainly they can be checked. final selects the end-of-watch look
-// of the rate tests.
-func (e *Engine) check(t *stream, final bool) (Decision, bool) {
-	limit := (*plan).limit
-	if final {
-		limit = (*plan).finalLimit
-	}
-	if k := e.limits.ConsecutiveFailures; k > 0 && t.run >= k && !final {
+// check applies the rules to target t and to the fleet after a look, in
+// order of how plainly they can be checked. failed and slow say whether
+// the look had failed and slow requests.
+func (e *Engine) check(t *stream, failed, slow bool) (Decision, bool) {
+	if k := int64(e.limits.ConsecutiveFailures); k > 0 && t.run >= k && failed {
 		return Decision{
 			Outcome: Regressed,
 			Rule:    RuleConsecutiveFailures,
 			Target:  t.target,
-			Reason:  fmt.Sprintf("%d probes in a row failed%s", t.run, atTarget(t.target)),
+			Reason:  fmt.Sprintf("%d %s in a row failed%s", t.run, e.unit, atTarget(t.target)),
+			Evidence: Evidence{
+				Judged: t.n, Bad: t.run, Limit: k, ErrorRate: rate(t.failures, t.n), AllowedErrorRate: e.allowedRate,
+				Confidence: e.limits.Confidence,
+			},
 		}, true
 	}
-	tests := []struct {
-		p       *plan
-		s       *stream
-		latency bool
-	}{
-		{e.errorTarget, t, false},
-		{e.errorOverall, &e.overall, false},
-		{e.latencyTarget, t, true},
-		{e.latencyOverall, &e.overall, true},
+	if failed {
+		if d, ok := e.tryError(e.errorTarget, t, false); ok {
+			return d, true
+		}
+		if d, ok := e.tryError(e.errorFleet, &e.overall, false); ok {
+			return d, true
+		}
 	}
-	for _, tc := range tests {
-		if tc.p == nil {
-			continue
+	if slow {
+		if d, ok := e.tryLatency(e.latencyTarget, t, false); ok {
+			return d, true
 		}
-		bad, n := tc.s.failures, tc.s.probes
-		if tc.latency {
-			bad, n = tc.s.slow, tc.s.answered
+		if d, ok := e.tryLatency(e.latencyFleet, &e.overall, false); ok {
+			return d, true
 		}
-		lim := limit(tc.p, n)
-		if bad < lim {
-			continue
-		}
-		target := tc.s.target
-		if tc.s == &e.overall {
-			target = ""
-		}
-		d := Decision{Outcome: Regressed, Target: target}
-		if tc.latency {
-			d.Rule = e.latencyRule
-			d.Reason = e.latencyReason(tc.s, lim, final)
-		} else {
-			d.Rule = e.errorRule
-			d.Reason = e.errorReason(tc.s, lim, final)
-		}
-		return d, true
 	}
 	return Decision{}, false
+}
+
+// final is the end-of-watch look of target t's tests, or of the fleet's
+// when t is nil.
+func (e *Engine) final(t *stream) (Decision, bool) {
+	errTest, latTest := e.errorTarget, e.latencyTarget
+	if t == nil {
+		t, errTest, latTest = &e.overall, e.errorFleet, e.latencyFleet
+	}
+	if d, ok := e.tryError(errTest, t, true); ok {
+		return d, true
+	}
+	return e.tryLatency(latTest, t, true)
+}
+
+func (e *Engine) tryError(test rateTest, s *stream, final bool) (Decision, bool) {
+	if test == nil || !test.trips(s.n, s.failures, final) {
+		return Decision{}, false
+	}
+	lim := test.limit(s.n, final)
+	ev := Evidence{
+		Judged: s.n, Bad: s.failures, Limit: lim, Final: final,
+		ErrorRate: rate(s.failures, s.n), AllowedErrorRate: e.allowedRate, Confidence: e.limits.Confidence,
+	}
+	e.withBaseline(&ev)
+	return Decision{Outcome: Regressed, Rule: e.errorRule, Target: e.targetOf(s), Reason: e.errorReason(s, lim, final), Evidence: ev}, true
+}
+
+func (e *Engine) tryLatency(test rateTest, s *stream, final bool) (Decision, bool) {
+	if test == nil || !test.trips(s.answered, s.slow, final) {
+		return Decision{}, false
+	}
+	lim := test.limit(s.answered, final)
+	pct := e.limits.LatencyPercentile
+	ev := Evidence{
+		Judged: s.answered, Bad: s.slow, Limit: lim, Final: final,
+		Percentile: pct, Latency: s.latencies.Quantile(pct / 100), MaxLatency: e.slowerThan, Confidence: e.limits.Confidence,
+	}
+	e.withBaseline(&ev)
+	return Decision{Outcome: Regressed, Rule: e.latencyRule, Target: e.targetOf(s), Reason: e.latencyReason(s, lim, final), Evidence: ev}, true
+}
+
+func (e *Engine) withBaseline(ev *Evidence) {
+	if e.base == nil {
+		return
+	}
+	ev.Baseline = true
+	ev.BaselineErrorRate = e.base.FailureRate()
+	ev.BaselineLatency = e.base.Latency(e.limits.LatencyPercentile)
+	if ev.Percentile == 0 {
+		ev.Percentile = e.limits.LatencyPercentile
+	}
+}
+
+func (e *Engine) healthyEvidence() Evidence {
+	s, pct := &e.overall, e.limits.LatencyPercentile
+	ev := Evidence{
+		Judged: s.n, Bad: s.failures, ErrorRate: rate(s.failures, s.n), AllowedErrorRate: e.allowedRate,
+		Percentile: pct, Latency: s.latencies.Quantile(pct / 100), MaxLatency: e.slowerThan, Confidence: e.limits.Confidence,
+	}
+	e.withBaseline(&ev)
+	return ev
+}
+
+// targetOf names the target a stream counts, "" for the fleet.
+func (e *Engine) targetOf(s *stream) string {
+	if s == &e.overall {
+		return ""
+	}
+	return s.target
+}
+
+func rate(bad, n int64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(bad) / float64(n)
 }
 
 // atTarget places a target's URL at the end of a reason.
@@ -288,49 +427,50 @@ func (e *Engine) scope(s *stream) string {
 
 // when says which look of the sequential test tripped, with its limit, so
 // the numbers can be checked.
-func when(n, lim int, final bool, what string) string {
+func when(n, lim int64, final bool, what string) string {
 	if final {
 		return fmt.Sprintf("at the end of the watch the limit for %d %s is %d", n, what, lim)
 	}
 	return fmt.Sprintf("the sequential test's limit after %d %s is %d", n, what, lim)
 }
 
-func (e *Engine) errorReason(s *stream, lim int, final bool) string {
+func (e *Engine) errorReason(s *stream, lim int64, final bool) string {
 	conf := percent(e.limits.Confidence)
-	got := fmt.Sprintf("%s%d of %d probes failed (%s)", e.scope(s), s.failures, s.probes, ratio(s.failures, s.probes))
+	got := fmt.Sprintf("%s%d of %d %s failed (%s)", e.scope(s), s.failures, s.n, e.unit, ratio(s.failures, s.n))
 	if e.base != nil {
 		return fmt.Sprintf("%s, against %d of %d (%s) in production before the deploy; the failure rate is more than %s points above production's with %s confidence (%s)",
-			got, e.base.failures, e.base.probes, ratio(e.base.failures, e.base.probes), points(e.limits.MaxErrorRate), conf, when(s.probes, lim, final, "probes"))
+			got, e.base.failures, e.base.n, ratio(e.base.failures, e.base.n), points(e.limits.MaxErrorRate), conf, when(s.n, lim, final, e.unit))
 	}
 	return fmt.Sprintf("%s; the failure rate is above the allowed %s with %s confidence (%s)",
-		got, percent(e.limits.MaxErrorRate), conf, when(s.probes, lim, final, "probes"))
+		got, percent(e.limits.MaxErrorRate), conf, when(s.n, lim, final, e.unit))
 }
 
-func (e *Engine) latencyReason(s *stream, lim int, final bool) string {
+func (e *Engine) latencyReason(s *stream, lim int64, final bool) string {
 	pct := e.limits.LatencyPercentile
 	name := "p" + trimFloat(pct)
-	got := quantile(s.latencies, pct)
+	got := s.latencies.Quantile(pct / 100)
 	allowed := fmt.Sprintf("the allowed %s", duration(e.slowerThan))
 	if e.base != nil {
 		allowed = fmt.Sprintf("%s× production's %s (%s)", trimFloat(e.limits.MaxLatencyIncrease), duration(e.base.Latency(pct)), duration(e.slowerThan))
 	}
-	return fmt.Sprintf("%sthe %s latency is %s, above %s: %d of %d answered probes were slower than %s, more than the %s a %s allows, with %s confidence (%s)",
-		e.scope(s), name, duration(got), allowed, s.slow, s.answered, duration(e.slowerThan),
-		percent(1-pct/100), name, percent(e.limits.Confidence), when(s.answered, lim, final, "answered probes"))
+	answered := "answered " + e.unit
+	return fmt.Sprintf("%sthe %s latency is %s, above %s: %d of %d %s were slower than %s, more than the %s a %s allows, with %s confidence (%s)",
+		e.scope(s), name, duration(got), allowed, s.slow, s.answered, answered, duration(e.slowerThan),
+		percent(1-pct/100), name, percent(e.limits.Confidence), when(s.answered, lim, final, answered))
 }
 
 func (e *Engine) healthyReason() string {
 	s := &e.overall
-	if s.probes == 0 {
-		return "no probes were made"
+	if s.n == 0 {
+		return "no " + e.unit + " were made"
 	}
-	r := fmt.Sprintf("%d of %d probes failed (%s)", s.failures, s.probes, ratio(s.failures, s.probes))
+	r := fmt.Sprintf("%d of %d %s failed (%s)", s.failures, s.n, e.unit, ratio(s.failures, s.n))
 	if e.base != nil {
 		r += fmt.Sprintf(", against %d of %d (%s) in production, within the allowed %s points more",
-			e.base.failures, e.base.probes, ratio(e.base.failures, e.base.probes), points(e.limits.MaxErrorRate))
-	} else if float64(s.failures) > e.limits.MaxErrorRate*float64(s.probes) {
-		r += fmt.Sprintf(", above the allowed %s but not with %s confidence over so few probes",
-			percent(e.limits.MaxErrorRate), percent(e.limits.Confidence))
+			e.base.failures, e.base.n, ratio(e.base.failures, e.base.n), points(e.limits.MaxErrorRate))
+	} else if float64(s.failures) > e.limits.MaxErrorRate*float64(s.n) {
+		r += fmt.Sprintf(", above the allowed %s but not with %s confidence over so few %s",
+			percent(e.limits.MaxErrorRate), percent(e.limits.Confidence), e.unit)
 	} else {
 		r += ", within the allowed " + percent(e.limits.MaxErrorRate)
 	}
@@ -339,27 +479,15 @@ func (e *Engine) healthyReason() string {
 	}
 	pct := e.limits.LatencyPercentile
 	name := "p" + trimFloat(pct)
-	r += fmt.Sprintf("; %s latency %s", name, duration(quantile(s.latencies, pct)))
+	got := s.latencies.Quantile(pct / 100)
+	r += fmt.Sprintf("; %s latency %s", name, duration(got))
 	switch {
 	case e.base != nil && e.slowerThan > 0:
 		r += fmt.Sprintf(", against %s in production (allowed %s)", duration(e.base.Latency(pct)), duration(e.slowerThan))
-	case e.slowerThan > 0 && quantile(s.latencies, pct) > e.slowerThan:
+	case e.slowerThan > 0 && got > e.slowerThan:
 		r += fmt.Sprintf(", above the allowed %s but not with %s confidence", duration(e.slowerThan), percent(e.limits.Confidence))
 	case e.slowerThan > 0:
 		r += fmt.Sprintf(", within the allowed %s", duration(e.slowerThan))
 	}
 	return r
-}
-
-// quantile is the nearest-rank pct-th percentile: the smallest latency with
-// at least pct% of the latencies at or below it. 0 when there are none.
-func quantile(latencies []time.Duration, pct float64) time.Duration {
-	if len(latencies) == 0 {
-		return 0
-	}
-	sorted := slices.Clone(latencies)
-	slices.Sort(sorted)
-	// The slack keeps 95% of 20 at rank 19 despite rounding.
-	rank := int(math.Ceil(pct*float64(len(sorted))/100 - 1e-9))
-	return sorted[min(max(rank, 1), len(sorted))-1]
 }

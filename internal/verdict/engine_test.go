@@ -1,9 +1,13 @@
 package verdict
 
 import (
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/immune-cd/immune/internal/latency"
 )
 
 const (
@@ -11,20 +15,14 @@ const (
 	urlB = "https://b.example.com/healthz"
 )
 
-func ok(target string) Observation {
-	return Observation{Target: target, Latency: 40 * time.Millisecond}
-}
+func ok(target string) Observation { return Probe(target, false, 40*time.Millisecond) }
 
-func fail(target string) Observation {
-	return Observation{Target: target, Failed: true, Latency: 40 * time.Millisecond}
-}
+func fail(target string) Observation { return Probe(target, true, 40*time.Millisecond) }
 
 // refused is a failed probe that measured nothing.
-func refused(target string) Observation { return Observation{Target: target, Failed: true} }
+func refused(target string) Observation { return Probe(target, true, 0) }
 
-func slow(target string, d time.Duration) Observation {
-	return Observation{Target: target, Latency: d}
-}
+func slow(target string, d time.Duration) Observation { return Probe(target, false, d) }
 
 // pattern turns "..x.x" into observations of target: '.' ok, 'x' failed.
 func pattern(target, p string) []Observation {
@@ -184,7 +182,7 @@ func TestRules(t *testing.T) {
 				l.ConsecutiveFailures = 0
 				l.MaxErrorRate = 0.9
 			}),
-			obs:     append(repeat(refused(urlA), 10), repeat(Observation{Target: urlA, Failed: true, Latency: time.Second}, 3)...),
+			obs:     append(repeat(refused(urlA), 10), repeat(Probe(urlA, true, time.Second), 3)...),
 			outcome: Regressed, rule: RuleLatency, target: urlA, at: 0,
 			reason: "on " + urlA + ", the p95 latency is 1s, above the allowed 300ms: 3 of 3 answered probes were slower than 300ms, more than the 5% a p95 allows, with 99% confidence (at the end of the watch the limit for 3 answered probes is 3)",
 		},
@@ -203,8 +201,8 @@ func TestRules(t *testing.T) {
 
 func TestOverallRule(t *testing.T) {
 	// Two targets, each failing one probe in four: neither alone is over
-	// its (halved) allowance yet, but together they are.
-	e := New(limits(nil))
+	// its (quartered) allowance yet, but together they are.
+	e := New(limits(func(l *Limits) { l.Targets = 2 }))
 	var d Decision
 	for i := 1; i <= 300 && d.Outcome != Regressed; i++ {
 		for _, u := range []string{urlA, urlB} {
@@ -239,29 +237,28 @@ func TestRegressedIsSticky(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
-	e := New(limits(func(l *Limits) { l.MaxLatency = 100 * time.Millisecond }))
+	e := New(limits(func(l *Limits) { l.MaxLatency = 100 * time.Millisecond; l.Targets = 2; l.LatencyPercentile = 90 }))
 	for i := range 10 {
 		e.Observe(slow(urlA, time.Duration(i+1)*20*time.Millisecond)) // 20ms..200ms
 	}
 	e.Observe(refused(urlB))
 	e.Observe(ok(urlB))
 	s := e.Stats()
-	want := Counts{Probes: 12, Failures: 1, Answered: 11, Slow: 5, P50: 100 * time.Millisecond, P95: 200 * time.Millisecond}
+	want := Counts{Probes: 12, Failures: 1, Answered: 11, Slow: 5, P50: 100 * time.Millisecond, P95: 200 * time.Millisecond, Percentile: 180 * time.Millisecond}
 	if s.Overall != want {
 		t.Errorf("overall %+v, want %+v", s.Overall, want)
 	}
 	if len(s.Targets) != 2 || s.Targets[0].Target != urlA || s.Targets[1].Target != urlB {
 		t.Fatalf("targets %+v", s.Targets)
 	}
-	wantB := Counts{Probes: 2, Failures: 1, Answered: 1, P50: 40 * time.Millisecond, P95: 40 * time.Millisecond}
+	wantB := Counts{Probes: 2, Failures: 1, Answered: 1, P50: 40 * time.Millisecond, P95: 40 * time.Millisecond, Percentile: 40 * time.Millisecond}
 	if s.Targets[1].Counts != wantB {
 		t.Errorf("target B %+v, want %+v", s.Targets[1].Counts, wantB)
 	}
 }
 
 func TestOpenEndedHorizon(t *testing.T) {
-	// Without a horizon the SPRT runs open-ended and the final look spends
-	// what it left.
+	// Without a horizon the mixture test runs open-ended.
 	l := limits(func(l *Limits) { l.Horizon = 0 })
 	if d, at := run(New(l), pattern(urlA, ".x.x.x.x.x.x")); d.Rule != RuleErrorRate || at != 8 {
 		t.Errorf("flapping: %+v at %d", d, at)
@@ -274,8 +271,9 @@ func TestOpenEndedHorizon(t *testing.T) {
 			obs = append(obs, ok(urlA))
 		}
 	}
-	if d, at := run(New(l), obs); d.Outcome != Regressed || at != 0 {
-		t.Errorf("one in nine: %+v at %d, want a regression at the final look", d, at)
+	d, at := run(New(l), obs)
+	if d.Outcome != Regressed || at != 225 || d.Reason != "on "+urlA+", 25 of 225 probes failed (11.1%); the failure rate is above the allowed 5% with 99% confidence (the sequential test's limit after 225 probes is 25)" {
+		t.Errorf("one in nine: %+v at %d, want a regression at probe 225", d, at)
 	}
 }
 
@@ -320,9 +318,196 @@ func BenchmarkObserve(b *testing.B) {
 	}
 }
 
+// BenchmarkObserveFleet feeds a 100-URL watch of an hour at 1s, with
+// noise: one look per probe, as the action does.
+func BenchmarkObserveFleet(b *testing.B) {
+	const urls = 100
+	l := limits(func(l *Limits) { l.MaxLatency = 300 * time.Millisecond; l.Horizon = 3600; l.Targets = urls })
+	obs := make([]Observation, 0, 100*urls)
+	for i := range cap(obs) {
+		obs = append(obs, Probe(urlName(i%urls), i%97 == 0, time.Duration(20+i%50)*time.Millisecond))
+	}
+	e := New(l)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		e.Observe(obs[i%len(obs)])
+		i++
+	}
+}
+
+// BenchmarkObserveCounts feeds looks of a thousand requests.
+func BenchmarkObserveCounts(b *testing.B) {
+	e := New(limits(func(l *Limits) { l.Horizon = 0; l.MaxErrorRate = 0.01 }))
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Observe(Count(urlA, 1000, 7, nil))
+	}
+}
+
 func BenchmarkNew(b *testing.B) {
 	l := limits(nil)
 	for b.Loop() {
 		New(l).Observe(ok(urlA))
+	}
+}
+
+// TestCounts: looks of many requests, as a poll of request counters gives
+// them, with exact counts far beyond what probes reach.
+func TestCounts(t *testing.T) {
+	l := limits(func(l *Limits) { l.Horizon = 0; l.MaxErrorRate = 0.01 })
+	e := New(l)
+	const n = 1_000_000_000_000 // 10^12 requests per look
+	if d := e.Observe(Count(urlA, n, n/200, nil)); d.Outcome != Continue {
+		t.Fatalf("0.5%% of 10^12: %+v", d)
+	}
+	d := e.Observe(Count(urlA, n, n/50, nil))
+	if d.Outcome != Regressed || d.Rule != RuleErrorRate {
+		t.Fatalf("2%% of 10^12 more: %+v", d)
+	}
+	ev := d.Evidence
+	if ev.Judged != 2*n || ev.Bad != n/200+n/50 || ev.Limit <= n/100*2 || ev.Limit > ev.Bad || ev.AllowedErrorRate != 0.01 {
+		t.Errorf("evidence %+v", ev)
+	}
+	want := "on " + urlA + ", 25000000000 of 2000000000000 requests failed (1.2%); the failure rate is above the allowed 1% with 99% confidence (the sequential test's limit after 2000000000000 requests is "
+	if !strings.HasPrefix(d.Reason, want) {
+		t.Errorf("reason\n got: %s\nwant: %s...", d.Reason, want)
+	}
+
+	// A look whose requests all failed continues the run; a mixed one
+	// ends it, since the order inside a look is unknown.
+	e = New(limits(func(l *Limits) { l.Horizon = 0; l.MaxErrorRate = 0.5 }))
+	if d := e.Observe(Count(urlA, 2, 2, nil)); d.Outcome != Continue {
+		t.Fatalf("two failed: %+v", d)
+	}
+	if d := e.Observe(Count(urlA, 0, 0, nil)); d.Outcome != Continue {
+		t.Fatalf("a look without traffic: %+v", d)
+	}
+	if d := e.Observe(Count(urlA, 1, 1, nil)); d.Rule != RuleConsecutiveFailures || d.Reason != "3 requests in a row failed on "+urlA {
+		t.Fatalf("third failure: %+v", d)
+	}
+	e = New(limits(func(l *Limits) { l.Horizon = 0; l.MaxErrorRate = 0.5 }))
+	e.Observe(Count(urlA, 2, 2, nil))
+	if d := e.Observe(Count(urlA, 5, 4, nil)); d.Outcome != Continue {
+		t.Fatalf("a mixed look: %+v", d)
+	}
+	if d := e.Observe(Count(urlA, 3, 3, nil)); d.Rule != RuleConsecutiveFailures || d.Reason != "3 requests in a row failed on "+urlA {
+		t.Fatalf("three failed after a mixed look: %+v", d)
+	}
+}
+
+// TestCountsAreProbes: the mixture test depends only on the cumulative
+// counts, so a look of n requests judges as n probes do (with the failures
+// last, the probes cannot trip it earlier than the end either).
+func TestCountsAreProbes(t *testing.T) {
+	l := limits(func(l *Limits) { l.Horizon = 0; l.ConsecutiveFailures = 0 })
+	for failed := range int64(40) {
+		byProbe := New(l)
+		for i := range int64(200) {
+			byProbe.Observe(Probe(urlA, i >= 200-failed, 40*time.Millisecond))
+		}
+		byCount := New(l)
+		byCount.Observe(Count(urlA, 200, failed, nil))
+		if p, c := byProbe.Finish(), byCount.Finish(); p.Outcome != c.Outcome {
+			t.Errorf("%d of 200: probes %v, one look %v", failed, p.Outcome, c.Outcome)
+		}
+	}
+}
+
+func TestCountsLatencies(t *testing.T) {
+	var lat latency.Sketch
+	lat.AddN(20*time.Millisecond, 900)
+	lat.AddN(900*time.Millisecond, 100)
+	e := New(limits(func(l *Limits) { l.Horizon = 0; l.MaxLatency = 300 * time.Millisecond; l.LatencyPercentile = 99 }))
+	d := e.Observe(Count(urlA, 1000, 0, &lat))
+	if d.Rule != RuleLatency || d.Evidence.Judged != 1000 || d.Evidence.Bad != 100 || d.Evidence.Percentile != 99 ||
+		d.Evidence.Latency != 900*time.Millisecond || d.Evidence.MaxLatency != 300*time.Millisecond {
+		t.Fatalf("%+v", d)
+	}
+	if !strings.Contains(d.Reason, "the p99 latency is 900ms, above the allowed 300ms: 100 of 1000 answered requests were slower than 300ms") {
+		t.Errorf("reason: %s", d.Reason)
+	}
+}
+
+func TestImpossibleObservations(t *testing.T) {
+	for name, o := range map[string]Observation{
+		"more failures than requests": Count(urlA, 3, 4, nil),
+		"negative":                    Count(urlA, -1, 0, nil),
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			New(limits(nil)).Observe(o)
+		}()
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "one more than Limits.Targets (1)") {
+			t.Errorf("a second target of one: %v", r)
+		}
+	}()
+	e := New(limits(nil))
+	e.Observe(ok(urlA))
+	e.Observe(ok(urlB))
+}
+
+// TestEvidence: decisions carry the numbers their reasons quote, so that
+// callers never recompute them.
+func TestEvidence(t *testing.T) {
+	// A latency regression judged at p99 says p99, and its limit.
+	l := limits(func(l *Limits) { l.MaxLatency = 300 * time.Millisecond; l.LatencyPercentile = 99; l.Horizon = 100 })
+	d, _ := run(New(l), append(repeat(ok(urlA), 50), repeat(slow(urlA, time.Second), 10)...))
+	want := Evidence{Judged: d.Evidence.Judged, Bad: d.Evidence.Bad, Limit: d.Evidence.Limit, Percentile: 99, Latency: time.Second, MaxLatency: 300 * time.Millisecond, Confidence: 0.99}
+	if d.Rule != RuleLatency || d.Evidence != want || d.Evidence.Bad < d.Evidence.Limit || d.Evidence.Bad < 3 {
+		t.Errorf("latency: %+v", d)
+	}
+	// A baseline latency regression's limit is production's percentile
+	// times the allowed increase.
+	l = limits(func(l *Limits) { l.Horizon = 100 })
+	prod := baselineOf(l, every(urlA, 60, 0, 40*time.Millisecond))
+	d, _ = run(NewWithBaseline(l, prod), every(urlA, 100, 0, 80*time.Millisecond))
+	ev := d.Evidence
+	if d.Rule != RuleBaselineLatency || ev.MaxLatency != 60*time.Millisecond || ev.Latency != 80*time.Millisecond || ev.Percentile != 95 ||
+		!ev.Baseline || ev.BaselineLatency != 40*time.Millisecond {
+		t.Errorf("baseline latency: %+v", d)
+	}
+	// A healthy verdict carries the watch's numbers too.
+	d, _ = run(New(limits(nil)), pattern(urlA, strings.Repeat("...................x", 15)))
+	ev = d.Evidence
+	if d.Outcome != Healthy || ev.Judged != 300 || ev.Bad != 15 || ev.ErrorRate != 0.05 || ev.AllowedErrorRate != 0.05 || ev.Latency != 40*time.Millisecond {
+		t.Errorf("healthy: %+v", d)
+	}
+}
+
+// TestSetUpIsBounded: whatever the horizon and the number of targets,
+// choosing the tests spends at most planBudget steps of planning; a
+// modest single-URL watch keeps its planned test.
+func TestSetUpIsBounded(t *testing.T) {
+	for _, tc := range []struct {
+		horizon, targets int
+		planned          bool // the target's error test is planned
+	}{
+		{300, 1, true},
+		{1000, 1, false},
+		{86400, 1, false},
+		{100, 100, true},
+		{3600, 100, false},
+		{1_000_000, 1000, false},
+	} {
+		e := New(limits(func(l *Limits) {
+			l.Horizon, l.Targets, l.MaxLatency = tc.horizon, tc.targets, 300*time.Millisecond
+		}))
+		_, planned := e.errorTarget.(*plan)
+		if planned != tc.planned || e.budget < 0 && -e.budget > planBudget/10 {
+			t.Errorf("horizon %d, %d targets: planned %v, budget left %d", tc.horizon, tc.targets, planned, e.budget)
+		}
+		if tc.targets > 1 {
+			if m, ok := e.errorFleet.(*mixture); !ok || math.Abs(m.alpha-0.005) > 1e-12 {
+				t.Errorf("horizon %d, %d targets: the fleet test is %T, want a mixture at α/2", tc.horizon, tc.targets, e.errorFleet)
+			}
+		}
 	}
 }

@@ -25,7 +25,7 @@ func points(x float64) string { return trimFloat(x * 100) }
 
 // ratio prints bad out of n as a percentage with one decimal at most:
 // "35%", "0.7%".
-func ratio(bad, n int) string {
+func ratio(bad, n int64) string {
 	if n == 0 {
 		return "0%"
 	}

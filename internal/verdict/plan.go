@@ -45,20 +45,16 @@ func regressedRate(q0, times float64) float64 {
 	return math.Min(times*q0, q0+(1-q0)*(times-1)/times)
 }
 
-// sprtTimes is the regression, as a multiple of the allowed rate, that the
-// open-ended test (Wald's SPRT) is built to tell from the allowed rate.
-const sprtTimes = 4
-
-// minBad is the fewest bad probes a rate verdict may rest on, so that an
+// minBad is the fewest bad requests a rate verdict may rest on, so that an
 // unlucky pair of timeouts never rolls back on its own.
 const minBad = 3
 
 // never is a limit no count reaches.
-const never = math.MaxInt
+const never = math.MaxInt64
 
-// plan is one sequential test: "the share of bad probes is above rate",
-// with a false-alarm allowance alpha. The test regresses after n probes
-// when the bad count reaches limit(n).
+// plan is a planned sequential test: "the share of bad probes is above
+// rate", with a false-alarm allowance alpha, for a watch of horizon probes.
+// The test regresses after n probes when the bad count reaches limit(n).
 //
 // The false alarms are counted exactly, with a dynamic programme over the
 // distribution of (bad count, current run of bad probes) among watches
@@ -70,82 +66,73 @@ type plan struct {
 	rate    float64
 	alpha   float64
 	runLen  int // length of the consecutive-failures rule beside this test; 0 = none
-	horizon int // planned probes; 0 = open-ended
+	horizon int // planned probes
 
-	// SPRT boundary, for an open-ended watch: bad >= sprtBase + sprtSlope·n.
-	sprtBase, sprtSlope float64
+	limits []int // limits[n] for n = 1..horizon
 
-	limits []int // limits[n] for n = 1..horizon; nil when open-ended
+	// work counts the planner's steps; past budget it gives up.
+	work, budget int64
+
+	finals map[int64]int64 // finalLimit's answers, by number of probes
 }
 
-// newPlan plans a test. A rate of 1 or more can never be exceeded: the
-// test then never regresses.
-func newPlan(rate, alpha float64, runLen, horizon int) *plan {
-	p := &plan{rate: rate, alpha: alpha, runLen: runLen, horizon: horizon}
-	if rate >= 1 {
-		p.horizon = 0
-		p.sprtSlope = math.Inf(1)
-		return p
+// overBudget is what the planner panics with when it runs out of work.
+type overBudget struct{}
+
+// spend accounts for work steps of planning.
+func (p *plan) spend(steps int) {
+	p.work += int64(steps)
+	if p.work > p.budget {
+		panic(overBudget{})
 	}
-	// Wald's SPRT of rate q0 against q1 regresses when the log likelihood
-	// ratio bad·log(q1/q0) + good·log((1-q1)/(1-q0)) reaches log(1/α).
-	q0 := rate
-	q1 := regressedRate(q0, sprtTimes)
-	perBad := math.Log(q1 / q0)
-	perGood := math.Log((1 - q1) / (1 - q0)) // negative
-	p.sprtBase = math.Log(1/alpha) / (perBad - perGood)
-	p.sprtSlope = -perGood / (perBad - perGood)
-	if horizon > 0 {
-		p.limits = p.plan()
-	}
-	return p
 }
 
-// sprtLimit is the SPRT's limit after n probes.
-func (p *plan) sprtLimit(n int) int {
-	x := p.sprtBase + p.sprtSlope*float64(n)
-	if math.IsInf(x, 1) || x > float64(n)+1 {
-		return max(minBad, n+1) // more than n probes can hold
-	}
-	// The tiny slack keeps exact integers (e.g. 3.0000000001) where they
-	// belong.
-	return max(minBad, int(math.Ceil(x-1e-9)))
-}
-
-// limit is the bad count that regresses after n probes during the watch.
-func (p *plan) limit(n int) int {
-	switch {
-	case n <= 0:
-		return never
-	case p.limits == nil:
-		return p.sprtLimit(n)
-	case n > p.horizon:
-		return never
-	}
-	return p.limits[n]
-}
-
-// finalLimit is the bad count that regresses when the watch ends after n
-// probes: the remaining allowance goes to a last fixed-sample look. At the
-// horizon that is the planned limit; past it, the verdict was already
-// given at the horizon.
-func (p *plan) finalLimit(n int) int {
-	switch {
-	case n <= 0 || math.IsInf(p.sprtSlope, 1):
-		return never
-	case p.limits != nil && n >= p.horizon:
-		if n == p.horizon {
-			return p.limits[n]
+// newPlan plans a test for a known horizon within budget steps of work (a
+// step is one cell of a dynamic programme, a few nanoseconds), and
+// returns the plan and the work it took, or nil when planning would cost
+// more than budget. rate must be below 1.
+func newPlan(rate, alpha float64, runLen, horizon int, budget int64) (p *plan, work int64) {
+	p = &plan{rate: rate, alpha: alpha, runLen: runLen, horizon: horizon, budget: budget, finals: map[int64]int64{}}
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(overBudget); !ok {
+				panic(r)
+			}
+			p = nil
 		}
+	}()
+	p.limits = p.plan()
+	return p, p.work
+}
+
+// trips reports whether bad of n probes regress, during the watch or at
+// its end (final).
+func (p *plan) trips(n, bad int64, final bool) bool { return bad >= p.limit(n, final) }
+
+// limit is the bad count that regresses after n probes: during the watch,
+// or when the watch ends there (final: the remaining allowance goes to a
+// last fixed-sample look). At the horizon that is the planned limit; past
+// it, the verdict was already given at the horizon.
+func (p *plan) limit(n int64, final bool) int64 {
+	switch {
+	case n <= 0 || n > int64(p.horizon):
 		return never
+	case !final || n == int64(p.horizon):
+		return int64(p.limits[n])
 	}
-	d := newDistribution(p.runLen, n)
-	for m := 1; m < n; m++ {
+	if lim, ok := p.finals[n]; ok {
+		return lim
+	}
+	m := int(n)
+	d := newDistribution(p.runLen, m)
+	for i := 1; i < m; i++ {
 		d.step(p.rate)
-		d.absorb(p.limit(m))
+		d.absorb(p.limits[i])
 	}
 	d.step(p.rate)
-	return d.lowestWithin(p.limit(n), p.alpha, minBad)
+	lim := int64(d.lowestWithin(p.limits[m], p.alpha, minBad))
+	p.finals[n] = lim
+	return lim
 }
 
 // plan computes the limits for a known horizon H: the stopping rule that
@@ -211,6 +198,7 @@ func (p *plan) plan() []int {
 func (p *plan) within(limits []int) bool {
 	d := newDistribution(p.runLen, p.horizon)
 	for n := 1; n <= p.horizon; n++ {
+		p.spend((d.top + 2) * d.runs)
 		d.step(p.rate)
 		d.absorb(limits[n])
 		if d.spent > p.alpha*(1+1e-9) {
@@ -324,6 +312,7 @@ func (p *plan) stopRule(logLambda float64) []int {
 		save = append(save, d)
 	}
 	limits[h] = len(save)
+	p.spend(len(save) + 1)
 	next := make([]float64, 0, h+2)
 	for n := h - 1; n >= 1; n-- {
 		// Going on from s bad probes leads to s+1 or s after n+1 probes.
@@ -331,6 +320,7 @@ func (p *plan) stopRule(logLambda float64) []int {
 		stops := len(save)
 		save = append(save, 0)
 		next = next[:0]
+		p.spend(stops + 1)
 		fs := forfeits[n]
 		for s := 0; s <= n && s < stops; s++ {
 			d := q0*save[s+1] + (1-q0)*save[s]

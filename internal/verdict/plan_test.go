@@ -6,21 +6,27 @@ import (
 	"testing"
 )
 
+// mustPlan plans a test with all the work it needs.
+func mustPlan(rate, alpha float64, runLen, horizon int) *plan {
+	p, _ := newPlan(rate, alpha, runLen, horizon, math.MaxInt64)
+	return p
+}
+
 // regressedBy returns, for a build whose probes fail independently with
 // probability q, the exact probability that the watch has regressed by
 // each probe 1..n (consecutive-failure rule of runLen included, 0 = off),
-// and separately the part due to the plan's test.
-func regressedBy(p *plan, q float64, runLen, n int) (all, byTest []float64) {
+// and separately the part due to the test.
+func regressedBy(p rateTest, q float64, runLen, n int) (all, byTest []float64) {
 	d := newDistribution(runLen, n)
 	all = make([]float64, n+1)
 	byTest = make([]float64, n+1)
 	for m := 1; m <= n; m++ {
 		d.step(q)
-		lim := p.limit(m)
+		lim := p.limit(int64(m), false)
 		if m == n {
-			lim = min(lim, p.finalLimit(n))
+			lim = min(lim, p.limit(int64(n), true))
 		}
-		d.absorb(lim)
+		d.absorb(int(min(lim, int64(n+1))))
 		live := 0.0
 		for bad := 0; bad <= d.top; bad++ {
 			live += d.at(bad)
@@ -50,7 +56,9 @@ func TestPlanSpendsAtMostAlpha(t *testing.T) {
 		{0.05, 0.01, 3, 300, 300, false},
 		{0.05, 0.01, 3, 300, 120, false}, // ended early
 		{0.05, 0.01, 0, 300, 300, false},
-		{0.05, 0.01, 3, 0, 300, false}, // open-ended
+		{0.05, 0.01, 3, 0, 300, false},  // open-ended: the mixture test
+		{0.05, 0.01, 0, 0, 2000, false}, // open-ended, long
+		{0.01, 0.001, 3, 0, 1000, false},
 		{0.01, 0.05, 2, 1000, 1000, false},
 		{0.2, 0.001, 5, 50, 50, false},
 		{0.05, 0.005, 0, 600, 600, false},
@@ -58,7 +66,10 @@ func TestPlanSpendsAtMostAlpha(t *testing.T) {
 		{0.5, 0.001, 0, 600, 600, false},
 		{0.9, 0.1, 0, 50, 50, true}, // one count of 50 probes holds ~18% of watches
 	} {
-		p := newPlan(tc.rate, tc.alpha, tc.runLen, tc.horizon)
+		var p rateTest = newMixture(tc.rate, tc.alpha)
+		if tc.horizon > 0 {
+			p = mustPlan(tc.rate, tc.alpha, tc.runLen, tc.horizon)
+		}
 		_, byTest := regressedBy(p, tc.rate, tc.runLen, tc.n)
 		size := byTest[tc.n]
 		if size > tc.alpha*(1+1e-6) {
@@ -67,9 +78,12 @@ func TestPlanSpendsAtMostAlpha(t *testing.T) {
 		if tc.horizon > 0 && !tc.coarse && size < tc.alpha/2 {
 			t.Errorf("%+v: false alarms %.5f, wasting most of alpha", tc, size)
 		}
-		last := 0
-		for n := 1; n <= tc.n; n++ {
-			l := p.limit(n)
+		last := int64(0)
+		for n := int64(1); n <= int64(tc.n); n++ {
+			l := p.limit(n, false)
+			if l == never && last == 0 {
+				continue // not even n bad probes of n would trip yet
+			}
 			if l < last || l < minBad {
 				t.Fatalf("%+v: limit(%d) = %d after %d", tc, n, l, last)
 			}
@@ -82,7 +96,7 @@ func TestPlanSpendsAtMostAlpha(t *testing.T) {
 // every sequence of a short watch.
 func TestPlanEnumeration(t *testing.T) {
 	const n, q, runLen = 14, 0.2, 3
-	p := newPlan(q, 0.05, runLen, n)
+	p := mustPlan(q, 0.05, runLen, n)
 	want := 0.0
 	for seq := 0; seq < 1<<n; seq++ {
 		bad, run, prob, rejected, stopped := 0, 0, 1.0, false, false
@@ -106,11 +120,7 @@ func TestPlanEnumeration(t *testing.T) {
 				stopped = true // the consecutive rule, not the test
 				continue
 			}
-			lim := p.limit(i)
-			if i == n {
-				lim = min(lim, p.finalLimit(n))
-			}
-			if bad >= lim {
+			if p.trips(int64(i), int64(bad), false) || i == n && p.trips(int64(n), int64(bad), true) {
 				rejected, stopped = true, true
 			}
 		}
@@ -131,8 +141,8 @@ func TestPlanEnumeration(t *testing.T) {
 // alarm rests on: a higher price never stops at a lower count.
 func TestPlanPriceOrdersRules(t *testing.T) {
 	for _, p := range []*plan{
-		{rate: 0.05, alpha: 0.01, runLen: 3, horizon: 300},
-		{rate: 0.5, alpha: 0.001, horizon: 2000},
+		{rate: 0.05, alpha: 0.01, runLen: 3, horizon: 300, budget: math.MaxInt64},
+		{rate: 0.5, alpha: 0.001, horizon: 2000, budget: math.MaxInt64},
 	} {
 		prev := p.stopRule(-20)
 		for logLambda := -19.75; logLambda < 20; logLambda += 0.25 {
@@ -152,11 +162,11 @@ func TestPlanPriceOrdersRules(t *testing.T) {
 // simulation's noise.
 func TestPlanDefaultsExact(t *testing.T) {
 	const h = 300
-	p := newPlan(0.05, 0.01, 3, h)
+	p := mustPlan(0.05, 0.01, 3, h)
 	type step struct{ limit, upTo int }
 	var steps []step
 	for n := 1; n <= h; n++ {
-		if l := p.limit(n); n == 1 || l != steps[len(steps)-1].limit {
+		if l := int(p.limit(int64(n), false)); n == 1 || l != steps[len(steps)-1].limit {
 			steps = append(steps, step{l, n})
 		} else {
 			steps[len(steps)-1].upTo = n

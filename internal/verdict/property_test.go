@@ -19,6 +19,7 @@ func drawLimits(t *rapid.T) Limits {
 		LatencyPercentile:   rapid.SampledFrom([]float64{50, 90, 95, 99}).Draw(t, "percentile"),
 		Confidence:          rapid.SampledFrom([]float64{0.9, 0.95, 0.99, 0.999}).Draw(t, "confidence"),
 		Horizon:             rapid.SampledFrom([]int{0, 20, 100, 300}).Draw(t, "horizon"),
+		Targets:             len(targetURLs) + 1, // drawProbes' and one bad one
 	}
 }
 
@@ -27,11 +28,11 @@ func drawLimits(t *rapid.T) Limits {
 func drawProbes(t *rapid.T, failures bool) []Observation {
 	targets := rapid.IntRange(1, len(targetURLs)).Draw(t, "targets")
 	return rapid.SliceOfN(rapid.Custom(func(t *rapid.T) Observation {
-		return Observation{
-			Target:  targetURLs[rapid.IntRange(0, targets-1).Draw(t, "target")],
-			Failed:  failures && rapid.IntRange(0, 9).Draw(t, "fail") < 3,
-			Latency: time.Duration(rapid.IntRange(1, 1000).Draw(t, "latencyMs")) * time.Millisecond,
-		}
+		return Probe(
+			targetURLs[rapid.IntRange(0, targets-1).Draw(t, "target")],
+			failures && rapid.IntRange(0, 9).Draw(t, "fail") < 3,
+			time.Duration(rapid.IntRange(1, 1000).Draw(t, "latencyMs"))*time.Millisecond,
+		)
 	}), 0, 200).Draw(t, "probes")
 }
 
@@ -67,7 +68,7 @@ func TestPropertyMoreFailuresNeverHelp(t *testing.T) {
 		}
 		var successes []int
 		for i, o := range obs {
-			if !o.Failed {
+			if o.Failed == 0 {
 				successes = append(successes, i)
 			}
 		}
@@ -76,7 +77,7 @@ func TestPropertyMoreFailuresNeverHelp(t *testing.T) {
 		}
 		i := rapid.SampledFrom(successes).Draw(t, "flip")
 		flipped := append([]Observation(nil), obs...)
-		flipped[i].Failed = true
+		flipped[i].Failed = 1
 		if after := verdictOf(l, flipped); after.Outcome != Regressed {
 			t.Fatalf("regressed (%s) before probe %d failed, %v after: %s", before.Reason, i+1, after.Outcome, after.Reason)
 		}
@@ -90,7 +91,7 @@ func TestPropertyConsecutiveFailuresIsExact(t *testing.T) {
 		e := New(l)
 		runs := map[string]int{}
 		for i, o := range drawProbes(t, true) {
-			if o.Failed {
+			if o.Failed == 1 {
 				runs[o.Target]++
 			} else {
 				runs[o.Target] = 0

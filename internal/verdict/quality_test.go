@@ -1,13 +1,9 @@
 package verdict
 
 import (
-	"bytes"
-	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,32 +11,32 @@ import (
 	"time"
 )
 
-// The quality table compares the engine with the rules other deploy tools
-// use, on the same simulated watches. By default (as in CI) it runs a few
-// hundred watches per row and checks loose versions of the targets; the
-// full run is
-//
-//	go test ./internal/verdict -run TestQualityTable -v -quality.watches=10000
-//
-// which also compares with testdata/quality.txt; add -quality.update to
-// rewrite that file.
-var (
-	qualityWatches = flag.Int("quality.watches", 500, "simulated watches per row of the quality table")
-	qualityUpdate  = flag.Bool("quality.update", false, "rewrite testdata/quality.txt with the table")
-)
+// The quality tables compare the engine with the rules other deploy tools
+// use, on the same simulated watches: one URL (testdata/quality.txt), and
+// fleets of 10 and 100 URLs with one bad URL or all of them bad
+// (testdata/fleet.txt). See tables_test.go for how to run them in full.
 
 const (
 	qualitySeed     = 20240601
 	qualityProbes   = 300
 	baselineProbes  = 60
-	fullRunWatches  = 10000
 	qualityLatency  = 300 * time.Millisecond // MaxLatency of the latency rows
 	latencySigma    = 0.5                    // log-space spread of the simulated latencies
 	healthyP95      = qualityLatency / 3
 	regressedP95    = 3 * qualityLatency
-	qualityGolden   = "quality.txt"
 	qualityMaxError = 0.05
+	fleetNoise      = 0.01 // failure rate of the healthy URLs beside one bad one
 )
+
+// watchesPerRow is how many watches each row simulates, by fleet size.
+func watchesPerRow(urls int) int {
+	full := map[int]int{1: 10000, 10: 2000, 100: 500}
+	short := map[int]int{1: 500, 10: 40, 100: 8}
+	if *tablesFull {
+		return full[urls]
+	}
+	return short[urls]
+}
 
 // A scenario is one row: how probes of the new build behave.
 type scenario struct {
@@ -70,6 +66,16 @@ var scenarios = []scenario{
 	{name: "baseline 2% → new 10%", regression: true, failRate: 0.10, baseline: 0.02, p95: healthyP95},
 }
 
+// healthy is how the other URLs of a fleet with one bad URL behave in
+// scenario sc: like production in the baseline rows, else a little noisy.
+func (sc scenario) healthy() scenario {
+	h := scenario{name: "healthy", failRate: fleetNoise, p95: healthyP95, latency: sc.latency, baseline: sc.baseline}
+	if sc.baseline > 0 {
+		h.failRate = sc.baseline
+	}
+	return h
+}
+
 // A policy decides a watch probe by probe: it returns true at the probe
 // that rolls back.
 type policy interface {
@@ -83,7 +89,7 @@ type policy interface {
 type argoRollouts struct{ failureLimit, failed int }
 
 func (a *argoRollouts) observe(o Observation) bool {
-	if o.Failed {
+	if o.Failed > 0 {
 		a.failed++
 	}
 	return a.failed > a.failureLimit
@@ -94,7 +100,7 @@ func (a *argoRollouts) observe(o Observation) bool {
 type flagger struct{ threshold, failed int }
 
 func (f *flagger) observe(o Observation) bool {
-	if o.Failed {
+	if o.Failed > 0 {
 		f.failed++
 	}
 	return f.failed >= f.threshold
@@ -105,20 +111,13 @@ func (f *flagger) observe(o Observation) bool {
 type inARow struct{ n, run int }
 
 func (r *inARow) observe(o Observation) bool {
-	if o.Failed {
+	if o.Failed > 0 {
 		r.run++
 	} else {
 		r.run = 0
 	}
 	return r.run >= r.n
 }
-
-// engine runs our Engine as a policy, Finish included.
-type engine struct{ e *Engine }
-
-func (e engine) observe(o Observation) bool { return e.e.Observe(o).Outcome == Regressed }
-
-var policyNames = []string{"immune", "argo limit=0", "argo limit=3", "flagger thr=5", "3 in a row"}
 
 // slowAsFailed wraps a reference policy for the latency rows: tools that
 // check latency count a slow measurement as failed.
@@ -128,14 +127,49 @@ type slowAsFailed struct {
 }
 
 func (s slowAsFailed) observe(o Observation) bool {
-	o.Failed = o.Failed || o.Latency > s.limit
+	if o.Latency > s.limit {
+		o.Failed = 1
+	}
 	return s.policy.observe(o)
 }
 
-func qualityLimits(sc scenario) Limits {
+var referenceNames = []string{"argo limit=0", "argo limit=3", "flagger thr=5", "3 in a row"}
+
+// references are the reference tools, each watching every one of urls
+// with an analysis of its own, as a tool with one analysis per URL does:
+// any URL's rollback rolls the build back. refs[tool][url].
+func references(sc scenario, urls int) [][]policy {
+	make := []func() policy{
+		func() policy { return &argoRollouts{failureLimit: 0} },
+		func() policy { return &argoRollouts{failureLimit: 3} },
+		func() policy { return &flagger{threshold: 5} },
+		func() policy { return &inARow{n: 3} },
+	}
+	refs := make2(len(make), urls)
+	for i, m := range make {
+		for u := range urls {
+			refs[i][u] = m()
+			if sc.latency {
+				refs[i][u] = slowAsFailed{refs[i][u], qualityLatency}
+			}
+		}
+	}
+	return refs
+}
+
+func make2(n, m int) [][]policy {
+	p := make([][]policy, n)
+	for i := range p {
+		p[i] = make([]policy, m)
+	}
+	return p
+}
+
+func qualityLimits(sc scenario, urls int) Limits {
 	l := DefaultLimits()
 	l.MaxErrorRate = qualityMaxError
 	l.Horizon = qualityProbes
+	l.Targets = urls
 	if sc.latency {
 		l.MaxLatency = qualityLatency
 	}
@@ -146,15 +180,16 @@ func qualityLimits(sc scenario) Limits {
 // alternation) and lognormal latencies with the given p95.
 type probeSource struct {
 	rng      *rand.Rand
+	target   string
 	failRate float64
 	flapping bool
 	median   float64 // seconds
 	i        int
 }
 
-func newProbeSource(rng *rand.Rand, failRate float64, flapping bool, p95 time.Duration) *probeSource {
+func newProbeSource(rng *rand.Rand, target string, sc scenario, failRate float64) *probeSource {
 	const z95 = 1.6448536269514722
-	return &probeSource{rng: rng, failRate: failRate, flapping: flapping, median: p95.Seconds() / math.Exp(z95*latencySigma)}
+	return &probeSource{rng: rng, target: target, failRate: failRate, flapping: sc.flapping, median: sc.p95.Seconds() / math.Exp(z95*latencySigma)}
 }
 
 func (p *probeSource) next() Observation {
@@ -164,13 +199,13 @@ func (p *probeSource) next() Observation {
 		failed = p.i%2 == 0
 	}
 	latency := time.Duration(p.median * math.Exp(latencySigma*p.rng.NormFloat64()) * float64(time.Second))
-	return Observation{Target: "https://app.example.com/healthz", Failed: failed, Latency: max(latency, time.Microsecond)}
+	return Probe(p.target, failed, max(latency, time.Microsecond))
 }
 
 // rowResult is what one policy did over the watches of one row.
 type rowResult struct {
 	rolledBack int
-	at         []int // probe numbers of the rollbacks
+	at         []int // probe (round) numbers of the rollbacks
 }
 
 func (r rowResult) share(watches int) float64 { return float64(r.rolledBack) / float64(watches) }
@@ -185,63 +220,144 @@ func (r rowResult) nearestRank(q float64) int {
 	return s[max(int(math.Ceil(q*float64(len(s))))-1, 0)]
 }
 
-func simulateRow(row int, sc scenario, watches int) []rowResult {
-	rng := rand.New(rand.NewPCG(qualitySeed, uint64(row)))
-	results := make([]rowResult, len(policyNames))
-	l := qualityLimits(sc)
-	// Planning the tests costs about as much as a watch; plans depend only on
-	// the limits, so the row's engines share them.
-	plans := map[planKey]*plan{}
+// fleet is a table's shape: how many URLs, and whether the scenario
+// applies to all of them or to the first only.
+type fleet struct {
+	urls   int
+	allBad bool
+}
+
+func (f fleet) String() string {
+	if f.urls == 1 {
+		return "1 URL"
+	}
+	if f.allBad {
+		return fmt.Sprintf("%d URLs, all bad", f.urls)
+	}
+	return fmt.Sprintf("%d URLs, one bad", f.urls)
+}
+
+func urlName(i int) string { return fmt.Sprintf("https://app-%d.example.com/healthz", i) }
+
+// simulateRow runs the watches of one row. Its random draws, with one URL,
+// are the same as those of the first version of this table, so that it
+// stays comparable.
+func simulateRow(seed uint64, sc scenario, f fleet, watches int, rateOnly bool) []rowResult {
+	rng := rand.New(rand.NewPCG(qualitySeed, seed))
+	names := 1 + len(referenceNames)
+	if rateOnly {
+		names++
+	}
+	results := make([]rowResult, names)
+	l := qualityLimits(sc, f.urls)
+	noRun := l
+	noRun.ConsecutiveFailures = 0
+	// Choosing and planning the tests costs about as much as a watch;
+	// tests depend only on the limits, so the row's engines share them.
+	tests, rateTests, baseTests := map[testKey]rateTest{}, map[testKey]rateTest{}, map[testKey]rateTest{}
+	urls := make([]string, f.urls)
+	for i := range urls {
+		urls[i] = urlName(i)
+	}
+	if f.urls == 1 {
+		urls[0] = "https://app.example.com/healthz"
+	}
 	for range watches {
-		e := New(l)
+		var base *Baseline
 		if sc.baseline > 0 {
-			base := newProbeSource(rng, sc.baseline, false, sc.p95)
-			obs := make([]Observation, baselineProbes)
-			for i := range obs {
-				obs[i] = base.next()
+			bl := l
+			bl.Horizon = baselineProbes
+			base = &Baseline{check: build(bl, nil, baseTests)}
+			var sources []*probeSource
+			for _, u := range urls {
+				sources = append(sources, newProbeSource(rng, u, scenario{p95: sc.p95}, sc.baseline))
+			}
+			for range baselineProbes {
+				for _, s := range sources {
+					base.Observe(s.next())
+				}
 			}
 			// As the action does: a failing production is no yardstick.
-			if b := NewBaseline(obs); !must(b.Unhealthy(l)) {
-				e = NewWithBaseline(l, b)
+			if unhealthy, _ := base.Unhealthy(); unhealthy {
+				base = nil
 			}
 		}
-		e.plans = plans
-		policies := []policy{engine{e}, &argoRollouts{failureLimit: 0}, &argoRollouts{failureLimit: 3}, &flagger{threshold: 5}, &inARow{n: 3}}
-		if sc.latency {
-			for i := 1; i < len(policies); i++ {
-				policies[i] = slowAsFailed{policies[i], qualityLatency}
-			}
+		engines := []*Engine{build(l, base, tests)}
+		if rateOnly {
+			engines = append(engines, build(noRun, base, rateTests))
 		}
-		done := make([]bool, len(policies))
-		src := newProbeSource(rng, sc.failRate, sc.flapping, sc.p95)
+		refs := references(sc, len(urls))
+		done := make([]bool, len(engines)+len(refs))
+		var sources []*probeSource
+		for i, u := range urls {
+			s := sc
+			if i > 0 && !f.allBad {
+				s = sc.healthy()
+			}
+			sources = append(sources, newProbeSource(rng, u, s, s.failRate))
+		}
+		rollBack := func(i, n int) {
+			done[i] = true
+			results[i].rolledBack++
+			results[i].at = append(results[i].at, n)
+		}
 		for n := 1; n <= qualityProbes; n++ {
-			o := src.next()
-			for i, p := range policies {
-				if !done[i] && p.observe(o) {
-					done[i] = true
-					results[i].rolledBack++
-					results[i].at = append(results[i].at, n)
+			for u, src := range sources {
+				o := src.next()
+				for i, e := range engines {
+					if !done[i] && e.Observe(o).Outcome == Regressed {
+						rollBack(i, n)
+					}
+				}
+				for j, ref := range refs {
+					if i := len(engines) + j; !done[i] && ref[u].observe(o) {
+						rollBack(i, n)
+					}
 				}
 			}
 		}
-		if !done[0] && e.Finish().Outcome == Regressed {
-			results[0].rolledBack++
-			results[0].at = append(results[0].at, qualityProbes)
+		for i, e := range engines {
+			if !done[i] && e.Finish().Outcome == Regressed {
+				rollBack(i, qualityProbes)
+			}
 		}
 	}
 	return results
 }
 
-func must(unhealthy bool, _ string) bool { return unhealthy }
-
-func simulateAll(watches int) [][]rowResult {
+// simulate runs every row of a table, two at a time.
+func simulate(f fleet, watches int, rateOnly bool, seedBase uint64) [][]rowResult {
 	all := make([][]rowResult, len(scenarios))
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
 	for i, sc := range scenarios {
-		wg.Go(func() { all[i] = simulateRow(i, sc, watches) })
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			all[i] = simulateRow(seedBase+uint64(i), sc, f, watches, rateOnly)
+		})
 	}
 	wg.Wait()
 	return all
+}
+
+func formatRows(b *strings.Builder, title string, names []string, all [][]rowResult, watches int) {
+	fmt.Fprintf(b, "%-33s", title)
+	for _, name := range names {
+		fmt.Fprintf(b, " %-19s", name)
+	}
+	b.WriteString("\n")
+	for i, sc := range scenarios {
+		fmt.Fprintf(b, "%-33s", sc.name)
+		for _, r := range all[i] {
+			cell := fmt.Sprintf("%.2f%%", 100*r.share(watches))
+			if r.rolledBack > 0 {
+				cell += fmt.Sprintf(" %d/%d", r.nearestRank(0.5), r.nearestRank(0.95))
+			}
+			fmt.Fprintf(b, " %-19s", cell)
+		}
+		b.WriteString("\n")
+	}
 }
 
 func formatTable(all [][]rowResult, watches int) string {
@@ -252,33 +368,31 @@ func formatTable(all [][]rowResult, watches int) string {
 	fmt.Fprintf(&b, "Baseline rows: %d production probes first, then relative judgment (failure rate + 5 points, p95 x 1.5).\n", baselineProbes)
 	b.WriteString("Cells: share of watches rolled back (a false alarm on ok rows, a detection on regressed rows),\n")
 	b.WriteString("then median/p95 of the probe that rolled back. References count a slow probe as failed on latency rows.\n\n")
-	fmt.Fprintf(&b, "%-33s", "scenario")
-	for _, name := range policyNames {
-		fmt.Fprintf(&b, " %-19s", name)
-	}
-	b.WriteString("\n")
-	for i, sc := range scenarios {
-		fmt.Fprintf(&b, "%-33s", sc.name)
-		for _, r := range all[i] {
-			cell := fmt.Sprintf("%.2f%%", 100*r.share(watches))
-			if r.rolledBack > 0 {
-				cell += fmt.Sprintf(" %d/%d", r.nearestRank(0.5), r.nearestRank(0.95))
-			}
-			fmt.Fprintf(&b, " %-19s", cell)
-		}
+	formatRows(&b, "scenario", append([]string{"immune"}, referenceNames...), all, watches)
+	return tidy(b.String())
+}
+
+func formatFleetTable(tables map[fleet][][]rowResult, fleets []fleet) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Quality of verdicts with many URLs: the rows, limits and seed of quality.txt, on k URLs probed once per round\n")
+	fmt.Fprintf(&b, "for %d rounds (Horizon %d, Targets k). One bad: the row's build on one URL, the other URLs healthy (%s failing;\n", qualityProbes, qualityProbes, percent(fleetNoise))
+	b.WriteString("baseline rows: as production). All bad: the row's build on every URL. The references judge each URL on its own\n")
+	b.WriteString("and roll back when any URL trips. \"rates only\" is immune with consecutive-failures off: its false alarms are\n")
+	b.WriteString("the rate tests' alone, which confidence bounds (at most 1% at the limit, over all URLs together).\n")
+	b.WriteString("Cells: share of watches rolled back, then median/p95 of the round that rolled back.\n")
+	names := append([]string{"immune", "rates only"}, referenceNames...)
+	for _, f := range fleets {
+		w := watchesPerRow(f.urls)
 		b.WriteString("\n")
+		formatRows(&b, fmt.Sprintf("%s (%d watches)", f, w), names, tables[f], w)
 	}
-	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	for i, line := range lines {
-		lines[i] = strings.TrimRight(line, " ")
-	}
-	return strings.Join(lines, "\n") + "\n"
+	return tidy(b.String())
 }
 
 func TestQualityTable(t *testing.T) {
-	watches := *qualityWatches
+	watches := watchesPerRow(1)
 	start := time.Now()
-	all := simulateAll(watches)
+	all := simulate(fleet{urls: 1}, watches, false, 0)
 	table := formatTable(all, watches)
 	t.Logf("\n%s(%v)", table, time.Since(start).Round(time.Millisecond))
 
@@ -286,7 +400,6 @@ func TestQualityTable(t *testing.T) {
 		i := slices.IndexFunc(scenarios, func(s scenario) bool { return s.name == name })
 		return all[i][0], all[i][4]
 	}
-	full := watches >= fullRunWatches
 	check := func(what string, ok bool, got string) {
 		t.Helper()
 		if !ok {
@@ -294,10 +407,9 @@ func TestQualityTable(t *testing.T) {
 		}
 	}
 	pct := func(r rowResult) string { return fmt.Sprintf("%.2f%%", 100*r.share(watches)) }
-
 	// The targets, in their full-run form; short runs check loose versions.
 	loose := func(fullBound, shortBound float64) float64 {
-		if full {
+		if *tablesFull {
 			return fullBound
 		}
 		return shortBound
@@ -327,14 +439,51 @@ func TestQualityTable(t *testing.T) {
 	b2, _ := row("baseline 2% → new 2%")
 	check("baseline 2% → 2%: false alarms", b2.share(watches) <= loose(0.01, 0.02), pct(b2))
 
-	path := filepath.Join("testdata", qualityGolden)
-	if *qualityUpdate {
-		if err := os.WriteFile(path, []byte(table), 0o644); err != nil {
-			t.Fatal(err)
+	goldenTable(t, "quality.txt", table)
+}
+
+func TestFleetTable(t *testing.T) {
+	fleets := []fleet{{10, false}, {10, true}, {100, false}, {100, true}}
+	start := time.Now()
+	tables := map[fleet][][]rowResult{}
+	for i, f := range fleets {
+		tables[f] = simulate(f, watchesPerRow(f.urls), true, uint64(1000*(i+1)))
+	}
+	table := formatFleetTable(tables, fleets)
+	t.Logf("\n%s(%v)", table, time.Since(start).Round(time.Millisecond))
+
+	cell := func(f fleet, name string, col int) rowResult {
+		i := slices.IndexFunc(scenarios, func(s scenario) bool { return s.name == name })
+		return tables[f][i][col]
+	}
+	const immune, ratesOnly = 0, 1
+	for _, f := range fleets {
+		w := watchesPerRow(f.urls)
+		share := func(r rowResult) string { return fmt.Sprintf("%.2f%%", 100*r.share(w)) }
+		// The stated bound: the rate tests roll back a build at the limit
+		// on every URL in at most 1 − confidence of watches (a short run
+		// allows for its noise).
+		bound := 0.01
+		if !*tablesFull {
+			bound = 0.1
 		}
-		return
+		if f.allBad {
+			if r := cell(f, "at the limit, 5% failing", ratesOnly); r.share(w) > bound {
+				t.Errorf("%s: the rate tests alone rolled back %s of builds at the limit", f, share(r))
+			}
+			if r := cell(f, "latency ok, p95 = max/3", ratesOnly); r.share(w) > bound {
+				t.Errorf("%s: the rate tests alone rolled back %s of builds with a good latency", f, share(r))
+			}
+		}
+		// One bad URL is caught as surely as it is alone, if later.
+		for _, name := range []string{"regressed, 100% failing", "regressed, 50% failing", "regressed, 20% failing", "flapping, every other fails", "latency regressed, p95 = 3×max"} {
+			if r := cell(f, name, immune); r.rolledBack != w {
+				t.Errorf("%s, %s: caught in %s of watches", f, name, share(r))
+			}
+		}
+		if r := cell(f, "regressed, 100% failing", immune); r.nearestRank(1) > 3 {
+			t.Errorf("%s: a URL failing every probe is caught at round %d, want 3 at the latest", f, r.nearestRank(1))
+		}
 	}
-	if golden, err := os.ReadFile(path); err == nil && bytes.Contains(golden, []byte(fmt.Sprintf(": %d simulated", watches))) && string(golden) != table {
-		t.Errorf("the table differs from %s; if the change is intended, rerun with -quality.update and review the diff", path)
-	}
+	goldenTable(t, "fleet.txt", table)
 }

@@ -1,67 +1,84 @@
 // Package verdict decides whether a freshly deployed build regressed.
 //
-// Its one responsibility is pure statistics: probe outcomes go in, a verdict
-// comes out. It does no I/O and never reads a clock; the caller probes, times
-// and feeds observations in order.
+// Its one responsibility is pure statistics: observations go in, a verdict
+// comes out. It does no I/O and never reads a clock; the caller probes (or
+// reads counters), times and feeds observations in order.
+//
+// # Observations
+//
+// An [Observation] is one look at one target: N requests, of which Failed
+// failed, and the latencies measured. A health probe is a look with N = 1
+// ([Probe]); a poll of a request counter is a look with the counts since the
+// previous poll ([Count]). Counts are exact integers up to 2^63 per watch;
+// every rule below costs O(1) per look whatever the counts.
 //
 // # Rules
 //
-// An Engine applies these rules after every probe, per target (one bad
+// An Engine applies these rules after every look, per target (one bad
 // instance regresses even if the others hide it) and, with several targets,
-// over all probes together:
+// over all of them together (the fleet):
 //
-//   - consecutive-failures: ConsecutiveFailures failures in a row on one
-//     target regress at once, on exactly that failure.
+//   - consecutive-failures: ConsecutiveFailures failed requests in a row on
+//     one target regress at once. A look of several requests continues the
+//     run only when all of them failed (their order is unknown).
 //   - error-rate: a sequential test of "the failure rate is above
 //     MaxErrorRate" (see [Limits.Confidence] for what its strictness means).
-//   - latency: the same test on the share of answered probes slower than
+//   - latency: the same test on the share of answered requests slower than
 //     MaxLatency; "the p95 is above MaxLatency" means "more than 5% of the
-//     probes are slower than MaxLatency".
+//     requests are slower than MaxLatency".
 //   - baseline-error-rate, baseline-latency: with a [Baseline] of production
 //     probes, the same tests against production's failure rate plus
 //     MaxErrorRate and against MaxLatencyIncrease times production's latency.
 //
-// # The sequential test
+// # The sequential tests
 //
-// Both rate rules count "bad" probes (failed, or slow) out of n and regress
-// as soon as the count reaches a limit that depends only on n. The limits
-// are planned once per Engine by an exact calculation over the binomial
-// distribution (see plan.go).
+// Both rate rules count "bad" requests (failed, or slow) out of n and
+// regress as soon as the count reaches a limit that depends only on n, so
+// checking after every look never inflates false alarms. Each test is one of
+// two kinds, chosen when the Engine is made:
 //
-// With a known Horizon, the limits are the best ones for a stated aim: a
-// gross regression (10 times the allowed rate) caught within the first 3%
-// of the watch, a clear one (4 times) within the first tenth and the first
-// three tenths, and a small one (twice) by the end, each weighed; false
-// alarms are the price, and the planner raises that price until they fit
-// within 1 − Confidence. This is the classic optimal sequential test,
-// found by backward induction over (probes, bad count), and the planner
-// checks its false alarms exactly, for any limits. Its limits form steps:
-// each aim's deadline is a look with its own limit, and in between the
-// test rolls back as soon as the count reaches the next look's limit (a
-// count that will be over it anyway). Early looks need strong evidence;
-// the last, where small regressions show, needs the least.
+//   - A planned test (plan.go), when the number of probes is known and
+//     modest (Limits.Horizon): limits planned by an exact calculation over
+//     the binomial distribution, the best ones for a stated aim (a gross
+//     regression caught within the first few probes, a clear one soon, a
+//     small one by the end), spending exactly the false-alarm allowance by
+//     the horizon. It is the sharper test, but planning costs grow with the
+//     square of the horizon, so it is only used while planning stays within
+//     a fixed amount of work (about 10 ms; planBudget).
+//   - A mixture test (mixture.go) otherwise: a mixture sequential
+//     probability ratio test whose likelihood ratio depends only on the
+//     cumulative counts, bounded at any stopping time by Ville's inequality.
+//     It needs no horizon and no planning, and costs a few multiplications
+//     per look.
 //
-// Without a Horizon, the limits are those of Wald's sequential probability
-// ratio test (SPRT) of the allowed rate p against 4p at Wald's threshold
-// log(1/α), which never exceeds α however long the watch; a final look when
-// the watch ends spends what is left.
+// Rate verdicts never rest on fewer than three bad requests.
 //
-// Because the limits come from the exact distribution, checking them after
-// every probe does not inflate false alarms, unlike repeatedly applying a
-// fixed-sample test. Rate verdicts never rest on fewer than three bad probes.
+// # Many targets: the fleet
 //
-// # Latency of failed probes
+// With k targets ([Limits.Targets]) the false-alarm allowance α = 1 −
+// Confidence is split once, before the first look: half to the fleet test
+// over all targets' counts together, and α/(2k) to each target's own test.
+// The fleet test is as strict with 100 targets as with two, and catches a
+// build that is a little worse everywhere; a target's own test catches one
+// bad instance that the fleet's numbers hide, at the price of a stricter
+// threshold (log(2k/α) rather than log(1/α) in evidence: about twice the
+// probes at 100 targets). With one target its test is the fleet test and
+// has all of α.
 //
-// Latency is judged over answered probes: every probe that measured a
+// # Latency of failed requests
+//
+// Latency is judged over answered requests: every request that measured a
 // latency, whether it then failed (a 500 after 2s was still slow) or not.
 // A failed probe with no measurement (Latency 0: connection refused, reset)
-// is only a failure. Quantiles in [Stats] use the same answered probes.
+// is only a failure. Quantiles in [Stats] use the same answered requests.
 package verdict
 
 import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/immune-cd/immune/internal/latency"
 )
 
 // Limits says what a healthy build looks like and how sure the engine must
@@ -80,30 +97,33 @@ type Limits struct {
 	// baseline mode, by MaxLatencyIncrease), e.g. 95.
 	LatencyPercentile float64
 	// Confidence sets how strict the rate tests are. For a build exactly at
-	// a limit (failing at exactly MaxErrorRate, or with its percentile
-	// exactly at MaxLatency), each rate rule (error rate; latency) rolls the
-	// build back in at most 1 − Confidence of watches of Horizon probes (of
-	// any length when Horizon is 0), counted over every target and the
-	// overall test together. The bound is exact, for any limits: the engine
-	// computes its false alarms from the binomial distribution itself, not
-	// from an approximation. A build doing better than the limit is rolled
-	// back less often (see the quality table in testdata/quality.txt).
+	// a limit on every target (failing at exactly MaxErrorRate, or with its
+	// percentile exactly at MaxLatency), each rate rule (error rate;
+	// latency) rolls the build back in at most 1 − Confidence of watches,
+	// counted over every target's test and the fleet test together, however
+	// long the watch and however many looks. A build doing better than the
+	// limit is rolled back less often (see the quality tables in testdata/).
 	// Rollbacks that the consecutive-failures rule makes first are not
 	// counted: that rule is deterministic and its own false-alarm rate
-	// depends only on ConsecutiveFailures and the watch length. In baseline
-	// mode the noise of production's own probes adds to this; see
-	// [NewWithBaseline].
+	// depends only on ConsecutiveFailures, the watch length and the number
+	// of targets (each target can trip it). In baseline mode the noise of
+	// production's own probes adds to this; see [NewWithBaseline].
 	Confidence float64
 	// MaxLatencyIncrease bounds, in baseline mode, the new build's latency
 	// percentile as a factor of production's, e.g. 1.5.
 	MaxLatencyIncrease float64
-	// Horizon is the number of probes each target is expected to get over
-	// the whole watch; 0 if unknown. With it, the engine spends its whole
-	// false-alarm allowance within the watch and catches small regressions
-	// more often. Probes past the horizon still count for the
-	// consecutive-failures rule and for Stats but no longer for the rate
-	// tests, whose verdict was final at the horizon.
+	// Horizon is the number of looks each target is expected to get over
+	// the whole watch; 0 if unknown. With a modest horizon the engine can
+	// plan its tests to spend their whole false-alarm allowance within the
+	// watch, and catches small regressions more often. Looks past the
+	// horizon still count for the consecutive-failures rule, for Stats and
+	// for the mixture tests, but no longer for a planned test, whose verdict
+	// was final at the horizon.
 	Horizon int
+	// Targets is how many targets the watch has (0 means 1). The allowance
+	// is split among them before the first look, so the engine panics if it
+	// sees more.
+	Targets int
 }
 
 // Defaults used for zero fields of Limits; see [New].
@@ -116,7 +136,7 @@ const (
 
 // DefaultLimits returns the limits the action uses when nothing is
 // configured: 5% errors, 3 consecutive failures, 99% confidence, no latency
-// limit, unknown horizon.
+// limit, unknown horizon, one target.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxErrorRate:        DefaultMaxErrorRate,
@@ -143,10 +163,13 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxLatencyIncrease == 0 {
 		l.MaxLatencyIncrease = DefaultMaxLatencyIncrease
 	}
+	if l.Targets == 0 {
+		l.Targets = 1
+	}
 	return l
 }
 
-// Validate reports the first field that makes no sense, naming it. Zero
+// Validate reports every field that makes no sense, naming it. Zero
 // fields are valid: they take defaults or mean "off".
 func (l Limits) Validate() error {
 	var errs []error
@@ -171,23 +194,54 @@ func (l Limits) Validate() error {
 	if l.Horizon < 0 {
 		errs = append(errs, fmt.Errorf("Horizon must be 0 (unknown) or positive, got %d", l.Horizon))
 	}
+	if l.Targets < 0 {
+		errs = append(errs, fmt.Errorf("Targets must be 0 (one) or positive, got %d", l.Targets))
+	}
 	return errors.Join(errs...)
 }
 
-// Observation is the outcome of one probe.
+// Observation is one look at one target: a probe, or counts of requests.
+// Build it with [Probe] or [Count].
 type Observation struct {
-	// Target is the URL that was probed.
+	// Target names what was looked at, e.g. the URL that was probed.
 	Target string
-	// Failed: bad status, body mismatch, wrong version, timeout or
-	// connection error.
-	Failed bool
-	// Latency is the time to answer; 0 when nothing was measured, e.g. a
-	// connection error. See the package comment for how failed probes count.
+	// N requests were seen in this look (a probe: 1; 0 is a look without
+	// traffic, which judges nothing), and Failed of them failed: bad
+	// status, body mismatch, wrong version, timeout or connection error.
+	N, Failed int64
+	// Latency is a probe's (N = 1) time to answer; 0 when nothing was
+	// measured, e.g. a connection error. See the package comment for how
+	// failed requests count.
 	Latency time.Duration
+	// Latencies, when set, are the latencies the look measured (its
+	// answered requests); it then replaces Latency.
+	Latencies *latency.Sketch
 }
 
-// answered reports whether the probe measured a latency.
-func (o Observation) answered() bool { return o.Latency > 0 || !o.Failed }
+// Probe is the observation of one health probe.
+func Probe(target string, failed bool, latency time.Duration) Observation {
+	o := Observation{Target: target, N: 1, Latency: latency}
+	if failed {
+		o.Failed = 1
+	}
+	return o
+}
+
+// Count is a look at n requests of which failed failed; latencies, which
+// may be nil, are those measured.
+func Count(target string, n, failed int64, latencies *latency.Sketch) Observation {
+	return Observation{Target: target, N: n, Failed: failed, Latencies: latencies}
+}
+
+// check panics on an observation that cannot be.
+func (o Observation) check() {
+	if o.N < 0 || o.Failed < 0 || o.Failed > o.N {
+		panic(fmt.Sprintf("verdict: impossible observation of %s: %d failed of %d requests", o.Target, o.Failed, o.N))
+	}
+	if o.Latencies != nil && o.Latencies.Count() > o.N {
+		panic(fmt.Sprintf("verdict: impossible observation of %s: %d latencies for %d requests", o.Target, o.Latencies.Count(), o.N))
+	}
+}
 
 // Outcome is where a watch stands.
 type Outcome int
@@ -222,30 +276,65 @@ const (
 	RuleBaselineLatency     = "baseline-latency"
 )
 
-// Decision is a verdict with the reason for it.
+// Decision is a verdict with the reason for it, in words and in numbers.
 type Decision struct {
 	Outcome Outcome
 	// Rule that regressed; "" unless Outcome is Regressed.
 	Rule string
-	// Target is the URL that tripped the rule, "" when the rule tripped over
-	// all targets together.
+	// Target that tripped the rule, "" when the rule tripped over all
+	// targets together (or for a healthy verdict).
 	Target string
 	// Reason says in plain words, with numbers a user can check, why.
 	Reason string
+	// Evidence holds the same numbers, for callers that show or record
+	// them: a regression's, or a healthy watch's over all targets.
+	Evidence Evidence
 }
 
-// Counts summarises a set of probes.
+// Evidence is the numbers behind a decision.
+type Evidence struct {
+	// Judged counts the requests the rule weighed (answered ones for the
+	// latency rules), and Bad those that counted against the build: failed,
+	// slower than MaxLatency, or for consecutive-failures the run.
+	Judged, Bad int64
+	// Limit is the bad count that trips the rule after Judged requests:
+	// the sequential test's limit or ConsecutiveFailures; 0 when healthy.
+	Limit int64
+	// Final reports that the limit was the end-of-watch look.
+	Final bool
+	// ErrorRate is the failure rate observed over Judged (error rules and
+	// healthy verdicts), AllowedErrorRate the rate allowed: MaxErrorRate,
+	// or in baseline mode production's rate plus it.
+	ErrorRate, AllowedErrorRate float64
+	// Percentile is the latency percentile judged (e.g. 99), Latency the
+	// observed latency at it, MaxLatency the limit in force (MaxLatency, or
+	// in baseline mode production's percentile × MaxLatencyIncrease; 0 when
+	// latency is not judged).
+	Percentile          float64
+	Latency, MaxLatency time.Duration
+	// Confidence is how sure the rate tests had to be.
+	Confidence float64
+	// Baseline reports baseline mode; BaselineErrorRate and BaselineLatency
+	// (at Percentile) are then production's.
+	Baseline          bool
+	BaselineErrorRate float64
+	BaselineLatency   time.Duration
+}
+
+// Counts summarises a set of looks.
 type Counts struct {
-	Probes   int
-	Failures int
-	// Answered probes measured a latency (see the package comment).
-	Answered int
-	// Slow answered probes took longer than the latency limit in force; 0
-	// when no latency rule is on.
-	Slow int
-	// P50 and P95 are nearest-rank latency quantiles over answered probes,
-	// 0 when there are none.
-	P50, P95 time.Duration
+	// Requests seen (probes, for a health watch) and how many failed.
+	Probes   int64
+	Failures int64
+	// Answered requests measured a latency (see the package comment).
+	Answered int64
+	// Slow answered requests took longer than the latency limit in force;
+	// 0 when no latency rule is on.
+	Slow int64
+	// P50 and P95 are nearest-rank latency quantiles over answered
+	// requests (within 1% past a thousand of them), 0 when there are none;
+	// Percentile is the one at Limits.LatencyPercentile.
+	P50, P95, Percentile time.Duration
 }
 
 // TargetCounts are the counts of one target.
@@ -254,7 +343,7 @@ type TargetCounts struct {
 	Counts
 }
 
-// Stats are the counts for reporting: over all probes and per target, in
+// Stats are the counts for reporting: over all looks and per target, in
 // the order targets were first seen.
 type Stats struct {
 	Overall Counts
