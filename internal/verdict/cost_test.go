@@ -218,7 +218,10 @@ func setUpCost() (worst time.Duration, at string) {
 			start := time.Now()
 			verdict.New(l)
 			if d := time.Since(start); d > worst {
-				worst, at = d, fmt.Sprintf("%d URL(s), %d probes each", urls, h)
+				worst, at = d, fmt.Sprintf("%d URLs, %d probes each", urls, h)
+				if urls == 1 {
+					at = fmt.Sprintf("1 URL, %d probes", h)
+				}
 			}
 		}
 	}

@@ -61,9 +61,21 @@
 // The fleet test is as strict with 100 targets as with two, and catches a
 // build that is a little worse everywhere; a target's own test catches one
 // bad instance that the fleet's numbers hide, at the price of a stricter
-// threshold (log(2k/α) rather than log(1/α) in evidence: about twice the
-// probes at 100 targets). With one target its test is the fleet test and
-// has all of α.
+// threshold (log(2k/α) rather than log(1/α) in evidence). With one target
+// its test is the fleet test and has all of α.
+//
+// # What the benchmarks show (testdata/, seeded)
+//
+// One URL, 300 probes, the defaults: at 1% failing 0.02% of watches roll
+// back, at 3% 0.89%; 20% failing is caught in every watch, median probe 28,
+// p95 87; 10% in 86% (quality.txt). One bad URL among 100: 20% failing is
+// caught in every watch, median round 68; the rate tests roll back at most
+// 0.9% of fleets at the limit on every URL, while the in-a-row rule's false
+// alarms add up over the URLs (fleet.txt). Counts at 100 to 10,000
+// requests a minute, 1% allowed: at most 0.32% false alarms at the limit; a
+// 5× regression caught in 15 s at 1,000 a minute (counts.txt). A look costs
+// about 0.2 µs with 100 targets, and choosing the tests at most planBudget
+// steps of work, whatever the horizon (cost.txt).
 //
 // # Latency of failed requests
 //
