@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -91,7 +92,8 @@ func TestFleetHealthy(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(res.log, "round 1   100 URLs: ") || strings.Contains(res.log, strings.Repeat("✓", 20)) {
+	// A loaded machine may fit a URL's first probe into the next round.
+	if !regexp.MustCompile(`round 1 +\d+ URLs: `).MatchString(res.log) || strings.Contains(res.log, strings.Repeat("✓", 20)) {
 		t.Errorf("progress lines should count 100 URLs, not mark each:\n%s", firstLines(res.log, 8))
 	}
 }

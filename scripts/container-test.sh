@@ -520,7 +520,7 @@ deploy_command() {
 
 short_inputs() {
 	printf '%s\n' "health-url=http://127.0.0.1:$1/health" "deploy-command=$(deploy_command "$1")" \
-		interval=100ms timeout=1s duration=2s startup-timeout=1s rollback-duration=1s deploy-timeout=30s \
+		interval=100ms timeout=100ms duration=2s startup-timeout=1s rollback-duration=1s deploy-timeout=30s \
 		expect-version=header:X-Version
 }
 
