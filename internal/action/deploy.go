@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -341,7 +342,11 @@ func shortHealthy(w *report.Watch) string {
 	if w == nil {
 		return ""
 	}
-	return fmt.Sprintf("%d of %d probes failed, p95 %s", w.Stats.Failed, w.Stats.Probes, report.FormatDuration(w.Stats.P95))
+	pct := w.Stats.Percentile
+	if pct == 0 {
+		pct = 95
+	}
+	return fmt.Sprintf("%d of %d probes failed, p%s %s", w.Stats.Failed, w.Stats.Probes, strconv.FormatFloat(pct, 'f', -1, 64), report.FormatDuration(w.Stats.AtPercentile))
 }
 
 // warnLoopback warns when a health URL points at the loopback interface

@@ -168,7 +168,8 @@ func (l *ProbeLog) Aggregates() *Aggregates {
 
 // Stats are the counts over the live probes.
 func (l *ProbeLog) Stats() Stats {
-	s := Stats{Probes: int(l.live), Failed: int(l.failed), P50: l.latencies.Quantile(0.5), P95: l.latencies.Quantile(0.95)}
+	s := Stats{Probes: int(l.live), Failed: int(l.failed), P50: l.latencies.Quantile(0.5), P95: l.latencies.Quantile(0.95),
+		Percentile: l.pct, AtPercentile: l.latencies.Quantile(l.pct / 100)}
 	if l.live > 0 {
 		s.ErrorRate = float64(l.failed) / float64(l.live)
 	}

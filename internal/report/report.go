@@ -107,6 +107,11 @@ type Stats struct {
 	P50       time.Duration `json:"-"`
 	P95       time.Duration `json:"-"`
 	ErrorRate float64       `json:"error_rate"`
+	// Percentile is latency-percentile and AtPercentile the latency there,
+	// what the latency rule judges (P95 is always the 95th, for the output
+	// of that name).
+	Percentile   float64       `json:"-"`
+	AtPercentile time.Duration `json:"-"`
 }
 
 // Gate is what the pull-request gate found.
