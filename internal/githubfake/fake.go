@@ -2,7 +2,8 @@
 // as a stateful in-process HTTP server for tests.
 //
 // The fake keeps deployments, deployment statuses, commit statuses, commits
-// and pull requests for one repository, answers with JSON shaped like the
+// (and which are on the default branch), pull requests, issues, their
+// comments and the repository's labels for one repository, answers with JSON shaped like the
 // examples in GitHub's REST documentation (built from the templates in the
 // module's testdata/github directory), validates requests the way GitHub
 // does (authentication, required fields, enums, the 140-character
@@ -62,9 +63,12 @@ type Options struct {
 	// Permissions, when non-nil, emulates the permissions granted to the
 	// token, as a workflow's permissions: block does: keys are "deployments",
 	// "statuses", "contents", "pull-requests" (or "pull_requests") and
-	// values are "read" or "write" ("none" or absent denies). A request that
-	// needs more than it is granted gets GitHub's 403 "Resource not
-	// accessible by integration". Nil grants everything.
+	// "issues", and values are "read" or "write" ("none" or absent denies).
+	// A request that needs more than it is granted gets GitHub's 403
+	// "Resource not accessible by integration". Nil grants everything.
+	// Issue endpoints on a pull request's number (its conversation's
+	// comments) accept "issues" or "pull-requests"; on an issue, only
+	// "issues".
 	Permissions map[string]string
 
 	// TemplateDir is the directory holding the JSON templates. Default: the

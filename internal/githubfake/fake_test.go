@@ -715,6 +715,8 @@ func TestShapesMatchTemplates(t *testing.T) {
 	d := f.SeedDeployment("production", sha(2), "success")
 	f.AddCommitStatus(CommitStatus{SHA: sha(2), State: "success", Context: "ci"})
 	f.AddPullRequest(3, sha(2), []string{"bug"}, []Commit{{SHA: sha(2), Message: "two"}})
+	is := f.AddIssue(Issue{Title: "Found a bug", Labels: []string{"bug"}})
+	f.AddComment(IssueComment{Number: is.Number, Body: "Me too"})
 	repo := "/repos/octo-org/shop"
 	tests := []struct {
 		template string
@@ -730,6 +732,11 @@ func TestShapesMatchTemplates(t *testing.T) {
 		{"commit", repo + "/commits/" + sha(2), false, &github.RepositoryCommit{}},
 		{"pull_request", repo + "/pulls/3", false, &github.PullRequest{}},
 		{"label", repo + "/issues/3/labels", true, &[]*github.Label{}},
+		{"label", repo + "/labels/bug", false, &github.Label{}},
+		{"issue", repo + "/issues/3", false, &github.Issue{}},
+		{"issue", repo + "/issues?state=all&direction=asc", true, &[]*github.Issue{}},
+		{"issue_comment", fmt.Sprintf("%s/issues/%d/comments", repo, is.Number), true, &[]*github.IssueComment{}},
+		{"comparison", repo + "/compare/" + sha(1) + "..." + sha(2), false, &github.CommitsComparison{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

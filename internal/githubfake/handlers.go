@@ -31,38 +31,53 @@ const (
 type handler func(f *Server, req *apiRequest, p params, now time.Time) reply
 
 type params struct {
-	id  int64
-	n   int
-	ref string
+	id   int64
+	n    int
+	ref  string
+	name string
 }
 
 // route is one endpoint under /repos/{owner}/{repo}. In pattern, "{id}" is a
-// numeric id, "{n}" a number and "{ref}" one or more segments.
+// numeric id, "{n}" a number, "{name}" one segment and "{ref}" one or more
+// segments.
 type route struct {
 	method  string
 	pattern string
 	perm    string // "deployments:write"; alternatives separated by "|"
 	doc     string
 	h       handler
+	// permFor, when set, decides the permission from the request's
+	// parameters (an issue endpoint on a pull request's number).
+	permFor func(s *state, p params) string
 }
 
 // routes is the table of endpoints the fake serves.
 func routes() []route {
 	return []route{
-		{"GET", "deployments", "deployments:read", docDeployments + "#list-deployments", (*Server).listDeployments},
-		{"POST", "deployments", "deployments:write", docDeployments + "#create-a-deployment", (*Server).createDeployment},
-		{"GET", "deployments/{id}", "deployments:read", docDeployments + "#get-a-deployment", (*Server).getDeployment},
-		{"GET", "deployments/{id}/statuses", "deployments:read", docDeploymentStatus + "#list-deployment-statuses", (*Server).listDeploymentStatuses},
-		{"POST", "deployments/{id}/statuses", "deployments:write", docDeploymentStatus + "#create-a-deployment-status", (*Server).createDeploymentStatus},
-		{"GET", "deployments/{id}/statuses/{n}", "deployments:read", docDeploymentStatus + "#get-a-deployment-status", (*Server).getDeploymentStatus},
-		{"POST", "statuses/{ref}", "statuses:write", docStatuses + "#create-a-commit-status", (*Server).createCommitStatus},
-		{"GET", "commits/{ref}/statuses", "statuses:read", docStatuses + "#list-commit-statuses-for-a-reference", (*Server).listCommitStatuses},
-		{"GET", "commits/{ref}/status", "statuses:read", docStatuses + "#get-the-combined-status-for-a-specific-reference", (*Server).combinedStatus},
-		{"GET", "commits/{ref}/pulls", "pull-requests:read", docCommits + "#list-pull-requests-associated-with-a-commit", (*Server).commitPulls},
-		{"GET", "commits/{ref}", "contents:read", docCommits + "#get-a-commit", (*Server).getCommit},
-		{"GET", "pulls/{n}", "pull-requests:read", docPulls + "#get-a-pull-request", (*Server).getPull},
-		{"GET", "pulls/{n}/commits", "pull-requests:read", docPulls + "#list-commits-on-a-pull-request", (*Server).pullCommits},
-		{"GET", "issues/{n}/labels", "pull-requests:read|issues:read", docLabels + "#list-labels-for-an-issue", (*Server).issueLabels},
+		{"GET", "deployments", "deployments:read", docDeployments + "#list-deployments", (*Server).listDeployments, nil},
+		{"POST", "deployments", "deployments:write", docDeployments + "#create-a-deployment", (*Server).createDeployment, nil},
+		{"GET", "deployments/{id}", "deployments:read", docDeployments + "#get-a-deployment", (*Server).getDeployment, nil},
+		{"GET", "deployments/{id}/statuses", "deployments:read", docDeploymentStatus + "#list-deployment-statuses", (*Server).listDeploymentStatuses, nil},
+		{"POST", "deployments/{id}/statuses", "deployments:write", docDeploymentStatus + "#create-a-deployment-status", (*Server).createDeploymentStatus, nil},
+		{"GET", "deployments/{id}/statuses/{n}", "deployments:read", docDeploymentStatus + "#get-a-deployment-status", (*Server).getDeploymentStatus, nil},
+		{"POST", "statuses/{ref}", "statuses:write", docStatuses + "#create-a-commit-status", (*Server).createCommitStatus, nil},
+		{"GET", "commits/{ref}/statuses", "statuses:read", docStatuses + "#list-commit-statuses-for-a-reference", (*Server).listCommitStatuses, nil},
+		{"GET", "commits/{ref}/status", "statuses:read", docStatuses + "#get-the-combined-status-for-a-specific-reference", (*Server).combinedStatus, nil},
+		{"GET", "commits/{ref}/pulls", "pull-requests:read", docCommits + "#list-pull-requests-associated-with-a-commit", (*Server).commitPulls, nil},
+		{"GET", "commits/{ref}", "contents:read", docCommits + "#get-a-commit", (*Server).getCommit, nil},
+		{"GET", "pulls/{n}", "pull-requests:read", docPulls + "#get-a-pull-request", (*Server).getPull, nil},
+		{"GET", "pulls/{n}/commits", "pull-requests:read", docPulls + "#list-commits-on-a-pull-request", (*Server).pullCommits, nil},
+		{"GET", "issues/{n}/labels", "pull-requests:read|issues:read", docLabels + "#list-labels-for-an-issue", (*Server).issueLabels, nil},
+		{"GET", "issues", "issues:read", docIssues + "#list-repository-issues", (*Server).listIssues, nil},
+		{"POST", "issues", "issues:write", docIssues + "#create-an-issue", (*Server).createIssue, nil},
+		{"PATCH", "issues/comments/{id}", "", docIssueComments + "#update-an-issue-comment", (*Server).editComment, commentPerm},
+		{"GET", "issues/{n}", "", docIssues + "#get-an-issue", (*Server).getIssue, issuePerm("read")},
+		{"PATCH", "issues/{n}", "", docIssues + "#update-an-issue", (*Server).editIssue, issuePerm("write")},
+		{"GET", "issues/{n}/comments", "", docIssueComments + "#list-issue-comments", (*Server).listComments, issuePerm("read")},
+		{"POST", "issues/{n}/comments", "", docIssueComments + "#create-an-issue-comment", (*Server).createComment, issuePerm("write")},
+		{"GET", "labels/{name}", "issues:read|pull-requests:read", docLabels + "#get-a-label", (*Server).getLabel, nil},
+		{"POST", "labels", "issues:write|pull-requests:write", docLabels + "#create-a-label", (*Server).createLabel, nil},
+		{"GET", "compare/{ref}", "contents:read", docCompare, (*Server).compare, nil},
 	}
 }
 
@@ -91,6 +106,8 @@ func (rt route) match(segs []string) (params, bool) {
 	for i, s := range pat {
 		switch s {
 		case "{ref}":
+		case "{name}":
+			p.name = segs[i]
 		case "{id}":
 			id, err := strconv.ParseInt(segs[i], 10, 64)
 			if err != nil || id <= 0 {
@@ -157,10 +174,14 @@ func (f *Server) route(req *apiRequest, now time.Time) reply {
 	if !strings.EqualFold(owner, f.opts.Owner) || !strings.EqualFold(repo, f.opts.Repo) {
 		return notFound(found.doc)
 	}
-	if !f.granted(found.perm) {
+	perm := found.perm
+	if found.permFor != nil {
+		perm = found.permFor(&f.st, p)
+	}
+	if !f.granted(perm) {
 		return reply{status: http.StatusForbidden, body: errorBody("Resource not accessible by integration", found.doc, 403)}
 	}
-	if req.method == http.MethodPost {
+	if req.method == http.MethodPost || req.method == http.MethodPatch {
 		var body map[string]any
 		if len(strings.TrimSpace(string(req.raw))) > 0 {
 			if err := json.Unmarshal(req.raw, &body); err != nil {
@@ -653,18 +674,23 @@ func (f *Server) getCommit(req *apiRequest, p params, _ time.Time) reply {
 	return reply{status: http.StatusOK, body: f.renderCommit(c, parent, true)}
 }
 
+// commitPulls lists the pull requests associated with a commit the way
+// GitHub documents it: for a commit on the default branch, the merged pull
+// request that introduced it (its merge commit, or one of its commits); for
+// any other commit, the merged and open pull requests that contain it.
 func (f *Server) commitPulls(req *apiRequest, p params, _ time.Time) reply {
 	sha, ok := f.st.resolve(p.ref)
 	if !ok {
 		return noCommit(docCommits+"#list-pull-requests-associated-with-a-commit", p.ref)
 	}
+	_, onDefault := f.st.onMain[sha]
 	var nums []int
 	for n, pr := range f.st.pulls {
-		hit := pr.HeadSHA == sha
+		hit := pr.HeadSHA == sha || pr.MergeCommitSHA == sha
 		for _, c := range pr.Commits {
 			hit = hit || c.SHA == sha
 		}
-		if hit {
+		if hit && (pr.Merged || !onDefault) {
 			nums = append(nums, n)
 		}
 	}
@@ -722,13 +748,13 @@ func (f *Server) pullCommits(req *apiRequest, p params, _ time.Time) reply {
 }
 
 func (f *Server) issueLabels(req *apiRequest, p params, _ time.Time) reply {
-	pr, ok := f.st.pulls[p.n]
+	v, ok := f.st.issueView(p.n)
 	if !ok {
 		return notFound(docLabels + "#list-labels-for-an-issue")
 	}
-	lo, hi, h := page(req, len(pr.Labels))
+	lo, hi, h := page(req, len(v.Labels))
 	out := []any{}
-	for _, l := range pr.Labels[lo:hi] {
+	for _, l := range v.Labels[lo:hi] {
 		out = append(out, f.renderLabel(l))
 	}
 	return reply{status: http.StatusOK, body: out, header: h}

@@ -23,6 +23,7 @@ func templateNames() []string {
 	return []string{
 		"user", "repository", "deployment", "deployment_status", "status",
 		"combined_status", "commit", "pull_request", "label",
+		"issue", "issue_comment", "comparison",
 	}
 }
 
@@ -316,6 +317,26 @@ func (f *Server) renderCommit(c Commit, parent string, full bool) map[string]any
 		})
 	}
 	m["parents"] = parents
+	if c.Author != "" || c.AuthorName != "" {
+		name := c.AuthorName
+		if name == "" {
+			name = c.Author
+		}
+		var author any // a git author GitHub cannot link to an account
+		email := strings.ReplaceAll(strings.ToLower(name), " ", ".") + "@example.com"
+		if c.Author != "" {
+			author = f.user(c.Author, "")
+			email = c.Author + "@users.noreply.github.com"
+		}
+		m["author"], m["committer"] = author, author
+		if inner, ok := m["commit"].(map[string]any); ok {
+			for _, k := range []string{"author", "committer"} {
+				if who, ok := inner[k].(map[string]any); ok {
+					who["name"], who["email"] = name, email
+				}
+			}
+		}
+	}
 	if !full {
 		delete(m, "stats")
 		delete(m, "files")
@@ -334,6 +355,10 @@ func (f *Server) renderLabel(name string) map[string]any {
 	m["name"] = name
 	m["description"] = nil
 	m["color"] = fmt.Sprintf("%06x", hash32("color:"+name)&0xFFFFFF)
+	if l := f.st.findLabel(name); l != nil {
+		m["name"], m["color"] = l.Name, l.Color
+		m["description"] = nullable(l.Description)
+	}
 	m["default"] = false
 	return m
 }
@@ -360,6 +385,9 @@ func (f *Server) renderPull(pr *PullRequest, baseSHA string) map[string]any {
 	m["body"] = nil
 	owner := f.user(f.opts.Owner, "Organization")
 	m["user"] = owner
+	if !strings.EqualFold(pr.Author, f.opts.Owner) {
+		m["user"] = f.user(pr.Author, "")
+	}
 	labels := []any{}
 	for _, l := range pr.Labels {
 		labels = append(labels, f.renderLabel(l))
@@ -367,7 +395,7 @@ func (f *Server) renderPull(pr *PullRequest, baseSHA string) map[string]any {
 	m["labels"] = labels
 	m["merged"] = pr.Merged
 	m["commits"] = len(pr.Commits)
-	m["merge_commit_sha"] = nil
+	m["merge_commit_sha"] = nullable(pr.MergeCommitSHA)
 	repo := f.repository()
 	m["head"] = map[string]any{
 		"label": f.opts.Owner + ":" + pr.HeadRef, "ref": pr.HeadRef, "sha": pr.HeadSHA,

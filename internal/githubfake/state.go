@@ -11,6 +11,11 @@ import (
 type Commit struct {
 	SHA     string
 	Message string
+	// Author is the login of the GitHub user who wrote it; "" leaves the
+	// documented example's octocat. AuthorName is the git author's name
+	// (default: the login, or the example's).
+	Author     string
+	AuthorName string
 }
 
 // Deployment is a deployment held by the fake.
@@ -68,6 +73,14 @@ type PullRequest struct {
 	BaseRef string // default "main"
 	Labels  []string
 	Commits []Commit
+	// Author is the login of the user who opened it (default: the
+	// repository's owner).
+	Author string
+	// MergeCommitSHA is, for a merged pull request, the commit the merge
+	// put on the default branch (a merge or squash commit). Merged without
+	// one, the pull request's own commits land on the default branch, as a
+	// rebase merge does.
+	MergeCommitSHA string
 }
 
 // deploymentStates are the states GitHub accepts for a deployment status.
@@ -88,11 +101,22 @@ type state struct {
 	nextDeployment, nextDeploymentStatus, nextCommitStatus int64
 
 	commits        []Commit // in the order added
+	// mainline is the default branch: commits added by AddCommit (and
+	// every other seeding call but AddPull), merge commits of merged pull
+	// requests, in the order they landed. Commits that only belong to an
+	// unmerged pull request's branch are known, but not on it.
+	mainline       []string
+	onMain         map[string]int // index in mainline
 	branches       map[string]string
 	deployments    []*Deployment // in creation order
 	depStatuses    map[int64][]*DeploymentStatus
 	commitStatuses map[string][]*CommitStatus // by full SHA, in creation order
 	pulls          map[int]*PullRequest
+
+	issues                    map[int]*Issue
+	comments                  []*IssueComment // in creation order
+	labels                    map[string]*Label
+	nextComment, nextIssueID  int64
 }
 
 func newState() state {
@@ -106,18 +130,39 @@ func newState() state {
 		depStatuses:          map[int64][]*DeploymentStatus{},
 		commitStatuses:       map[string][]*CommitStatus{},
 		pulls:                map[int]*PullRequest{},
+		onMain:               map[string]int{},
+		issues:               map[int]*Issue{},
+		labels:               map[string]*Label{},
+		nextComment:          4_000_001,
+		nextIssueID:          5_000_001,
 	}
 }
 
-// AddCommit makes a commit known, so that refs resolve to it. Commits are
-// chained in the order added (each one's parent is the previous one).
+// AddCommit makes a commit known, so that refs resolve to it, and puts it
+// on the default branch. Commits are chained in the order added (each
+// one's parent is the previous one).
 func (f *Server) AddCommit(sha, message string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.st.addCommit(sha, message)
 }
 
+// AddAuthoredCommit is AddCommit with the commit's author.
+func (f *Server) AddAuthoredCommit(c Commit) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st.addFull(c, true)
+}
+
+// addCommit makes a commit known; a new one goes on the default branch.
 func (s *state) addCommit(sha, message string) Commit {
+	return s.addFull(Commit{SHA: sha, Message: message}, true)
+}
+
+// addFull makes a commit known, keeping what is known of it; a new one goes
+// on the default branch when main is true.
+func (s *state) addFull(in Commit, main bool) Commit {
+	sha, message := in.SHA, in.Message
 	sha = strings.ToLower(sha)
 	if !isHex(sha) || len(sha) != 40 {
 		panic(fmt.Sprintf("githubfake: AddCommit needs a full 40-hex SHA, got %q", sha))
@@ -127,12 +172,30 @@ func (s *state) addCommit(sha, message string) Commit {
 			if message != "" {
 				s.commits[i].Message = message
 			}
+			if in.Author != "" {
+				s.commits[i].Author = in.Author
+			}
+			if in.AuthorName != "" {
+				s.commits[i].AuthorName = in.AuthorName
+			}
 			return s.commits[i]
 		}
 	}
-	c := Commit{SHA: sha, Message: message}
+	c := Commit{SHA: sha, Message: message, Author: in.Author, AuthorName: in.AuthorName}
 	s.commits = append(s.commits, c)
+	if main {
+		s.toMain(sha)
+	}
 	return c
+}
+
+// toMain puts a known commit on the default branch, once.
+func (s *state) toMain(sha string) {
+	if _, ok := s.onMain[sha]; ok {
+		return
+	}
+	s.onMain[sha] = len(s.mainline)
+	s.mainline = append(s.mainline, sha)
 }
 
 // AddBranch makes a branch (or tag) name resolve to a known commit.
@@ -337,13 +400,32 @@ func (f *Server) AddPull(pr PullRequest) {
 	if pr.Number <= 0 {
 		panic("githubfake: AddPull needs a positive number")
 	}
+	// A pull request's own commits are on its branch, not on the default
+	// branch (unless they were there already).
 	for i, c := range pr.Commits {
-		pr.Commits[i] = f.st.addCommit(c.SHA, c.Message)
+		pr.Commits[i] = f.st.addFull(c, false)
 	}
 	if pr.HeadSHA == "" && len(pr.Commits) > 0 {
 		pr.HeadSHA = pr.Commits[len(pr.Commits)-1].SHA
 	}
-	pr.HeadSHA = f.st.addCommit(pr.HeadSHA, "").SHA
+	pr.HeadSHA = f.st.addFull(Commit{SHA: pr.HeadSHA}, false).SHA
+	if pr.Merged {
+		pr.State = "closed"
+		if pr.MergeCommitSHA != "" {
+			pr.MergeCommitSHA = f.st.addCommit(pr.MergeCommitSHA, "").SHA
+		} else {
+			for _, c := range pr.Commits {
+				f.st.toMain(c.SHA)
+			}
+			f.st.toMain(pr.HeadSHA)
+		}
+	}
+	if pr.Author == "" {
+		pr.Author = f.opts.Owner
+	}
+	for _, l := range pr.Labels {
+		f.st.label(l)
+	}
 	if pr.State == "" {
 		pr.State = "open"
 	}
@@ -370,6 +452,9 @@ func (f *Server) SetPullRequestLabels(number int, labels []string) {
 		panic(fmt.Sprintf("githubfake: SetPullRequestLabels: no pull request #%d", number))
 	}
 	pr.Labels = append([]string(nil), labels...)
+	for _, l := range labels {
+		f.st.label(l)
+	}
 }
 
 // Deployments returns every deployment in creation order (oldest first;
