@@ -100,7 +100,7 @@ type state struct {
 
 	nextDeployment, nextDeploymentStatus, nextCommitStatus int64
 
-	commits        []Commit // in the order added
+	commits []Commit // in the order added
 	// mainline is the default branch: commits added by AddCommit (and
 	// every other seeding call but AddPull), merge commits of merged pull
 	// requests, in the order they landed. Commits that only belong to an
@@ -113,10 +113,10 @@ type state struct {
 	commitStatuses map[string][]*CommitStatus // by full SHA, in creation order
 	pulls          map[int]*PullRequest
 
-	issues                    map[int]*Issue
-	comments                  []*IssueComment // in creation order
-	labels                    map[string]*Label
-	nextComment, nextIssueID  int64
+	issues                   map[int]*Issue
+	comments                 []*IssueComment // in creation order
+	labels                   map[string]*Label
+	nextComment, nextIssueID int64
 }
 
 func newState() state {
