@@ -38,6 +38,10 @@ type PullRequest struct {
 	BaseRef string
 	Labels  []string
 	HTMLURL string
+	// Author is the login of who opened it; MergeCommitSHA the commit its
+	// merge put on the base branch.
+	Author         string
+	MergeCommitSHA string
 }
 
 const (
@@ -142,7 +146,9 @@ func (c *Client) PullRequestCommits(ctx context.Context, number int) ([]Commit, 
 }
 
 // PullRequestsForCommit returns the pull requests associated with a commit
-// (at most 100): those it is the head of or part of, or that merged it.
+// (at most 100). For a commit on the default branch GitHub lists the merged
+// pull request that introduced it; for another commit, the merged and open
+// pull requests that contain it.
 func (c *Client) PullRequestsForCommit(ctx context.Context, commit string) ([]PullRequest, error) {
 	prs, _, err := c.gh().PullRequests.ListPullRequestsWithCommit(ctx, c.owner, c.repo, commit, &github.ListOptions{PerPage: perPage})
 	if err != nil {
@@ -160,6 +166,9 @@ func (c *Client) PullRequestsForCommit(ctx context.Context, commit string) ([]Pu
 			HeadSHA: p.GetHead().GetSHA(),
 			BaseRef: p.GetBase().GetRef(),
 			HTMLURL: p.GetHTMLURL(),
+			Author:  p.GetUser().GetLogin(),
+
+			MergeCommitSHA: p.GetMergeCommitSHA(),
 		}
 		for _, l := range p.Labels {
 			pr.Labels = append(pr.Labels, l.GetName())

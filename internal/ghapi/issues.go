@@ -1,0 +1,243 @@
+package ghapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/immune-cd/immune/internal/sha"
+)
+
+// The permissions the issue endpoints need of a workflow token. A pull
+// request's conversation is an issue's: commenting there takes
+// "pull-requests: write" (or "issues: write"); opening, editing and listing
+// issues takes "issues".
+const (
+	PullsWrite  = "pull-requests: write"
+	IssuesWrite = "issues: write"
+	IssuesRead  = "issues: read"
+)
+
+// ErrIssuesDisabled is wrapped when the repository has issues turned off
+// (GitHub answers 410 Gone).
+var ErrIssuesDisabled = errors.New("issues are disabled in this repository")
+
+// IssueComment is a comment on an issue or on a pull request's
+// conversation.
+type IssueComment struct {
+	ID      int64
+	Body    string
+	Author  string // login
+	HTMLURL string
+}
+
+// Issue is an issue.
+type Issue struct {
+	Number  int
+	Title   string
+	Body    string
+	State   string // open or closed
+	Labels  []string
+	HTMLURL string
+}
+
+// IssueEdit changes an issue; nil fields are left as they are.
+type IssueEdit struct {
+	Title, Body *string
+	State       *string // open or closed
+	StateReason *string // completed, not_planned or reopened
+}
+
+// Comparison is what lies between two commits.
+type Comparison struct {
+	Status       string // ahead, behind, diverged or identical
+	AheadBy      int
+	BehindBy     int
+	TotalCommits int
+	// Commits are the commits of head that base lacks, oldest first; at
+	// most the newest 250 (GitHub's limit without paging).
+	Commits []CommitInfo
+}
+
+// CommitInfo is a commit with its author.
+type CommitInfo struct {
+	SHA     string
+	Message string
+	// AuthorLogin is the GitHub account of the commit's author, "" when
+	// GitHub cannot link the git author to one; AuthorName is git's.
+	AuthorLogin string
+	AuthorName  string
+}
+
+// maxCommentPages bounds the pages of comments read to find one (10,000
+// comments).
+const maxCommentPages = 100
+
+// CompareCommits lists the commits between base and head (git log
+// base..head), oldest first: unpaged, as GitHub lists at most the newest
+// 250, which is what a rollback's blame needs.
+func (c *Client) CompareCommits(ctx context.Context, base, head string) (Comparison, error) {
+	cmp, _, err := c.gh().Repositories.CompareCommits(ctx, c.owner, c.repo, base, head, nil)
+	if err != nil {
+		return Comparison{}, c.wrap(err, access{op: "compare commits", permission: "contents: read",
+			item: fmt.Sprintf("commit %s or %s", sha.Short(base), sha.Short(head))},
+			"compare %s...%s", sha.Short(base), sha.Short(head))
+	}
+	out := Comparison{Status: cmp.GetStatus(), AheadBy: cmp.GetAheadBy(), BehindBy: cmp.GetBehindBy(), TotalCommits: cmp.GetTotalCommits()}
+	for _, rc := range cmp.Commits {
+		out.Commits = append(out.Commits, CommitInfo{
+			SHA:         rc.GetSHA(),
+			Message:     rc.GetCommit().GetMessage(),
+			AuthorLogin: rc.GetAuthor().GetLogin(),
+			AuthorName:  rc.GetCommit().GetAuthor().GetName(),
+		})
+	}
+	return out, nil
+}
+
+// IssueComments returns the comments on an issue or pull request, oldest
+// first.
+func (c *Client) IssueComments(ctx context.Context, number int) ([]IssueComment, error) {
+	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: perPage}}
+	var out []IssueComment
+	for page := 0; page < maxCommentPages; page++ {
+		cs, resp, err := c.gh().Issues.ListComments(ctx, c.owner, c.repo, number, opts)
+		if err != nil {
+			return nil, c.wrap(err, access{op: "list comments", permission: PullsWrite, item: fmt.Sprintf("#%d", number)},
+				"list the comments of #%d", number)
+		}
+		for _, ic := range cs {
+			out = append(out, comment(ic))
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	return out, nil
+}
+
+func comment(ic *github.IssueComment) IssueComment {
+	return IssueComment{ID: ic.GetID(), Body: ic.GetBody(), Author: ic.GetUser().GetLogin(), HTMLURL: ic.GetHTMLURL()}
+}
+
+// CreateIssueComment comments on an issue or a pull request. perm names the
+// permission to ask for should GitHub refuse.
+func (c *Client) CreateIssueComment(ctx context.Context, number int, body, perm string) (IssueComment, error) {
+	ic, _, err := c.gh().Issues.CreateComment(ctx, c.owner, c.repo, number, &github.IssueComment{Body: github.String(body)})
+	if err != nil {
+		return IssueComment{}, c.wrap(err, access{op: "create comment", permission: perm, item: fmt.Sprintf("#%d", number)},
+			"comment on #%d", number)
+	}
+	return comment(ic), nil
+}
+
+// EditIssueComment replaces a comment's body.
+func (c *Client) EditIssueComment(ctx context.Context, id int64, body, perm string) (IssueComment, error) {
+	ic, _, err := c.gh().Issues.EditComment(ctx, c.owner, c.repo, id, &github.IssueComment{Body: github.String(body)})
+	if err != nil {
+		return IssueComment{}, c.wrap(err, access{op: "update comment", permission: perm, item: fmt.Sprintf("comment %d", id)},
+			"update comment %d", id)
+	}
+	return comment(ic), nil
+}
+
+func issue(i *github.Issue) Issue {
+	is := Issue{Number: i.GetNumber(), Title: i.GetTitle(), Body: i.GetBody(), State: i.GetState(), HTMLURL: i.GetHTMLURL()}
+	for _, l := range i.Labels {
+		is.Labels = append(is.Labels, l.GetName())
+	}
+	return is
+}
+
+// OpenIssues returns the open issues (not pull requests) that carry label,
+// newest first, at most limit of them. perm names the permission to ask for
+// should GitHub refuse.
+func (c *Client) OpenIssues(ctx context.Context, label string, limit int, perm string) ([]Issue, error) {
+	opts := &github.IssueListByRepoOptions{State: "open", Labels: []string{label}, Sort: "created", Direction: "desc",
+		ListOptions: github.ListOptions{PerPage: perPage}}
+	var out []Issue
+	for len(out) < limit {
+		is, resp, err := c.gh().Issues.ListByRepo(ctx, c.owner, c.repo, opts)
+		if err != nil {
+			return nil, c.wrap(c.gone(err), access{op: "list issues", permission: perm, notFound: true}, "list the open issues labelled %q", label)
+		}
+		for _, i := range is {
+			if !i.IsPullRequest() && len(out) < limit {
+				out = append(out, issue(i))
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	return out, nil
+}
+
+// CreateIssue opens an issue.
+func (c *Client) CreateIssue(ctx context.Context, title, body string, labels []string) (Issue, error) {
+	req := &github.IssueRequest{Title: github.String(title), Body: github.String(body)}
+	if len(labels) > 0 {
+		req.Labels = &labels
+	}
+	i, _, err := c.gh().Issues.Create(ctx, c.owner, c.repo, req)
+	if err != nil {
+		return Issue{}, c.wrap(c.gone(err), access{op: "create issue", permission: IssuesWrite, notFound: true}, "open an issue")
+	}
+	return issue(i), nil
+}
+
+// EditIssue changes an issue.
+func (c *Client) EditIssue(ctx context.Context, number int, e IssueEdit) (Issue, error) {
+	i, _, err := c.gh().Issues.Edit(ctx, c.owner, c.repo, number, &github.IssueRequest{
+		Title: e.Title, Body: e.Body, State: e.State, StateReason: e.StateReason,
+	})
+	if err != nil {
+		return Issue{}, c.wrap(c.gone(err), access{op: "update issue", permission: IssuesWrite, item: fmt.Sprintf("issue #%d", number)},
+			"update issue #%d", number)
+	}
+	return issue(i), nil
+}
+
+// EnsureLabel creates the label unless the repository has it; created
+// reports whether it did. A label created meanwhile by someone else
+// counts as there.
+func (c *Client) EnsureLabel(ctx context.Context, name, color, description string) (created bool, err error) {
+	_, _, err = c.gh().Issues.GetLabel(ctx, c.owner, c.repo, url.PathEscape(name))
+	if err == nil {
+		return false, nil
+	}
+	var ger *github.ErrorResponse
+	if !errors.As(err, &ger) || statusOf(ger.Response) != http.StatusNotFound {
+		return false, c.wrap(err, access{op: "get label", permission: IssuesWrite, notFound: false}, "read the label %q", name)
+	}
+	_, _, err = c.gh().Issues.CreateLabel(ctx, c.owner, c.repo, &github.Label{
+		Name: github.String(name), Color: github.String(color), Description: github.String(description),
+	})
+	if err == nil {
+		return true, nil
+	}
+	if errors.As(err, &ger) && statusOf(ger.Response) == http.StatusUnprocessableEntity {
+		for _, e := range ger.Errors {
+			if e.Code == "already_exists" {
+				return false, nil
+			}
+		}
+	}
+	return false, c.wrap(err, access{op: "create label", permission: IssuesWrite}, "create the label %q", name)
+}
+
+// gone turns GitHub's 410 for a repository without issues into
+// ErrIssuesDisabled.
+func (c *Client) gone(err error) error {
+	var ger *github.ErrorResponse
+	if errors.As(err, &ger) && statusOf(ger.Response) == http.StatusGone {
+		return fmt.Errorf("%w (GitHub answered 410 Gone)", ErrIssuesDisabled)
+	}
+	return err
+}

@@ -1,0 +1,116 @@
+package ghapi
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/immune-cd/immune/internal/githubfake"
+)
+
+func TestCompareCommits(t *testing.T) {
+	e := setup(t, githubfake.Options{}, nil)
+	e.fake.AddCommit(commitID(1), "base")
+	e.fake.AddAuthoredCommit(githubfake.Commit{SHA: commitID(2), Message: "two", Author: "hubot"})
+	e.fake.AddAuthoredCommit(githubfake.Commit{SHA: commitID(3), Message: "three", AuthorName: "Mona Lisa"})
+	cmp, err := e.client.CompareCommits(ctx(t), commitID(1), commitID(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []CommitInfo{
+		{SHA: commitID(2), Message: "two", AuthorLogin: "hubot", AuthorName: "hubot"},
+		{SHA: commitID(3), Message: "three", AuthorName: "Mona Lisa"},
+	}
+	if cmp.Status != "ahead" || cmp.TotalCommits != 2 || len(cmp.Commits) != 2 || cmp.Commits[0] != want[0] || cmp.Commits[1] != want[1] {
+		t.Errorf("comparison: %+v", cmp)
+	}
+	_, err = e.client.CompareCommits(ctx(t), commitID(1), commitID(9))
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+		t.Errorf("unknown head: %v", err)
+	}
+}
+
+func TestComments(t *testing.T) {
+	e := setup(t, githubfake.Options{}, nil)
+	e.fake.AddCommit(commitID(1), "x")
+	e.fake.AddPullRequest(12, commitID(1), nil, nil)
+	for i := 0; i < 150; i++ {
+		e.fake.AddComment(githubfake.IssueComment{Number: 12, Body: "chatter", Author: "octocat"})
+	}
+	c, err := e.client.CreateIssueComment(ctx(t), 12, "<!-- marker -->\nhello", PullsWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID == 0 || c.Author != "github-actions[bot]" || !strings.Contains(c.HTMLURL, "/pull/12#issuecomment-") {
+		t.Errorf("comment: %+v", c)
+	}
+	all, err := e.client.IssueComments(ctx(t), 12)
+	if err != nil || len(all) != 151 || all[150].ID != c.ID {
+		t.Fatalf("%d comments, %v", len(all), err)
+	}
+	if e.count("GET", "/issues/12/comments") != 2 {
+		t.Errorf("%d pages", e.count("GET", "/issues/12/comments"))
+	}
+	edited, err := e.client.EditIssueComment(ctx(t), c.ID, "bye", PullsWrite)
+	if err != nil || edited.Body != "bye" || e.fake.Comments(12)[150].Body != "bye" {
+		t.Errorf("edit: %+v %v", edited, err)
+	}
+}
+
+func TestIssues(t *testing.T) {
+	e := setup(t, githubfake.Options{}, nil)
+	e.fake.AddCommit(commitID(1), "x")
+	e.fake.AddPullRequest(1, commitID(1), []string{"immune:stopped"}, nil) // a pull request with the label is not an issue
+	created, err := e.client.EnsureLabel(ctx(t), "immune:stopped", "b60205", "the line is stopped")
+	if err != nil || created {
+		t.Errorf("existing label: created %v, %v", created, err)
+	}
+	created, err = e.client.EnsureLabel(ctx(t), "immune:other", "b60205", "d")
+	if err != nil || !created {
+		t.Errorf("new label: created %v, %v", created, err)
+	}
+	is, err := e.client.CreateIssue(ctx(t), "production is stopped", "body", []string{"immune:stopped"})
+	if err != nil || is.Number != 2 || is.State != "open" {
+		t.Fatalf("create: %+v %v", is, err)
+	}
+	open, err := e.client.OpenIssues(ctx(t), "immune:stopped", 10, IssuesWrite)
+	if err != nil || len(open) != 1 || open[0].Number != 2 || open[0].Body != "body" {
+		t.Fatalf("open issues: %+v %v", open, err)
+	}
+	closed, reason := "closed", "completed"
+	is, err = e.client.EditIssue(ctx(t), 2, IssueEdit{State: &closed, StateReason: &reason})
+	if err != nil || is.State != "closed" {
+		t.Errorf("close: %+v %v", is, err)
+	}
+	if open, _ := e.client.OpenIssues(ctx(t), "immune:stopped", 10, IssuesWrite); len(open) != 0 {
+		t.Errorf("still open: %+v", open)
+	}
+}
+
+// What GitHub answers without the permissions: 403 naming what to add;
+// issues turned off: 410.
+func TestIssuePermissionErrors(t *testing.T) {
+	e := setup(t, githubfake.Options{Permissions: map[string]string{"contents": "read", "pull-requests": "read"}}, nil)
+	e.fake.AddCommit(commitID(1), "x")
+	e.fake.AddPullRequest(1, commitID(1), nil, nil)
+	_, err := e.client.CreateIssueComment(ctx(t), 1, "b", PullsWrite)
+	var pe *PermissionError
+	if !errors.As(err, &pe) || pe.Permission != PullsWrite || !strings.Contains(err.Error(), `add "pull-requests: write"`) {
+		t.Errorf("comment: %v", err)
+	}
+	_, err = e.client.CreateIssue(ctx(t), "t", "b", nil)
+	if !errors.As(err, &pe) || pe.Permission != IssuesWrite {
+		t.Errorf("issue: %v", err)
+	}
+	if _, err = e.client.EnsureLabel(ctx(t), "l", "ededed", ""); !errors.As(err, &pe) {
+		t.Errorf("label: %v", err)
+	}
+
+	g := setup(t, githubfake.Options{}, nil)
+	g.fake.Inject(githubfake.Fault{Method: "POST", Path: "/repos/octo-org/shop/issues", Status: http.StatusGone, Message: "Issues are disabled for this repo"})
+	if _, err := g.client.CreateIssue(ctx(t), "t", "b", nil); !errors.Is(err, ErrIssuesDisabled) {
+		t.Errorf("410: %v", err)
+	}
+}
