@@ -241,3 +241,14 @@ func (c *Client) gone(err error) error {
 	}
 	return err
 }
+
+// CommitAuthor returns a commit with its author.
+func (c *Client) CommitAuthor(ctx context.Context, commit string) (CommitInfo, error) {
+	rc, _, err := c.gh().Repositories.GetCommit(ctx, c.owner, c.repo, commit, nil)
+	if err != nil {
+		return CommitInfo{}, c.wrap(err, access{op: "get commit", permission: "contents: read", item: "commit " + sha.Short(commit)},
+			"read commit %s", sha.Short(commit))
+	}
+	return CommitInfo{SHA: rc.GetSHA(), Message: rc.GetCommit().GetMessage(), AuthorLogin: rc.GetAuthor().GetLogin(),
+		AuthorName: rc.GetCommit().GetAuthor().GetName()}, nil
+}

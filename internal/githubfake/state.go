@@ -408,11 +408,15 @@ func (f *Server) AddPull(pr PullRequest) {
 	if pr.HeadSHA == "" && len(pr.Commits) > 0 {
 		pr.HeadSHA = pr.Commits[len(pr.Commits)-1].SHA
 	}
+	if pr.HeadSHA == "" {
+		pr.HeadSHA = pr.MergeCommitSHA
+	}
 	pr.HeadSHA = f.st.addFull(Commit{SHA: pr.HeadSHA}, false).SHA
 	if pr.Merged {
 		pr.State = "closed"
 		if pr.MergeCommitSHA != "" {
 			pr.MergeCommitSHA = f.st.addCommit(pr.MergeCommitSHA, "").SHA
+			f.st.toMain(pr.MergeCommitSHA)
 		} else {
 			for _, c := range pr.Commits {
 				f.st.toMain(c.SHA)

@@ -1,0 +1,171 @@
+package recorder
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/immune-cd/immune/internal/ghapi"
+	"github.com/immune-cd/immune/internal/githubfake"
+)
+
+// A push of three commits, two of them from merged pull requests, one
+// pushed directly: both pull requests are found, the bad commit's first.
+func TestBlameAPush(t *testing.T) {
+	f, r, _ := setup(t, start)
+	good := commit(1)
+	f.AddCommit(good, "good")
+	f.AddPull(githubfake.PullRequest{Number: 11, Author: "hubot", Merged: true, MergeCommitSHA: commit(2),
+		Commits: []githubfake.Commit{{SHA: commit(20), Message: "facets"}}})
+	f.AddAuthoredCommit(githubfake.Commit{SHA: commit(3), Message: "direct push", Author: "octocat"})
+	f.AddPull(githubfake.PullRequest{Number: 12, Author: "monalisa", Merged: true, MergeCommitSHA: commit(4),
+		Commits: []githubfake.Commit{{SHA: commit(40), Message: "tax table"}}})
+	p := r.People()
+	b := p.Blame(context.Background(), good, commit(4))
+	if len(b.Pulls) != 2 || b.Pulls[0].Number != 12 || b.Pulls[1].Number != 11 || b.BadPull != 12 || b.Author.Login != "monalisa" {
+		t.Fatalf("blame: %+v", b)
+	}
+	if b.Commits != 3 || b.Examined != 3 || b.Capped {
+		t.Errorf("counts: %d commits, %d examined, capped %v", b.Commits, b.Examined, b.Capped)
+	}
+	// Without a previous good commit, the bad commit alone; a direct push
+	// names the commit's author.
+	if b := p.Blame(context.Background(), "", commit(3)); len(b.Pulls) != 0 || b.Author.Login != "octocat" || b.BadPull != 0 {
+		t.Errorf("direct push: %+v", b)
+	}
+}
+
+func TestBlameIsCapped(t *testing.T) {
+	f, r, _ := setup(t, start)
+	f.AddCommit(commit(0), "good")
+	for i := 1; i <= 30; i++ {
+		f.AddPull(githubfake.PullRequest{Number: i, Author: "dev", Merged: true, MergeCommitSHA: commit(i),
+			Commits: []githubfake.Commit{{SHA: commit(100 + i)}}})
+	}
+	b := r.People().Blame(context.Background(), commit(0), commit(30))
+	if b.Commits != 30 || b.Examined != MaxBlameCommits || len(b.Pulls) != MaxBlamePulls || !b.Capped || b.Pulls[0].Number != 30 {
+		t.Errorf("capped blame: %d commits, %d examined, %d pulls, capped %v", b.Commits, b.Examined, len(b.Pulls), b.Capped)
+	}
+	if n := f.CallCount("GET", "/repos/octo-org/shop/commits/"+commit(5)+"/pulls"); n != 0 {
+		t.Errorf("an old commit was looked up")
+	}
+}
+
+func TestCommentEditsItsOwn(t *testing.T) {
+	f, r, _ := setup(t, start)
+	f.AddCommit(commit(1), "x")
+	f.AddPull(githubfake.PullRequest{Number: 12, Merged: true, MergeCommitSHA: commit(2)})
+	f.AddComment(githubfake.IssueComment{Number: 12, Body: "LGTM", Author: "octocat"})
+	p := r.People()
+	ctx := context.Background()
+	first := p.Comment(ctx, 12, commit(2), "regressed")
+	second := p.Comment(ctx, 12, commit(2), "rolled back")
+	again := p.Comment(ctx, 12, commit(2), "rolled back")
+	cs := f.Comments(12)
+	if len(cs) != 2 || !strings.HasPrefix(cs[1].Body, CommentMarker("production", commit(2))) || !strings.HasSuffix(cs[1].Body, "\nrolled back") {
+		t.Fatalf("comments: %+v", cs)
+	}
+	if first == "" || first != second || second != again {
+		t.Errorf("links: %q %q %q", first, second, again)
+	}
+	if n := f.CallCount("PATCH", "/repos/octo-org/shop/issues/comments/"+itoa(cs[1].ID)); n != 1 {
+		t.Errorf("%d edits, want 1 (an unchanged body is left alone)", n)
+	}
+	// Another environment's comment is another comment.
+	other := New(Options{GitHub: r.o.GitHub, Environment: "staging"}).People()
+	other.Comment(ctx, 12, commit(2), "staging")
+	if len(f.Comments(12)) != 3 {
+		t.Errorf("staging's comment replaced production's")
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestTrackingIssue(t *testing.T) {
+	f, r, _ := setup(t, start)
+	f.AddIssue(githubfake.Issue{Title: "unrelated", Labels: []string{StoppedLabel}, Body: "no marker"})
+	p := r.People()
+	ctx := context.Background()
+	is, opened, ok := p.Stopped(ctx, "production is stopped", "first", "")
+	if !ok || !opened || is.Number == 0 {
+		t.Fatalf("open: %+v %v %v", is, opened, ok)
+	}
+	if ls := f.Labels(); len(ls) != 1 || ls[0].Color != "ededed" {
+		// The seeded issue created the label with GitHub's default color.
+		t.Errorf("labels: %+v", ls)
+	}
+	again, opened, ok := p.Stopped(ctx, "production is stopped again", "second", "rolled back again")
+	if !ok || opened || again.Number != is.Number || again.Title != "production is stopped again" {
+		t.Fatalf("update: %+v %v %v", again, opened, ok)
+	}
+	if cs := f.Comments(is.Number); len(cs) != 1 || cs[0].Body != "rolled back again" {
+		t.Errorf("update comment: %+v", cs)
+	}
+	// Staging has its own issue.
+	if st, opened, _ := New(Options{GitHub: r.o.GitHub, Environment: "staging"}).People().Stopped(ctx, "staging", "s", ""); !opened || st.Number == is.Number {
+		t.Errorf("staging reused production's issue")
+	}
+	closed, ok := p.Clear(ctx, "healthy again")
+	if !ok || closed.State != "closed" {
+		t.Fatalf("clear: %+v %v", closed, ok)
+	}
+	if _, found := p.StoppedIssue(ctx, ghapi.IssuesWrite); found {
+		t.Error("still open")
+	}
+	if _, ok := p.Clear(ctx, "nothing to close"); ok {
+		t.Error("closed a second time")
+	}
+}
+
+func TestTrackingIssueCreatesTheLabel(t *testing.T) {
+	f, r, _ := setup(t, start)
+	if _, opened, ok := r.People().Stopped(context.Background(), "t", "b", ""); !opened || !ok {
+		t.Fatal("not opened")
+	}
+	if ls := f.Labels(); len(ls) != 1 || ls[0].Name != StoppedLabel || ls[0].Color != "b60205" {
+		t.Errorf("labels: %+v", ls)
+	}
+}
+
+// Without the permissions, each is named once, and later calls that need
+// one are not made.
+func TestPeopleDenied(t *testing.T) {
+	f := githubfake.Start(t, githubfake.Options{Token: token, Permissions: map[string]string{"contents": "read", "pull-requests": "read", "deployments": "write"}})
+	gh, _ := ghapi.New(ghapi.Options{HTTPClient: f.Client(), APIURL: f.URL(), Token: token, Repository: f.Repository(), MaxRetries: -1})
+	r := New(Options{GitHub: gh, Environment: "production"})
+	f.AddCommit(commit(1), "x")
+	f.AddPull(githubfake.PullRequest{Number: 1, Merged: true, MergeCommitSHA: commit(2)})
+	f.AddPull(githubfake.PullRequest{Number: 3, Merged: true, MergeCommitSHA: commit(4)})
+	p := r.People()
+	ctx := context.Background()
+	if p.Comment(ctx, 1, commit(2), "x") != "" {
+		t.Error("commented without the permission")
+	}
+	p.Comment(ctx, 3, commit(4), "x")
+	if _, _, ok := p.Stopped(ctx, "t", "b", ""); ok {
+		t.Error("opened an issue without the permission")
+	}
+	d := p.Denied()
+	if len(d) != 2 || d[0].Permission != ghapi.PullsWrite || d[1].Permission != ghapi.IssuesWrite || len(p.Failed()) != 0 {
+		t.Errorf("denied %+v, failed %v", d, p.Failed())
+	}
+	if n := f.CallCount("GET", "/repos/octo-org/shop/issues/3/comments"); n != 0 {
+		t.Errorf("asked again after the refusal: %d", n)
+	}
+}
+
+func TestLineBefore(t *testing.T) {
+	f, r, _ := setup(t, start)
+	ours(f, TaskDeploy, commit(1), Payload{}, start, "success")
+	ours(f, TaskRollback, commit(1), Payload{RolledBackFrom: commit(2)}, start, "success")
+	fix := ours(f, TaskDeploy, commit(3), Payload{}, start, "success")
+	l, err := r.LineBefore(context.Background(), fix.ID)
+	if err != nil || !l.Stopped || l.BadSHA != commit(2) {
+		t.Errorf("before the fix: %+v %v", l, err)
+	}
+	next := ours(f, TaskDeploy, commit(4), Payload{}, start, "success")
+	if l, _ := r.LineBefore(context.Background(), next.ID); l.Stopped {
+		t.Errorf("before the next: stopped")
+	}
+}

@@ -1,0 +1,522 @@
+package report
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/immune-cd/immune/internal/sha"
+)
+
+// What people are told in GitHub and in chat: the comment on the pull
+// requests of a regressed commit, the tracking issue of a stopped line,
+// and the chat message of each event. Like the rest of this package it
+// only renders: who to tell and where is decided by the caller.
+
+// StoryKind is what happened, as people are told.
+type StoryKind int
+
+// The stories.
+const (
+	// RollingBack: the commit regressed and the rollback is under way.
+	RollingBack StoryKind = iota
+	// RolledBack: regressed, rolled back, and the rollback is healthy.
+	RolledBack
+	// RollbackFailed: regressed, and the rollback failed.
+	RollbackFailed
+	// NotRolledBack: regressed, and nothing was rolled back.
+	NotRolledBack
+	// ManualRollback: someone rolled the environment back by hand.
+	ManualRollback
+	// ManualRollbackFailed: a rollback by hand failed.
+	ManualRollbackFailed
+	// Recovered: a healthy deploy cleared a stopped line.
+	Recovered
+)
+
+// Person is who wrote a commit or opened a pull request.
+type Person struct {
+	Login string // GitHub account; mentioned as @login
+	Name  string // git author name when there is no account
+}
+
+func (p Person) String() string {
+	switch {
+	case p.Login != "":
+		return "@" + p.Login
+	case p.Name != "":
+		return p.Name
+	}
+	return "an unknown author"
+}
+
+// Pull is a merged pull request of a regressed push.
+type Pull struct {
+	Number         int
+	Title          string
+	URL            string
+	Author         string // login
+	MergeCommitSHA string
+}
+
+// Blame is who is told: the pull requests between the previous good
+// commit and the regressed one.
+type Blame struct {
+	Author Person // of the regressed commit
+	Pulls  []Pull // the regressed commit's own first
+	// BadPull is the regressed commit's own pull request, 0 if none.
+	BadPull int
+	// Base is the previous good commit the push started from.
+	Base string
+	// Commits counts the push's commits; Examined how many were looked
+	// up; Capped says there were more than were looked at or told.
+	Commits, Examined int
+	Capped            bool
+}
+
+// Story is one regression, rollback or recovery, with everything people
+// are told about it.
+type Story struct {
+	Kind        StoryKind
+	Repository  string // owner/name
+	Environment string
+	// BadSHA is the commit that regressed (or that a rollback by hand
+	// replaced); RunningSHA what production runs now: rolled back to,
+	// being restored to, or, for a recovery, the healthy commit.
+	BadSHA, RunningSHA string
+	BadURL, RunningURL string
+	Reason             string // why, with its numbers
+	Watch              *Watch // the regressed (or recovered) build's watch
+	RollbackWatch      *Watch
+	RollbackError      string // the rollback command's error
+	NotRolledBack      string // why nothing was rolled back
+	Chart              string // as in the job summary
+	RunURL             string
+	Actor              string // who started the run
+	FixLabel           string
+	At                 time.Time
+	Blame              Blame
+	IssueNumber        int
+	IssueURL           string
+}
+
+// Chart is the job summary's chart of a run's watches, "" when there were
+// no probes.
+func Chart(r *Run) string {
+	var b strings.Builder
+	writeChart(&b, r)
+	return b.String()
+}
+
+// code is a commit as inline code, linked when url is known.
+func code(commit, url string) string {
+	return link("`"+sha.Short(commit)+"`", url)
+}
+
+// seen says what the watch of the regressed build saw, in numbers.
+func seen(w *Watch) string {
+	if w == nil || w.Stats.Probes == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("%d of %d probes failed (%s) · latency p50 %s, p95 %s", w.Stats.Failed, w.Stats.Probes,
+		pctOf(w.Stats.ErrorRate), FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95))
+	if d := w.DetectedAfter(); d > 0 {
+		s += " · detected after " + FormatDuration(d)
+	}
+	return s
+}
+
+// running says what production runs now, for people.
+func running(s Story) string {
+	target := code(s.RunningSHA, s.RunningURL)
+	switch s.Kind {
+	case RollingBack:
+		return "being rolled back to " + target
+	case RolledBack, ManualRollback:
+		if w := s.RollbackWatch; w != nil {
+			return fmt.Sprintf("%s, healthy again (%d probes, %d failed)", target, w.Stats.Probes, w.Stats.Failed)
+		}
+		return target
+	case RollbackFailed, ManualRollbackFailed:
+		why := "the rollback was not healthy"
+		if s.RollbackError != "" {
+			why = "the rollback command failed: " + s.RollbackError
+		} else if w := s.RollbackWatch; w != nil && w.Reason != "" {
+			why = "it was not healthy after the rollback: " + w.Reason
+		}
+		return fmt.Sprintf("🚨 unknown, it may be down: it was being rolled back to %s, and %s", target, why)
+	case NotRolledBack:
+		return fmt.Sprintf("%s, the regressed commit (not rolled back: %s)", code(s.BadSHA, s.BadURL), s.NotRolledBack)
+	}
+	return target
+}
+
+// headline is the story's first line, with its icon.
+func (s Story) headline() string {
+	bad, env := "`"+sha.Short(s.BadSHA)+"`", s.Environment
+	switch s.Kind {
+	case RollingBack:
+		return fmt.Sprintf("⏳ %s regressed on %s: immune is rolling it back", bad, env)
+	case RolledBack:
+		return fmt.Sprintf("⏪ %s regressed on %s and was rolled back", bad, env)
+	case RollbackFailed:
+		return fmt.Sprintf("🚨 %s regressed on %s and the rollback failed", bad, env)
+	case NotRolledBack:
+		return fmt.Sprintf("❌ %s regressed on %s", bad, env)
+	case ManualRollback:
+		return fmt.Sprintf("⏪ %s was rolled back from %s by hand", env, bad)
+	case ManualRollbackFailed:
+		return fmt.Sprintf("🚨 %s was rolled back from %s by hand, and the rollback failed", env, bad)
+	}
+	return fmt.Sprintf("✅ `%s` is healthy on %s", sha.Short(s.RunningSHA), env)
+}
+
+// what says in one sentence what happened to the pull request's change.
+func (s Story) what(pr Pull) string {
+	whose := "this pull request's change"
+	if pr.Number != 0 && pr.Number != s.Blame.BadPull {
+		whose = fmt.Sprintf("the push that deployed this pull request (up to %s)", code(s.BadSHA, s.BadURL))
+	}
+	env, to := s.Environment, code(s.RunningSHA, s.RunningURL)
+	switch s.Kind {
+	case RollingBack:
+		return fmt.Sprintf("%s regressed %s: immune is rolling it back to %s now.", upper(whose), env, to)
+	case RolledBack:
+		return fmt.Sprintf("%s regressed %s: immune rolled it back to %s.", upper(whose), env, to)
+	case RollbackFailed:
+		return fmt.Sprintf("%s regressed %s, and the rollback to %s failed: %s may be down.", upper(whose), env, to, env)
+	case NotRolledBack:
+		return fmt.Sprintf("%s regressed %s. It was not rolled back: %s.", upper(whose), env, s.NotRolledBack)
+	case ManualRollback, ManualRollbackFailed:
+		by := "Someone"
+		if s.Actor != "" {
+			by = "@" + s.Actor
+		}
+		verb := "rolled"
+		if s.Kind == ManualRollbackFailed {
+			verb = "tried to roll"
+		}
+		why := ""
+		if s.Reason != "" {
+			why = ": " + s.Reason
+		}
+		return fmt.Sprintf("%s %s %s back from %s to %s by hand%s.", by, verb, s.Environment, code(s.BadSHA, s.BadURL), code(s.RunningSHA, s.RunningURL), why)
+	}
+	return ""
+}
+
+func upper(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return strings.ToUpper(string(r)) + s[n:]
+}
+
+func manual(k StoryKind) bool { return k == ManualRollback || k == ManualRollbackFailed }
+
+// pulls lists pull requests with their authors: "#11 (@hubot), #12 (@mona)".
+func pulls(ps []Pull) string {
+	var parts []string
+	for _, p := range ps {
+		s := "#" + strconv.Itoa(p.Number)
+		if p.Author != "" {
+			s += " (@" + p.Author + ")"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// push says which commits and pull requests the regressed push held, and
+// whether the list was cut.
+func (s Story) push() string {
+	b := s.Blame
+	if b.Commits <= 1 && len(b.Pulls) <= 1 {
+		return ""
+	}
+	var out string
+	from := ""
+	if b.Base != "" {
+		from = fmt.Sprintf(" (after %s)", code(b.Base, ""))
+	}
+	switch len(b.Pulls) {
+	case 0:
+		out = fmt.Sprintf("The push deployed %d commits%s, none from a merged pull request.", b.Commits, from)
+	case 1:
+		out = fmt.Sprintf("The push deployed %d commits%s from one merged pull request: %s.", b.Commits, from, pulls(b.Pulls))
+	default:
+		out = fmt.Sprintf("The push deployed %d commits%s from %d merged pull requests: %s. immune cannot tell which of them regressed, so it tells each author.",
+			b.Commits, from, len(b.Pulls), pulls(b.Pulls))
+	}
+	if b.Capped {
+		out += fmt.Sprintf(" immune looked at the newest %d of them only, so an older pull request may be missing here.", b.Examined)
+	}
+	return out
+}
+
+// facts is the table of a regression.
+func (s Story) facts(b *strings.Builder, withEnvironment bool) {
+	b.WriteString("| | |\n|---|---|\n")
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(b, "| %s | %s |\n", k, strings.ReplaceAll(v, "|", `\|`))
+		}
+	}
+	if withEnvironment {
+		row("Environment", s.Environment)
+	}
+	commit := code(s.BadSHA, s.BadURL)
+	if manual(s.Kind) {
+		row("Rolled back from", commit+" by "+s.Blame.Author.String())
+	} else {
+		row("Regressed commit", commit+" by "+s.Blame.Author.String())
+	}
+	if withEnvironment && len(s.Blame.Pulls) > 0 {
+		row("Pull requests", pulls(s.Blame.Pulls))
+	}
+	if withEnvironment {
+		row("Why", s.Reason)
+	}
+	row("What the watch saw", seen(s.Watch))
+	row(upper(s.Environment)+" runs now", running(s))
+	if s.IssueURL != "" && !withEnvironment {
+		row("The line", fmt.Sprintf("stopped: %s tracks it", link("#"+strconv.Itoa(s.IssueNumber), s.IssueURL)))
+	}
+	if s.RunURL != "" {
+		row("Run", link("log", s.RunURL))
+	}
+	if !s.At.IsZero() {
+		row("When", s.At.UTC().Format(time.RFC3339))
+	}
+	b.WriteString("\n")
+}
+
+// fix says how to ship the fix while the line is stopped, for the readers
+// of pull request pr (0: of the tracking issue).
+func (s Story) fix(b *strings.Builder, pr Pull) {
+	label := s.FixLabel
+	if label == "" {
+		label = "immune:fix"
+	}
+	bad := sha.Short(s.BadSHA)
+	b.WriteString("**How to ship the fix**\n\n")
+	switch {
+	case pr.Number != 0 && pr.Number == s.Blame.BadPull && sha.Same(pr.MergeCommitSHA, s.BadSHA):
+		fmt.Fprintf(b, "- Revert this pull request with its **Revert** button: GitHub writes \"This reverts commit %s\", and the `immune` gate lets that revert through while the line is stopped.\n", bad)
+	case pr.Number != 0:
+		fmt.Fprintf(b, "- Reverting this pull request alone does not revert `%s`, the commit that was deployed, so the gate does not let it through by itself; a revert of `%s` (\"This reverts commit %s\") does.\n", bad, bad, bad)
+	default:
+		revert := fmt.Sprintf("- Revert `%s` (\"This reverts commit %s\", as `git revert` and GitHub's **Revert** button write it)", bad, bad)
+		for _, p := range s.Blame.Pulls {
+			if p.Number == s.Blame.BadPull && sha.Same(p.MergeCommitSHA, s.BadSHA) {
+				revert += fmt.Sprintf(": the **Revert** button of #%d does it", p.Number)
+			}
+		}
+		b.WriteString(revert + ".\n")
+	}
+	fmt.Fprintf(b, "- Or open the fix as a pull request with the label `%s`: the gate lets it through.\n\n", label)
+	switch {
+	case pr.Number == 0:
+		// The tracking issue says it itself.
+	case s.IssueNumber != 0:
+		fmt.Fprintf(b, "The next healthy deploy to %s clears the line and closes %s.\n\n", s.Environment, link("#"+strconv.Itoa(s.IssueNumber), s.IssueURL))
+	default:
+		fmt.Fprintf(b, "The next healthy deploy to %s clears the line.\n\n", s.Environment)
+	}
+}
+
+// PullComment is the comment on pull request pr.
+func PullComment(s Story, pr Pull) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### %s\n\n", s.headline())
+	author := pr.Author
+	if author == "" {
+		author = s.Blame.Author.Login
+	}
+	if author != "" {
+		b.WriteString("@" + author + ", ")
+		b.WriteString(lower(s.what(pr)))
+	} else {
+		b.WriteString(s.what(pr))
+	}
+	b.WriteString("\n\n")
+	if p := s.push(); p != "" {
+		b.WriteString(p + "\n\n")
+	}
+	if s.Reason != "" && !manual(s.Kind) {
+		fmt.Fprintf(&b, "> %s\n\n", s.Reason)
+	}
+	s.facts(&b, false)
+	if s.Chart != "" {
+		b.WriteString(s.Chart)
+	}
+	s.fix(&b, pr)
+	note := "updated, not repeated, when the run is re-run"
+	if s.Kind == RollingBack {
+		note = "updated when the rollback is confirmed"
+	}
+	fmt.Fprintf(&b, "<sub>Posted by immune for %s · this comment is %s.</sub>\n", link("this run", s.RunURL), note)
+	return b.String()
+}
+
+// lower lowers the first letter, unless the sentence opens with a name.
+func lower(s string) string {
+	if strings.HasPrefix(s, "@") || strings.HasPrefix(s, "Someone") {
+		return s
+	}
+	r, n := utf8.DecodeRuneInString(s)
+	return strings.ToLower(string(r)) + s[n:]
+}
+
+// IssueTitle is the tracking issue's title: the environment, the bad
+// commit and its author.
+func IssueTitle(s Story) string {
+	who := s.Blame.Author.String()
+	bad := sha.Short(s.BadSHA)
+	switch s.Kind {
+	case RollbackFailed:
+		return fmt.Sprintf("🚨 %s is stopped: %s by %s regressed and the rollback failed", s.Environment, bad, who)
+	case NotRolledBack:
+		return fmt.Sprintf("⛔ %s is stopped: %s by %s regressed", s.Environment, bad, who)
+	case ManualRollback:
+		return fmt.Sprintf("⛔ %s is stopped: %s by %s was rolled back by hand", s.Environment, bad, who)
+	case ManualRollbackFailed:
+		return fmt.Sprintf("🚨 %s is stopped: the rollback by hand from %s by %s failed", s.Environment, bad, who)
+	}
+	return fmt.Sprintf("⛔ %s is stopped: %s by %s was rolled back", s.Environment, bad, who)
+}
+
+// IssueBody is the tracking issue's body, for the newest rollback.
+func IssueBody(s Story) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## ⛔ The line is stopped on %s\n\n%s\n\n", s.Environment, s.issueSentence())
+	if p := s.push(); p != "" {
+		b.WriteString(p + "\n\n")
+	}
+	s.facts(&b, true)
+	if s.Chart != "" {
+		b.WriteString(s.Chart)
+	}
+	fmt.Fprintf(&b, "### Until the fix is deployed\n\nPull requests fail the `immune` gate of %s, except the fix.\n\n", s.Environment)
+	s.fix(&b, Pull{})
+	fmt.Fprintf(&b, "immune keeps this issue up to date: a further rollback updates it, and the next healthy deploy to %s closes it.\n", s.Environment)
+	return b.String()
+}
+
+// issueSentence says what stopped the line.
+func (s Story) issueSentence() string {
+	bad := code(s.BadSHA, s.BadURL) + " by " + s.Blame.Author.String()
+	to := code(s.RunningSHA, s.RunningURL)
+	env := s.Environment
+	by := "Someone"
+	if s.Actor != "" {
+		by = "@" + s.Actor
+	}
+	why := ""
+	if s.Reason != "" {
+		why = ": " + strings.TrimSuffix(s.Reason, ".")
+	}
+	switch s.Kind {
+	case RollbackFailed:
+		return fmt.Sprintf("%s regressed on %s, and the rollback to %s failed: %s may be down.", bad, env, to, env)
+	case NotRolledBack:
+		return fmt.Sprintf("%s regressed on %s and was not rolled back: %s.", bad, env, s.NotRolledBack)
+	case ManualRollback:
+		return fmt.Sprintf("%s rolled %s back by hand from %s to %s%s.", by, env, bad, to, why)
+	case ManualRollbackFailed:
+		return fmt.Sprintf("%s tried to roll %s back by hand from %s to %s, and the rollback failed: %s may be down.", by, env, bad, to, env)
+	}
+	return fmt.Sprintf("%s regressed on %s and was rolled back to %s.", bad, env, to)
+}
+
+// IssueUpdate is the comment on an open tracking issue about a further
+// rollback.
+func IssueUpdate(s Story) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "⏪ Stopped again: %s", s.issueSentence())
+	if s.Reason != "" && !manual(s.Kind) {
+		fmt.Fprintf(&b, " Why: %s.", strings.TrimSuffix(s.Reason, "."))
+	}
+	if len(s.Blame.Pulls) > 0 {
+		fmt.Fprintf(&b, " Pull requests: %s.", pulls(s.Blame.Pulls))
+	}
+	fmt.Fprintf(&b, " %s runs %s.", upper(s.Environment), running(s))
+	if s.RunURL != "" {
+		fmt.Fprintf(&b, " %s.", link("Run", s.RunURL))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// IssueCleared is the comment that closes the tracking issue.
+func IssueCleared(s Story) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "✅ %s was deployed to %s and watched healthy", code(s.RunningSHA, s.RunningURL), s.Environment)
+	if !s.At.IsZero() {
+		fmt.Fprintf(&b, " at %s", s.At.UTC().Format(time.RFC3339))
+	}
+	if w := s.Watch; w != nil && w.Stats.Probes > 0 {
+		fmt.Fprintf(&b, " (%d probes, %d failed, p95 %s)", w.Stats.Probes, w.Stats.Failed, FormatDuration(w.Stats.P95))
+	}
+	b.WriteString(": the line is clear again.")
+	if s.RunURL != "" {
+		fmt.Fprintf(&b, " %s.", link("Run", s.RunURL))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// maxChatReason bounds the reason in a chat message.
+const maxChatReason = 300
+
+// ChatText is the Slack-compatible text of a chat message about the
+// story (plain URLs, which every chat links).
+func ChatText(s Story) string {
+	var b strings.Builder
+	repo := s.Repository
+	if repo != "" {
+		repo += ": "
+	}
+	bad, good := "`"+sha.Short(s.BadSHA)+"`", "`"+sha.Short(s.RunningSHA)+"`"
+	by := ""
+	if s.Blame.Author != (Person{}) {
+		by = " by " + s.Blame.Author.String()
+		if s.Blame.BadPull != 0 {
+			by += fmt.Sprintf(" (#%d)", s.Blame.BadPull)
+		}
+	}
+	switch s.Kind {
+	case RollingBack, NotRolledBack:
+		fmt.Fprintf(&b, "❌ %s%s%s regressed on %s", repo, bad, by, s.Environment)
+		if s.Reason != "" {
+			b.WriteString(": " + clip(s.Reason, maxChatReason))
+		}
+		b.WriteString(".")
+	case RolledBack:
+		fmt.Fprintf(&b, "⏪ %s%s was rolled back from %s%s to %s, healthy again.", repo, s.Environment, bad, by, good)
+	case RollbackFailed:
+		fmt.Fprintf(&b, "🚨 %s%s%s regressed on %s and the rollback to %s failed: %s may be down.", repo, bad, by, s.Environment, good, s.Environment)
+	case ManualRollback:
+		fmt.Fprintf(&b, "⏪ %s%s was rolled back by hand from %s%s to %s.", repo, s.Environment, bad, by, good)
+	case ManualRollbackFailed:
+		fmt.Fprintf(&b, "🚨 %sthe rollback by hand of %s from %s to %s failed: %s may be down.", repo, s.Environment, bad, good, s.Environment)
+	case Recovered:
+		fmt.Fprintf(&b, "✅ %s%s is healthy on %s: the line is clear again.", repo, good, s.Environment)
+	}
+	if s.IssueURL != "" && s.Kind != Recovered && s.Kind != RollingBack {
+		fmt.Fprintf(&b, " The line is stopped: %s", s.IssueURL)
+	}
+	if s.RunURL != "" {
+		fmt.Fprintf(&b, " Run: %s", s.RunURL)
+	}
+	return b.String()
+}
+
+// clip shortens s to n characters, ending it with "…" when cut.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimRight(string(r[:n-1]), " ") + "…"
+}
