@@ -80,6 +80,12 @@ type Config struct {
 	FixLabel         string
 	Workspace        string
 
+	// NotifyWebhook, when set, is told of each event; NotifySecret signs
+	// the bodies; NotifyTimeout bounds one event's delivery.
+	NotifyWebhook string
+	NotifySecret  string
+	NotifyTimeout time.Duration
+
 	// Warnings name inputs that were set but mean nothing in this mode.
 	Warnings []string
 }
@@ -176,6 +182,17 @@ func Parse(get Getter, env Env) (*Config, error) {
 		c.StateFile = filepath.Join(env.Workspace, c.StateFile)
 	}
 	c.FixLabel = p.str("fix-label")
+	c.NotifyWebhook = p.str("notify-webhook")
+	if c.NotifyWebhook != "" {
+		if _, err := ParseURLs(c.NotifyWebhook); err != nil || strings.ContainsAny(c.NotifyWebhook, ", \n") {
+			p.fail("notify-webhook", "expected one absolute http:// or https:// URL (the value is not shown: it is a secret)")
+		}
+	}
+	c.NotifySecret = p.str("notify-secret")
+	if c.NotifySecret != "" && c.NotifyWebhook == "" {
+		p.fail("notify-secret", "is set but notify-webhook is empty: there is nothing to sign")
+	}
+	c.NotifyTimeout = p.positiveDuration("notify-timeout")
 
 	c.SHA = p.str("sha")
 	if c.SHA == "" && c.Mode != ModeRollback {
@@ -281,9 +298,9 @@ func (p *parser) checkMetrics(c *Config) {
 // non-default value outside this list produce a warning, so nothing a user
 // configured is silently ignored.
 var modeInputs = map[Mode][]string{
-	ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "rollback-duration", "lock-timeout", "state-file"},
-	ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file"},
-	ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "lock-timeout", "state-file"},
+	ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "rollback-duration", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
+	ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file", "notify-webhook", "notify-secret", "notify-timeout"},
+	ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
 	ModeGate:     {"environment", "github-token", "fix-label"},
 }
 
@@ -378,6 +395,7 @@ var maxDuration = map[string]time.Duration{
 	"baseline-duration": 7 * 24 * time.Hour,
 	"rollback-duration": 7 * 24 * time.Hour,
 	"lock-timeout":      24 * time.Hour,
+	"notify-timeout":    5 * time.Minute, // the end of the run waits this long
 }
 
 // MaxProbesPerURL bounds one watch: a week of probes once a second.

@@ -59,6 +59,8 @@ func TestParseDefaults(t *testing.T) {
 		{"state-file", c.StateFile, filepath.Join("/work", ".immune/state.json")},
 		{"token (expression default means unset)", c.Token, ""},
 		{"fix-label", c.FixLabel, "immune:fix"},
+		{"notify-webhook", c.NotifyWebhook, ""},
+		{"notify-timeout", c.NotifyTimeout, 10 * time.Second},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -175,6 +177,11 @@ func TestParseInvalid(t *testing.T) {
 		{"duration", "2562047h47m16s", `input duration: got "2562047h47m16s": expected at most 168h0m0s`},
 		{"duration", "100000h", `input duration: got "100000h": expected at most 168h0m0s`},
 		{"deploy-timeout", "25h", `input deploy-timeout: got "25h": expected at most 24h0m0s`},
+		{"notify-webhook", "hooks.slack.com/services/T0/B0/secret", "input notify-webhook: expected one absolute http:// or https:// URL (the value is not shown: it is a secret)"},
+		{"notify-webhook", "https://hooks.example.com/a, https://hooks.example.com/b", "input notify-webhook: expected one absolute"},
+		{"notify-secret", "key", "input notify-secret: is set but notify-webhook is empty"},
+		{"notify-timeout", "0s", `input notify-timeout: got "0s": expected a duration above zero`},
+		{"notify-timeout", "1h", `input notify-timeout: got "1h": expected at most 5m0s`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.input+"="+tt.value, func(t *testing.T) {
@@ -224,6 +231,8 @@ func TestParseNeverEchoesSecrets(t *testing.T) {
 	in := valid()
 	in["headers"] = "Authorization: Bearer s3cr3t-value\nX-Broken s3cr3t-value"
 	in["github-token"] = "ghs_s3cr3t"
+	in["notify-webhook"] = "hooks.example.com/s3cr3t"
+	in["notify-secret"] = "s3cr3t"
 	_, err := Parse(inputs(in), env)
 	if err == nil {
 		t.Fatal("Parse() succeeded")
@@ -246,6 +255,8 @@ func TestParseModes(t *testing.T) {
 		{name: "watch warns about the deploy command", in: map[string]string{"mode": "watch", "health-url": "http://a/h", "deploy-command": "x"}, env: env, warn: "input deploy-command is set but not used in watch mode"},
 		{name: "gate needs no health URL", in: map[string]string{"mode": "gate", "github-token": "t"}, env: env},
 		{name: "gate needs a token", in: map[string]string{"mode": "gate"}, env: env, err: "input github-token: gate mode reads the environment's deployments"},
+		{name: "gate warns about the webhook", in: map[string]string{"mode": "gate", "github-token": "t", "notify-webhook": "https://hooks.example.com/x"}, env: env, warn: "input notify-webhook is set but not used in gate mode"},
+		{name: "deploy reads the fix label", in: map[string]string{"mode": "deploy", "deploy-command": "x", "health-url": "http://a/h", "fix-label": "hotfix"}, env: env},
 		{name: "rollback takes a short sha", in: map[string]string{"mode": "rollback", "deploy-command": "x", "health-url": "http://a/h", "sha": "0123abc"}, env: env},
 		{name: "rollback refuses a non-hex sha", in: map[string]string{"mode": "rollback", "deploy-command": "x", "health-url": "http://a/h", "sha": "main"}, env: env, err: "expected a commit SHA of 7 to 40 hex characters"},
 		{name: "rollback does not default sha to GITHUB_SHA", in: map[string]string{"mode": "rollback", "deploy-command": "x", "health-url": "http://a/h"}, env: env},

@@ -27,7 +27,7 @@ var Inputs = []Input{
 	{Name: "sha", Default: "", Description: "Commit to deploy (default: GITHUB_SHA). In watch mode, the commit watched (needed only with expect-version). In rollback mode, the commit to roll back to (7 to 40 hex characters; default: the last good deployment before the current one)."},
 	{Name: "previous-sha", Default: "", Description: "Explicit rollback target. Default, in order: the last successful GitHub deployment of the environment, the state file, the push event's before."},
 	{Name: "reason", Default: "", Description: "Why a manual rollback is done; recorded on the deployment and in the summary."},
-	{Name: "github-token", Default: "${{ github.token }}", Description: "Token for GitHub deployments, deployment statuses and commit statuses (needs deployments: write and statuses: write). Empty: nothing is recorded in GitHub and the state file is the only memory.", Secret: true},
+	{Name: "github-token", Default: "${{ github.token }}", Description: "Token for GitHub deployments, deployment statuses and commit statuses (needs deployments: write and statuses: write), and, when granted pull-requests: write and issues: write, the comment on a rolled-back pull request and the tracking issue of a stopped line. Empty: nothing is recorded in GitHub and the state file is the only memory.", Secret: true},
 	{Name: "deploy-command", Default: "", Description: "Shell command that deploys IMMUNE_SHA (run with /bin/sh -c in GITHUB_WORKSPACE). Gets IMMUNE_SHA, IMMUNE_PREVIOUS_SHA, IMMUNE_ENVIRONMENT and IMMUNE_REASON (deploy or rollback)."},
 	{Name: "rollback-command", Default: "", Description: "Shell command that rolls back to IMMUNE_SHA (default: the deploy command, run with IMMUNE_REASON=rollback)."},
 	{Name: "deploy-timeout", Default: "10m", Description: "Longest a deploy or rollback command may run; past it the whole process group is killed and the deploy counts as failed."},
@@ -55,7 +55,10 @@ var Inputs = []Input{
 	{Name: "rollback-duration", Default: "1m", Description: "How long the rollback is watched to confirm it is healthy."},
 	{Name: "lock-timeout", Default: "15m", Description: "Longest a deploy or rollback waits while another run of immune is deploying to the same environment (its GitHub deployment is queued or in progress). Past it the run ends with verdict skipped and deploys nothing. 0s: do not wait."},
 	{Name: "state-file", Default: ".immune/state.json", Description: "File (relative to the workspace) that remembers the last healthy SHA when no GitHub token is available."},
-	{Name: "fix-label", Default: "immune:fix", Description: "Gate mode: a pull request with this label passes the gate while the line is stopped."},
+	{Name: "fix-label", Default: "immune:fix", Description: "A pull request with this label passes the gate while the line is stopped; the comments on a rolled-back pull request and the tracking issue name it."},
+	{Name: "notify-webhook", Default: "", Description: "Chat webhook (Slack-compatible: a JSON body with a text field, and structured fields) told of each regressed, rolled-back, rollback-failed and recovered event. Pass it from secrets. Empty: off.", Secret: true},
+	{Name: "notify-secret", Default: "", Description: "Key that signs each webhook body as X-Immune-Signature-256: sha256=<HMAC-SHA256 of the body>, the way GitHub signs webhooks. Empty: unsigned.", Secret: true},
+	{Name: "notify-timeout", Default: "10s", Description: "Longest the delivery of one webhook event may take, retries included (at most 3 attempts). Events go out in the background, so a slow webhook never delays a rollback; at its end the run waits at most this long for the last ones."},
 }
 
 // Outputs lists every output of action.yml with its description.

@@ -377,12 +377,12 @@ func (p *People) refused(perm string) bool {
 // follows a stopped line is the recovery people hear of.
 func (r *Recorder) LineBefore(ctx context.Context, id int64) (Line, error) {
 	var history []ghapi.Deployment
-	err := r.walk(ctx, fmt.Sprintf("read the deployments of %s before %d", r.env(), id), notAJobs, func(d *ghapi.Deployment) (bool, error) {
+	err := r.walk(ctx, fmt.Sprintf("read the deployments of %s before %d", r.env(), id), notAJobs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
 		if d.ID >= id {
 			return true, nil
 		}
 		if len(history) == 0 {
-			if err := r.o.GitHub.LatestStatus(ctx, d); err != nil {
+			if err := status(d); err != nil {
 				return false, err
 			}
 		}
