@@ -96,6 +96,9 @@ type runner struct {
 	pendingOn            string // the commit whose status this run set pending
 	deployStarted        bool   // the deploy command was started
 	rollbackStarted      bool   // the rollback command was started
+	wasSuperseded        bool   // a newer deploy kept this regression from being rolled back
+
+	tell *teller // what people are told (tell.go)
 }
 
 // plan maps each phase of a mode to the function that runs it; each returns
@@ -196,6 +199,7 @@ func newRunner(d Deps, cfg *config.Config) *runner {
 		Logf:           log.Printf,
 		Now:            d.Clock.Now,
 	})
+	r.tell = r.newTeller()
 	r.probe = d.Probe
 	if r.probe == nil {
 		r.probe = r.newProber().Probe
@@ -244,6 +248,7 @@ func (r *runner) finish() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*r.rec.Budget())
 	r.rec.Flush(ctx)
 	cancel()
+	r.tellFinish()
 	if missing, down := r.rec.Missing(); len(missing) > 0 {
 		msg := "the deploy, watch and rollback ran, but GitHub could not record or answer: " + strings.Join(missing, "; ")
 		if down != nil {

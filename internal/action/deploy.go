@@ -183,6 +183,7 @@ func (r *runner) decide(ctx context.Context) run.Phase {
 		return run.Record
 	}
 	r.log.Error(fmt.Sprintf("%s regressed on %s", sha.Short(r.cfg.SHA), r.cfg.Environment), r.out.Reason)
+	r.tellRegressed()
 	if r.cfg.Mode != config.ModeDeploy {
 		return run.Record
 	}
@@ -227,12 +228,14 @@ func (r *runner) superseded(ctx context.Context) bool {
 	r.note(fmt.Sprintf("not rolling back: %s was deployed to %s after this deploy started (deployment %d, %s, %s); rolling back would undo it",
 		n.SHA, r.cfg.Environment, n.ID, n.CreatedAt.UTC().Format("15:04:05 MST"), by))
 	r.log.Error("Superseded", fmt.Sprintf("a newer deployment of %s exists; %s was not rolled back", sha.Short(n.SHA), sha.Short(r.cfg.SHA)))
+	r.wasSuperseded = true
 	return true
 }
 
 // rollbackPhase records the rollback deployment, closes the regressed one,
 // and runs the rollback command.
 func (r *runner) rollbackPhase(ctx context.Context) run.Phase {
+	r.tellRollingBack()
 	cfg := r.cfg
 	p := r.payload()
 	p.RolledBackFrom, p.Reason = cfg.SHA, r.out.Reason
@@ -279,6 +282,7 @@ func (r *runner) confirm(ctx context.Context) run.Phase {
 
 // recordDeploy writes the final records of a deploy.
 func (r *runner) recordDeploy(ctx context.Context) run.Phase {
+	defer r.tellRecord()
 	cfg := r.cfg
 	switch r.out.Verdict {
 	case run.Healthy:

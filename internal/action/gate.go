@@ -34,6 +34,9 @@ func (r *runner) gateMode(ctx context.Context) {
 		return
 	}
 	in.Line = line
+	if line.Stopped {
+		in.IssueURL = r.trackingIssueURL(ctx)
+	}
 	if line.Stopped && in.PullRequest != 0 {
 		in.Labels, in.LabelsErr = r.rec.Labels(ctx, in.PullRequest)
 		if gate.NeedsCommits(in) {
@@ -43,7 +46,7 @@ func (r *runner) gateMode(ctx context.Context) {
 	d := gate.Decide(in)
 	g := &report.Gate{PullRequest: in.PullRequest, Allowed: d.Allowed}
 	if line.Stopped {
-		g.BadSHA, g.StoppedBy, g.RunURL = line.BadSHA, line.How, line.RunURL
+		g.BadSHA, g.StoppedBy, g.RunURL, g.IssueURL = line.BadSHA, line.How, line.RunURL, in.IssueURL
 		g.StoppedAt = line.Newest.CreatedAt.UTC().Format(time.RFC3339)
 	}
 	r.out.Gate = g

@@ -167,6 +167,7 @@ func (r *runner) confirmManual(ctx context.Context) run.Phase {
 
 // recordManual writes the final records of a manual rollback.
 func (r *runner) recordManual(ctx context.Context) run.Phase {
+	defer r.tellRecord()
 	if r.out.Verdict == run.RolledBack {
 		r.remember(r.target, run.Healthy)
 		r.rec.SetStatus(r.rollbackDep, recorder.StateSuccess, "manual rollback: "+shortHealthy(r.out.Watch))

@@ -32,6 +32,8 @@ type Input struct {
 	LabelsErr  error
 	Commits    []ghapi.Commit
 	CommitsErr error
+	// IssueURL links the environment's open tracking issue, when known.
+	IssueURL string
 }
 
 // Decision is the gate's verdict, with what a person needs to act on it.
@@ -69,6 +71,9 @@ func Decide(in Input) Decision {
 	stopped := fmt.Sprintf("%s %s at %s", in.Environment, l.How, l.Newest.CreatedAt.UTC().Format(time.RFC3339))
 	if l.RunURL != "" {
 		stopped += " (" + l.RunURL + ")"
+	}
+	if in.IssueURL != "" {
+		stopped += "; tracking issue: " + in.IssueURL
 	}
 	howTo := fmt.Sprintf("To merge the fix, add the label %q to its pull request", in.FixLabel)
 	if l.BadSHA != "" {

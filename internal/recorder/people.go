@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/sha"
@@ -71,9 +72,10 @@ type PeopleGitHub interface {
 // use from another goroutine than the run's, so that nothing it waits for
 // delays a rollback.
 type People struct {
-	gh   PeopleGitHub
-	env  string
-	logf func(format string, args ...any)
+	gh     PeopleGitHub
+	env    string
+	logf   func(format string, args ...any)
+	budget time.Duration // per call, as the Recorder's
 
 	mu     sync.Mutex
 	denied map[string]string // permission → what it kept from being done
@@ -83,13 +85,18 @@ type People struct {
 }
 
 // People returns the writer of what people are told, nil when there is no
-// GitHub (or it cannot do what People needs).
-func (r *Recorder) People() *People {
+// GitHub (or it cannot do what People needs). logf receives its log lines
+// (nil: the Recorder's); it must be safe to call from another goroutine
+// when People is used from one.
+func (r *Recorder) People(logf func(format string, args ...any)) *People {
 	gh, ok := r.o.GitHub.(PeopleGitHub)
 	if !ok || r.o.GitHub == nil {
 		return nil
 	}
-	return &People{gh: gh, env: r.o.Environment, logf: r.o.Logf, denied: map[string]string{}}
+	if logf == nil {
+		logf = r.o.Logf
+	}
+	return &People{gh: gh, env: r.o.Environment, logf: logf, budget: r.o.CallBudget, denied: map[string]string{}}
 }
 
 // Denial is a permission GitHub refused, and what it kept from being done.
@@ -122,19 +129,26 @@ func (p *People) Failed() []string {
 	return append([]string(nil), p.failed...)
 }
 
-// call runs fn unless perm was refused before or GitHub is down; what names
-// the call for people. It returns false when fn did not succeed.
-func (p *People) call(what, perm string, fn func() error) bool {
+// call runs fn, within the call budget, unless perm was refused before or
+// GitHub is down; what names the call for people. It returns false when fn
+// did not succeed. A call cut short by the budget marks GitHub down, as the
+// Recorder does.
+func (p *People) call(ctx context.Context, what, perm string, fn func(ctx context.Context) error) bool {
 	p.mu.Lock()
 	_, refused := p.denied[perm]
 	down := p.down
 	p.mu.Unlock()
-	if refused || down != nil {
+	if refused || down != nil || ctx.Err() != nil {
 		return false
 	}
-	err := fn()
+	cctx, cancel := context.WithTimeout(ctx, p.budget)
+	defer cancel()
+	err := fn(cctx)
 	if err == nil {
 		return true
+	}
+	if errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("GitHub did not answer within %s: %w", p.budget, err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -190,7 +204,7 @@ func (p *People) Blame(ctx context.Context, good, bad string) Blame {
 	commits := []ghapi.CommitInfo{{SHA: bad}}
 	if good != "" && !sha.Same(good, bad) {
 		var cmp ghapi.Comparison
-		if p.call(fmt.Sprintf("compare %s...%s", sha.Short(good), sha.Short(bad)), "", func() (err error) {
+		if p.call(ctx, fmt.Sprintf("compare %s...%s", sha.Short(good), sha.Short(bad)), "", func(ctx context.Context) (err error) {
 			cmp, err = p.gh.CompareCommits(ctx, good, bad)
 			return err
 		}) && len(cmp.Commits) > 0 && cmp.Status != "behind" {
@@ -216,7 +230,7 @@ func (p *People) Blame(ctx context.Context, good, bad string) Blame {
 		}
 		b.Examined++
 		var prs []ghapi.PullRequest
-		if !p.call("find the pull request of "+sha.Short(c.SHA), "", func() (err error) {
+		if !p.call(ctx, "find the pull request of "+sha.Short(c.SHA), "", func(ctx context.Context) (err error) {
 			prs, err = p.gh.PullRequestsForCommit(ctx, c.SHA)
 			return err
 		}) {
@@ -241,7 +255,7 @@ func (p *People) Blame(ctx context.Context, good, bad string) Blame {
 	if b.Author == (Person{}) {
 		c := commits[0]
 		if c.AuthorLogin == "" && c.AuthorName == "" {
-			_ = p.call("read the author of "+sha.Short(bad), "", func() (err error) {
+			_ = p.call(ctx, "read the author of "+sha.Short(bad), "", func(ctx context.Context) (err error) {
 				c, err = p.gh.CommitAuthor(ctx, bad)
 				return err
 			})
@@ -258,7 +272,7 @@ func (p *People) Comment(ctx context.Context, pr int, commit, body string) strin
 	marker := CommentMarker(p.env, commit)
 	body = marker + "\n" + body
 	var existing []ghapi.IssueComment
-	if !p.call(fmt.Sprintf("read the comments of #%d", pr), ghapi.PullsWrite, func() (err error) {
+	if !p.call(ctx, fmt.Sprintf("read the comments of #%d", pr), ghapi.PullsWrite, func(ctx context.Context) (err error) {
 		existing, err = p.gh.IssueComments(ctx, pr)
 		return err
 	}) {
@@ -270,7 +284,7 @@ func (p *People) Comment(ctx context.Context, pr int, commit, body string) strin
 			if e.Body == body {
 				return e.HTMLURL
 			}
-			if p.call(fmt.Sprintf("update the comment on #%d", pr), ghapi.PullsWrite, func() (err error) {
+			if p.call(ctx, fmt.Sprintf("update the comment on #%d", pr), ghapi.PullsWrite, func(ctx context.Context) (err error) {
 				c, err = p.gh.EditIssueComment(ctx, e.ID, body, ghapi.PullsWrite)
 				return err
 			}) {
@@ -279,7 +293,7 @@ func (p *People) Comment(ctx context.Context, pr int, commit, body string) strin
 			return ""
 		}
 	}
-	if p.call(fmt.Sprintf("comment on #%d", pr), ghapi.PullsWrite, func() (err error) {
+	if p.call(ctx, fmt.Sprintf("comment on #%d", pr), ghapi.PullsWrite, func(ctx context.Context) (err error) {
 		c, err = p.gh.CreateIssueComment(ctx, pr, body, ghapi.PullsWrite)
 		return err
 	}) {
@@ -292,7 +306,7 @@ func (p *People) Comment(ctx context.Context, pr int, commit, body string) strin
 // permission to name should GitHub refuse (issues: read for the gate).
 func (p *People) StoppedIssue(ctx context.Context, perm string) (ghapi.Issue, bool) {
 	var open []ghapi.Issue
-	if !p.call("find the tracking issue of "+p.env, perm, func() (err error) {
+	if !p.call(ctx, "find the tracking issue of "+p.env, perm, func(ctx context.Context) (err error) {
 		open, err = p.gh.OpenIssues(ctx, StoppedLabel, maxStoppedIssues, perm)
 		return err
 	}) {
@@ -318,25 +332,25 @@ func (p *People) Stopped(ctx context.Context, title, body, update string) (is gh
 		return ghapi.Issue{}, false, false
 	}
 	if found {
-		ok = p.call(fmt.Sprintf("update the tracking issue #%d", existing.Number), perm, func() (err error) {
+		ok = p.call(ctx, fmt.Sprintf("update the tracking issue #%d", existing.Number), perm, func(ctx context.Context) (err error) {
 			is, err = p.gh.EditIssue(ctx, existing.Number, ghapi.IssueEdit{Title: &title, Body: &body})
 			return err
 		})
 		if ok && update != "" {
-			p.call(fmt.Sprintf("comment on the tracking issue #%d", existing.Number), perm, func() error {
+			p.call(ctx, fmt.Sprintf("comment on the tracking issue #%d", existing.Number), perm, func(ctx context.Context) error {
 				_, err := p.gh.CreateIssueComment(ctx, existing.Number, update, perm)
 				return err
 			})
 		}
 		return is, false, ok
 	}
-	if !p.call(fmt.Sprintf("create the label %q", StoppedLabel), perm, func() error {
+	if !p.call(ctx, fmt.Sprintf("create the label %q", StoppedLabel), perm, func(ctx context.Context) error {
 		_, err := p.gh.EnsureLabel(ctx, StoppedLabel, stoppedColor, stoppedDescription)
 		return err
 	}) {
 		return ghapi.Issue{}, false, false
 	}
-	ok = p.call("open the tracking issue of "+p.env, perm, func() (err error) {
+	ok = p.call(ctx, "open the tracking issue of "+p.env, perm, func(ctx context.Context) (err error) {
 		is, err = p.gh.CreateIssue(ctx, title, body, []string{StoppedLabel})
 		return err
 	})
@@ -351,14 +365,14 @@ func (p *People) Clear(ctx context.Context, comment string) (is ghapi.Issue, clo
 	if !found {
 		return ghapi.Issue{}, false
 	}
-	if !p.call(fmt.Sprintf("comment on the tracking issue #%d", existing.Number), perm, func() error {
+	if !p.call(ctx, fmt.Sprintf("comment on the tracking issue #%d", existing.Number), perm, func(ctx context.Context) error {
 		_, err := p.gh.CreateIssueComment(ctx, existing.Number, comment, perm)
 		return err
 	}) {
 		return existing, false
 	}
 	state, reason := "closed", "completed"
-	closed = p.call(fmt.Sprintf("close the tracking issue #%d", existing.Number), perm, func() (err error) {
+	closed = p.call(ctx, fmt.Sprintf("close the tracking issue #%d", existing.Number), perm, func(ctx context.Context) (err error) {
 		is, err = p.gh.EditIssue(ctx, existing.Number, ghapi.IssueEdit{State: &state, StateReason: &reason})
 		return err
 	})

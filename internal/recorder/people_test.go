@@ -21,7 +21,7 @@ func TestBlameAPush(t *testing.T) {
 	f.AddAuthoredCommit(githubfake.Commit{SHA: commit(3), Message: "direct push", Author: "octocat"})
 	f.AddPull(githubfake.PullRequest{Number: 12, Author: "monalisa", Merged: true, MergeCommitSHA: commit(4),
 		Commits: []githubfake.Commit{{SHA: commit(40), Message: "tax table"}}})
-	p := r.People()
+	p := r.People(nil)
 	b := p.Blame(context.Background(), good, commit(4))
 	if len(b.Pulls) != 2 || b.Pulls[0].Number != 12 || b.Pulls[1].Number != 11 || b.BadPull != 12 || b.Author.Login != "monalisa" {
 		t.Fatalf("blame: %+v", b)
@@ -43,7 +43,7 @@ func TestBlameIsCapped(t *testing.T) {
 		f.AddPull(githubfake.PullRequest{Number: i, Author: "dev", Merged: true, MergeCommitSHA: commit(i),
 			Commits: []githubfake.Commit{{SHA: commit(100 + i)}}})
 	}
-	b := r.People().Blame(context.Background(), commit(0), commit(30))
+	b := r.People(nil).Blame(context.Background(), commit(0), commit(30))
 	if b.Commits != 30 || b.Examined != MaxBlameCommits || len(b.Pulls) != MaxBlamePulls || !b.Capped || b.Pulls[0].Number != 30 {
 		t.Errorf("capped blame: %d commits, %d examined, %d pulls, capped %v", b.Commits, b.Examined, len(b.Pulls), b.Capped)
 	}
@@ -57,7 +57,7 @@ func TestCommentEditsItsOwn(t *testing.T) {
 	f.AddCommit(commit(1), "x")
 	f.AddPull(githubfake.PullRequest{Number: 12, Merged: true, MergeCommitSHA: commit(2)})
 	f.AddComment(githubfake.IssueComment{Number: 12, Body: "LGTM", Author: "octocat"})
-	p := r.People()
+	p := r.People(nil)
 	ctx := context.Background()
 	first := p.Comment(ctx, 12, commit(2), "regressed")
 	second := p.Comment(ctx, 12, commit(2), "rolled back")
@@ -73,7 +73,7 @@ func TestCommentEditsItsOwn(t *testing.T) {
 		t.Errorf("%d edits, want 1 (an unchanged body is left alone)", n)
 	}
 	// Another environment's comment is another comment.
-	other := New(Options{GitHub: r.o.GitHub, Environment: "staging"}).People()
+	other := New(Options{GitHub: r.o.GitHub, Environment: "staging"}).People(nil)
 	other.Comment(ctx, 12, commit(2), "staging")
 	if len(f.Comments(12)) != 3 {
 		t.Errorf("staging's comment replaced production's")
@@ -85,7 +85,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func TestTrackingIssue(t *testing.T) {
 	f, r, _ := setup(t, start)
 	f.AddIssue(githubfake.Issue{Title: "unrelated", Labels: []string{StoppedLabel}, Body: "no marker"})
-	p := r.People()
+	p := r.People(nil)
 	ctx := context.Background()
 	is, opened, ok := p.Stopped(ctx, "production is stopped", "first", "")
 	if !ok || !opened || is.Number == 0 {
@@ -103,7 +103,7 @@ func TestTrackingIssue(t *testing.T) {
 		t.Errorf("update comment: %+v", cs)
 	}
 	// Staging has its own issue.
-	if st, opened, _ := New(Options{GitHub: r.o.GitHub, Environment: "staging"}).People().Stopped(ctx, "staging", "s", ""); !opened || st.Number == is.Number {
+	if st, opened, _ := New(Options{GitHub: r.o.GitHub, Environment: "staging"}).People(nil).Stopped(ctx, "staging", "s", ""); !opened || st.Number == is.Number {
 		t.Errorf("staging reused production's issue")
 	}
 	closed, ok := p.Clear(ctx, "healthy again")
@@ -120,7 +120,7 @@ func TestTrackingIssue(t *testing.T) {
 
 func TestTrackingIssueCreatesTheLabel(t *testing.T) {
 	f, r, _ := setup(t, start)
-	if _, opened, ok := r.People().Stopped(context.Background(), "t", "b", ""); !opened || !ok {
+	if _, opened, ok := r.People(nil).Stopped(context.Background(), "t", "b", ""); !opened || !ok {
 		t.Fatal("not opened")
 	}
 	if ls := f.Labels(); len(ls) != 1 || ls[0].Name != StoppedLabel || ls[0].Color != "b60205" {
@@ -137,7 +137,7 @@ func TestPeopleDenied(t *testing.T) {
 	f.AddCommit(commit(1), "x")
 	f.AddPull(githubfake.PullRequest{Number: 1, Merged: true, MergeCommitSHA: commit(2)})
 	f.AddPull(githubfake.PullRequest{Number: 3, Merged: true, MergeCommitSHA: commit(4)})
-	p := r.People()
+	p := r.People(nil)
 	ctx := context.Background()
 	if p.Comment(ctx, 1, commit(2), "x") != "" {
 		t.Error("commented without the permission")

@@ -121,7 +121,8 @@ type Gate struct {
 	StoppedAt   string `json:"stopped_at,omitempty"`
 	StoppedBy   string `json:"stopped_by,omitempty"`
 	RunURL      string `json:"run_url,omitempty"`
-	Allowed     string `json:"allowed,omitempty"` // why a stopped line let this PR through
+	IssueURL    string `json:"issue_url,omitempty"` // the tracking issue of the stopped line
+	Allowed     string `json:"allowed,omitempty"`   // why a stopped line let this PR through
 }
 
 // StatsOf computes Stats over the live probes.

@@ -161,6 +161,9 @@ func writeGate(b *strings.Builder, r *Run) {
 	if g.RunURL != "" {
 		row("Run", link("log", g.RunURL))
 	}
+	if g.IssueURL != "" {
+		row("Tracking issue", link(g.IssueURL, g.IssueURL))
+	}
 	if g.Allowed != "" {
 		row("Let through because", g.Allowed)
 	}
