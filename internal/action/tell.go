@@ -361,7 +361,7 @@ func (r *runner) tellFinish() {
 		r.warn("Chat webhook", "not everything reached the webhook (the verdict stands): "+strings.Join(failures, "; "))
 	}
 	for _, d := range t.people.Denied() {
-		r.warn("Missing permission: "+d.Permission, fmt.Sprintf("could not %s: the token lacks %q. Add it to the permissions: block of the workflow or job so that immune can tell people; the run went on without it.", d.What, d.Permission))
+		r.warn("Optional permission missing", fmt.Sprintf("could not %s: the token lacks %q. Add it to the permissions: block of the workflow or job so that immune can tell people; the run went on without it.", d.What, d.Permission))
 	}
 	if f := t.people.Failed(); len(f) > 0 {
 		r.warn("People not told", "GitHub could not "+strings.Join(f, "; "))
