@@ -42,6 +42,8 @@ func TestDecide(t *testing.T) {
 		{"a revert", Input{Line: stopped, PullRequest: 7, Commits: revert}, run.FixAllowed, "but commit aaaaaaa of #7 reverts 4d8b3f2", true},
 		{"not a fix", Input{Line: stopped, PullRequest: 7, Commits: other}, run.Stopped, "#7 is not marked as a fix. To merge the fix, add the label \"immune:fix\" to its pull request, or revert 4d8b3f2 (GitHub's revert button writes \"This reverts commit " + bad + "\").", true},
 		{"commits unreadable", Input{Line: stopped, PullRequest: 7, CommitsErr: errors.New("502")}, run.Stopped, "Cannot read the commits of #7, so the gate fails closed: 502.", true},
+		{"the tracking issue is linked", Input{Line: stopped, PullRequest: 7, Commits: other, IssueURL: "https://github.com/o/r/issues/45"}, run.Stopped,
+			"at 2026-11-25T10:09:41Z (https://x/runs/1); tracking issue: https://github.com/o/r/issues/45; #7 is not marked as a fix.", true},
 		{"bad commit unknown: only the label helps", Input{Line: unknown, PullRequest: 7, Commits: revert}, run.Stopped, "the commit that stopped it is unknown, so only the label lets #7 through. To merge the fix, add the label \"immune:fix\" to its pull request.", false},
 	}
 	for _, tt := range tests {
