@@ -89,7 +89,7 @@ func TestTellTransitions(t *testing.T) {
 		{name: "healthy on a clear line", events: ""},
 		{name: "healthy after a stopped line", setup: stoppedLine, events: "recovered", issue: "closed"},
 		{name: "manual rollback", event: "workflow_dispatch", inputs: map[string]string{"reason": "totals are wrong"},
-			setup: func(m *machine) { m.ours(recorder.TaskDeploy, shaNew, t0.Add(-time.Minute), "success") },
+			setup:  func(m *machine) { m.ours(recorder.TaskDeploy, shaNew, t0.Add(-time.Minute), "success") },
 			events: "rolled-back", headline: "### ⏪ production was rolled back from `4d8b3f2` by hand", issue: "open", title: "was rolled back by hand"},
 	}
 	for _, tt := range tests {
