@@ -58,6 +58,7 @@ func (r *runner) newTeller() *teller {
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.rec = recorder.New(recorder.Options{GitHub: r.d.GitHub, Environment: r.cfg.Environment, Logf: t.logf, Now: r.d.Clock.Now})
 	t.people = t.rec.People(nil)
+	t.people.ShareDown(r.rec)
 	if r.cfg.NotifyWebhook != "" && r.cfg.Mode != config.ModeGate {
 		t.hook = notify.Start(notify.Options{
 			URL: r.cfg.NotifyWebhook, Secret: r.cfg.NotifySecret, Client: r.d.HTTP, Clock: r.d.Clock,

@@ -77,11 +77,12 @@ type People struct {
 	logf   func(format string, args ...any)
 	budget time.Duration // per call, as the Recorder's
 
-	mu     sync.Mutex
-	denied map[string]string // permission → what it kept from being done
-	order  []string          // permissions in the order denied
-	failed []string
-	down   error
+	mu       sync.Mutex
+	alsoDown []func() bool     // other signs that GitHub was given up on
+	denied   map[string]string // permission → what it kept from being done
+	order    []string          // permissions in the order denied
+	failed   []string
+	down     error
 }
 
 // People returns the writer of what people are told, nil when there is no
@@ -97,6 +98,17 @@ func (r *Recorder) People(logf func(format string, args ...any)) *People {
 		logf = r.o.Logf
 	}
 	return &People{gh: gh, env: r.o.Environment, logf: logf, budget: r.o.CallBudget, denied: map[string]string{}}
+}
+
+// ShareDown makes People give up on GitHub when rec has: what the run's
+// own records found out spares people a call budget each.
+func (p *People) ShareDown(rec *Recorder) {
+	if p == nil || rec == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.alsoDown = append(p.alsoDown, rec.Down)
 }
 
 // Denial is a permission GitHub refused, and what it kept from being done.
@@ -137,8 +149,19 @@ func (p *People) call(ctx context.Context, what, perm string, fn func(ctx contex
 	p.mu.Lock()
 	_, refused := p.denied[perm]
 	down := p.down
+	others := p.alsoDown
 	p.mu.Unlock()
+	for _, given := range others {
+		if given() {
+			down = errors.New("GitHub was given up on by the run's records")
+		}
+	}
 	if refused || down != nil || ctx.Err() != nil {
+		if down != nil && !refused {
+			p.mu.Lock()
+			p.failed = append(p.failed, what+" (skipped: GitHub unreachable)")
+			p.mu.Unlock()
+		}
 		return false
 	}
 	cctx, cancel := context.WithTimeout(ctx, p.budget)

@@ -169,3 +169,25 @@ func TestLineBefore(t *testing.T) {
 		t.Errorf("before the next: stopped")
 	}
 }
+
+// Once the run's records gave up on GitHub, People makes no call.
+func TestPeopleShareDown(t *testing.T) {
+	f, r, _ := setup(t, start)
+	f.AddCommit(commit(1), "x")
+	f.AddPull(githubfake.PullRequest{Number: 12, Merged: true, MergeCommitSHA: commit(2)})
+	f.SetDown(true)
+	_, _, _ = r.LastGood(context.Background(), "") // the run finds GitHub down
+	if !r.Down() {
+		t.Fatal("the recorder did not give up")
+	}
+	f.SetDown(false)
+	f.ResetCalls()
+	p := New(Options{GitHub: r.o.GitHub, Environment: "production"}).People(nil)
+	p.ShareDown(r)
+	if p.Comment(context.Background(), 12, commit(2), "x") != "" || len(f.Calls()) != 0 {
+		t.Errorf("%d calls after GitHub was given up on", len(f.Calls()))
+	}
+	if len(p.Failed()) != 1 || !strings.Contains(p.Failed()[0], "skipped: GitHub unreachable") {
+		t.Errorf("failed: %q", p.Failed())
+	}
+}
