@@ -243,15 +243,17 @@ func (n *Notifier) deliver(e Event) error {
 	delivery := newDeliveryID()
 	backoff := 500 * time.Millisecond
 	var last error
+	made := 0
 	for attempt := 1; attempt <= n.o.Attempts; attempt++ {
 		if attempt > 1 {
 			select {
 			case <-n.o.Clock.After(backoff):
 			case <-ctx.Done():
-				return fmt.Errorf("%v; gave up after %d attempts within %s", last, attempt-1, n.o.Timeout)
+				return gaveUp(last, made, n.o.Timeout)
 			}
 			backoff *= 2
 		}
+		made++
 		retry, wait, err := n.post(ctx, e.Event, delivery, body)
 		if err == nil {
 			return nil
@@ -268,7 +270,16 @@ func (n *Notifier) deliver(e Event) error {
 			break
 		}
 	}
-	return fmt.Errorf("%v (after %d attempts within %s)", last, n.o.Attempts, n.o.Timeout)
+	return gaveUp(last, made, n.o.Timeout)
+}
+
+// gaveUp says why an event was not delivered.
+func gaveUp(last error, attempts int, timeout time.Duration) error {
+	s := "s"
+	if attempts == 1 {
+		s = ""
+	}
+	return fmt.Errorf("%v (%d attempt%s within %s)", last, attempts, s, timeout)
 }
 
 // post sends one attempt; retry says whether another may succeed, and wait

@@ -137,7 +137,7 @@ func TestServerErrorsAreRetriedThenGivenUp(t *testing.T) {
 	if len(attempts) != 3 || attempts[0] != attempts[2] || len(delivered) != 0 {
 		t.Fatalf("attempts %v, delivered %v", attempts, delivered)
 	}
-	if len(failures) != 2 || !strings.Contains(failures[0], "500") || !strings.Contains(failures[1], "not sent, the webhook failed before") {
+	if len(failures) != 2 || !strings.Contains(failures[0], "500 Internal Server Error (3 attempts within 5s)") || !strings.Contains(failures[1], "not sent, the webhook failed before") {
 		t.Errorf("failures: %q", failures)
 	}
 	for _, f := range failures {
@@ -180,7 +180,7 @@ func TestHangingReceiverCostsOneTimeout(t *testing.T) {
 		t.Errorf("Send blocked for %s", d)
 	}
 	_, failures := n.Close(5 * time.Second)
-	if len(failures) != 2 || !strings.Contains(failures[0], "timed out") {
+	if len(failures) != 2 || !strings.Contains(failures[0], "timed out (1 attempt within 300ms)") {
 		t.Errorf("failures: %q", failures)
 	}
 	if _, attempts, _ := r.events(); len(attempts) == 0 || strings.HasPrefix(attempts[len(attempts)-1], "rolled-back") {
