@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -77,7 +78,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"deploy", "--no-such-flag"}, 2, "flag provided but not defined: -no-such-flag"},
 		{[]string{"deploy", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"ship"}, 2, `unknown command "ship"`},
-		{[]string{"version"}, 0, "immune 0."},
+		{[]string{"version"}, 0, "immune "},
 		{[]string{"help"}, 0, "immune demo"},
 		{[]string{"deploy", "-h"}, 0, "-health-url"},
 	}
@@ -89,6 +90,28 @@ func TestCLIErrors(t *testing.T) {
 				t.Errorf("exit %d, want %d with %q\n%s", code, tt.code, tt.want, out)
 			}
 		})
+	}
+}
+
+// TestVersionStamped builds the binary as a release does, with the tag
+// stamped in by the linker (the Dockerfile's VERSION build argument), and
+// checks that `immune version` reports it; without the stamp it falls back
+// to what the toolchain recorded.
+func TestVersionStamped(t *testing.T) {
+	t.Parallel()
+	fallback := regexp.MustCompile(`^immune (devel(\+[0-9a-f]{12}(-dirty)?)?|v[0-9]+\.[0-9]+\.[0-9]+\S*)\n$`)
+	if code, out := cliRun(t, t.TempDir(), "version"); code != 0 || !fallback.MatchString(out) {
+		t.Errorf("unstamped immune version: exit %d, %q; want %s", code, out, fallback)
+	}
+	bin := filepath.Join(t.TempDir(), "immune")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin,
+		"-ldflags", "-X github.com/immune-cd/immune/internal/version.stamped=v9.8.7-rc.1", ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil || string(out) != "immune v9.8.7-rc.1\n" {
+		t.Errorf("immune version = %q (%v), want %q", out, err, "immune v9.8.7-rc.1\n")
 	}
 }
 

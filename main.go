@@ -10,11 +10,11 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/immune-cd/immune/internal/action"
 	"github.com/immune-cd/immune/internal/cli"
 	"github.com/immune-cd/immune/internal/clock"
 	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/recorder"
+	"github.com/immune-cd/immune/internal/version"
 )
 
 func main() {
@@ -54,7 +54,7 @@ func main() {
 				APIURL:     os.Getenv("GITHUB_API_URL"),
 				Token:      token,
 				Repository: os.Getenv("GITHUB_REPOSITORY"),
-				UserAgent:  "immune/" + action.Version,
+				UserAgent:  "immune/" + version.String(),
 				Logf:       func(format string, args ...any) { fmt.Fprintf(os.Stdout, "GitHub: "+format+"\n", args...) },
 			})
 		},

@@ -28,6 +28,7 @@ import (
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/verdict"
+	"github.com/immune-cd/immune/internal/version"
 )
 
 // Exit codes.
@@ -38,9 +39,6 @@ const (
 	ExitError     = 3 // the tool itself failed
 	ExitPublish   = 4 // the run finished and its records were written, but its outputs, summary or report could not be
 )
-
-// Version is the tool's version, shown in the log and the User-Agent.
-const Version = "0.1.0"
 
 // Deps are the real-world dependencies of a run.
 type Deps struct {
@@ -281,7 +279,7 @@ func (r *runner) newProber() *health.Prober {
 		Accept:    r.cfg.ExpectStatus.Contains,
 		Body:      r.cfg.ExpectBody,
 		Version:   health.VersionSource(r.cfg.ExpectVersion),
-		UserAgent: "immune/" + Version,
+		UserAgent: "immune/" + version.String(),
 	}
 }
 
@@ -331,7 +329,7 @@ func (r *runner) ownDeployment() (ghapi.Deployment, bool) {
 func (r *runner) payload() recorder.Payload {
 	return recorder.Payload{
 		Tool:       recorder.Tool,
-		Version:    Version,
+		Version:    version.String(),
 		Actor:      r.ev.Actor,
 		RunURL:     r.out.Links.Run,
 		RunID:      r.ev.RunID,

@@ -19,6 +19,7 @@ import (
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
 	"github.com/immune-cd/immune/internal/state"
+	"github.com/immune-cd/immune/internal/version"
 )
 
 // validateDeploy: nothing to deploy for a deleted ref; the commit must be
@@ -71,9 +72,9 @@ func (r *runner) findTarget(ctx context.Context) {
 	r.out.PreviousSHA, r.out.PreviousSource = r.target, r.targetSource
 	r.out.Links.Commit, r.out.Links.PreviousCommit = r.commitURL(r.cfg.SHA), r.commitURL(r.target)
 	if r.target != "" {
-		r.log.Printf("immune %s: deploying %s to %s; rollback target %s (from %s)", Version, r.cfg.SHA, r.cfg.Environment, r.target, r.targetSource)
+		r.log.Printf("immune %s: deploying %s to %s; rollback target %s (from %s)", version.String(), r.cfg.SHA, r.cfg.Environment, r.target, r.targetSource)
 	} else {
-		r.log.Printf("immune %s: deploying %s to %s; no rollback target known", Version, r.cfg.SHA, r.cfg.Environment)
+		r.log.Printf("immune %s: deploying %s to %s; no rollback target known", version.String(), r.cfg.SHA, r.cfg.Environment)
 	}
 }
 
@@ -320,7 +321,7 @@ func (r *runner) validateWatch(ctx context.Context) run.Phase {
 		return run.Done
 	}
 	r.out.Links.Commit = r.commitURL(r.cfg.SHA)
-	r.log.Printf("immune %s: watching %s on %s", Version, orUnknown(r.cfg.SHA), r.cfg.Environment)
+	r.log.Printf("immune %s: watching %s on %s", version.String(), orUnknown(r.cfg.SHA), r.cfg.Environment)
 	return run.Watch
 }
 

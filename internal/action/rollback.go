@@ -11,6 +11,7 @@ import (
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
 	"github.com/immune-cd/immune/internal/state"
+	"github.com/immune-cd/immune/internal/version"
 )
 
 // validateRollback (manual rollback, workflow_dispatch): waits for the
@@ -40,7 +41,7 @@ func (r *runner) validateRollback(ctx context.Context) run.Phase {
 	if current != "" {
 		replacing = "replacing " + current
 	}
-	r.log.Printf("immune %s: rolling %s back to %s (%s); %s", Version, cfg.Environment, target, source, replacing)
+	r.log.Printf("immune %s: rolling %s back to %s (%s); %s", version.String(), cfg.Environment, target, source, replacing)
 	if cfg.Reason != "" {
 		r.log.Printf("Reason: %s", cfg.Reason)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/version"
 )
 
 // Telling people: the author of a rolled-back change hears about it on the
@@ -62,7 +63,7 @@ func (r *runner) newTeller() *teller {
 	if r.cfg.NotifyWebhook != "" && r.cfg.Mode != config.ModeGate {
 		t.hook = notify.Start(notify.Options{
 			URL: r.cfg.NotifyWebhook, Secret: r.cfg.NotifySecret, Client: r.d.HTTP, Clock: r.d.Clock,
-			Timeout: r.cfg.NotifyTimeout, UserAgent: "immune/" + Version, Logf: t.logf,
+			Timeout: r.cfg.NotifyTimeout, UserAgent: "immune/" + version.String(), Logf: t.logf,
 		})
 	}
 	return t

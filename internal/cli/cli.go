@@ -22,6 +22,7 @@ import (
 	"github.com/immune-cd/immune/internal/demo"
 	"github.com/immune-cd/immune/internal/logline"
 	"github.com/immune-cd/immune/internal/recorder"
+	"github.com/immune-cd/immune/internal/version"
 )
 
 // Command is one invocation of the program.
@@ -76,7 +77,7 @@ func (c *Command) Main(ctx context.Context) (code int) {
 	case "demo":
 		return demo.Run(ctx, demo.Options{Stdout: c.Stdout, HTTP: c.HTTP, Executable: c.Executable, Environ: c.Environ})
 	case "version", "--version":
-		fmt.Fprintf(c.Stdout, "immune %s\n", action.Version)
+		fmt.Fprintf(c.Stdout, "immune %s\n", version.String())
 		return action.ExitOK
 	case "help", "-h", "--help":
 		fmt.Fprint(c.Stdout, usage)
