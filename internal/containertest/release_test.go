@@ -166,7 +166,10 @@ type releaseRepo struct {
 func newReleaseRepo(t *testing.T, tag string) *releaseRepo {
 	t.Helper()
 	dir := t.TempDir()
-	r := &releaseRepo{Tag: tag, Origin: filepath.Join(dir, "origin.git"), Checkout: filepath.Join(dir, "checkout"), env: baseEnv(t)}
+	// Fixed dates: the tagged commit is a function of the files, so the container test's build arguments
+	// (REVISION) stay the same between runs and its build can use cached layers.
+	env := append(baseEnv(t), "GIT_AUTHOR_DATE=2026-11-30T12:00:00Z", "GIT_COMMITTER_DATE=2026-11-30T12:00:00Z")
+	r := &releaseRepo{Tag: tag, Origin: filepath.Join(dir, "origin.git"), Checkout: filepath.Join(dir, "checkout"), env: env}
 	work := filepath.Join(dir, "work")
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		t.Fatal(err)
