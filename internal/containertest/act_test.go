@@ -16,19 +16,19 @@ import (
 )
 
 // runAct runs testdata/workflows/act-deploy.yml through act: a workflow whose
-// steps say `uses: ./`, so act builds the image from the Dockerfile (no build
-// arguments, as GitHub's runner does for `image: Dockerfile`) and runs it
-// twice, a healthy deploy and a crash that is rolled back, and a later step
+// steps say `uses: ./` on a checkout of the release commit, so act reads the
+// release's action.yml, pulls the image it names by digest from the local
+// registry (as the runner does for `uses: immune-cd/immune@v1.2.3`), and runs
+// it twice, a healthy deploy and a crash that is rolled back; a later step
 // checks the outputs. What act needs on this machine:
 //   - -P ubuntu-latest=-self-hosted: jobs run on the host (no job container
 //     image can be pulled);
-//   - DOCKER_HOST=unix://<socket of `podman system service`>: act builds and
-//     runs the action's image through the Docker API, which podman serves from
-//     the same storage, so the seeded base images and the build layers are
-//     found;
+//   - DOCKER_HOST=unix://<socket of `podman system service`>: act pulls and
+//     runs the action's image through the Docker API, which podman serves
+//     (here with the local registry marked insecure: it speaks plain HTTP);
 //   - a repository with a commit: act reads HEAD for GITHUB_SHA. The project's
-//     tree is copied (without .git and .ci/cache) into a folder that gets a
-//     throwaway history;
+//     tree with the release's action.yml is copied (without .git and
+//     .ci/cache) into a folder that gets a throwaway history;
 //   - a first step that copies that repository into act's workspace: on a
 //     self-hosted platform act checks nothing out, and `uses: ./` is resolved
 //     in the workspace (IMMUNE_SRC says where from);
@@ -39,15 +39,23 @@ import (
 //     container on the default bridge network, where 127.0.0.1 is the
 //     container itself and the test service is out of reach (on GitHub the job's
 //     services: or the runner's address would be used).
-func (l *lab) runAct(act string) {
+func (l *lab) runAct(act string, reg *registry, releaseActionYML string) {
 	l.t.Logf("act: %s", l.must(act, "--version"))
 	sock := filepath.Join(l.work, "podman.sock")
 	logf, err := os.Create(filepath.Join(l.work, "podman-service.log"))
 	if err != nil {
 		l.t.Fatal(err)
 	}
+	registries := filepath.Join(l.work, "registries-act.conf")
+	l.writeFile(registries, fmt.Sprintf(`unqualified-search-registries = ["docker.io"]
+short-name-mode = "permissive"
+
+[[registry]]
+location = %q
+insecure = true
+`, reg.Host))
 	service := exec.Command("podman", "system", "service", "--time=0", "unix://"+sock)
-	service.Env, service.Stdout, service.Stderr = l.env, logf, logf
+	service.Env, service.Stdout, service.Stderr = append(append([]string{}, l.env...), "CONTAINERS_REGISTRIES_CONF="+registries), logf, logf
 	if err := service.Start(); err != nil {
 		l.t.Fatal(err)
 	}
@@ -77,15 +85,21 @@ func (l *lab) runAct(act string) {
 		l.t.Fatal(err)
 	}
 	l.must("bash", "-c", `tar -C "$1" --exclude=./.git --exclude=./.ci/cache -cf - . | tar -C "$2" -xf -`, "copy", l.root, src)
+	release, err := os.ReadFile(releaseActionYML)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.writeFile(filepath.Join(src, "action.yml"), string(release))
+	l.must("rm", "-f", filepath.Join(src, "Dockerfile")) // nothing to build: the release's action.yml names its image
 	id := []string{"-c", "user.name=container-test", "-c", "user.email=container-test@localhost"}
 	l.must("git", "-C", src, "init", "-q", "-b", "main")
 	l.must("git", "-C", src, "add", "-A")
-	l.must("git", append(append([]string{"-C", src}, id...), "commit", "-q", "-m", "act test tree")...)
+	l.must("git", append(append([]string{"-C", src}, id...), "commit", "-q", "-m", "act test tree: the release commit")...)
 	sha := l.must("git", "-C", src, "rev-parse", "HEAD")
 	event := filepath.Join(l.work, "act-event.json")
 	l.writeFile(event, fmt.Sprintf(`{"ref": "refs/heads/main", "before": %q, "after": %q,
  "repository": {"name": "immune", "full_name": "immune-cd/immune", "owner": {"login": "immune-cd"}, "default_branch": "main"},
- "head_commit": {"id": %q, "message": "act test tree"}}
+ "head_commit": {"id": %q, "message": "act test tree: the release commit"}}
 `, goodSHA, sha, sha))
 	testservice := filepath.Join(l.work, "testservice")
 	l.must("go", "build", "-o", testservice, "./internal/testservice/cmd/testservice")
@@ -123,6 +137,5 @@ func (l *lab) runAct(act string) {
 	l.fact("of which the act run", seconds(time.Since(start)))
 	l.check("act run exit code", code, 0)
 	l.verify("act: a later step saw the expected outputs", strings.Contains(string(out), "ACT-CHECK: all outputs as expected"))
-	// Built from the Dockerfile without a VERSION, the binary says what the toolchain recorded.
-	l.check("act's image (image: Dockerfile): immune version", l.must("podman", "run", "--rm", actImage, "version"), "immune devel")
+	l.verify("act: the action ran the release's image (immune "+releaseTag+")", strings.Contains(string(out), "immune "+releaseTag+": deploying"))
 }

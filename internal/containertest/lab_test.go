@@ -24,6 +24,7 @@ var (
 	cold    = flag.Bool("cold", false, "start from nothing: delete the cache folder and this test's images (base images, build layers, built images) first")
 	startup = flag.Bool("startup", false, "also measure start-up from nothing: the image pulled prebuilt vs built from the Dockerfile without a cache (heavy: a second full build)")
 	keep    = flag.Bool("keep", false, "keep the run folder (workspaces, logs, outputs) and print its path")
+	graph   = flag.String("storage", "/var/lib/containers/immune-container-test", "image storage of the test (podman's graphroot); not the machine's, so that base images named as the Dockerfile names them collide with nothing else")
 )
 
 // Names in the machine's image storage. Base images carry the names the
@@ -80,14 +81,6 @@ func newLab(t *testing.T) *lab {
 		t.Fatalf("missing %s: .ci/run installs them (apt-get install buildah podman runc skopeo debootstrap docker-registry)", strings.Join(missing, ", "))
 	}
 	l := &lab{t: t, root: root, cache: filepath.Join(root, ".ci", "cache", "container-test")}
-	if *cold {
-		t.Log("Cold start: deleting the cache folder and this test's images")
-		l.run(context.Background(), "podman", "rmi", "-f", builtImage, golangImage, debianImage, actImage, "localhost/act-dockeraction:latest")
-		l.run(context.Background(), "podman", "image", "prune", "-f")
-		if err := os.RemoveAll(l.cache); err != nil {
-			t.Fatal(err)
-		}
-	}
 	if l.work, err = os.MkdirTemp("", "immune-container-test-"); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +92,15 @@ func newLab(t *testing.T) *lab {
 		os.RemoveAll(l.work)
 	})
 	l.writeConf()
+	if *cold {
+		t.Log("Cold start: deleting the cache folder and this test's images")
+		l.run(context.Background(), "podman", "rmi", "-f", builtImage, golangImage, debianImage, actImage, "localhost/act-dockeraction:latest")
+		l.run(context.Background(), "podman", "image", "prune", "-f")
+		if err := os.RemoveAll(l.cache); err != nil {
+			t.Fatal(err)
+		}
+		l.writeConf()
+	}
 	files, err := AptSourceFiles("/etc/apt/sources.list.d")
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +120,7 @@ func orNone(s string) string {
 }
 
 // writeConf points podman, buildah and skopeo at config files for this kind
-// of machine: crun (podman's default runtime) fails here on hybrid cgroups and
+// of machine and at the test's own image storage: crun (podman's default runtime) fails here on hybrid cgroups and
 // on raising rlimits, so runc with cgroupfs; short names such as
 // golang:1.26-bookworm resolve to docker.io, where the seeded base images are
 // tagged.
@@ -135,7 +137,14 @@ events_logger = "file"
 	l.writeFile(filepath.Join(conf, "registries.conf"), `unqualified-search-registries = ["docker.io"]
 short-name-mode = "permissive"
 `)
+	// runroot holds locks and mount state: on /run, short (podman refuses runroots over 50 characters).
+	l.writeFile(filepath.Join(conf, "storage.conf"), fmt.Sprintf(`[storage]
+driver = "overlay"
+graphroot = %q
+runroot = %q
+`, *graph, "/run/ict-"+fmt.Sprintf("%x", sha256.Sum256([]byte(*graph)))[:12]))
 	l.env = append(os.Environ(),
+		"CONTAINERS_STORAGE_CONF="+filepath.Join(conf, "storage.conf"),
 		"CONTAINERS_CONF="+filepath.Join(conf, "containers.conf"),
 		"CONTAINERS_REGISTRIES_CONF="+filepath.Join(conf, "registries.conf"),
 		"BUILDAH_ISOLATION=chroot")
