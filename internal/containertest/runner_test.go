@@ -259,7 +259,7 @@ func deployCommand(url string) string {
 func shortInputs(url string) map[string]string {
 	return map[string]string{
 		"health-url": url + "/health", "deploy-command": deployCommand(url),
-		"interval": "100ms", "timeout": "1s", "duration": "2s", "startup-timeout": "1s", "rollback-duration": "1s",
+		"interval": "100ms", "timeout": "100ms", "duration": "2s", "startup-timeout": "1s", "rollback-duration": "1s",
 		"deploy-timeout": "30s", "expect-version": "header:X-Version",
 	}
 }
