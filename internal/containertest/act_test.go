@@ -39,7 +39,7 @@ import (
 //     container on the default bridge network, where 127.0.0.1 is the
 //     container itself and the test service is out of reach (on GitHub the job's
 //     services: or the runner's address would be used).
-func (l *lab) runAct(act string, reg *registry, releaseActionYML string) {
+func (l *lab) runAct(act string, reg *registry, releaseActionYML, pulledRef string) {
 	l.t.Logf("act: %s", l.must(act, "--version"))
 	sock := filepath.Join(l.work, "podman.sock")
 	logf, err := os.Create(filepath.Join(l.work, "podman-service.log"))
@@ -138,4 +138,6 @@ insecure = true
 	l.check("act run exit code", code, 0)
 	l.verify("act: a later step saw the expected outputs", strings.Contains(string(out), "ACT-CHECK: all outputs as expected"))
 	l.verify("act: the action ran the release's image (immune "+releaseTag+")", strings.Contains(string(out), "immune "+releaseTag+": deploying"))
+	// act pulled it into the test's storage under this run's registry address: it goes with the registry.
+	l.run(l.t.Context(), "podman", "rmi", "--force", pulledRef)
 }

@@ -97,7 +97,7 @@ func TestContainer(t *testing.T) {
 
 	act := <-actDone
 	if act != "" {
-		l.timed("act end to end (uses: ./ at the release commit)", func() { l.runAct(act, reg, pulled.ActionYML) })
+		l.timed("act end to end (uses: ./ at the release commit)", func() { l.runAct(act, reg, pulled.ActionYML, pulled.Ref) })
 	}
 
 	if *startup {

@@ -8,6 +8,11 @@
 //
 //	go test -tags containertest -count=1 -timeout 30m -v ./internal/containertest -args [-cold] [-startup] [-keep]
 //
+// It keeps its images in a storage of its own (-storage, default
+// /var/lib/containers/immune-container-test) and its cache in
+// .ci/cache/container-test; -cold starts from nothing, -startup adds the
+// start-up benchmark (prebuilt vs built from the Dockerfile).
+//
 // Without the tag, `go test ./...` runs only the release workflow's scripts
 // against local git repositories (no containers).
 package containertest

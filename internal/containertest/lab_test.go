@@ -34,11 +34,9 @@ const (
 	debianImage = "docker.io/library/debian:bookworm-slim"
 	golangImage = "docker.io/library/golang:1.26-bookworm"
 	builtImage  = "localhost/immune:container-test"
-	// act names the image it builds from a Dockerfile action.
-	actImage   = "docker.io/library/act-dockeraction:latest"
-	actModule  = "github.com/nektos/act"
-	actVersion = "v0.2.89"
-	suite      = "bookworm"
+	actModule   = "github.com/nektos/act"
+	actVersion  = "v0.2.89"
+	suite       = "bookworm"
 	// rootfsRecipe changes whenever rootfsTarball or seedImages makes
 	// something different, so that cached base images are remade.
 	rootfsRecipe = "2"
@@ -94,7 +92,7 @@ func newLab(t *testing.T) *lab {
 	l.writeConf()
 	if *cold {
 		t.Log("Cold start: deleting the cache folder and this test's images")
-		l.run(context.Background(), "podman", "rmi", "-f", builtImage, golangImage, debianImage, actImage, "localhost/act-dockeraction:latest")
+		l.run(context.Background(), "podman", "rmi", "-f", builtImage, golangImage, debianImage)
 		l.run(context.Background(), "podman", "image", "prune", "-f")
 		if err := os.RemoveAll(l.cache); err != nil {
 			t.Fatal(err)
