@@ -45,10 +45,11 @@ type Engine struct {
 // rate": a planned test or a mixture test.
 type rateTest interface {
 	// trips reports whether bad of n requests regress, during the watch or
-	// at its end (final).
-	trips(n, bad int64, final bool) bool
+	// at its end (final), with the evidence divided by temper (≥ 1; see
+	// Limits.Dispersion).
+	trips(n, bad int64, final bool, temper float64) bool
 	// limit is the lowest bad count that trips after n requests.
-	limit(n int64, final bool) int64
+	limit(n int64, final bool, temper float64) int64
 }
 
 // testKey is what a test depends on.
@@ -66,6 +67,7 @@ type stream struct {
 	answered  int64
 	slow      int64
 	latencies latency.Sketch // answered requests
+	disp      dispersion     // with Limits.Dispersion
 }
 
 func (s *stream) counts(pct float64) Counts {
@@ -142,20 +144,26 @@ func build(l Limits, b *Baseline, tests map[testKey]rateTest) *Engine {
 func (e *Engine) plan() {
 	k := e.limits.Targets
 	alpha := 1 - e.limits.Confidence
-	perTarget := alpha
+	// The error-rate rule shares its allowance with the watch's other
+	// signals; the latency rule is this engine's alone.
+	errAlpha := alpha / float64(e.limits.Signals)
+	perTarget, errPerTarget := alpha, errAlpha
 	if k > 1 {
-		perTarget = alpha / 2 / float64(k)
+		perTarget, errPerTarget = alpha/2/float64(k), errAlpha/2/float64(k)
 	}
 	h := e.limits.Horizon
+	if e.limits.Dispersion {
+		h = 0 // tempered evidence needs the mixture test
+	}
 	slowRate := 1 - e.limits.LatencyPercentile/100
-	e.errorTarget = e.test(testKey{e.allowedRate, perTarget, e.limits.ConsecutiveFailures, h})
+	e.errorTarget = e.test(testKey{e.allowedRate, errPerTarget, e.limits.ConsecutiveFailures, h})
 	if e.slowerThan > 0 {
 		e.latencyTarget = e.test(testKey{slowRate, perTarget, 0, h})
 	}
 	if k > 1 {
 		// No overlap with the per-target consecutive rule is assumed here:
 		// the fleet test is charged for every false alarm.
-		e.errorFleet = e.test(testKey{e.allowedRate, alpha / 2, 0, h * k})
+		e.errorFleet = e.test(testKey{e.allowedRate, errAlpha / 2, 0, h * k})
 		if e.slowerThan > 0 {
 			e.latencyFleet = e.test(testKey{slowRate, alpha / 2, 0, h * k})
 		}
@@ -213,6 +221,9 @@ func (e *Engine) Observe(o Observation) Decision {
 		s.failures += o.Failed
 		s.answered += answered
 		s.slow += slow
+		if e.limits.Dispersion {
+			s.disp.observe(o.N, o.Failed)
+		}
 	}
 	switch {
 	case o.Failed == o.N:
@@ -224,8 +235,9 @@ func (e *Engine) Observe(o Observation) Decision {
 		return e.verdict
 	}
 	// A look without failures (or slow answers) can only lower a test's
-	// ratio, or keep its count under a limit that never falls.
-	if d, ok := e.check(t, o.Failed > 0, slow > 0); ok {
+	// ratio, or keep its count under a limit that never falls; but it can
+	// lower the estimated over-dispersion, and with it the tempering.
+	if d, ok := e.check(t, o.Failed > 0 || e.limits.Dispersion, slow > 0); ok {
 		e.verdict = d
 		return d
 	}
@@ -343,23 +355,34 @@ func (e *Engine) final(t *stream) (Decision, bool) {
 }
 
 func (e *Engine) tryError(test rateTest, s *stream, final bool) (Decision, bool) {
-	if test == nil || !test.trips(s.n, s.failures, final) {
+	phi := e.temper(s)
+	if test == nil || !test.trips(s.n, s.failures, final, phi) {
 		return Decision{}, false
 	}
-	lim := test.limit(s.n, final)
+	lim := test.limit(s.n, final, phi)
 	ev := Evidence{
 		Judged: s.n, Bad: s.failures, Limit: lim, Final: final,
 		ErrorRate: rate(s.failures, s.n), AllowedErrorRate: e.allowedRate, Confidence: e.limits.Confidence,
+		Dispersion: phi,
 	}
 	e.withBaseline(&ev)
-	return Decision{Outcome: Regressed, Rule: e.errorRule, Target: e.targetOf(s), Reason: e.errorReason(s, lim, final), Evidence: ev}, true
+	return Decision{Outcome: Regressed, Rule: e.errorRule, Target: e.targetOf(s), Reason: e.errorReason(s, lim, final, phi), Evidence: ev}, true
+}
+
+// temper is what the error evidence of s is divided by: its estimated
+// over-dispersion with Limits.Dispersion, else 1.
+func (e *Engine) temper(s *stream) float64 {
+	if !e.limits.Dispersion {
+		return 1
+	}
+	return s.disp.phi()
 }
 
 func (e *Engine) tryLatency(test rateTest, s *stream, final bool) (Decision, bool) {
-	if test == nil || !test.trips(s.answered, s.slow, final) {
+	if test == nil || !test.trips(s.answered, s.slow, final, 1) {
 		return Decision{}, false
 	}
-	lim := test.limit(s.answered, final)
+	lim := test.limit(s.answered, final, 1)
 	pct := e.limits.LatencyPercentile
 	ev := Evidence{
 		Judged: s.answered, Bad: s.slow, Limit: lim, Final: final,
@@ -386,6 +409,7 @@ func (e *Engine) healthyEvidence() Evidence {
 	ev := Evidence{
 		Judged: s.n, Bad: s.failures, ErrorRate: rate(s.failures, s.n), AllowedErrorRate: e.allowedRate,
 		Percentile: pct, Latency: s.latencies.Quantile(pct / 100), MaxLatency: e.slowerThan, Confidence: e.limits.Confidence,
+		Dispersion: e.temper(s),
 	}
 	e.withBaseline(&ev)
 	return ev
@@ -434,8 +458,11 @@ func when(n, lim int64, final bool, what string) string {
 	return fmt.Sprintf("the sequential test's limit after %d %s is %d", n, what, lim)
 }
 
-func (e *Engine) errorReason(s *stream, lim int64, final bool) string {
+func (e *Engine) errorReason(s *stream, lim int64, final bool, phi float64) string {
 	conf := percent(e.limits.Confidence)
+	if phi >= 1.05 {
+		conf += fmt.Sprintf(", counting the errors' bursts (over-dispersion %.1f)", phi)
+	}
 	got := fmt.Sprintf("%s%d of %d %s failed (%s)", e.scope(s), s.failures, s.n, e.unit, ratio(s.failures, s.n))
 	if e.base != nil {
 		return fmt.Sprintf("%s, against %d of %d (%s) in production before the deploy; the failure rate is more than %s points above production's with %s confidence (%s)",

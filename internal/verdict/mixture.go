@@ -54,44 +54,48 @@ func newMixture(rate, alpha float64) *mixture {
 	return m
 }
 
-// logRatio is log M after n requests, bad of them bad.
-func (m *mixture) logRatio(n, bad int64) float64 {
+// logRatio is log M after n requests, bad of them bad, with each
+// component's log-likelihood ratio divided by temper (1: untempered; see
+// dispersion.go).
+func (m *mixture) logRatio(n, bad int64, temper float64) float64 {
 	nf, bf := float64(n), float64(bad)
 	top := math.Inf(-1)
 	for j := range m.perBad {
-		if v := m.logW[j] + bf*m.perBad[j] + nf*m.perReq[j]; v > top {
+		if v := m.logW[j] + (bf*m.perBad[j]+nf*m.perReq[j])/temper; v > top {
 			top = v
 		}
 	}
 	sum := 0.0
 	for j := range m.perBad {
-		sum += math.Exp(m.logW[j] + bf*m.perBad[j] + nf*m.perReq[j] - top)
+		sum += math.Exp(m.logW[j] + (bf*m.perBad[j]+nf*m.perReq[j])/temper - top)
 	}
 	return top + math.Log(sum)
 }
 
 // trips reports whether bad of n requests regress. The end of the watch
-// changes nothing: the test never planned for one.
-func (m *mixture) trips(n, bad int64, _ bool) bool {
+// changes nothing: the test never planned for one. temper ≥ 1 divides the
+// evidence (the looks' over-dispersion; 1 for independent requests).
+func (m *mixture) trips(n, bad int64, _ bool, temper float64) bool {
 	if bad < minBad || len(m.perBad) == 0 {
 		return false
 	}
+	temper = max(temper, 1)
 	// M is at most its largest component's ratio (the weights sum to 1),
 	// so most looks are settled without an exponential.
 	nf, bf := float64(n), float64(bad)
 	for j := range m.perBad {
-		if bf*m.perBad[j]+nf*m.perReq[j] >= m.logBound {
-			return m.logRatio(n, bad) >= m.logBound
+		if (bf*m.perBad[j]+nf*m.perReq[j])/temper >= m.logBound {
+			return m.logRatio(n, bad, temper) >= m.logBound
 		}
 	}
 	return false
 }
 
 // limit is the lowest bad count that trips after n requests.
-func (m *mixture) limit(n int64, final bool) int64 {
-	if n < minBad || !m.trips(n, n, final) {
+func (m *mixture) limit(n int64, final bool, temper float64) int64 {
+	if n < minBad || !m.trips(n, n, final, temper) {
 		return never
 	}
 	// M rises with every bad request, so the search is monotone.
-	return minBad + int64(sort.Search(int(n-minBad+1), func(i int) bool { return m.trips(n, minBad+int64(i), final) }))
+	return minBad + int64(sort.Search(int(min(n-minBad+1, math.MaxInt)), func(i int) bool { return m.trips(n, minBad+int64(i), final, temper) }))
 }

@@ -106,14 +106,15 @@ func newPlan(rate, alpha float64, runLen, horizon int, budget int64) (p *plan, w
 }
 
 // trips reports whether bad of n probes regress, during the watch or at
-// its end (final).
-func (p *plan) trips(n, bad int64, final bool) bool { return bad >= p.limit(n, final) }
+// its end (final). A planned test judges probes, which are independent:
+// it is never tempered.
+func (p *plan) trips(n, bad int64, final bool, _ float64) bool { return bad >= p.limit(n, final, 1) }
 
 // limit is the bad count that regresses after n probes: during the watch,
 // or when the watch ends there (final: the remaining allowance goes to a
 // last fixed-sample look). At the horizon that is the planned limit; past
 // it, the verdict was already given at the horizon.
-func (p *plan) limit(n int64, final bool) int64 {
+func (p *plan) limit(n int64, final bool, _ float64) int64 {
 	switch {
 	case n <= 0 || n > int64(p.horizon):
 		return never

@@ -22,9 +22,9 @@ func regressedBy(p rateTest, q float64, runLen, n int) (all, byTest []float64) {
 	byTest = make([]float64, n+1)
 	for m := 1; m <= n; m++ {
 		d.step(q)
-		lim := p.limit(int64(m), false)
+		lim := p.limit(int64(m), false, 1)
 		if m == n {
-			lim = min(lim, p.limit(int64(n), true))
+			lim = min(lim, p.limit(int64(n), true, 1))
 		}
 		d.absorb(int(min(lim, int64(n+1))))
 		live := 0.0
@@ -80,7 +80,7 @@ func TestPlanSpendsAtMostAlpha(t *testing.T) {
 		}
 		last := int64(0)
 		for n := int64(1); n <= int64(tc.n); n++ {
-			l := p.limit(n, false)
+			l := p.limit(n, false, 1)
 			if l == never && last == 0 {
 				continue // not even n bad probes of n would trip yet
 			}
@@ -120,7 +120,7 @@ func TestPlanEnumeration(t *testing.T) {
 				stopped = true // the consecutive rule, not the test
 				continue
 			}
-			if p.trips(int64(i), int64(bad), false) || i == n && p.trips(int64(n), int64(bad), true) {
+			if p.trips(int64(i), int64(bad), false, 1) || i == n && p.trips(int64(n), int64(bad), true, 1) {
 				rejected, stopped = true, true
 			}
 		}
@@ -166,7 +166,7 @@ func TestPlanDefaultsExact(t *testing.T) {
 	type step struct{ limit, upTo int }
 	var steps []step
 	for n := 1; n <= h; n++ {
-		if l := int(p.limit(int64(n), false)); n == 1 || l != steps[len(steps)-1].limit {
+		if l := int(p.limit(int64(n), false, 1)); n == 1 || l != steps[len(steps)-1].limit {
 			steps = append(steps, step{l, n})
 		} else {
 			steps[len(steps)-1].upTo = n
