@@ -1,9 +1,11 @@
 // Package metrics reads metrics from a server that speaks Prometheus's HTTP
 // query API (Prometheus, Thanos, Mimir, VictoriaMetrics) and turns each look
 // into observations: exact request and error counts for rate metrics, a
-// value against its bounds for threshold metrics. It measures; judging the
-// counts is the verdict engine's job, except for the consecutive rule of
-// threshold metrics, which is a plain rule and lives here.
+// value against its bounds for threshold metrics. The Source measures; the
+// Judge (judge.go, pure) keeps the book of a watch's looks: it hands each
+// rate metric's counts to a verdict engine of its own (the statistics are
+// the verdict package's), applies the consecutive rule of threshold metrics,
+// and says when a watch cannot clear the build (no data, too few requests).
 //
 // Rate metrics read their two counter selectors raw (an instant query of the
 // selector itself, never increase() or rate(), which extrapolate to
@@ -41,6 +43,10 @@ type Spec struct {
 	Name string
 	// Errors and Total are series selectors of counters (rate metrics).
 	Errors, Total string
+	// MaxErrorRate is a rate metric's allowed share of errors (in baseline
+	// mode, the allowed increase over production's, in points); the Judge
+	// uses it, the Source does not.
+	MaxErrorRate float64
 	// Query is an instant query whose value is compared with Max and Min
 	// (threshold metrics).
 	Query string

@@ -69,7 +69,7 @@ func TestDispersionTempersTheEvidence(t *testing.T) {
 	if dt.Outcome != Regressed || dt.Evidence.Dispersion <= 1 {
 		t.Fatalf("bursts at 4%%: %+v", dt)
 	}
-	if !contains(dt.Reason, "counting the errors' bursts (over-dispersion") {
+	if !contains(dt.Reason, "the evidence divided by the errors' over-dispersion (") {
 		t.Errorf("reason %q does not say the evidence was tempered", dt.Reason)
 	}
 }

@@ -460,16 +460,17 @@ func when(n, lim int64, final bool, what string) string {
 
 func (e *Engine) errorReason(s *stream, lim int64, final bool, phi float64) string {
 	conf := percent(e.limits.Confidence)
+	tempered := ""
 	if phi >= 1.05 {
-		conf += fmt.Sprintf(", counting the errors' bursts (over-dispersion %.1f)", phi)
+		tempered = fmt.Sprintf(", the evidence divided by the errors' over-dispersion (%.1f)", phi)
 	}
 	got := fmt.Sprintf("%s%d of %d %s failed (%s)", e.scope(s), s.failures, s.n, e.unit, ratio(s.failures, s.n))
 	if e.base != nil {
-		return fmt.Sprintf("%s, against %d of %d (%s) in production before the deploy; the failure rate is more than %s points above production's with %s confidence (%s)",
-			got, e.base.failures, e.base.n, ratio(e.base.failures, e.base.n), points(e.limits.MaxErrorRate), conf, when(s.n, lim, final, e.unit))
+		return fmt.Sprintf("%s, against %d of %d (%s) in production before the deploy; the failure rate is more than %s points above production's with %s confidence (%s%s)",
+			got, e.base.failures, e.base.n, ratio(e.base.failures, e.base.n), points(e.limits.MaxErrorRate), conf, when(s.n, lim, final, e.unit), tempered)
 	}
-	return fmt.Sprintf("%s; the failure rate is above the allowed %s with %s confidence (%s)",
-		got, percent(e.limits.MaxErrorRate), conf, when(s.n, lim, final, e.unit))
+	return fmt.Sprintf("%s; the failure rate is above the allowed %s with %s confidence (%s%s)",
+		got, percent(e.limits.MaxErrorRate), conf, when(s.n, lim, final, e.unit), tempered)
 }
 
 func (e *Engine) latencyReason(s *stream, lim int64, final bool) string {
