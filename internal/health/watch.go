@@ -46,6 +46,13 @@ type Watch struct {
 	// Go starts a probe; nil starts it on a goroutine of its own. Tests on
 	// a stepped clock run probes inline, so that a watch is deterministic.
 	Go func(probe func())
+	// Look, when set, is one more task on the watch's schedule (a look at
+	// metrics): once per Interval from the start, like a URL's probe (at
+	// most one in flight, started through Go, skipped rather than made up
+	// when late, cancelled with the watch), but with no startup grace. It
+	// returns what the watch then calls on its own goroutine, in order with
+	// Judge: true ends the watch. Looks are not part of rounds.
+	Look func(ctx context.Context) (apply func() bool)
 }
 
 // Round is the n-th probe of every URL (a URL whose probe was skipped, or
@@ -74,6 +81,9 @@ type Result struct {
 	LastError map[string]string
 	// Skipped counts probes that could not start on time and were left out.
 	Skipped int
+	// Looks counts the looks made (see Watch.Look), SkippedLooks those that
+	// could not start on time.
+	Looks, SkippedLooks int
 	// Err is set when the context ended the watch.
 	Err error
 }
@@ -97,10 +107,11 @@ type target struct {
 	notLive  bool // gave up on: still starting when StartupTimeout passed
 }
 
-// finished is a probe that ended.
+// finished is a probe that ended, or a look (i < 0).
 type finished struct {
 	i     int
 	probe Probe
+	apply func() bool // a look's
 }
 
 // Run runs the watch until Duration has passed, Judge stops it, a URL fails
@@ -136,6 +147,7 @@ type run struct {
 	results chan finished
 	res     Result
 	targets []*target
+	look    *target   // the schedule of Watch.Look; nil without
 	end     time.Time // no slot starts at or after it
 	startup time.Time // the startup deadline; zero when there is none
 	expired bool      // the startup deadline has passed
@@ -150,7 +162,7 @@ func newRun(w *Watch, ctx context.Context) *run {
 	probes, cancel := context.WithCancel(ctx)
 	r := &run{
 		w: w, ctx: ctx, probes: probes, cancel: cancel,
-		results: make(chan finished, len(w.URLs)),
+		results: make(chan finished, len(w.URLs)+1),
 		res:     Result{Start: start, LiveAfter: map[string]time.Duration{}, LastError: map[string]string{}},
 		end:     start.Add(w.Duration),
 		rounds:  map[int]*Round{},
@@ -172,6 +184,9 @@ func newRun(w *Watch, ctx context.Context) *run {
 	}
 	if w.StartupTimeout > 0 {
 		r.startup = start.Add(w.StartupTimeout)
+	}
+	if w.Look != nil {
+		r.look = &target{name: "look", next: 1, live: true}
 	}
 	return r
 }
@@ -244,6 +259,12 @@ func (r *run) nextEvent() (next time.Time, inFlight bool) {
 		}
 		consider(r.due(t, t.next))
 	}
+	if t := r.look; t != nil {
+		inFlight = inFlight || t.inFlight
+		if t.next > 0 {
+			consider(r.due(t, t.next))
+		}
+	}
 	// The deadline matters only while the watch goes on.
 	if !r.startup.IsZero() && !r.expired && (inFlight || !next.IsZero()) {
 		consider(r.startup)
@@ -266,6 +287,7 @@ func (r *run) fire(now time.Time) {
 			return
 		}
 	}
+	r.fireLook(now)
 	for i, t := range r.targets {
 		if t.notLive || t.next == 0 || r.due(t, t.next).After(now) {
 			continue
@@ -313,7 +335,7 @@ func (r *run) start(i, slot int) {
 		defer r.wg.Done()
 		p := r.w.Probe(r.probes, t.url, r.w.Want)
 		p.Time, p.Round, p.URL = at, slot, t.name
-		r.results <- finished{i, p}
+		r.results <- finished{i: i, probe: p}
 	}
 	if r.w.Go != nil {
 		r.w.Go(run)
@@ -322,8 +344,76 @@ func (r *run) start(i, slot int) {
 	}
 }
 
+// fireLook starts the look that is due by now, if any, as fire does a
+// URL's probe.
+func (r *run) fireLook(now time.Time) {
+	t := r.look
+	if t == nil || t.next == 0 || r.due(t, t.next).After(now) {
+		return
+	}
+	slot := t.next + int((now.Sub(r.due(t, t.next)))/r.w.Interval)
+	r.res.SkippedLooks += slot - t.next
+	t.next = slot + 1
+	late := r.late(t, slot, now)
+	if !r.due(t, t.next).Before(r.end) {
+		t.next = 0
+	}
+	switch {
+	case late:
+		r.res.SkippedLooks++
+	case t.inFlight:
+		if t.pending > 0 {
+			r.res.SkippedLooks++
+		}
+		t.pending = slot
+	default:
+		r.startLook()
+	}
+}
+
+func (r *run) startLook() {
+	r.look.inFlight = true
+	r.wg.Add(1)
+	run := func() {
+		defer r.wg.Done()
+		r.results <- finished{i: -1, apply: r.w.Look(r.probes)}
+	}
+	if r.w.Go != nil {
+		r.w.Go(run)
+	} else {
+		go run()
+	}
+}
+
+// finishLook handles a look that ended.
+func (r *run) finishLook(f finished) {
+	t := r.look
+	t.inFlight = false
+	if r.probes.Err() != nil {
+		return // cancelled with the watch
+	}
+	r.res.Looks++
+	if !r.res.Stopped && f.apply != nil && f.apply() {
+		r.res.Stopped = true
+		r.done = true
+	}
+	if t.pending > 0 {
+		slot := t.pending
+		t.pending = 0
+		if r.done || r.late(t, slot, r.w.Clock.Now()) {
+			r.res.SkippedLooks++
+		} else {
+			r.startLook()
+		}
+	}
+}
+
 // finish handles a probe that ended.
 func (r *run) finish(f finished) {
+	if f.i < 0 {
+		r.finishLook(f)
+		return
+	}
 	t, p := r.targets[f.i], f.probe
 	t.inFlight = false
 	if r.probes.Err() != nil {

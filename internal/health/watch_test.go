@@ -275,3 +275,66 @@ func TestWatchSlowURLDelaysOnlyItself(t *testing.T) {
 			count["http://fast/h"], count["http://slow/h"], most, res)
 	}
 }
+
+// TestWatchLook: a look (at metrics) runs once per interval from the
+// start, with or without URLs, applies on the watch's goroutine in order,
+// can end the watch, and is skipped rather than made up when a look runs
+// long.
+func TestWatchLook(t *testing.T) {
+	t.Parallel()
+	t.Run("without URLs", func(t *testing.T) {
+		t.Parallel()
+		c := clock.NewStep(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		w := newWatch(c, nil)
+		var at []time.Duration
+		start := c.Now()
+		w.Look = func(ctx context.Context) func() bool {
+			seen := c.Now().Sub(start)
+			return func() bool { at = append(at, seen); return false }
+		}
+		res := w.Run(context.Background())
+		want := []time.Duration{0, 100, 200, 300, 400, 500, 600, 700, 800, 900}
+		for i := range want {
+			want[i] *= time.Millisecond
+		}
+		if !slices.Equal(at, want) || res.Looks != 10 || res.Probes != 0 || len(res.NotLive) != 0 || res.Stopped {
+			t.Errorf("looks at %v (%d), result %+v", at, res.Looks, res)
+		}
+	})
+	t.Run("beside URLs, ending the watch", func(t *testing.T) {
+		t.Parallel()
+		c := clock.NewStep(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		w := newWatch(c, map[string][]string{"http://a/h": {"ok"}}, "http://a/h")
+		looks := 0
+		w.Look = func(ctx context.Context) func() bool {
+			return func() bool { looks++; return looks == 4 }
+		}
+		res := w.Run(context.Background())
+		if !res.Stopped || res.Looks != 4 || res.Elapsed() != 300*time.Millisecond || res.Probes < 3 {
+			t.Errorf("result %+v after %v", res, res.Elapsed())
+		}
+	})
+	t.Run("a slow look skips the next, no burst", func(t *testing.T) {
+		t.Parallel()
+		c := clock.NewStep(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		w := newWatch(c, nil)
+		var at []time.Duration
+		start := c.Now()
+		n := 0
+		w.Look = func(ctx context.Context) func() bool {
+			seen := c.Now().Sub(start)
+			if n++; n == 2 {
+				c.Advance(260 * time.Millisecond) // the look at 100ms ends at 360ms
+			}
+			return func() bool { at = append(at, seen); return false }
+		}
+		res := w.Run(context.Background())
+		want := []time.Duration{0, 100, 400, 500, 600, 700, 800, 900}
+		for i := range want {
+			want[i] *= time.Millisecond
+		}
+		if !slices.Equal(at, want) || res.SkippedLooks != 2 {
+			t.Errorf("looks at %v, %d skipped; want %v, 2 skipped", at, res.SkippedLooks, want)
+		}
+	})
+}
