@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/immune-cd/immune/internal/promql"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/sha"
 )
@@ -291,6 +292,18 @@ func (p *parser) checkMetrics(c *Config) {
 	}
 	if len(c.PrometheusHeaders) > 0 && c.PrometheusURL == "" && !p.failed("prometheus-url") {
 		p.fail("prometheus-headers", "set without prometheus-url")
+	}
+	for _, m := range c.Metrics {
+		switch {
+		case c.Mode == ModeWatch && c.SHA == "" && m.Uses(promql.SHA) && !p.failed("sha"):
+			p.fail("sha", fmt.Sprintf("metric %q reads ${SHA}: set sha, the commit whose metrics the watch reads", m.Name))
+		case c.Mode == ModeWatch && m.Uses(promql.PreviousSHA):
+			p.fail("metrics", fmt.Sprintf("metric %q reads ${PREVIOUS_SHA}, which watch mode has no value for", m.Name))
+		}
+	}
+	if c.Mode == ModeDeploy && c.BaselineDuration > 0 && hasRate(c.Metrics) && c.BaselineDuration < 2*c.Interval && !p.failed("baseline-duration") {
+		p.fail("baseline-duration", fmt.Sprintf("%s is less than two intervals (%s); a rate metric's first look is a starting point, so its baseline needs at least two",
+			c.BaselineDuration, 2*c.Interval))
 	}
 }
 

@@ -63,7 +63,7 @@ var Inputs = []Input{
 
 // Outputs lists every output of action.yml with its description.
 var Outputs = []Input{
-	{Name: "verdict", Description: "healthy, regressed, rolled-back or rollback-failed (deploy and watch modes); rolled-back or rollback-failed (rollback mode); clear, stopped or fix-allowed (gate mode); cancelled when the job was cancelled (what ran was stopped; nothing is recorded as healthy); skipped when there was nothing to deploy (a push that deleted its branch or tag) or another run held the environment past lock-timeout."},
+	{Name: "verdict", Description: "healthy, regressed, rolled-back or rollback-failed (deploy and watch modes); rolled-back or rollback-failed (rollback mode); clear, stopped or fix-allowed (gate mode); inconclusive (any mode but gate) when the watch could not judge the build and nothing regressed it: a metric without data for longer than startup-timeout, or a rate metric with fewer than min-requests requests (exit 1; nothing is rolled back for it, nothing is recorded as healthy); cancelled when the job was cancelled (what ran was stopped; nothing is recorded as healthy); skipped when there was nothing to deploy (a push that deleted its branch or tag) or another run held the environment past lock-timeout."},
 	{Name: "sha", Description: "The commit that was deployed, watched or rolled back to."},
 	{Name: "previous-sha", Description: "The rollback target that was used, or would have been."},
 	{Name: "rolled-back", Description: "true when a rollback was deployed, else false."},

@@ -229,6 +229,23 @@ func parseMetric(node *yaml.Node, maxErrorRate float64) (Metric, []error) {
 	return m, errs
 }
 
+// Uses reports whether one of the metric's queries holds the placeholder
+// ${name}.
+func (m Metric) Uses(name string) bool {
+	for _, q := range []string{m.Errors, m.Total, m.Query} {
+		t, err := promql.Parse(q)
+		if err != nil {
+			continue
+		}
+		for _, n := range t.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func known(key string) bool {
 	for _, k := range metricKeys {
 		if k == key {

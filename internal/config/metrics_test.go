@@ -191,6 +191,12 @@ func TestParseWithMetrics(t *testing.T) {
 		{name: "bad entry is not also a missing signal", in: map[string]string{"mode": "watch", "prometheus-url": "http://p:9090", "metrics": "- name: latency\n  query: up"}, err: `input metrics`},
 		{name: "min-requests", in: map[string]string{"mode": "watch", "health-url": "http://a/h", "min-requests": "0"}, err: `input min-requests: got "0": expected a whole number of at least 1`},
 		{name: "min-requests without a rate metric", in: map[string]string{"mode": "watch", "prometheus-url": "http://p:9090", "metrics": "- name: l\n  query: up\n  max: 1", "min-requests": "50"}, warn: "input min-requests is set but no metric is a rate metric"},
+		{name: "watch mode has no previous SHA", in: map[string]string{"mode": "watch", "prometheus-url": "http://p:9090",
+			"metrics": "- name: e\n  query: x{v=\"${PREVIOUS_SHA}\"}\n  max: 1"}, err: `input metrics: metric "e" reads ${PREVIOUS_SHA}, which watch mode has no value for`},
+		{name: "a baseline of one look", in: map[string]string{"mode": "deploy", "deploy-command": "x", "prometheus-url": "http://p:9090", "metrics": metrics,
+			"baseline-duration": "5s"}, err: "input baseline-duration: 5s is less than two intervals (10s)"},
+		{name: "a baseline of two looks", in: map[string]string{"mode": "deploy", "deploy-command": "x", "prometheus-url": "http://p:9090", "metrics": metrics,
+			"baseline-duration": "10s"}},
 		{name: "gate mode ignores metrics", in: map[string]string{"mode": "gate", "github-token": "t", "metrics": metrics}, warn: "input metrics is set but not used in gate mode"},
 	}
 	for _, tt := range tests {
@@ -216,6 +222,22 @@ func TestParseWithMetrics(t *testing.T) {
 				t.Errorf("metrics = %+v, min-requests = %d", c.Metrics, c.MinRequests)
 			}
 		})
+	}
+}
+
+// TestParseMetricsNeedSHA: a watch without a commit (the CLI without --sha)
+// cannot fill in ${SHA}.
+func TestParseMetricsNeedSHA(t *testing.T) {
+	t.Parallel()
+	in := map[string]string{"mode": "watch", "prometheus-url": "http://p:9090",
+		"metrics": "- name: e\n  errors: x{v=\"${SHA}\",code=\"500\"}\n  total: x{v=\"${SHA}\"}"}
+	_, err := Parse(inputs(in), Env{Workspace: "/work"})
+	if err == nil || !strings.Contains(err.Error(), `input sha: metric "e" reads ${SHA}: set sha`) {
+		t.Errorf("Parse() error = %v", err)
+	}
+	in["metrics"] = "- name: e\n  errors: x{code=\"500\"}\n  total: x"
+	if _, err := Parse(inputs(in), Env{Workspace: "/work"}); err != nil {
+		t.Errorf("metrics without ${SHA}: %v", err)
 	}
 }
 

@@ -169,7 +169,7 @@ func (j *Judge) Observe(l Look) *Regression {
 			}
 		case KindThreshold:
 			m.value = r.Value
-			if firstData || m.spec.excess(r.Value) > m.spec.excess(m.worst) {
+			if firstData || m.spec.Excess(r.Value) > m.spec.Excess(m.worst) {
 				m.worst = r.Value
 			}
 			if r.OutOfBounds {
@@ -334,7 +334,18 @@ func (s Spec) consecutive() int {
 	return s.Consecutive
 }
 
-func (s Spec) excess(v float64) float64 { return bounds{max: s.Max, min: s.Min}.excess(v) }
+// Excess is how far v lies beyond a threshold metric's bounds: positive
+// outside, zero or negative inside.
+func (s Spec) Excess(v float64) float64 { return bounds{max: s.Max, min: s.Min}.excess(v) }
+
+// NoDataLooks counts the looks without data.
+func (o Outcome) NoDataLooks() int {
+	n := 0
+	for _, c := range o.NoData {
+		n += c
+	}
+	return n
+}
 
 // boundsText says what the bounds are: "above its max of 0.3".
 func (s Spec) boundsText() string {

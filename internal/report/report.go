@@ -88,6 +88,11 @@ type Watch struct {
 	Evidence *verdict.Evidence `json:"-"`
 	// LiveAfter is, per URL, when the build first answered healthy.
 	LiveAfter map[string]time.Duration `json:"-"`
+	// Metric names the metric whose rule decided Verdict ("" for the
+	// health probes).
+	Metric string `json:"metric,omitempty"`
+	// Metrics are what the watch saw of each metric.
+	Metrics []MetricWatch `json:"metrics,omitempty"`
 }
 
 // DetectedAfter is the time from the start of the watch to the regression

@@ -32,6 +32,14 @@ func headline(r *Run) (icon, text string) {
 			return "🚨", fmt.Sprintf("rollback of %s to %s failed: %s may be down", env, short, env)
 		}
 		return "🚨", fmt.Sprintf("%s regressed on %s and the rollback to %s failed: %s may be down", short, env, sha.Short(r.PreviousSHA), env)
+	case run.Inconclusive:
+		switch {
+		case r.Mode == "rollback":
+			return "❔", fmt.Sprintf("%s rolled back to %s, but its health could not be confirmed", env, short)
+		case r.RolledBack:
+			return "❔", fmt.Sprintf("%s regressed on %s and was rolled back to %s, but the rollback could not be confirmed healthy", short, env, sha.Short(r.PreviousSHA))
+		}
+		return "❔", fmt.Sprintf("%s on %s is inconclusive: not judged healthy, not seen to regress", short, env)
 	case run.Cancelled:
 		if r.StoppedIn != "" {
 			return "🛑", fmt.Sprintf("cancelled during the %s of %s to %s", r.StoppedIn, short, env)
@@ -69,6 +77,7 @@ func Summary(r *Run) string {
 	}
 	if r.Mode != "gate" {
 		writeChart(&b, r)
+		writeMetrics(&b, r)
 	}
 	writeList(&b, "Notes", r.Notes)
 	writeList(&b, "Warnings", r.Warnings)
@@ -102,9 +111,14 @@ func writeTable(b *strings.Builder, r *Run) {
 		row("Deploy command", "failed: "+r.Deploy.Error)
 	}
 	if w := r.Watch; w != nil {
-		row("Probes", fmt.Sprintf("%d judged, %d failed", w.Stats.Probes, w.Stats.Failed))
-		row("Error rate", pctOf(w.Stats.ErrorRate))
-		row("Latency", fmt.Sprintf("p50 %s · p95 %s", FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95)))
+		if w.Stats.Probes > 0 || len(w.Metrics) == 0 {
+			row("Probes", fmt.Sprintf("%d judged, %d failed", w.Stats.Probes, w.Stats.Failed))
+			row("Error rate", pctOf(w.Stats.ErrorRate))
+			row("Latency", fmt.Sprintf("p50 %s · p95 %s", FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95)))
+		}
+		for _, m := range w.Metrics {
+			row("Metric `"+m.Name+"`", MetricLine(m))
+		}
 		detected := "—"
 		if d := w.DetectedAfter(); d > 0 {
 			detected = FormatDuration(d)
@@ -134,7 +148,12 @@ func rollbackResult(r *Run) string {
 		return "🚨 the rollback command failed: " + r.Rollback.Error
 	case r.RollbackWatch != nil && r.RollbackWatch.Verdict == run.Healthy:
 		s := r.RollbackWatch.Stats
+		if s.Probes == 0 && len(r.RollbackWatch.Metrics) > 0 {
+			return fmt.Sprintf("✅ `%s` healthy again: %s", sha.Short(r.PreviousSHA), r.RollbackWatch.Reason)
+		}
 		return fmt.Sprintf("✅ `%s` healthy again: %d probes, %d failed", sha.Short(r.PreviousSHA), s.Probes, s.Failed)
+	case r.RollbackWatch != nil && r.RollbackWatch.Verdict == run.Inconclusive:
+		return "❔ `" + sha.Short(r.PreviousSHA) + "` deployed, but not confirmed healthy: " + r.RollbackWatch.Reason
 	case r.RollbackWatch != nil:
 		return "🚨 `" + sha.Short(r.PreviousSHA) + "` still unhealthy: " + r.RollbackWatch.Reason
 	}
@@ -329,6 +348,9 @@ func Text(r *Run) string {
 			fmt.Fprintf(&b, ", detected after %s", FormatDuration(d))
 		}
 		b.WriteString("\n")
+		for _, m := range w.Metrics {
+			fmt.Fprintf(&b, "  metric    %s (%s): %s; %s looks\n", m.Name, m.Kind, MetricLine(m), noDataText(m))
+		}
 	}
 	if r.RolledBack {
 		fmt.Fprintf(&b, "  rollback  %s\n", strings.ReplaceAll(rollbackResult(r), "`", ""))

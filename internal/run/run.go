@@ -23,6 +23,12 @@ const (
 	// RollbackFailed: the rollback command failed or the rolled-back build
 	// was not healthy: production may be down.
 	RollbackFailed Verdict = "rollback-failed"
+	// Inconclusive: the watch could not judge the build, and nothing
+	// regressed it: a metric had no data for too long, or a rate metric
+	// counted fewer than min-requests requests. Nothing was rolled back
+	// (unless an earlier regression was, and this is the rollback's watch),
+	// and the build is not recorded as healthy.
+	Inconclusive Verdict = "inconclusive"
 	// Cancelled: the job was cancelled; what ran was stopped.
 	Cancelled Verdict = "cancelled"
 	// Skipped: there was nothing to do (a push that deleted its ref), or the
