@@ -24,6 +24,7 @@ import (
 	"github.com/immune-cd/immune/internal/event"
 	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/health"
+	"github.com/immune-cd/immune/internal/metrics"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
@@ -85,10 +86,11 @@ type runner struct {
 	code  int
 
 	// What the phases hand on.
-	target, targetSource string           // the rollback target and where it came from
-	current              string           // rollback mode: what runs now
-	base                 *verdict.Engine  // judges against the baseline; nil for the absolute limits
-	dep                  *recorder.Handle // this run's deployment, nil when nothing is recorded
+	target, targetSource string             // the rollback target and where it came from
+	current              string             // rollback mode: what runs now
+	base                 *verdict.Engine    // judges against the baseline; nil for the absolute limits
+	metricBase           *metrics.Baselines // production's rate metrics before the deploy; nil without
+	dep                  *recorder.Handle   // this run's deployment, nil when nothing is recorded
 	rollbackDep          *recorder.Handle
 	why                  string // why it regressed, in a few words, for 140-character descriptions
 	pendingOn            string // the commit whose status this run set pending

@@ -12,6 +12,7 @@ import (
 
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/deploy"
+	"github.com/immune-cd/immune/internal/metrics"
 	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/redact"
@@ -38,6 +39,9 @@ func (r *runner) validateDeploy(ctx context.Context) run.Phase {
 		return run.Done
 	}
 	r.findTarget(ctx)
+	if !r.checkMetrics(ctx, r.cfg.SHA, r.target) {
+		return run.Done
+	}
 	if r.cfg.BaselineDuration > 0 {
 		return run.Baseline
 	}
@@ -159,7 +163,11 @@ func (r *runner) watchPhase(ctx context.Context) run.Phase {
 	} else if r.pendingOn == "" {
 		r.setPending(cfg.SHA, fmt.Sprintf("watching %s on %s", what, cfg.Environment))
 	}
-	w := r.watch(ctx, "Watching "+what, cfg.SHA, cfg.Duration, r.base)
+	previous := ""
+	if cfg.Mode == config.ModeDeploy {
+		previous = r.target
+	}
+	w := r.watch(ctx, "Watching "+what, cfg.SHA, previous, cfg.Duration, r.base, r.metricBase)
 	if ctx.Err() != nil {
 		return run.Done
 	}
@@ -177,10 +185,17 @@ func (r *runner) watchPhase(ctx context.Context) run.Phase {
 // rolled back unless auto-rollback is off, there is no target, or a newer
 // deploy superseded this one.
 func (r *runner) decide(ctx context.Context) run.Phase {
-	if r.out.Verdict == run.Healthy {
+	switch r.out.Verdict {
+	case run.Healthy:
 		if !r.d.Plain {
 			r.log.Printf("Verdict: healthy. %s", r.out.Reason)
 		}
+		return run.Record
+	case run.Inconclusive:
+		// Not seen to regress: nothing to roll back. Not seen healthy
+		// either: the records say so, and the job fails.
+		r.log.Error(fmt.Sprintf("%s on %s: inconclusive, not judged healthy", orUnknown(sha.Short(r.cfg.SHA)), r.cfg.Environment),
+			r.out.Reason+"; nothing was rolled back, and the build is not recorded as healthy")
 		return run.Record
 	}
 	r.log.Error(fmt.Sprintf("%s regressed on %s", sha.Short(r.cfg.SHA), r.cfg.Environment), r.out.Reason)
@@ -266,11 +281,18 @@ func (r *runner) rollbackPhase(ctx context.Context) run.Phase {
 
 // confirm watches the rolled-back build.
 func (r *runner) confirm(ctx context.Context) run.Phase {
-	w := r.watch(ctx, "Watching the rollback to "+sha.Short(r.target), r.target, r.cfg.RollbackDuration, nil)
+	w := r.watch(ctx, "Watching the rollback to "+sha.Short(r.target), r.target, r.cfg.SHA, r.cfg.RollbackDuration, nil, nil)
 	if ctx.Err() != nil {
 		return run.Done
 	}
 	r.out.RollbackWatch = w
+	if w.Verdict == run.Inconclusive {
+		// The regression was rolled back, but the rolled-back build was not
+		// seen healthy: neither rolled-back nor rollback-failed.
+		r.end(run.Inconclusive, ExitRegressed, fmt.Sprintf("%s; rolled back to %s, whose watch was inconclusive: %s", r.out.Reason, r.target, w.Reason))
+		r.log.Error("Rollback not confirmed", fmt.Sprintf("%s was rolled back to %s, but the rollback's watch was inconclusive: %s", sha.Short(r.cfg.SHA), r.target, w.Reason))
+		return run.Record
+	}
 	if w.Verdict != run.Healthy {
 		r.end(run.RollbackFailed, ExitRegressed, r.out.Reason)
 		r.log.Error("Rollback failed", fmt.Sprintf("%s is not healthy after the rollback: %s; %s may be down", r.target, w.Reason, r.cfg.Environment))
@@ -298,6 +320,20 @@ func (r *runner) recordDeploy(ctx context.Context) run.Phase {
 		r.remember(r.target, run.RolledBack)
 		r.rec.SetStatus(r.rollbackDep, recorder.StateSuccess, "rolled back from "+sha.Short(cfg.SHA)+": "+shortHealthy(r.out.RollbackWatch))
 		r.rec.CommitStatus(cfg.SHA, recorder.CommitFailure, "rolled back: "+r.why)
+	case run.Inconclusive:
+		if r.out.RolledBack {
+			r.remember(cfg.SHA, run.Regressed)
+			r.remember(r.target, run.Inconclusive)
+			r.rec.SetStatus(r.rollbackDep, recorder.StateError, recorder.Inconclusive+shortWhy(r.out.RollbackWatch))
+			r.rec.CommitStatus(cfg.SHA, recorder.CommitFailure, "rolled back: "+r.why)
+			return run.Done
+		}
+		// GitHub has no state for "not judged": error is the terminal one
+		// that claims neither health nor a regression, and its description
+		// says which. The gate does not stop the line for it.
+		r.remember(cfg.SHA, run.Inconclusive)
+		r.rec.SetStatus(r.dep, recorder.StateError, recorder.Inconclusive+r.why)
+		r.rec.CommitStatus(cfg.SHA, recorder.CommitError, recorder.Inconclusive+r.why)
 	case run.RollbackFailed:
 		r.remember(cfg.SHA, run.Regressed)
 		r.remember(r.target, run.RollbackFailed)
@@ -317,7 +353,7 @@ func (r *runner) recordDeploy(ctx context.Context) run.Phase {
 
 // validateWatch: the watched commit is resolved for its commit status.
 func (r *runner) validateWatch(ctx context.Context) run.Phase {
-	if !r.checkStateFile() || !r.resolveSHA(ctx) {
+	if !r.checkStateFile() || !r.resolveSHA(ctx) || !r.checkMetrics(ctx, r.cfg.SHA, "") {
 		return run.Done
 	}
 	r.out.Links.Commit = r.commitURL(r.cfg.SHA)
@@ -333,10 +369,14 @@ func (r *runner) recordWatch(ctx context.Context) run.Phase {
 		}
 		return run.Done
 	}
-	if r.out.Verdict == run.Healthy {
+	switch r.out.Verdict {
+	case run.Healthy:
 		r.remember(r.cfg.SHA, run.Healthy)
 		r.rec.CommitStatus(r.cfg.SHA, recorder.CommitSuccess, "healthy: "+shortHealthy(r.out.Watch))
 		r.warnIfDegraded(r.out.Watch)
+		return run.Done
+	case run.Inconclusive:
+		r.rec.CommitStatus(r.cfg.SHA, recorder.CommitError, recorder.Inconclusive+r.why)
 		return run.Done
 	}
 	r.rec.CommitStatus(r.cfg.SHA, recorder.CommitFailure, "regressed: "+r.why)
@@ -351,7 +391,18 @@ func shortHealthy(w *report.Watch) string {
 	if pct == 0 {
 		pct = 95
 	}
-	return fmt.Sprintf("%d of %d probes failed, p%s %s", w.Stats.Failed, w.Stats.Probes, strconv.FormatFloat(pct, 'f', -1, 64), report.FormatDuration(w.Stats.AtPercentile))
+	var parts []string
+	if w.Stats.Probes > 0 || len(w.Metrics) == 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d probes failed, p%s %s", w.Stats.Failed, w.Stats.Probes, strconv.FormatFloat(pct, 'f', -1, 64), report.FormatDuration(w.Stats.AtPercentile)))
+	}
+	for _, m := range w.Metrics {
+		if m.Kind == metrics.KindRate {
+			parts = append(parts, fmt.Sprintf("%s %d of %d failed", m.Name, m.Errors, m.Requests))
+		} else if m.Worst != nil {
+			parts = append(parts, fmt.Sprintf("%s at worst %.4g", m.Name, *m.Worst))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // warnLoopback warns when a health URL points at the loopback interface

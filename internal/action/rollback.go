@@ -33,6 +33,9 @@ func (r *runner) validateRollback(ctx context.Context) run.Phase {
 	if err != nil {
 		return r.refuse("Rollback not started", err.Error())
 	}
+	if !r.checkMetrics(ctx, target, current) {
+		return run.Done
+	}
 	r.current, r.target = current, target
 	r.out.SHA, r.out.PreviousSHA, r.out.PreviousSource = target, current, source
 	r.out.Links.Commit, r.out.Links.PreviousCommit = r.commitURL(target), r.commitURL(current)
@@ -147,11 +150,17 @@ func (r *runner) manualRollback(ctx context.Context) run.Phase {
 
 // confirmManual watches the build rolled back to.
 func (r *runner) confirmManual(ctx context.Context) run.Phase {
-	w := r.watch(ctx, "Watching the rollback to "+sha.Short(r.target), r.target, r.cfg.Duration, nil)
+	w := r.watch(ctx, "Watching the rollback to "+sha.Short(r.target), r.target, r.current, r.cfg.Duration, nil, nil)
 	if ctx.Err() != nil {
 		return run.Done
 	}
 	r.out.Watch = w
+	if w.Verdict == run.Inconclusive {
+		r.why = shortWhy(w)
+		r.end(run.Inconclusive, ExitRegressed, fmt.Sprintf("%s was rolled back to %s, but its watch was inconclusive: %s", r.cfg.Environment, r.target, w.Reason))
+		r.log.Error("Rollback not confirmed", r.out.Reason)
+		return run.Record
+	}
 	if w.Verdict != run.Healthy {
 		r.why = shortWhy(w)
 		r.end(run.RollbackFailed, ExitRegressed, fmt.Sprintf("%s is not healthy after the rollback: %s", r.target, w.Reason))
@@ -173,6 +182,12 @@ func (r *runner) recordManual(ctx context.Context) run.Phase {
 		r.remember(r.target, run.Healthy)
 		r.rec.SetStatus(r.rollbackDep, recorder.StateSuccess, "manual rollback: "+shortHealthy(r.out.Watch))
 		r.rec.CommitStatus(r.target, recorder.CommitSuccess, "rolled back here by hand: "+shortHealthy(r.out.Watch))
+		return run.Done
+	}
+	if r.out.Verdict == run.Inconclusive {
+		r.remember(r.target, run.Inconclusive)
+		r.rec.SetStatus(r.rollbackDep, recorder.StateError, recorder.Inconclusive+r.why)
+		r.rec.CommitStatus(r.target, recorder.CommitError, recorder.Inconclusive+r.why)
 		return run.Done
 	}
 	r.rec.SetStatus(r.rollbackDep, recorder.StateFailure, r.why)

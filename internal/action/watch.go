@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/health"
+	"github.com/immune-cd/immune/internal/metrics"
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/verdict"
@@ -25,6 +26,7 @@ func (r *runner) limits(d time.Duration) verdict.Limits {
 		MaxLatencyIncrease:  c.MaxLatencyIncrease,
 		Horizon:             int((d + c.Interval - 1) / c.Interval),
 		Targets:             len(c.HealthURLs),
+		Signals:             r.signals(),
 	}
 }
 
@@ -37,16 +39,33 @@ func observation(p health.Probe) verdict.Observation {
 	return verdict.Probe(p.URL, p.Failed, latency)
 }
 
-// baseline probes the current production before the deploy and returns an
-// engine that judges the new build against it, or nil to use the absolute
-// limits (no baseline configured, or production already failing).
+// baselineEngine probes the current production before the deploy (and
+// reads its rate metrics, into r.metricBase) and returns an engine that
+// judges the new build's probes against it, or nil to use the absolute
+// limits (no baseline configured, no health URLs, or production already
+// failing).
 func (r *runner) baselineEngine(ctx context.Context, target string) *verdict.Engine {
 	d := r.cfg.BaselineDuration
 	if d <= 0 {
 		return nil
 	}
-	r.log.Printf("Baseline: probing the current production for %s before the deploy.", d)
-	b := verdict.NewBaseline(r.limits(d))
+	probing := len(r.cfg.HealthURLs) > 0
+	mw := r.metricsBaseline(target)
+	var what []string
+	if probing {
+		what = append(what, "probing")
+	}
+	if mw != nil {
+		what = append(what, "reading the rate metrics of")
+	}
+	if len(what) == 0 {
+		return nil
+	}
+	r.log.Printf("Baseline: %s the current production for %s before the deploy.", strings.Join(what, " and "), d)
+	var b *verdict.Baseline
+	if probing {
+		b = verdict.NewBaseline(r.limits(d))
+	}
 	log := report.NewProbeLog(r.d.Clock.Now(), 0, r.cfg.LatencyPercentile)
 	w := &health.Watch{
 		Probe:    r.probe,
@@ -60,31 +79,73 @@ func (r *runner) baselineEngine(ctx context.Context, target string) *verdict.Eng
 		Record:   log.Add,
 		OnRound:  r.progress(),
 	}
+	if mw != nil {
+		w.Look = mw.look
+	}
 	res := w.Run(ctx)
 	rw := &report.Watch{SHA: target, Start: res.Start, End: res.End, Planned: d}
 	log.Fill(rw)
 	r.out.Baseline = rw
+	if ctx.Err() != nil {
+		rw.Verdict, rw.Reason = run.Cancelled, "the baseline was cancelled"
+		return nil
+	}
+	var reasons []string
+	if mw != nil {
+		var outcomes []metrics.Outcome
+		rw.Metrics, outcomes = mw.finish(res.End, true)
+		r.metricBase = mw.base
+		for _, o := range outcomes {
+			line := fmt.Sprintf("metric %s: %d of %d requests failed (%s); %s", o.Metric, o.Errors, o.Requests, ratioText(o.Errors, o.Requests), o.Baseline)
+			r.log.Printf("Baseline: %s.", line)
+			reasons = append(reasons, line)
+		}
+	}
+	rw.Verdict = run.Healthy
+	if !probing {
+		rw.Reason = strings.Join(reasons, "; ")
+		return nil
+	}
 	if bad, why := b.Unhealthy(); bad {
-		rw.Verdict, rw.Reason = run.Regressed, why
+		rw.Verdict, rw.Reason = run.Regressed, strings.Join(append([]string{why}, reasons...), "; ")
 		r.warn("Production was already unhealthy", why+"; the deploy goes ahead (it may be the fix) and is judged by the absolute limits")
 		return nil
 	}
-	rw.Verdict = run.Healthy
-	rw.Reason = fmt.Sprintf("%d of %d probes failed (%s); p%s latency %s", b.Failures(), b.Probes(), pct(b.FailureRate()),
+	probes := fmt.Sprintf("%d of %d probes failed (%s); p%s latency %s", b.Failures(), b.Probes(), pct(b.FailureRate()),
 		strconv.FormatFloat(r.cfg.LatencyPercentile, 'f', -1, 64), report.FormatDuration(b.Latency(r.cfg.LatencyPercentile)))
-	r.log.Printf("Baseline: %s. The new build is judged against it.", rw.Reason)
+	rw.Reason = strings.Join(append([]string{probes}, reasons...), "; ")
+	r.log.Printf("Baseline: %s. The new build is judged against it.", probes)
 	return verdict.NewWithBaseline(r.limits(r.cfg.Duration), b)
 }
 
-// watch watches sha for d and returns what it saw and decided. eng may be
-// nil for the absolute limits.
-func (r *runner) watch(ctx context.Context, title, sha string, d time.Duration, eng *verdict.Engine) *report.Watch {
-	if eng == nil {
+func ratioText(bad, n int64) string {
+	if n == 0 {
+		return "no requests"
+	}
+	return pct(float64(bad) / float64(n))
+}
+
+// watch watches sha, which replaced previous, for d and returns what it
+// saw and decided: with health URLs, their probes judged by eng (nil for
+// the absolute limits); with metrics, a look per interval, judged against
+// production's baselines when base is set. Either signal can regress the
+// build; a metric that cannot clear it makes the watch inconclusive unless
+// one did.
+func (r *runner) watch(ctx context.Context, title, sha, previous string, d time.Duration, eng *verdict.Engine, base *metrics.Baselines) *report.Watch {
+	probing := len(r.cfg.HealthURLs) > 0
+	if eng == nil && probing {
 		eng = verdict.New(r.limits(d))
 	}
 	var last verdict.Decision
 	startup := min(r.cfg.StartupTimeout, d)
-	r.log.Printf("%s: %d URL(s) every %s for %s (startup grace %s).", title, len(r.cfg.HealthURLs), r.cfg.Interval, d, startup)
+	var signals []string
+	if probing {
+		signals = append(signals, fmt.Sprintf("%d URL(s)", len(r.cfg.HealthURLs)))
+	}
+	if r.hasMetrics() {
+		signals = append(signals, fmt.Sprintf("%d metric(s)", len(r.cfg.Metrics)))
+	}
+	r.log.Printf("%s: %s every %s for %s (startup grace %s).", title, strings.Join(signals, " and "), r.cfg.Interval, d, startup)
 	log := report.NewProbeLog(r.d.Clock.Now(), 0, r.cfg.LatencyPercentile)
 	w := &health.Watch{
 		Probe:          r.probe,
@@ -103,12 +164,30 @@ func (r *runner) watch(ctx context.Context, title, sha string, d time.Duration, 
 		Record:  log.Add,
 		OnRound: r.progress(),
 	}
+	var mw *metricWatch
+	var metricsErr error
+	if r.hasMetrics() {
+		if mw, metricsErr = r.newMetricWatch(r.metricSpecs(), sha, previous, base, true); metricsErr == nil {
+			w.Look = mw.look
+		} else {
+			r.log.Error("Metrics not read", metricsErr.Error())
+		}
+	}
 	res := w.Run(ctx)
 	rw := &report.Watch{SHA: sha, Start: res.Start, End: res.End, Planned: d, LiveAfter: res.LiveAfter}
 	log.Fill(rw)
 	if res.Skipped > 0 {
 		r.note(fmt.Sprintf("%d of %d scheduled probes were skipped: the machine could not start them within half an interval of their time", res.Skipped, res.Skipped+res.Probes))
 	}
+	if res.SkippedLooks > 0 {
+		r.note(fmt.Sprintf("%d of %d scheduled looks at the metrics were skipped: a look took longer than the interval", res.SkippedLooks, res.SkippedLooks+res.Looks))
+	}
+	var mreg *metrics.Regression
+	if mw != nil {
+		mreg = mw.judge.Regression()
+	}
+	// final: the watch ran its course and no signal regressed the build.
+	final := res.Err == nil && len(res.NotLive) == 0 && !res.Stopped
 	switch {
 	case res.Err != nil:
 		rw.Verdict, rw.Reason = run.Cancelled, "the watch was cancelled"
@@ -120,16 +199,49 @@ func (r *runner) watch(ctx context.Context, title, sha string, d time.Duration, 
 		}
 		rw.Reason = fmt.Sprintf("no healthy answer from %s within the startup timeout of %s%s",
 			strings.Join(res.NotLive, ", "), report.FormatDuration(startup), last)
-	case res.Stopped:
+	case res.Stopped && last.Outcome == verdict.Regressed:
 		rw.Verdict, rw.Rule, rw.Reason, rw.Detected = run.Regressed, last.Rule, last.Reason, true
 		rw.Evidence = &last.Evidence
+	case res.Stopped && mreg != nil:
+		rw.Verdict, rw.Rule, rw.Reason, rw.Detected, rw.Metric = run.Regressed, mreg.Rule, mreg.Reason, true, mreg.Metric
+		rw.Evidence = mreg.Evidence
 	default:
-		last = eng.Finish()
-		rw.Rule, rw.Reason, rw.Evidence = last.Rule, last.Reason, &last.Evidence
-		rw.Verdict = run.Healthy
-		if last.Outcome == verdict.Regressed {
-			rw.Verdict, rw.Detected = run.Regressed, true
+		var healthy []string
+		if probing {
+			last = eng.Finish()
+			rw.Rule, rw.Reason, rw.Evidence = last.Rule, last.Reason, &last.Evidence
+			if last.Outcome == verdict.Regressed {
+				rw.Verdict, rw.Detected = run.Regressed, true
+				final = false
+				break
+			}
+			healthy = append(healthy, last.Reason)
 		}
+		rw.Verdict = run.Healthy
+		var outcomes []metrics.Outcome
+		if mw != nil {
+			rw.Metrics, outcomes = mw.finish(res.End, true)
+		}
+		var why []string
+		if metricsErr != nil {
+			why = append(why, "the metrics could not be read: "+metricsErr.Error())
+		}
+		why = append(why, metrics.Inconclusive(outcomes)...)
+		for _, o := range outcomes {
+			healthy = append(healthy, o.Summary())
+		}
+		if len(why) > 0 {
+			rw.Verdict, rw.Rule = run.Inconclusive, "inconclusive"
+			rw.Reason = "not judged: " + strings.Join(why, "; ")
+			if probing {
+				rw.Reason += "; the health probes passed: " + healthy[0]
+			}
+		} else if len(healthy) > 0 {
+			rw.Reason = strings.Join(healthy, "; ")
+		}
+	}
+	if mw != nil && rw.Metrics == nil {
+		rw.Metrics, _ = mw.finish(res.End, final)
 	}
 	return rw
 }
@@ -137,6 +249,18 @@ func (r *runner) watch(ctx context.Context, title, sha string, d time.Duration, 
 // shortWhy says in a few words why a watch regressed, for GitHub's
 // 140-character descriptions.
 func shortWhy(w *report.Watch) string {
+	switch {
+	case w.Verdict == run.Inconclusive:
+		why := strings.TrimPrefix(w.Reason, "not judged: ")
+		if i := strings.Index(why, "; "); i > 0 {
+			why = why[:i]
+		}
+		return why
+	case w.Metric != "" && w.Rule == metrics.RuleThreshold:
+		return fmt.Sprintf("metric %s out of bounds in a row", w.Metric)
+	case w.Metric != "" && w.Evidence != nil:
+		return fmt.Sprintf("metric %s: %d of %d requests failed", w.Metric, w.Evidence.Bad, w.Evidence.Judged)
+	}
 	switch w.Rule {
 	case "startup-timeout":
 		return "no healthy answer within the startup timeout"

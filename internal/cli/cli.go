@@ -158,19 +158,6 @@ func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config
 		}
 		return action.ExitConfig
 	}
-	if len(cfg.Metrics) > 0 {
-		// The metrics are parsed and validated, but the watch does not read
-		// them yet (issue 11's second half wires them into the verdict).
-		// Refuse rather than watch without them: a build judged on its
-		// health URLs alone, or on nothing, must not pass as judged.
-		msg := "input metrics: this version validates metrics but does not judge them yet; remove metrics (and prometheus-url) to run"
-		if plain {
-			fmt.Fprintf(c.Stderr, "immune: %s\n", msg)
-		} else {
-			gha.WithFieldsMap(map[string]string{"title": "Invalid input"}).Errorf("%s", msg)
-		}
-		return action.ExitConfig
-	}
 	var gh recorder.GitHub
 	if cfg.Token != "" && c.NewGitHub != nil {
 		client, err := c.NewGitHub(cfg.Token)

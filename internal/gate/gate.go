@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/immune-cd/immune/internal/ghapi"
@@ -65,8 +66,12 @@ func Decide(in Input) Decision {
 		if l.Newest.ID == 0 {
 			return Decision{Verdict: run.Clear, Reason: fmt.Sprintf("%s has no deployments yet", in.Environment)}
 		}
+		state := recorder.StateName(l.Newest.LatestState)
+		if strings.HasPrefix(l.Newest.LatestDescription, recorder.Inconclusive) {
+			state = "inconclusive: not judged healthy, but not seen to regress either"
+		}
 		return Decision{Verdict: run.Clear, Reason: fmt.Sprintf("the newest deployment of %s (%s, %s) is %s",
-			in.Environment, sha.Short(l.Newest.SHA), l.Newest.Task, recorder.StateName(l.Newest.LatestState))}
+			in.Environment, sha.Short(l.Newest.SHA), l.Newest.Task, state)}
 	}
 	stopped := fmt.Sprintf("%s %s at %s", in.Environment, l.How, l.Newest.CreatedAt.UTC().Format(time.RFC3339))
 	if l.RunURL != "" {

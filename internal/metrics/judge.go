@@ -197,9 +197,11 @@ func (m *judged) thresholdReason(r Reading) string {
 func (j *Judge) Regression() *Regression { return j.regress }
 
 // Finish ends the watch at end and returns each metric's outcome, in
-// configuration order. A watch that regressed has no inconclusive
-// metrics: the build was judged.
-func (j *Judge) Finish(end time.Time) []Outcome {
+// configuration order. final says that the watch ran its course with no
+// other signal regressing the build: only then can a metric be
+// inconclusive. A watch that regressed was judged, and one that was
+// cancelled was not judged at all.
+func (j *Judge) Finish(end time.Time, final bool) []Outcome {
 	out := make([]Outcome, len(j.metrics))
 	for i, m := range j.metrics {
 		o := Outcome{Metric: m.spec.Name, Kind: m.spec.Kind(), Looks: m.looks, NoData: m.noData}
@@ -211,7 +213,7 @@ func (j *Judge) Finish(end time.Time) []Outcome {
 			o.Value, o.Worst, o.OutOfBounds = m.value, m.worst, m.out
 			o.Max, o.Min, o.Consecutive = m.spec.Max, m.spec.Min, m.spec.consecutive()
 		}
-		if j.regress == nil {
+		if final && j.regress == nil {
 			o.Inconclusive = j.inconclusive(m, end)
 		}
 		out[i] = o
@@ -244,6 +246,35 @@ func (j *Judge) inconclusive(m *judged, end time.Time) string {
 			m.spec.Name, m.requests, j.opt.MinRequests)
 	}
 	return ""
+}
+
+// Summary says in a few words what the watch made of a metric that cleared
+// the build (or would have): its counts against its limit, or its values
+// against its bounds.
+func (o Outcome) Summary() string {
+	if o.Kind == KindRate {
+		s := fmt.Sprintf("metric %s: %d of %d requests failed (%s)", o.Metric, o.Errors, o.Requests, percent(o.Errors, o.Requests))
+		if o.Baseline == "against production" {
+			return s + fmt.Sprintf(", within %s points of production's rate", formatValue(o.Allowed*100))
+		}
+		return s + fmt.Sprintf(", within the allowed %s%%", formatValue(o.Allowed*100))
+	}
+	spec := Spec{Max: o.Max, Min: o.Min}
+	if o.Looks == o.NoDataLooks() {
+		return fmt.Sprintf("metric %s: no look had data", o.Metric)
+	}
+	s := fmt.Sprintf("metric %s: worst %s in %d looks", o.Metric, formatValue(o.Worst), o.Looks-o.NoDataLooks())
+	if o.OutOfBounds == 0 {
+		return s + ", " + strings.Replace(spec.boundsText(), "above", "within", 1)
+	}
+	return s + fmt.Sprintf(", %s in %d of them, never %d in a row", spec.boundsText(), o.OutOfBounds, o.Consecutive)
+}
+
+func percent(bad, n int64) string {
+	if n == 0 {
+		return "no requests"
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%.2f", 100*float64(bad)/float64(n)), "0") + "%"
 }
 
 // Inconclusive lists why the watch cannot clear the build, one reason per

@@ -64,7 +64,7 @@ func TestJudgeRateRegression(t *testing.T) {
 	if !strings.Contains(reg.Reason, "on metric http-errors, ") || !strings.Contains(reg.Reason, "above the allowed 1%") {
 		t.Errorf("reason %q", reg.Reason)
 	}
-	out := j.Finish(j0.Add(time.Minute))
+	out := j.Finish(j0.Add(time.Minute), true)
 	if !out[0].Regressed || out[0].Inconclusive != "" || out[0].Requests == 0 {
 		t.Errorf("outcome %+v", out[0])
 	}
@@ -94,7 +94,7 @@ func TestJudgeThreshold(t *testing.T) {
 	if reg == nil || reg.Rule != RuleThreshold || reg.Reason != "metric p99 is 0.5, above its max of 0.3, in 2 looks in a row (consecutive: 2)" {
 		t.Fatalf("regression %+v", reg)
 	}
-	o := j.Finish(j0.Add(10 * time.Second))[0]
+	o := j.Finish(j0.Add(10 * time.Second), true)[0]
 	if o.Value != 0.5 || o.Worst != 0.5 || o.OutOfBounds != 2 || !o.Regressed {
 		t.Errorf("outcome %+v", o)
 	}
@@ -148,7 +148,7 @@ func TestJudgeInconclusive(t *testing.T) {
 					t.Fatalf("look %d regressed: %+v", i, reg)
 				}
 			}
-			o := j.Finish(end)[0]
+			o := j.Finish(end, true)[0]
 			if o.Inconclusive != tt.wantR {
 				t.Errorf("inconclusive %q, want %q", o.Inconclusive, tt.wantR)
 			}
@@ -168,7 +168,7 @@ func TestJudgeRegressionIsNeverInconclusive(t *testing.T) {
 	if reg == nil {
 		t.Fatal("no regression")
 	}
-	for _, o := range j.Finish(j0.Add(time.Hour)) {
+	for _, o := range j.Finish(j0.Add(time.Hour), true) {
 		if o.Inconclusive != "" {
 			t.Errorf("%s: inconclusive %q after a regression", o.Metric, o.Inconclusive)
 		}
@@ -187,7 +187,7 @@ func TestJudgeAgainstBaseline(t *testing.T) {
 		for i := 0; i < 60 && reg == nil; i++ {
 			reg = j.Observe(look(i, counts("e", 1000, 15)))
 		}
-		return reg, j.Finish(j0.Add(5 * time.Minute))[0]
+		return reg, j.Finish(j0.Add(5 * time.Minute), true)[0]
 	}
 	b := NewBaselines([]Spec{spec, thresholdSpec("p99", 1, 3)}, 0.99, 1)
 	if len(b.Specs()) != 1 || b.Names()[0] != "e" {
@@ -227,7 +227,7 @@ func TestAnchorArgoRollouts1466Verdict(t *testing.T) {
 			t.Fatalf("look %d: %+v", i, reg)
 		}
 	}
-	out := j.Finish(j0.Add(time.Minute))
+	out := j.Finish(j0.Add(time.Minute), true)
 	if out[0].Inconclusive != "" || out[0].Regressed || out[0].Requests != 300 {
 		t.Errorf("rate metric: %+v, want judged healthy", out[0])
 	}
@@ -260,7 +260,7 @@ func TestAnchorFlagger1095Verdict(t *testing.T) {
 	for i := range 12 {
 		nan.Observe(look(i, noData("request-success-rate", KindThreshold, NoDataNaN)))
 	}
-	if o := nan.Finish(j0.Add(time.Minute))[0]; o.Inconclusive == "" || o.Regressed {
+	if o := nan.Finish(j0.Add(time.Minute), true)[0]; o.Inconclusive == "" || o.Regressed {
 		t.Errorf("NaN throughout: %+v, want inconclusive", o)
 	}
 }
@@ -301,7 +301,7 @@ func TestAnchorOneTransient5xxAtLowTrafficVerdict(t *testing.T) {
 			t.Fatalf("look %d: one transient 5xx regressed the build: %+v", i, reg)
 		}
 	}
-	o := j.Finish(j0.Add(time.Minute))[0]
+	o := j.Finish(j0.Add(time.Minute), true)[0]
 	if o.Regressed || !strings.Contains(o.Inconclusive, "counted 4 requests over the watch, fewer than min-requests (20)") {
 		t.Errorf("outcome %+v, want inconclusive for too few requests", o)
 	}
@@ -314,7 +314,7 @@ func TestAnchorOneTransient5xxAtLowTrafficVerdict(t *testing.T) {
 		}
 		j.Observe(look(i, r))
 	}
-	if o := j.Finish(j0.Add(time.Minute))[0]; o.Regressed || o.Inconclusive != "" {
+	if o := j.Finish(j0.Add(time.Minute), true)[0]; o.Regressed || o.Inconclusive != "" {
 		t.Errorf("one 5xx in 480 requests: %+v, want healthy", o)
 	}
 }

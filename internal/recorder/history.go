@@ -144,6 +144,8 @@ func LineOf(history []ghapi.Deployment) Line {
 		} else {
 			l.How = fmt.Sprintf("%s from %s to %s", kind, sha.Short(from), sha.Short(d.SHA))
 		}
+	case State(d.LatestState) == StateError && strings.HasPrefix(d.LatestDescription, Inconclusive):
+		// Not seen to regress: the line goes on.
 	case State(d.LatestState) == StateFailure || State(d.LatestState) == StateError:
 		l.Stopped = true
 		l.BadSHA = d.SHA

@@ -245,6 +245,10 @@ func TestLine(t *testing.T) {
 		}, true, commit(2), "was rolled back by hand or by another tool from " + commit(2)[:7] + " to " + commit(1)[:7]},
 		{"a failed deploy", func(f *githubfake.Server) { ours(f, TaskDeploy, commit(2), Payload{}, start, "failure") }, true, commit(2), "has a failure deployment of " + commit(2)[:7]},
 		{"a cancelled deploy", func(f *githubfake.Server) { ours(f, TaskDeploy, commit(2), Payload{}, start, "error") }, true, commit(2), "has a error deployment of " + commit(2)[:7]},
+		{"an inconclusive deploy does not stop it", func(f *githubfake.Server) {
+			d := ours(f, TaskDeploy, commit(2), Payload{}, start, "in_progress")
+			f.AddDeploymentStatus(d.ID, githubfake.DeploymentStatus{State: "error", Description: Inconclusive + "metric http-errors counted 4 requests", CreatedAt: start})
+		}, false, "", ""},
 		{"a job's failure after a healthy deploy does not stop it", func(f *githubfake.Server) {
 			ours(f, TaskDeploy, commit(1), Payload{}, start, "success")
 			f.StartJob("production", "main", commit(1), "monalisa").Finish(false)

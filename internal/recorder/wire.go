@@ -159,6 +159,13 @@ func (p Payload) Hold() time.Duration { return time.Duration(p.HoldSeconds) * ti
 // "what runs now".
 const NotDeployed = "not deployed: "
 
+// Inconclusive opens the description of the final status (error) of a
+// deployment whose watch could not judge it: live, neither seen healthy nor
+// seen to regress. GitHub has no state for that; error is the terminal one
+// that claims neither. Such a deployment is never a rollback target, and it
+// does not stop the line.
+const Inconclusive = "inconclusive: "
+
 // MaxContext is GitHub's limit on a commit status context.
 const MaxContext = 255
 

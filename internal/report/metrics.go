@@ -1,0 +1,421 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/immune-cd/immune/internal/metrics"
+)
+
+// DefaultLookCap is how many looks of each metric a watch's report keeps in
+// full; past it, the looks are kept as aggregates per minute.
+const DefaultLookCap = 10_000
+
+// MetricWatch is what one watch saw of one metric: its looks and what the
+// watch made of them.
+type MetricWatch struct {
+	Name string       `json:"name"`
+	Kind metrics.Kind `json:"kind"`
+	// Queries are the queries sent, placeholders filled in: total and
+	// errors for a rate metric, the query for a threshold.
+	Queries []string `json:"queries"`
+	// Looks taken, and how many had no data, by reason.
+	Looks  int                    `json:"looks"`
+	NoData map[metrics.NoData]int `json:"no_data_looks,omitempty"`
+	// Rate metrics: requests and errors counted over the watch, their
+	// rate, the allowed rate and how it was judged.
+	Requests  int64   `json:"requests,omitempty"`
+	Errors    int64   `json:"errors,omitempty"`
+	ErrorRate float64 `json:"error_rate,omitempty"`
+	Allowed   float64 `json:"allowed_error_rate,omitempty"`
+	Judged    string  `json:"judged,omitempty"`
+	// Threshold metrics: the bounds, the last value, the one furthest out
+	// of (or closest to) bounds, and the looks out of bounds.
+	Max         *float64 `json:"max,omitempty"`
+	Min         *float64 `json:"min,omitempty"`
+	Consecutive int      `json:"consecutive,omitempty"`
+	Value       *float64 `json:"value,omitempty"`
+	Worst       *float64 `json:"worst,omitempty"`
+	OutOfBounds int      `json:"looks_out_of_bounds,omitempty"`
+	// Regressed: this metric regressed the build. Inconclusive says why it
+	// could not clear it.
+	Regressed    bool   `json:"regressed,omitempty"`
+	Inconclusive string `json:"inconclusive,omitempty"`
+	// LooksKept are the looks in full, up to DefaultLookCap; Minutes, the
+	// looks per minute when there were more (then Aggregated).
+	LooksKept  []MetricLook   `json:"looks_kept"`
+	Aggregated bool           `json:"aggregated"`
+	Minutes    []MetricMinute `json:"per_minute,omitempty"`
+}
+
+// MetricLook is one look at one metric.
+type MetricLook struct {
+	At time.Time `json:"time"`
+	// Requests and Errors since the previous look (rate metrics).
+	Requests int64 `json:"requests,omitempty"`
+	Errors   int64 `json:"errors,omitempty"`
+	// Value and whether it was out of bounds (threshold metrics).
+	Value       *float64 `json:"value,omitempty"`
+	OutOfBounds bool     `json:"out_of_bounds,omitempty"`
+	// NoData says why the look had no data, Error with what error.
+	NoData   metrics.NoData `json:"no_data,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Attempts int            `json:"attempts"`
+	Resets   int            `json:"counter_resets,omitempty"`
+}
+
+// MetricMinute aggregates the looks started in one minute of the watch.
+type MetricMinute struct {
+	Minute      int      `json:"minute"`
+	Looks       int      `json:"looks"`
+	NoData      int      `json:"no_data_looks"`
+	Requests    int64    `json:"requests,omitempty"`
+	Errors      int64    `json:"errors,omitempty"`
+	Worst       *float64 `json:"worst,omitempty"`
+	OutOfBounds int      `json:"looks_out_of_bounds,omitempty"`
+}
+
+// MetricLog keeps a watch's looks at its metrics for the report, in
+// bounded memory: up to its cap per metric in full, and per minute always.
+type MetricLog struct {
+	start   time.Time
+	cap     int
+	metrics []*metricLog
+}
+
+type metricLog struct {
+	kind    metrics.Kind
+	looks   []MetricLook
+	total   int
+	minutes []*MetricMinute
+	spec    metrics.Spec
+}
+
+// NewMetricLog starts the log of a watch of specs that started at start,
+// keeping up to limit looks per metric in full (DefaultLookCap when 0).
+func NewMetricLog(start time.Time, specs []metrics.Spec, limit int) *MetricLog {
+	if limit <= 0 {
+		limit = DefaultLookCap
+	}
+	l := &MetricLog{start: start, cap: limit}
+	for _, s := range specs {
+		l.metrics = append(l.metrics, &metricLog{kind: s.Kind(), spec: s})
+	}
+	return l
+}
+
+// Add records one look.
+func (l *MetricLog) Add(look metrics.Look) {
+	minute := int(max(look.At.Sub(l.start), 0) / time.Minute)
+	for i, r := range look.Readings {
+		if i >= len(l.metrics) {
+			break
+		}
+		m := l.metrics[i]
+		m.total++
+		ml := MetricLook{At: look.At, NoData: r.NoData, Error: r.Error, Attempts: r.Attempts, Resets: r.Resets}
+		if r.HasData() {
+			if m.kind == metrics.KindRate {
+				ml.Requests, ml.Errors = r.Requests, r.Errors
+			} else {
+				v := r.Value
+				ml.Value, ml.OutOfBounds = &v, r.OutOfBounds
+			}
+		}
+		if len(m.looks) < l.cap {
+			m.looks = append(m.looks, ml)
+		}
+		for len(m.minutes) <= minute {
+			m.minutes = append(m.minutes, &MetricMinute{Minute: len(m.minutes)})
+		}
+		agg := m.minutes[minute]
+		agg.Looks++
+		switch {
+		case !r.HasData():
+			agg.NoData++
+		case m.kind == metrics.KindRate:
+			agg.Requests += r.Requests
+			agg.Errors += r.Errors
+		default:
+			if agg.Worst == nil || m.spec.Excess(r.Value) > m.spec.Excess(*agg.Worst) {
+				v := r.Value
+				agg.Worst = &v
+			}
+			if r.OutOfBounds {
+				agg.OutOfBounds++
+			}
+		}
+	}
+}
+
+// Metrics returns what the watch saw of each metric: the looks logged, with
+// the outcomes the judge gave (in the same order) and the queries sent.
+func (l *MetricLog) Metrics(outcomes []metrics.Outcome, queries []metrics.Expanded) []MetricWatch {
+	out := make([]MetricWatch, len(l.metrics))
+	for i, m := range l.metrics {
+		w := MetricWatch{Name: m.spec.Name, Kind: m.kind, Looks: m.total, LooksKept: m.looks}
+		if w.LooksKept == nil {
+			w.LooksKept = []MetricLook{}
+		}
+		if i < len(queries) {
+			q := queries[i]
+			if q.Kind == metrics.KindRate {
+				w.Queries = []string{q.Total, q.Errors}
+			} else {
+				w.Queries = []string{q.Query}
+			}
+		}
+		if m.total > len(m.looks) {
+			w.Aggregated = true
+			for _, agg := range m.minutes {
+				w.Minutes = append(w.Minutes, *agg)
+			}
+		}
+		if i < len(outcomes) {
+			o := outcomes[i]
+			if len(o.NoData) > 0 {
+				w.NoData = o.NoData
+			}
+			w.Regressed, w.Inconclusive = o.Regressed, o.Inconclusive
+			if m.kind == metrics.KindRate {
+				w.Requests, w.Errors, w.Allowed, w.Judged = o.Requests, o.Errors, o.Allowed, o.Baseline
+				if o.Requests > 0 {
+					w.ErrorRate = float64(o.Errors) / float64(o.Requests)
+				}
+			} else {
+				w.Max, w.Min, w.Consecutive, w.OutOfBounds = o.Max, o.Min, o.Consecutive, o.OutOfBounds
+				if o.Looks > o.NoDataLooks() {
+					value, worst := o.Value, o.Worst
+					w.Value, w.Worst = &value, &worst
+				}
+			}
+		}
+		out[i] = w
+	}
+	return out
+}
+
+// noDataText says how many looks had no data, and why: "2 without data
+// (unreachable)".
+func noDataText(m MetricWatch) string {
+	n := 0
+	var why []string
+	for _, reason := range []metrics.NoData{metrics.NoDataEmpty, metrics.NoDataNaN, metrics.NoDataInf, metrics.NoDataUnreachable, metrics.NoDataQueryError} {
+		if c := m.NoData[reason]; c > 0 {
+			n += c
+			why = append(why, fmt.Sprintf("%d %s", c, reason))
+		}
+	}
+	if n == 0 {
+		return fmt.Sprintf("%d", m.Looks)
+	}
+	return fmt.Sprintf("%d, %d without data (%s)", m.Looks, n, strings.Join(why, ", "))
+}
+
+// MetricLine says in one line what a watch saw of a metric.
+func MetricLine(m MetricWatch) string {
+	var s string
+	if m.Kind == metrics.KindRate {
+		s = fmt.Sprintf("%d of %d requests failed (%s), allowed %s", m.Errors, m.Requests, pctOf(m.ErrorRate), pctOf(m.Allowed))
+		if m.Judged != "" && m.Judged != "absolute" {
+			s += " " + m.Judged
+		}
+	} else {
+		s = boundsOf(m)
+		if m.Value != nil {
+			s += fmt.Sprintf("; last %s, worst %s, %d looks out of bounds", formatValue(*m.Value), formatValue(*m.Worst), m.OutOfBounds)
+		}
+	}
+	return s
+}
+
+func boundsOf(m MetricWatch) string {
+	switch {
+	case m.Max != nil && m.Min != nil:
+		return fmt.Sprintf("within %s to %s", formatValue(*m.Min), formatValue(*m.Max))
+	case m.Max != nil:
+		return "at most " + formatValue(*m.Max)
+	case m.Min != nil:
+		return "at least " + formatValue(*m.Min)
+	}
+	return ""
+}
+
+func formatValue(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
+
+func metricVerdict(m MetricWatch) string {
+	switch {
+	case m.Regressed:
+		return "❌ regressed"
+	case m.Inconclusive != "":
+		return "❔ inconclusive"
+	}
+	return "✅"
+}
+
+// writeMetrics writes each watch's metrics as a table, then a chart per
+// metric across the watch and the rollback's watch.
+func writeMetrics(b *strings.Builder, r *Run) {
+	for _, w := range []struct {
+		title string
+		watch *Watch
+	}{{"Metrics, before the deploy (production)", r.Baseline}, {"Metrics", r.Watch}, {"Metrics of the rollback", r.RollbackWatch}} {
+		if w.watch == nil || len(w.watch.Metrics) == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "**%s**\n\n| Metric | Looks | Counted | Verdict |\n|---|---|---|---|\n", w.title)
+		for _, m := range w.watch.Metrics {
+			verdict := metricVerdict(m)
+			if w.watch == r.Baseline {
+				verdict = m.Judged
+			}
+			fmt.Fprintf(b, "| `%s` (%s) | %s | %s | %s |\n", m.Name, m.Kind, noDataText(m), MetricLine(m), verdict)
+		}
+		b.WriteString("\n")
+	}
+	if r.Watch == nil {
+		return
+	}
+	for i, m := range r.Watch.Metrics {
+		var rollback *MetricWatch
+		if rw := r.RollbackWatch; rw != nil && i < len(rw.Metrics) && rw.Metrics[i].Name == m.Name {
+			rollback = &rw.Metrics[i]
+		}
+		writeMetricChart(b, r.Watch, m, r.RollbackWatch, rollback)
+	}
+}
+
+// metricColumn is one column of a metric's chart.
+type metricColumn struct {
+	label            string
+	requests, errors int64
+	worst            *float64
+	looks, noData    int
+}
+
+// writeMetricChart draws a rate metric's error rate per column (bars) with
+// its allowed rate (line), or a threshold metric's worst value per column
+// with its bound. Columns whose every look had no data are marked ∅ and
+// drawn at 0.
+func writeMetricChart(b *strings.Builder, w *Watch, m MetricWatch, rw *Watch, rm *MetricWatch) {
+	cols := metricColumns(w, m, "deploy")
+	if rm != nil {
+		cols = append(cols, metricColumns(rw, *rm, "rollback")...)
+	}
+	if len(cols) == 0 {
+		return
+	}
+	labels, bars, lines := make([]string, len(cols)), make([]string, len(cols)), make([]string, len(cols))
+	var top float64
+	var title, axis string
+	if m.Kind == metrics.KindRate {
+		allowed := m.Allowed * 100
+		top = allowed * 2
+		for i, c := range cols {
+			v := 0.0
+			if c.requests > 0 {
+				v = 100 * float64(c.errors) / float64(c.requests)
+			}
+			top = math.Max(top, v)
+			bars[i], lines[i] = chartNumber(v), chartNumber(allowed)
+		}
+		title = fmt.Sprintf("%s: errors per column (bars, %%) and the allowed %s (line); ∅ = no data", m.Name, pctOf(m.Allowed))
+		axis = "errors (%)"
+	} else {
+		bound := 0.0
+		switch {
+		case m.Max != nil:
+			bound = *m.Max
+		case m.Min != nil:
+			bound = *m.Min
+		}
+		top = math.Abs(bound) * 1.5
+		for i, c := range cols {
+			v := 0.0
+			if c.worst != nil {
+				v = *c.worst
+			}
+			top = math.Max(top, v)
+			bars[i], lines[i] = chartNumber(v), chartNumber(bound)
+		}
+		title = fmt.Sprintf("%s: value per column (bars, the worst look) and the bound %s (line); ∅ = no data", m.Name, formatValue(bound))
+		axis = "value"
+	}
+	for i, c := range cols {
+		label := c.label
+		if c.looks > 0 && c.noData == c.looks {
+			label += " ∅"
+		}
+		labels[i] = strconv.Quote(label)
+	}
+	if top <= 0 {
+		top = 1
+	}
+	b.WriteString("```mermaid\nxychart-beta\n")
+	fmt.Fprintf(b, "  title %s\n", strconv.Quote(title))
+	fmt.Fprintf(b, "  x-axis [%s]\n", strings.Join(labels, ", "))
+	fmt.Fprintf(b, "  y-axis %s 0 --> %s\n", strconv.Quote(axis), chartNumber(niceCeil(top*1.1)))
+	fmt.Fprintf(b, "  bar [%s]\n", strings.Join(bars, ", "))
+	fmt.Fprintf(b, "  line [%s]\n", strings.Join(lines, ", "))
+	b.WriteString("```\n\n")
+}
+
+func chartNumber(v float64) string {
+	return strconv.FormatFloat(math.Round(v*1000)/1000, 'f', -1, 64)
+}
+
+// metricColumns groups a metric's looks into at most maxColumns columns;
+// an aggregated one's minutes.
+func metricColumns(w *Watch, m MetricWatch, first string) []metricColumn {
+	worse := func(c *metricColumn, v *float64) {
+		if v == nil {
+			return
+		}
+		spec := metrics.Spec{Max: m.Max, Min: m.Min}
+		if c.worst == nil || spec.Excess(*v) > spec.Excess(*c.worst) {
+			x := *v
+			c.worst = &x
+		}
+	}
+	var cols []metricColumn
+	if m.Aggregated {
+		per := max((len(m.Minutes)+maxColumns-1)/maxColumns, 1)
+		for i := 0; i < len(m.Minutes); i += per {
+			c := metricColumn{label: first}
+			if i > 0 {
+				c.label = fmt.Sprintf("+%dm", i)
+			}
+			for _, agg := range m.Minutes[i:min(i+per, len(m.Minutes))] {
+				c.looks += agg.Looks
+				c.noData += agg.NoData
+				c.requests += agg.Requests
+				c.errors += agg.Errors
+				worse(&c, agg.Worst)
+			}
+			cols = append(cols, c)
+		}
+		return cols
+	}
+	per := max((len(m.LooksKept)+maxColumns-1)/maxColumns, 1)
+	for i := 0; i < len(m.LooksKept); i += per {
+		c := metricColumn{label: first}
+		if i > 0 {
+			c.label = "+" + FormatDuration(m.LooksKept[i].At.Sub(w.Start).Round(10*time.Millisecond))
+		}
+		for _, l := range m.LooksKept[i:min(i+per, len(m.LooksKept))] {
+			c.looks++
+			if l.NoData != "" {
+				c.noData++
+				continue
+			}
+			c.requests += l.Requests
+			c.errors += l.Errors
+			worse(&c, l.Value)
+		}
+		cols = append(cols, c)
+	}
+	return cols
+}
