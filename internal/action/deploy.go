@@ -194,8 +194,8 @@ func (r *runner) decide(ctx context.Context) run.Phase {
 	case run.Inconclusive:
 		// Not seen to regress: nothing to roll back. Not seen healthy
 		// either: the records say so, and the job fails.
-		r.log.Error(fmt.Sprintf("%s on %s: inconclusive, not judged healthy", orUnknown(sha.Short(r.cfg.SHA)), r.cfg.Environment),
-			r.out.Reason+"; nothing was rolled back, and the build is not recorded as healthy")
+		r.log.Error(fmt.Sprintf("%s on %s: inconclusive", orUnknown(sha.Short(r.cfg.SHA)), r.cfg.Environment),
+			r.out.Reason+"; the build was not judged healthy: nothing was rolled back, and it is not recorded as healthy")
 		return run.Record
 	}
 	r.log.Error(fmt.Sprintf("%s regressed on %s", sha.Short(r.cfg.SHA), r.cfg.Environment), r.out.Reason)

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -274,7 +275,8 @@ func percent(bad, n int64) string {
 	if n == 0 {
 		return "no requests"
 	}
-	return strings.TrimSuffix(fmt.Sprintf("%.2f", 100*float64(bad)/float64(n)), "0") + "%"
+	s := strconv.FormatFloat(100*float64(bad)/float64(n), 'f', 2, 64)
+	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".") + "%"
 }
 
 // Inconclusive lists why the watch cannot clear the build, one reason per

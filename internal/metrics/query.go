@@ -68,7 +68,9 @@ func (s *Source) query(ctx context.Context, m *metric, q string, ts time.Time) r
 		if !retry || attempt >= s.tries {
 			return res
 		}
-		s.log(fmt.Sprintf("metric %q: attempt %d of %d failed: %v; retrying in %s", m.name, attempt, s.tries, res.err, wait))
+		if !m.quiet {
+			s.log(fmt.Sprintf("metric %q: attempt %d of %d failed: %v; retrying in %s", m.name, attempt, s.tries, res.err, wait))
+		}
 		select {
 		case <-ctx.Done():
 			res.err = fmt.Errorf("the look ended before a retry (%v)", res.err)

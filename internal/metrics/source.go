@@ -31,7 +31,9 @@ type Options struct {
 	HTTP   *http.Client
 	Clock  clock.Clock
 	// Log receives Prometheus's warnings and infos (each distinct one once
-	// per metric) and every retry. It may be nil.
+	// per metric) and the retries, except during an outage: after a look
+	// that found Prometheus unreachable, a metric's retries are not logged
+	// again until it has data (its readings say so). It may be nil.
 	Log func(msg string)
 	// Attempts is how many requests one query may make in one look
 	// (default 3). Only failures a retry can cure are retried: no
@@ -73,6 +75,10 @@ type metric struct {
 	streak streak
 
 	logged map[string]bool // warnings already sent to the log
+	// quiet: the last look found Prometheus unreachable; its retries are
+	// not logged again until a look has data (the readings show the
+	// outage).
+	quiet bool
 }
 
 // Expanded is a metric's queries as sent to Prometheus.
@@ -219,6 +225,7 @@ func (s *Source) Look(ctx context.Context) Look {
 			} else {
 				look.Readings[i] = s.lookThreshold(ctx, m)
 			}
+			m.quiet = look.Readings[i].NoData == NoDataUnreachable
 		}()
 	}
 	wg.Wait()

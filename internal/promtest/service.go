@@ -42,6 +42,14 @@ type Service struct {
 	down      bool
 	truth     map[string]*Counts // per version, across restarts
 	life      map[string]*Counts // per version, since the last restart
+	script    map[string]Behaviour
+	deploys   []string
+}
+
+// Behaviour is how one version serves (see Service.Script).
+type Behaviour struct {
+	ErrorShare float64
+	Latency    time.Duration
 }
 
 // Counts is what the service really served.
@@ -125,6 +133,18 @@ func (s *Service) initSeries() {
 }
 
 func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && r.URL.Path == "/deploy" {
+		// A deploy command's admin call: switch versions, as a real deploy
+		// would; not a request of the service's.
+		version := r.URL.Query().Get("sha")
+		if version == "" {
+			http.Error(w, "sha is required", http.StatusBadRequest)
+			return
+		}
+		s.Deploy(version)
+		fmt.Fprintf(w, "deployed %s\n", version)
+		return
+	}
 	start := time.Now()
 	s.mu.Lock()
 	version, track, latency := s.version, s.track, s.latency
@@ -186,12 +206,42 @@ func (s *Service) SetLatency(d time.Duration) {
 }
 
 // Deploy switches the running version (a deploy that replaces the
-// process in place: the counters go on).
+// process in place: the counters go on), with its scripted behaviour if it
+// has one. POST /deploy?sha=<version> does the same.
 func (s *Service) Deploy(version string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.version, s.n = version, 0
+	s.deploys = append(s.deploys, version)
+	if b, ok := s.script[version]; ok {
+		s.errShare, s.latency = b.ErrorShare, b.Latency
+	}
 	s.initSeries()
+}
+
+// Script sets how each version serves once deployed, and at once for the
+// running version if the script has it.
+func (s *Service) Script(script map[string]Behaviour) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.script = script
+	if b, ok := script[s.version]; ok {
+		s.errShare, s.latency, s.n = b.ErrorShare, b.Latency, 0
+	}
+}
+
+// Deploys lists the versions deployed, in order.
+func (s *Service) Deploys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.deploys...)
+}
+
+// Version is the running version.
+func (s *Service) Version() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version
 }
 
 // Restart restarts the process: every counter starts again from zero, as
