@@ -12,8 +12,8 @@ import (
 
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/deploy"
-	"github.com/immune-cd/immune/internal/metrics"
 	"github.com/immune-cd/immune/internal/ghapi"
+	"github.com/immune-cd/immune/internal/metrics"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/redact"
 	"github.com/immune-cd/immune/internal/report"

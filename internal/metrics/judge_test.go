@@ -94,7 +94,7 @@ func TestJudgeThreshold(t *testing.T) {
 	if reg == nil || reg.Rule != RuleThreshold || reg.Reason != "metric p99 is 0.5, above its max of 0.3, in 2 looks in a row (consecutive: 2)" {
 		t.Fatalf("regression %+v", reg)
 	}
-	o := j.Finish(j0.Add(10 * time.Second), true)[0]
+	o := j.Finish(j0.Add(10*time.Second), true)[0]
 	if o.Value != 0.5 || o.Worst != 0.5 || o.OutOfBounds != 2 || !o.Regressed {
 		t.Errorf("outcome %+v", o)
 	}
@@ -187,7 +187,7 @@ func TestJudgeAgainstBaseline(t *testing.T) {
 		for i := 0; i < 60 && reg == nil; i++ {
 			reg = j.Observe(look(i, counts("e", 1000, 15)))
 		}
-		return reg, j.Finish(j0.Add(5 * time.Minute), true)[0]
+		return reg, j.Finish(j0.Add(5*time.Minute), true)[0]
 	}
 	b := NewBaselines([]Spec{spec, thresholdSpec("p99", 1, 3)}, 0.99, 1)
 	if len(b.Specs()) != 1 || b.Names()[0] != "e" {
