@@ -241,3 +241,153 @@ func TestMetricsTransitions(t *testing.T) {
 		})
 	}
 }
+
+// metricsMachine is a deploy judged by the metrics alone, with a healthy
+// deployment of shaGood to roll back to.
+func metricsMachine(t *testing.T, event string, inputs map[string]string) (*machine, *traffic) {
+	m := newMachine(t, event, map[string]string{"health-url": "", "startup-timeout": "10s", "interval": "5s", "duration": "5m", "rollback-duration": "1m"})
+	tr := m.withPrometheus(rateAndLatency)
+	for k, v := range inputs {
+		m.inputs[k] = v
+	}
+	m.ours(recorder.TaskDeploy, shaGood, t0.Add(-time.Hour), "in_progress", "success")
+	tr.p99[shaGood], tr.p99[shaNew] = 0.1, 0.1
+	return m, tr
+}
+
+// TestMetricsBaseline: with baseline-duration, production's rate metric
+// (read for the build it runs) is the yardstick: 2.5% errors are within a
+// point of production's 2%, where the absolute 1% would roll them back.
+func TestMetricsBaseline(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		baseline string
+		verdict  run.Verdict
+		phases   string
+		log      string
+	}{
+		{"1m", run.Healthy, "validate baseline deploy watch decide record", "Baseline: metric http-errors: 22 of 2500 requests failed (0.9%); the new build is judged against it."},
+		{"0s", run.RolledBack, "validate deploy watch decide rollback confirm record", "the failure rate is above the allowed 1%"},
+	} {
+		t.Run("baseline "+tt.baseline, func(t *testing.T) {
+			t.Parallel()
+			m, tr := metricsMachine(t, "push", map[string]string{"baseline-duration": tt.baseline})
+			tr.errShare[shaGood], tr.errShare[shaNew] = 0.009, 0.016
+			res := m.run()
+			if res.out["verdict"] != string(tt.verdict) || res.phases != tt.phases || !strings.Contains(res.log, tt.log) {
+				t.Fatalf("verdict %q, phases %q; want %q, %q, and the log to say %q\n%s", res.out["verdict"], res.phases, tt.verdict, tt.phases, tt.log, res.log)
+			}
+			if tt.verdict == run.Healthy && !strings.Contains(res.log, "at most 1 point above production's rate") {
+				t.Errorf("the verdict does not say it was judged against production:\n%s", res.log)
+			}
+			if b := res.run.out.Baseline; tt.baseline != "0s" && (b == nil || len(b.Metrics) != 1 || b.Metrics[0].Requests == 0) {
+				t.Errorf("the report's baseline has no metrics: %+v", b)
+			}
+		})
+	}
+}
+
+// TestMetricsRollbackWatchInconclusive: the new build regressed and was
+// rolled back, but the rolled-back build's metrics have no data: the run
+// cannot say the rollback is healthy, nor that it failed.
+func TestMetricsRollbackWatchInconclusive(t *testing.T) {
+	t.Parallel()
+	m, tr := metricsMachine(t, "push", nil)
+	tr.errShare[shaNew] = 0.2
+	tr.nan[shaGood] = true
+	res := m.run()
+	if res.code != 1 || res.out["verdict"] != "inconclusive" || res.out["rolled-back"] != "true" || m.world.live != shaGood {
+		t.Fatalf("exit %d, verdict %s, rolled back %s, live %s\n%s", res.code, res.out["verdict"], res.out["rolled-back"], m.world.live[:7], res.log)
+	}
+	rb, dep := m.newest()
+	if got := m.states(rb.ID); rb.Task != "deploy:rollback" || got != "in_progress,error" {
+		t.Errorf("rollback deployment %s: %s", rb.Task, got)
+	}
+	if got := m.states(dep.ID); got != "queued,in_progress,failure" {
+		t.Errorf("regressed deployment: %s", got)
+	}
+	if got := m.commitStates(shaNew); got != "pending,failure" {
+		t.Errorf("commit statuses %s: the build did regress", got)
+	}
+	if !strings.Contains(res.log, "Rollback not confirmed") || !strings.Contains(res.log, "metric p99: no look had data (the last: NaN)") {
+		t.Errorf("log:\n%s", res.log)
+	}
+}
+
+// TestMetricsManualRollback: a manual rollback's watch reads the metrics of
+// the build rolled back to.
+func TestMetricsManualRollback(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name    string
+		nan     bool
+		code    int
+		verdict run.Verdict
+		states  string
+		commit  string
+	}{
+		{"healthy", false, 0, run.RolledBack, "queued,in_progress,success", "pending,success"},
+		{"inconclusive", true, 1, run.Inconclusive, "queued,in_progress,error", "pending,error"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m, tr := metricsMachine(t, "workflow_dispatch", map[string]string{"sha": shaGood, "reason": "checkout is broken", "duration": "1m"})
+			m.ours(recorder.TaskDeploy, shaNew, t0.Add(-time.Minute), "in_progress", "success")
+			m.world.live = shaNew
+			tr.nan[shaGood] = tt.nan
+			res := m.run()
+			if res.code != tt.code || res.out["verdict"] != string(tt.verdict) || m.world.deployed() != "rollback "+shaGood {
+				t.Fatalf("exit %d, verdict %s, deploys %q\n%s", res.code, res.out["verdict"], m.world.deployed(), res.log)
+			}
+			rb, _ := m.newest()
+			if got := m.states(rb.ID); got != tt.states {
+				t.Errorf("rollback deployment: %s, want %s", got, tt.states)
+			}
+			if got := m.commitStates(shaGood); got != tt.commit {
+				t.Errorf("commit statuses %s, want %s", got, tt.commit)
+			}
+		})
+	}
+}
+
+// TestMetricsWatchMode: watch mode judges the metrics of sha and sets its
+// commit status, error when inconclusive.
+func TestMetricsWatchMode(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		rps    float64
+		code   int
+		commit string
+	}{{50, 0, "pending,success"}, {0.01, 1, "pending,error"}} {
+		m, tr := metricsMachine(t, "push", map[string]string{"mode": "watch", "duration": "1m"})
+		m.world.live = shaNew
+		tr.rps = tt.rps
+		res := m.run()
+		if res.code != tt.code || res.phases != "validate watch decide record" || m.world.deployed() != "" {
+			t.Fatalf("%v rps: exit %d, phases %q, deploys %q\n%s", tt.rps, res.code, res.phases, m.world.deployed(), res.log)
+		}
+		if got := m.commitStates(shaNew); got != tt.commit {
+			t.Errorf("%v rps: commit statuses %s, want %s", tt.rps, got, tt.commit)
+		}
+	}
+}
+
+// TestMetricsCancelDuringLook: a cancel while the watch reads Prometheus
+// stops the run like any cancel during the watch.
+func TestMetricsCancelDuringLook(t *testing.T) {
+	t.Parallel()
+	m, tr := metricsMachine(t, "push", nil)
+	tr.down = func(now time.Time) bool {
+		if now.Sub(t0) > 30*time.Second {
+			m.cancel()
+		}
+		return false
+	}
+	res := m.run()
+	if res.code != 1 || res.out["verdict"] != "cancelled" || !strings.Contains(res.log, "it was not judged, and nothing was rolled back") {
+		t.Fatalf("exit %d, verdict %s\n%s", res.code, res.out["verdict"], res.log)
+	}
+	if got := m.commitStates(shaNew); got != "pending,error" {
+		t.Errorf("commit statuses %s", got)
+	}
+}

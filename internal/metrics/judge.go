@@ -256,7 +256,11 @@ func (o Outcome) Summary() string {
 	if o.Kind == KindRate {
 		s := fmt.Sprintf("metric %s: %d of %d requests failed (%s)", o.Metric, o.Errors, o.Requests, percent(o.Errors, o.Requests))
 		if o.Baseline == "against production" {
-			return s + fmt.Sprintf(", within %s points of production's rate", formatValue(o.Allowed*100))
+			unit := "points"
+			if o.Allowed == 0.01 {
+				unit = "point"
+			}
+			return s + fmt.Sprintf(", at most %s %s above production's rate", formatValue(o.Allowed*100), unit)
 		}
 		return s + fmt.Sprintf(", within the allowed %s%%", formatValue(o.Allowed*100))
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/health"
+	"github.com/immune-cd/immune/internal/metrics"
 	"github.com/immune-cd/immune/internal/run"
 )
 
@@ -103,7 +104,98 @@ func runs() map[string]*Run {
 		Gate: &Gate{PullRequest: 123, BadSHA: newSHA, StoppedAt: "2026-11-25T10:09:41Z", StoppedBy: "was rolled back from 4d8b3f2 to 9f2c1e7",
 			RunURL: "https://github.com/octo-org/shop/actions/runs/7412345678"},
 	}
-	return map[string]*Run{"healthy": healthy, "rolled-back": rolledBack, "rollback-failed": failed, "gate-stopped": gate}
+	// Judged by metrics: a rate metric whose errors jump, a latency
+	// threshold, Prometheus down for two looks.
+	mWatch := &Watch{SHA: newSHA, Start: watchStart, End: watchStart.Add(45 * time.Second), Planned: 5 * time.Minute,
+		Verdict: run.Regressed, Rule: "error-rate", Metric: "http-errors", Detected: true,
+		Reason: "on metric http-errors, 62 of 1250 requests failed (5%); the failure rate is above the allowed 1% with 99% confidence (the sequential test's limit after 1250 requests is 55)"}
+	mWatch.Metrics = metricWatches(watchStart, 10, 0.05, true)
+	mRollback := &Watch{SHA: goodSHA, Start: watchStart.Add(60 * time.Second), End: watchStart.Add(120 * time.Second), Planned: time.Minute,
+		Verdict: run.Healthy, Reason: "metric http-errors: 0 of 2750 requests failed (0%), within the allowed 1%; metric p99: worst 0.1 in 12 looks, within its max of 0.3"}
+	mRollback.Metrics = metricWatches(watchStart.Add(60*time.Second), 12, 0, false)
+	metricsRolledBack := &Run{
+		Mode: "deploy", Environment: "production", SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
+		Verdict: run.RolledBack, RolledBack: true, Reason: mWatch.Reason,
+		Start: t0, Deploy: deploy, Links: links(), DeploymentID: 1000002, Watch: mWatch,
+		Rollback:      &Step{SHA: goodSHA, Start: watchStart.Add(50 * time.Second), End: watchStart.Add(60 * time.Second)},
+		RollbackWatch: mRollback,
+	}
+	iWatch := &Watch{SHA: newSHA, Start: watchStart, End: watchStart.Add(time.Minute), Planned: time.Minute, Verdict: run.Inconclusive, Rule: "inconclusive",
+		Reason: "not judged: metric http-errors counted 12 requests over the watch, fewer than min-requests (20): too few to clear the build"}
+	iWatch.Metrics = metricWatches(watchStart, 12, 0, false)
+	iWatch.Metrics[0].Requests, iWatch.Metrics[0].Inconclusive = 12, "metric http-errors counted 12 requests over the watch, fewer than min-requests (20): too few to clear the build"
+	inconclusive := &Run{
+		Mode: "deploy", Environment: "production", SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
+		Verdict: run.Inconclusive, Reason: iWatch.Reason, Start: t0, Deploy: deploy, Links: links(), DeploymentID: 1000002, Watch: iWatch,
+	}
+	inconclusive.Links.RollbackDeployment = ""
+	return map[string]*Run{"healthy": healthy, "rolled-back": rolledBack, "rollback-failed": failed, "gate-stopped": gate,
+		"metrics-rolled-back": metricsRolledBack, "inconclusive": inconclusive}
+}
+
+// metricWatches are a watch's metrics: http-errors (a rate, 1% allowed)
+// at errShare of 250 requests a look, and p99 (a threshold, at most 0.3),
+// over looks 5s apart, the second and third without data (Prometheus
+// down), the last regressed when regressed.
+func metricWatches(start time.Time, looks int, errShare float64, regressed bool) []MetricWatch {
+	max, p99 := 0.3, 0.1
+	specs := []metrics.Spec{
+		{Name: "http-errors", Errors: `x{code="500"}`, Total: "x", MaxErrorRate: 0.01},
+		{Name: "p99", Query: "q", Max: &max, Consecutive: 3},
+	}
+	l := NewMetricLog(start, specs, 0)
+	var requests, errs int64
+	for i := range looks {
+		at := start.Add(time.Duration(i) * 5 * time.Second)
+		rate := metrics.Reading{Metric: "http-errors", Kind: metrics.KindRate, Attempts: 1}
+		lat := metrics.Reading{Metric: "p99", Kind: metrics.KindThreshold, Attempts: 1, Value: p99}
+		switch {
+		case i == 0:
+			rate.NewSeries = 1
+		case i == 1 || i == 2:
+			rate = metrics.Reading{Metric: "http-errors", Kind: metrics.KindRate, NoData: metrics.NoDataUnreachable, Error: "total: HTTP 503", Attempts: 3}
+			lat = metrics.Reading{Metric: "p99", Kind: metrics.KindThreshold, NoData: metrics.NoDataUnreachable, Error: "HTTP 503", Attempts: 3}
+		default:
+			rate.Requests = 250
+			if i == 3 {
+				rate.Requests = 750 // what the outage missed
+			}
+			rate.Errors = int64(float64(rate.Requests) * errShare)
+			requests, errs = requests+rate.Requests, errs+rate.Errors
+			lat.Value = p99 + float64(i)/100
+		}
+		l.Add(metrics.Look{At: at, Readings: []metrics.Reading{rate, lat}})
+	}
+	outcomes := []metrics.Outcome{
+		{Metric: "http-errors", Kind: metrics.KindRate, Looks: looks, NoData: map[metrics.NoData]int{metrics.NoDataUnreachable: 2},
+			Requests: requests, Errors: errs, Allowed: 0.01, Baseline: "absolute", Regressed: regressed},
+		{Metric: "p99", Kind: metrics.KindThreshold, Looks: looks, NoData: map[metrics.NoData]int{metrics.NoDataUnreachable: 2},
+			Value: p99 + float64(looks-1)/100, Worst: p99 + float64(looks-1)/100, Max: &max, Consecutive: 3},
+	}
+	return l.Metrics(outcomes, []metrics.Expanded{
+		{Name: "http-errors", Kind: metrics.KindRate, Errors: `http_requests_total{version="4d8b3f2e1c0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c",code=~"5.."}`, Total: `http_requests_total{version="4d8b3f2e1c0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c"}`},
+		{Name: "p99", Kind: metrics.KindThreshold, Query: "q"},
+	})
+}
+
+// TestMetricLogBounded: past its cap a metric log keeps its looks per
+// minute, and says so.
+func TestMetricLogBounded(t *testing.T) {
+	specs := []metrics.Spec{{Name: "e", Errors: "a", Total: "b"}}
+	l := NewMetricLog(t0, specs, 10)
+	for i := range 100 {
+		l.Add(metrics.Look{At: t0.Add(time.Duration(i) * 5 * time.Second), Readings: []metrics.Reading{{Metric: "e", Kind: metrics.KindRate, Requests: 10, Errors: 1}}})
+	}
+	m := l.Metrics(nil, nil)[0]
+	if len(m.LooksKept) != 10 || !m.Aggregated || m.Looks != 100 || len(m.Minutes) != 9 || m.Minutes[0].Requests != 120 || m.Minutes[0].Looks != 12 {
+		t.Errorf("kept %d looks of %d, aggregated %v, %d minutes: %+v", len(m.LooksKept), m.Looks, m.Aggregated, len(m.Minutes), m.Minutes)
+	}
+	var b strings.Builder
+	w := &Watch{Start: t0, Metrics: []MetricWatch{m}}
+	writeMetricChart(&b, w, m, nil, nil)
+	if !strings.Contains(b.String(), `x-axis ["deploy", "+1m", "+2m"`) {
+		t.Errorf("chart of an aggregated metric:\n%s", b.String())
+	}
 }
 
 // golden compares got with testdata/name, or rewrites it with -update.
