@@ -74,7 +74,7 @@ func TestREADMEWorkflows(t *testing.T) {
 			t.Errorf("README.md does not show internal/verdict/testdata/%s verbatim", name)
 		}
 	}
-	for _, name := range []string{"deploy.yml", "rollback.yml", "gate.yml"} {
+	for _, name := range []string{"deploy.yml", "deploy-metrics.yml", "rollback.yml", "gate.yml"} {
 		wf, err := os.ReadFile("testdata/workflows/" + name)
 		if err != nil {
 			t.Fatal(err)
