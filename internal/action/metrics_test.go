@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/run"
 )
@@ -36,7 +37,8 @@ type traffic struct {
 	p99      map[string]float64
 	nan      map[string]bool // p99 of the build is NaN (no traffic in the window)
 	down     func(now time.Time) bool
-	reject   bool // every query is a bad_data error
+	reject   bool   // every query is a bad_data error
+	warning  string // sent with every answer
 	last     time.Time
 	served   map[string]float64 // requests per build
 	queries  int
@@ -130,7 +132,11 @@ func (tr *traffic) serve(w http.ResponseWriter, r *http.Request) {
 			add("http_requests_total", requests)
 		}
 	}
-	body, _ := json.Marshal(map[string]any{"status": "success", "data": map[string]any{"resultType": "vector", "result": result}})
+	answer := map[string]any{"status": "success", "data": map[string]any{"resultType": "vector", "result": result}}
+	if tr.warning != "" {
+		answer["warnings"] = []string{tr.warning}
+	}
+	body, _ := json.Marshal(answer)
 	w.Write(body)
 }
 
@@ -389,5 +395,41 @@ func TestMetricsCancelDuringLook(t *testing.T) {
 	}
 	if got := m.commitStates(shaNew); got != "pending,error" {
 		t.Errorf("commit statuses %s", got)
+	}
+}
+
+// TestMetricsTextFromPrometheusIsEscaped: Prometheus's warnings and errors
+// are shown, but can never start a workflow command.
+func TestMetricsTextFromPrometheusIsEscaped(t *testing.T) {
+	t.Parallel()
+	m, tr := metricsMachine(t, "push", map[string]string{"duration": "30s"})
+	tr.warning = "::add-mask::visible\n::stop-commands::x"
+	res := m.run()
+	if !strings.Contains(res.log, "Prometheus warning") {
+		t.Fatalf("the warning is not shown:\n%s", res.log)
+	}
+	for _, line := range strings.Split(res.log, "\n") {
+		if strings.HasPrefix(line, "::add-mask::") || strings.HasPrefix(line, "::stop-commands::") {
+			t.Errorf("a line from Prometheus starts a workflow command: %q", line)
+		}
+	}
+}
+
+// TestSignals: the probes count as one signal, each rate metric as one,
+// threshold metrics not at all.
+func TestSignals(t *testing.T) {
+	t.Parallel()
+	m, _ := metricsMachine(t, "push", map[string]string{"health-url": url1 + "\nhttps://eu.shop.example.com/healthz",
+		"metrics": rateAndLatency + "- name: checkout\n  errors: c{code=\"500\"}\n  total: c\n"})
+	cfg, err := config.Parse(func(name string) string { return m.inputs[name] }, config.Env{EventName: "push", SHA: shaNew, Workspace: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{cfg: cfg}
+	if got := r.signals(); got != 3 {
+		t.Errorf("signals() = %d, want 3 (the probes and two rate metrics)", got)
+	}
+	if l := r.limits(time.Minute); l.Signals != 3 || l.Targets != 2 {
+		t.Errorf("limits %+v", l)
 	}
 }
