@@ -180,8 +180,12 @@ func (r *runner) tellRecord() {
 	case v == run.Healthy && !manual:
 		r.tellRecovered()
 		return
-	case v == run.RolledBack && manual:
+	case (v == run.RolledBack || v == run.Inconclusive) && manual:
+		// An inconclusive manual rollback was still rolled back; the story
+		// says it was not confirmed healthy.
 		kind, hook = report.ManualRollback, notify.RolledBack
+	case v == run.Inconclusive && r.out.RolledBack:
+		kind, hook = report.RolledBack, notify.RolledBack
 	case v == run.RollbackFailed && manual:
 		kind, hook = report.ManualRollbackFailed, notify.RollbackFailed
 	case v == run.RolledBack:

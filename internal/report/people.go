@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
 )
 
@@ -135,10 +136,16 @@ func running(s Story) string {
 	case RollingBack:
 		return "being rolled back to " + target
 	case RolledBack, ManualRollback:
-		if w := s.RollbackWatch; w != nil {
-			return fmt.Sprintf("%s, healthy again (%d probes, %d failed)", target, w.Stats.Probes, w.Stats.Failed)
+		w := s.RollbackWatch
+		switch {
+		case w == nil:
+			return target
+		case w.Verdict == run.Inconclusive:
+			return fmt.Sprintf("%s, but not confirmed healthy: its watch was inconclusive (%s)", target, w.Reason)
+		case w.Stats.Probes == 0 && len(w.Metrics) > 0:
+			return fmt.Sprintf("%s, healthy again (%s)", target, w.Reason)
 		}
-		return target
+		return fmt.Sprintf("%s, healthy again (%d probes, %d failed)", target, w.Stats.Probes, w.Stats.Failed)
 	case RollbackFailed, ManualRollbackFailed:
 		why := "the rollback was not healthy"
 		if s.RollbackError != "" {

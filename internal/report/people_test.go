@@ -130,3 +130,21 @@ func TestStoriesSayWhatMatters(t *testing.T) {
 		}
 	}
 }
+
+// TestStoriesOfMetricWatches: a rollback judged by metrics alone says what
+// its metrics saw, and one whose watch was inconclusive never says healthy.
+func TestStoriesOfMetricWatches(t *testing.T) {
+	rs := runs()
+	s := stories()["rolled-back"]
+	s.RollbackWatch = rs["metrics-rolled-back"].RollbackWatch
+	if c := PullComment(s, Pull{Number: 12, Author: "monalisa"}); !strings.Contains(c, "healthy again (metric http-errors: 0 of 2750 requests failed") {
+		t.Errorf("a rollback confirmed by metrics:\n%s", c)
+	}
+	inconclusive := *s.RollbackWatch
+	inconclusive.Verdict, inconclusive.Reason = "inconclusive", "not judged: metric http-errors: no look had data (the last: unreachable)"
+	s.RollbackWatch = &inconclusive
+	c := PullComment(s, Pull{Number: 12, Author: "monalisa"})
+	if strings.Contains(c, "healthy again") || !strings.Contains(c, "but not confirmed healthy: its watch was inconclusive") {
+		t.Errorf("a rollback whose watch was inconclusive:\n%s", c)
+	}
+}
