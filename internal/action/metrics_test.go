@@ -433,3 +433,15 @@ func TestSignals(t *testing.T) {
 		t.Errorf("limits %+v", l)
 	}
 }
+
+// TestMetricsDegradedButPassing: a metric above its limit without the
+// evidence to call it a regression passes with a warning.
+func TestMetricsDegradedButPassing(t *testing.T) {
+	t.Parallel()
+	m, tr := metricsMachine(t, "push", map[string]string{"duration": "1m"})
+	tr.errShare[shaNew] = 0.012
+	res := m.run()
+	if res.code != 0 || !strings.Contains(res.log, "Degraded but passing::metric http-errors: ") {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+}

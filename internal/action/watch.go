@@ -290,6 +290,14 @@ func (r *runner) warnIfDegraded(w *report.Watch) {
 		why = append(why, fmt.Sprintf("p%s latency %s is above the allowed %s", strconv.FormatFloat(e.Percentile, 'f', -1, 64),
 			report.FormatDuration(e.Latency), report.FormatDuration(e.MaxLatency)))
 	}
+	for _, m := range w.Metrics {
+		switch {
+		case m.Kind == metrics.KindRate && m.Judged == "absolute" && m.ErrorRate > m.Allowed:
+			why = append(why, fmt.Sprintf("metric %s: %d of %d requests failed (%s), above the allowed %s", m.Name, m.Errors, m.Requests, pct(m.ErrorRate), pct(m.Allowed)))
+		case m.Kind == metrics.KindThreshold && m.OutOfBounds > 0:
+			why = append(why, fmt.Sprintf("metric %s was out of bounds in %d looks, never %d in a row", m.Name, m.OutOfBounds, m.Consecutive))
+		}
+	}
 	if len(why) > 0 {
 		r.warn("Degraded but passing", strings.Join(why, "; ")+"; not enough evidence to call it a regression")
 	}
