@@ -13,9 +13,11 @@ package verdict
 // likelihood ratio by it before mixing: the quasi-likelihood correction, in
 // which a burst of b errors weighs as one error event. For bursts of a
 // fixed size b it is exact, since the error count is then b times a count
-// of independent events. A tempered ratio is still a supermartingale for
-// independent requests (Jensen's inequality), so tempering never adds
-// false alarms there.
+// of independent events. For independent requests tempering costs at most
+// a hundredth of the bound: with φ ≥ 1 each tempered component is at most
+// its untempered ratio or 1, so the tempered mixture reaches 1/α only where
+// the untempered one reaches 1/α − 1, which Ville's inequality bounds by
+// α/(1 − α).
 //
 // φ is estimated from how the looks' error rates vary around their pooled
 // rate (Pearson's statistic over looks with requests, in O(1) per look,
