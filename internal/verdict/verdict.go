@@ -62,7 +62,8 @@
 // over-dispersion and divides the evidence by it (dispersion.go), which
 // keeps false alarms at the limit within twice 1 − Confidence for errors in
 // bursts of up to about ten requests; independent errors lose some speed to
-// the correction early in a watch, none of their guarantee.
+// the correction early in a watch, and keep their bound to within a
+// hundredth of it (see dispersion.go).
 //
 // # Many signals
 //
