@@ -375,6 +375,8 @@ type Evidence struct {
 	Baseline          bool
 	BaselineErrorRate float64
 	BaselineLatency   time.Duration
+	// Canary is set when a canary was judged against its control.
+	Canary *CanaryEvidence
 }
 
 // Counts summarises a set of looks.

@@ -1,0 +1,335 @@
+package verdict
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Rule names of a canary's judgment, as found in Decision.Rule.
+const (
+	// RuleCanaryErrorRate: the canary's failure rate is above the control's
+	// plus the allowed increase.
+	RuleCanaryErrorRate = "canary-error-rate"
+	// RuleCanaryLatency: the canary's share of slow answers is above the
+	// control's plus the share the latency percentile allows.
+	RuleCanaryLatency = "canary-latency"
+	// RuleCanaryNoWorse: the canary is, with the required confidence, no
+	// worse than the control plus the allowed increase (early promotion).
+	RuleCanaryNoWorse = "canary-no-worse"
+)
+
+// CanaryEvidence is what a canary's decision rests on beyond the canary's
+// own numbers (Evidence.Judged, Bad, ErrorRate): the control's numbers over
+// the same looks, and the two-sample test's statistic.
+type CanaryEvidence struct {
+	// ControlJudged and ControlBad are the control's requests (answered
+	// ones for the latency rule) and its bad ones, over the looks that held
+	// both tracks; ControlErrorRate its failure rate.
+	ControlJudged, ControlBad int64
+	ControlErrorRate          float64
+	// ControlLatency is the control's latency at Evidence.Percentile.
+	ControlLatency time.Duration
+	// Margin is the allowed increase over the control: MaxErrorRate in
+	// points for the error rule, 1 − LatencyPercentile/100 of answers
+	// slower than MaxLatency for the latency rule.
+	Margin float64
+	// Ratio is the test's likelihood ratio (the evidence), Bound the value
+	// it had to reach: 1/(1 − Confidence) shared as the package comment
+	// says.
+	Ratio, Bound float64
+}
+
+// CanaryOptions are what a canary's judgment needs beyond Limits.
+type CanaryOptions struct {
+	// Signals is how many signals one watch judges, each with a Canary of
+	// its own (0 means 1): the health probes count as one, each rate metric
+	// as one. The error rule's allowance 1 − Confidence is split evenly
+	// among them.
+	Signals int
+	// PromoteEarly lets Look end the watch with Healthy (rule
+	// RuleCanaryNoWorse) once the canary is shown to be no worse than the
+	// control plus the allowed increase, with the same confidence.
+	PromoteEarly bool
+}
+
+// Canary judges a canary against its control: the stable fleet, looked at
+// in the same rounds (a round of probes, or one scrape of counters). It is
+// the canary's counterpart of Engine, and it differs in what "regressed"
+// means: not "worse than a limit" but "worse than the control, by more than
+// the allowed increase, at the same time". Anything that changes both
+// tracks at once (a downstream outage, a traffic spike) is not the canary's
+// doing, and does not regress it.
+//
+// Rules, after every look:
+//
+//   - consecutive-failures: ConsecutiveFailures failed probes in a row on
+//     one canary target, counting only rounds in which the control had no
+//     failure (a round where both failed neither extends nor breaks the
+//     run). Looks of several requests (counts) never extend a run.
+//   - canary-error-rate: the two-sample sequential test of twosample.go
+//     rejects "the canary's failure rate is at most the control's plus
+//     MaxErrorRate (in points)", with at least three failed canary
+//     requests.
+//   - canary-latency (with MaxLatency): the same test on the share of
+//     answered requests slower than MaxLatency, with margin 1 −
+//     LatencyPercentile/100: at p95 the canary may have at most 5 points
+//     more slow answers than the control.
+//   - with PromoteEarly: once the downward tests reject "the canary is
+//     worse than the control plus the margin" (for errors, and for latency
+//     when it is judged), Look returns Healthy.
+//
+// Each test is valid at any stopping time, whatever the control's rate
+// does: for a canary exactly at the control's rate plus the margin at every
+// look, the error rule regresses it in at most (1 − Confidence)/Signals of
+// watches, the latency rule in at most 1 − Confidence, and a canary that
+// is at least the margin worse is promoted early in at most 1 − Confidence
+// of watches. The consecutive rule's own false alarms come on top, as in
+// Engine.
+type Canary struct {
+	limits  Limits
+	opt     CanaryOptions
+	slowest time.Duration // a request slower than this is slow; 0 = no latency rule
+
+	errUp, errDown *twoSample
+	latUp, latDown *twoSample
+
+	canary, control stream // totals over every look
+	targets         map[string]*stream
+	order           []*stream
+	unit            string
+
+	verdict Decision
+}
+
+// NewCanary returns a canary's judgment. Limits.MaxErrorRate is the allowed
+// increase over the control, in points; Horizon and MaxLatencyIncrease are
+// not used, and Targets counts the canary's targets. It panics if l is
+// invalid.
+func NewCanary(l Limits, o CanaryOptions) *Canary {
+	l = l.withDefaults()
+	if err := l.Validate(); err != nil {
+		panic("verdict: " + err.Error())
+	}
+	if o.Signals <= 0 {
+		o.Signals = 1
+	}
+	alpha := 1 - l.Confidence
+	c := &Canary{limits: l, opt: o, slowest: l.MaxLatency, targets: map[string]*stream{}, unit: "probes"}
+	c.errUp = newTwoSample(l.MaxErrorRate, alpha/float64(o.Signals), true)
+	slowShare := 1 - l.LatencyPercentile/100
+	if l.MaxLatency > 0 {
+		c.latUp = newTwoSample(slowShare, alpha, true)
+	}
+	if o.PromoteEarly {
+		c.errDown = newTwoSample(l.MaxErrorRate, alpha, false)
+		if l.MaxLatency > 0 {
+			c.latDown = newTwoSample(slowShare, alpha, false)
+		}
+	}
+	return c
+}
+
+// Look judges one look at both tracks: the canary's observations and the
+// control's from the same round (or scrape), and says whether the canary
+// has regressed, is promoted early, or the watch goes on. Observations of
+// several requests (counts) are welcome on either side. Once a verdict is
+// in, every later call returns it.
+func (c *Canary) Look(canary, control []Observation) Decision {
+	var nc, xc, ns, xs, ac, sc, as, ss int64
+	controlFailed := false
+	for _, o := range control {
+		o.check()
+		a, s := c.measure(&c.control, o)
+		ns, xs, as, ss = ns+o.N, xs+o.Failed, as+a, ss+s
+		controlFailed = controlFailed || o.Failed > 0
+	}
+	var tripped *stream
+	for _, o := range canary {
+		o.check()
+		t := c.targets[o.Target]
+		if t == nil {
+			if len(c.order) == c.limits.Targets {
+				panic(fmt.Sprintf("verdict: canary target %s is one more than Limits.Targets (%d)", o.Target, c.limits.Targets))
+			}
+			t = &stream{target: o.Target}
+			c.targets[o.Target] = t
+			c.order = append(c.order, t)
+		}
+		if o.N > 1 {
+			c.unit = "requests"
+		}
+		a, s := c.measure(&c.canary, o)
+		t.n, t.failures, t.answered, t.slow = t.n+o.N, t.failures+o.Failed, t.answered+a, t.slow+s
+		nc, xc, ac, sc = nc+o.N, xc+o.Failed, ac+a, sc+s
+		switch {
+		case o.N == 0:
+		case o.Failed == 0, o.N > 1 && o.Failed < o.N:
+			t.run = 0
+		case o.N == 1 && !controlFailed:
+			t.run++
+		}
+		if k := int64(c.limits.ConsecutiveFailures); k > 0 && t.run >= k && o.Failed > 0 && tripped == nil {
+			tripped = t
+		}
+	}
+	if c.verdict.Outcome != Continue {
+		return c.verdict
+	}
+	for _, t := range []*twoSample{c.errUp, c.errDown} {
+		if t != nil {
+			t.look(nc, xc, ns, xs, 1)
+		}
+	}
+	for _, t := range []*twoSample{c.latUp, c.latDown} {
+		if t != nil {
+			t.look(ac, sc, as, ss, 1)
+		}
+	}
+	switch {
+	case tripped != nil:
+		c.verdict = c.consecutive(tripped)
+	case c.errUp.rejects():
+		c.verdict = c.errorRegressed()
+	case c.latUp != nil && c.latUp.rejects():
+		c.verdict = c.latencyRegressed()
+	case c.opt.PromoteEarly && c.errDown.rejects() && (c.latDown == nil || c.latDown.rejects()):
+		c.verdict = c.promoted()
+	default:
+		return Decision{Outcome: Continue}
+	}
+	return c.verdict
+}
+
+// measure adds o to the track's totals and returns its answered and slow
+// requests.
+func (c *Canary) measure(s *stream, o Observation) (answered, slow int64) {
+	switch {
+	case o.Latencies != nil:
+		answered = o.Latencies.Count()
+		if c.slowest > 0 {
+			slow = o.Latencies.Above(c.slowest)
+		}
+		s.latencies.Merge(o.Latencies)
+	case o.N == 1 && (o.Latency > 0 || o.Failed == 0):
+		answered = 1
+		if c.slowest > 0 && o.Latency > c.slowest {
+			slow = 1
+		}
+		s.latencies.Add(o.Latency)
+	}
+	s.n, s.failures, s.answered, s.slow = s.n+o.N, s.failures+o.Failed, s.answered+answered, s.slow+slow
+	return answered, slow
+}
+
+// Finish ends the watch: the verdict reached during it, or Healthy.
+func (c *Canary) Finish() Decision {
+	if c.verdict.Outcome != Continue {
+		return c.verdict
+	}
+	c.verdict = Decision{Outcome: Healthy, Reason: c.healthyReason(), Evidence: c.errorEvidence(c.errUp)}
+	return c.verdict
+}
+
+// Stats returns the canary's and the control's counts so far.
+func (c *Canary) Stats() (canary, control Counts) {
+	pct := c.limits.LatencyPercentile
+	return c.canary.counts(pct), c.control.counts(pct)
+}
+
+func (c *Canary) errorEvidence(t *twoSample) Evidence {
+	pct := c.limits.LatencyPercentile
+	return Evidence{
+		Judged: t.nc, Bad: t.xc, ErrorRate: rate(t.xc, t.nc),
+		AllowedErrorRate: rate(t.xs, t.ns) + c.limits.MaxErrorRate, Confidence: c.limits.Confidence,
+		Percentile: pct, Latency: c.canary.latencies.Quantile(pct / 100), MaxLatency: c.slowest,
+		Canary: &CanaryEvidence{
+			ControlJudged: t.ns, ControlBad: t.xs, ControlErrorRate: rate(t.xs, t.ns),
+			ControlLatency: c.control.latencies.Quantile(pct / 100),
+			Margin:         c.limits.MaxErrorRate, Ratio: t.ratio(), Bound: bound(t),
+		},
+	}
+}
+
+// bound is the ratio t must reach: 1/α.
+func bound(t *twoSample) float64 { return roundTo(math.Exp(t.logBound), 2) }
+
+func (c *Canary) consecutive(t *stream) Decision {
+	ev := c.errorEvidence(c.errUp)
+	ev.Judged, ev.Bad, ev.Limit, ev.ErrorRate = t.n, t.run, int64(c.limits.ConsecutiveFailures), rate(t.failures, t.n)
+	return Decision{
+		Outcome: Regressed, Rule: RuleConsecutiveFailures, Target: t.target, Evidence: ev,
+		Reason: fmt.Sprintf("%d canary %s in a row failed%s while the control answered", t.run, c.unit, atTarget(t.target)),
+	}
+}
+
+func (c *Canary) errorRegressed() Decision {
+	t := c.errUp
+	return Decision{
+		Outcome: Regressed, Rule: RuleCanaryErrorRate, Evidence: c.errorEvidence(t),
+		Reason: fmt.Sprintf("%s; the canary's failure rate is more than %s points above the control's with %s confidence (the two-sample test's likelihood ratio is %s, at least %s)",
+			c.sideBySide(t, "failed"), points(c.limits.MaxErrorRate), percent(c.limits.Confidence), ratioText(t.ratio()), trimFloat(bound(t))),
+	}
+}
+
+func (c *Canary) latencyRegressed() Decision {
+	t := c.latUp
+	pct := c.limits.LatencyPercentile
+	name := "p" + trimFloat(pct)
+	ev := c.errorEvidence(c.errUp)
+	ev.Judged, ev.Bad, ev.ErrorRate = t.nc, t.xc, rate(t.xc, t.nc)
+	ev.Canary.ControlJudged, ev.Canary.ControlBad, ev.Canary.ControlErrorRate = t.ns, t.xs, rate(t.xs, t.ns)
+	ev.Canary.Margin, ev.Canary.Ratio, ev.Canary.Bound = t.margin, t.ratio(), bound(t)
+	return Decision{
+		Outcome: Regressed, Rule: RuleCanaryLatency, Evidence: ev,
+		Reason: fmt.Sprintf("the canary's %s latency is %s against the control's %s: %d of %d answered canary %s were slower than %s (%s), against %d of %d (%s) for the control; more than %s points above the control's with %s confidence (likelihood ratio %s, at least %s)",
+			name, duration(ev.Latency), duration(ev.Canary.ControlLatency), t.xc, t.nc, c.unit, duration(c.slowest), ratio(t.xc, t.nc),
+			t.xs, t.ns, ratio(t.xs, t.ns), points(t.margin), percent(c.limits.Confidence), ratioText(t.ratio()), trimFloat(bound(t))),
+	}
+}
+
+func (c *Canary) promoted() Decision {
+	t := c.errDown
+	reason := fmt.Sprintf("%s; the canary's failure rate is less than %s points above the control's with %s confidence (likelihood ratio %s, at least %s)",
+		c.sideBySide(t, "failed"), points(c.limits.MaxErrorRate), percent(c.limits.Confidence), ratioText(t.ratio()), trimFloat(bound(t)))
+	if l := c.latDown; l != nil {
+		reason += fmt.Sprintf(", and at most %s points more of its answers are slower than %s", points(l.margin), duration(c.slowest))
+	}
+	ev := c.errorEvidence(t)
+	return Decision{Outcome: Healthy, Rule: RuleCanaryNoWorse, Reason: "the canary is no worse than the control: " + reason, Evidence: ev}
+}
+
+// sideBySide says what both tracks saw over the looks that held both.
+func (c *Canary) sideBySide(t *twoSample, what string) string {
+	return fmt.Sprintf("the canary %s %d of %d %s (%s), the control %d of %d (%s) in the same rounds",
+		what, t.xc, t.nc, c.unit, ratio(t.xc, t.nc), t.xs, t.ns, ratio(t.xs, t.ns))
+}
+
+func (c *Canary) healthyReason() string {
+	t := c.errUp
+	if t.nc == 0 {
+		return "no round held both a counted canary probe and a control probe; nothing was compared"
+	}
+	r := c.sideBySide(t, "failed")
+	switch over := rate(t.xc, t.nc) - rate(t.xs, t.ns); {
+	case over > c.limits.MaxErrorRate:
+		r += fmt.Sprintf(": %s points above the control's, more than the allowed %s but not with %s confidence over so few %s",
+			trimFloat(over*100), points(c.limits.MaxErrorRate), percent(c.limits.Confidence), c.unit)
+	default:
+		r += fmt.Sprintf(", within the allowed %s points more", points(c.limits.MaxErrorRate))
+	}
+	if c.canary.answered > 0 {
+		pct := c.limits.LatencyPercentile
+		r += fmt.Sprintf("; p%s latency %s against the control's %s", trimFloat(pct),
+			duration(c.canary.latencies.Quantile(pct/100)), duration(c.control.latencies.Quantile(pct/100)))
+	}
+	return r
+}
+
+// ratioText prints a likelihood ratio for people: 143, 2.4e+06.
+func ratioText(r float64) string {
+	if r >= 1e6 {
+		return fmt.Sprintf("%.1e", r)
+	}
+	return trimFloat(roundTo(r, 0))
+}
