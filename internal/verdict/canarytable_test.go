@@ -22,9 +22,9 @@ const (
 	canarySeed       = 20240612
 	canaryLook       = 15 * time.Second // one look per scrape
 	canaryWatch      = time.Hour
-	canaryControl    = 0.01  // the stable fleet's failure rate
+	canaryControl    = 0.01   // the stable fleet's failure rate
 	canaryMargin     = 0.0025 // max-error-rate: the allowed increase, in points
-	kayentaEvery     = 10    // minutes between Kayenta's judgments
+	kayentaEvery     = 10     // minutes between Kayenta's judgments
 	kayentaConf      = 0.98
 	kayentaTolerance = 0.25
 	argoThreshold    = 1 - canaryControl - canaryMargin // success rate per minute
