@@ -33,6 +33,9 @@ type Request struct {
 	PreviousSHA string
 	Environment string
 	Reason      string // ReasonDeploy or ReasonRollback
+	// Stage is IMMUNE_STAGE: "canary" for the canary subset, "full" for the
+	// whole fleet (the canary included); empty leaves it unset.
+	Stage string
 }
 
 // Deployer puts a commit live.
@@ -68,6 +71,9 @@ func (c *Command) Deploy(ctx context.Context, req Request) error {
 		"IMMUNE_ENVIRONMENT="+req.Environment,
 		"IMMUNE_REASON="+req.Reason,
 	)
+	if req.Stage != "" {
+		cmd.Env = append(cmd.Env, "IMMUNE_STAGE="+req.Stage)
+	}
 	cmd.Stdout, cmd.Stderr = c.Output, c.Output
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	grace := c.Grace

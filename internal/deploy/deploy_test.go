@@ -18,23 +18,29 @@ func TestCommandPassesTheCommitInTheEnvironment(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
 	c := &Command{
-		Script:  `echo "sha=$IMMUNE_SHA prev=$IMMUNE_PREVIOUS_SHA env=$IMMUNE_ENVIRONMENT reason=$IMMUNE_REASON"; pwd`,
+		Script:  `echo "sha=$IMMUNE_SHA prev=$IMMUNE_PREVIOUS_SHA env=$IMMUNE_ENVIRONMENT reason=$IMMUNE_REASON stage=${IMMUNE_STAGE-unset}"; pwd`,
 		Dir:     dir,
 		Env:     []string{"PATH=" + os.Getenv("PATH")},
 		Timeout: 10 * time.Second,
 		Output:  &out,
 	}
 	// A value that would run a command if it were spliced into the script.
-	req := Request{SHA: "$(touch pwned)", PreviousSHA: "abc1234", Environment: "prod; rm -rf /", Reason: ReasonRollback}
+	req := Request{SHA: "$(touch pwned)", PreviousSHA: "abc1234", Environment: "prod; rm -rf /", Reason: ReasonRollback, Stage: "canary"}
 	if err := c.Deploy(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	want := "sha=$(touch pwned) prev=abc1234 env=prod; rm -rf / reason=rollback\n" + dir + "\n"
+	want := "sha=$(touch pwned) prev=abc1234 env=prod; rm -rf / reason=rollback stage=canary\n" + dir + "\n"
 	if out.String() != want {
 		t.Errorf("output = %q, want %q", out.String(), want)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
 		t.Error("the SHA was executed as shell")
+	}
+	// Without a stage, IMMUNE_STAGE is not set at all.
+	out.Reset()
+	req.Stage = ""
+	if err := c.Deploy(context.Background(), req); err != nil || !strings.Contains(out.String(), "stage=unset") {
+		t.Errorf("without a stage: %v, output %q", err, out.String())
 	}
 }
 

@@ -150,6 +150,9 @@ func LineOf(history []ghapi.Deployment) Line {
 		l.Stopped = true
 		l.BadSHA = d.SHA
 		l.How = fmt.Sprintf("has a %s deployment of %s", StateName(d.LatestState), sha.Short(d.SHA))
+		if Task(d.Task) == TaskCanary {
+			l.How = fmt.Sprintf("has a canary of %s that ended in %s", sha.Short(d.SHA), StateName(d.LatestState))
+		}
 	}
 	return l
 }

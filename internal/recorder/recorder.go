@@ -290,17 +290,21 @@ func notAJobs(o Origin) bool    { return o != Job }
 func (r *Recorder) env() string { return r.o.Environment }
 
 // LastGood finds the newest of immune's deployments that was watched
-// healthy and whose commit is not exclude.
+// healthy and whose commit is not exclude. Canaries do not count: a
+// canary's success says nothing of the whole environment.
 func (r *Recorder) LastGood(ctx context.Context, exclude string) (ghapi.Deployment, bool, error) {
 	return r.newestOurs(ctx, "read the last healthy deployment of "+r.env(),
-		func(d ghapi.Deployment) bool { return exclude != "" && sha.Same(d.SHA, exclude) }, wasHealthy)
+		func(d ghapi.Deployment) bool { return isCanary(d) || exclude != "" && sha.Same(d.SHA, exclude) }, wasHealthy)
 }
 
 // Current finds what the environment runs now: the newest of immune's
-// deployments that got as far as its command.
+// deployments that got as far as its command, canaries aside (they ran on
+// a subset only).
 func (r *Recorder) Current(ctx context.Context) (ghapi.Deployment, bool, error) {
-	return r.newestOurs(ctx, "find what "+r.env()+" runs now", func(ghapi.Deployment) bool { return false }, ran)
+	return r.newestOurs(ctx, "find what "+r.env()+" runs now", isCanary, ran)
 }
+
+func isCanary(d ghapi.Deployment) bool { return Task(d.Task) == TaskCanary }
 
 // newestOurs finds the newest of immune's deployments that match, by
 // their latest status; skip spares the status read of those that cannot.

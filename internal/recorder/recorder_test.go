@@ -163,6 +163,26 @@ func TestLastGoodCountsInactive(t *testing.T) {
 	}
 }
 
+// A canary ran on a subset only: it is neither last known good (a canary
+// that passed may still regress the whole fleet) nor what runs now.
+func TestCanariesAreNotTheEnvironments(t *testing.T) {
+	t.Parallel()
+	f, r, _ := setup(t, start)
+	ctx := context.Background()
+	ours(f, TaskDeploy, commit(1), Payload{}, start, "in_progress", "success")
+	ours(f, TaskCanary, commit(2), Payload{}, start, "in_progress", "success")
+	ours(f, TaskDeploy, commit(2), Payload{}, start, "in_progress", "failure")
+	ours(f, TaskCanary, commit(3), Payload{}, start, "in_progress", "success")
+	good, found, err := r.LastGood(ctx, commit(4))
+	if err != nil || !found || good.SHA != commit(1) || good.Task != string(TaskDeploy) {
+		t.Errorf("LastGood = %s of %s, %v, %v; want the deploy of %s", good.Task, good.SHA, found, err, commit(1))
+	}
+	cur, found, err := r.Current(ctx)
+	if err != nil || !found || cur.SHA != commit(2) || cur.Task != string(TaskDeploy) {
+		t.Errorf("Current = %s of %s, %v, %v; want the deploy of %s", cur.Task, cur.SHA, found, err, commit(2))
+	}
+}
+
 func TestCurrentSkipsWhatNeverRan(t *testing.T) {
 	t.Parallel()
 	f, r, _ := setup(t, start)
@@ -248,6 +268,14 @@ func TestLine(t *testing.T) {
 		{"an inconclusive deploy does not stop it", func(f *githubfake.Server) {
 			d := ours(f, TaskDeploy, commit(2), Payload{}, start, "in_progress")
 			f.AddDeploymentStatus(d.ID, githubfake.DeploymentStatus{State: "error", Description: Inconclusive + "metric http-errors counted 4 requests", CreatedAt: start})
+		}, false, "", ""},
+		{"a failed canary", func(f *githubfake.Server) {
+			ours(f, TaskDeploy, commit(1), Payload{}, start, "success")
+			ours(f, TaskCanary, commit(2), Payload{}, start, "in_progress", "failure")
+		}, true, commit(2), "has a canary of " + commit(2)[:7] + " that ended in failure"},
+		{"a canary in progress", func(f *githubfake.Server) {
+			ours(f, TaskDeploy, commit(1), Payload{}, start, "success")
+			ours(f, TaskCanary, commit(2), Payload{}, start, "in_progress")
 		}, false, "", ""},
 		{"a job's failure after a healthy deploy does not stop it", func(f *githubfake.Server) {
 			ours(f, TaskDeploy, commit(1), Payload{}, start, "success")

@@ -30,6 +30,11 @@ type Task string
 const (
 	TaskDeploy   Task = "deploy"
 	TaskRollback Task = "deploy:rollback"
+	// TaskCanary is a canary: the new build on a subset of the
+	// environment, judged against the rest. It is never what the
+	// environment runs nor a rollback target, but a canary that failed
+	// stops the line like a failed deploy.
+	TaskCanary Task = "deploy:canary"
 )
 
 // State is a deployment status state.

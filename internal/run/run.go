@@ -40,8 +40,9 @@ const (
 	FixAllowed Verdict = "fix-allowed"
 )
 
-// Phase is a step of the run. The deploy mode goes through all of them in
-// this order; the other modes use a part.
+// Phase is a step of the run. The deploy mode goes through them in this
+// order (the canary's only with a canary, and the canary's rollback only
+// when the canary regressed); the other modes use a part.
 type Phase string
 
 // The phases.
@@ -51,6 +52,12 @@ const (
 	Validate Phase = "validate"
 	// Baseline probes the current production before the deploy.
 	Baseline Phase = "baseline"
+	// CanaryDeploy runs the canary command: the new build on a subset.
+	CanaryDeploy Phase = "canary-deploy"
+	// CanaryWatch judges the canary against the control, the stable fleet.
+	CanaryWatch Phase = "canary-watch"
+	// CanaryRollback removes a canary that regressed.
+	CanaryRollback Phase = "canary-rollback"
 	// Deploy runs the deploy command.
 	Deploy Phase = "deploy"
 	// Watch probes the new build.
@@ -68,7 +75,7 @@ const (
 )
 
 // Changed reports whether production may have changed by the time a run in
-// phase p stopped: from the deploy command on, it may have.
+// phase p stopped: from the canary's or the deploy command on, it may have.
 func (p Phase) Changed() bool {
 	switch p {
 	case Validate, Baseline, Done:
@@ -76,3 +83,17 @@ func (p Phase) Changed() bool {
 	}
 	return true
 }
+
+// Stage is how far a deploy reached: the canary subset, or the whole fleet.
+// Its string is the `stage` output and the commands' IMMUNE_STAGE.
+type Stage string
+
+// The stages.
+const (
+	// StageNone: not a deploy (watch, rollback and gate modes).
+	StageNone Stage = ""
+	// StageCanary: the new build went, at most, to the canary subset.
+	StageCanary Stage = "canary"
+	// StageFull: the deploy command ran for the whole fleet.
+	StageFull Stage = "full"
+)
