@@ -11,6 +11,7 @@ import (
 
 	"github.com/immune-cd/immune/internal/promql"
 	"github.com/immune-cd/immune/internal/recorder"
+	"github.com/immune-cd/immune/internal/redact"
 	"github.com/immune-cd/immune/internal/sha"
 )
 
@@ -50,6 +51,15 @@ type Config struct {
 	DeployCommand   string
 	RollbackCommand string
 	DeployTimeout   time.Duration
+
+	// A canary: CanaryCommand deploys to a subset first, judged against
+	// the control (HealthURLs) through CanaryHealthURLs for CanaryDuration.
+	// CanaryRollbackCommand is never empty when CanaryCommand is set.
+	CanaryCommand         string
+	CanaryRollbackCommand string
+	CanaryHealthURLs      []string
+	CanaryDuration        time.Duration
+	CanaryPromoteEarly    bool
 
 	HealthURLs     []string
 	Interval       time.Duration
@@ -130,6 +140,14 @@ func Parse(get Getter, env Env) (*Config, error) {
 		c.RollbackCommand = c.DeployCommand
 	}
 	c.DeployTimeout = p.positiveDuration("deploy-timeout")
+	c.CanaryCommand = p.str("canary-command")
+	c.CanaryRollbackCommand = p.str("canary-rollback-command")
+	if c.CanaryRollbackCommand == "" {
+		c.CanaryRollbackCommand = c.RollbackCommand
+	}
+	c.CanaryHealthURLs = p.urls("canary-health-url")
+	c.CanaryDuration = p.positiveDuration("canary-duration")
+	c.CanaryPromoteEarly = p.bool("canary-promote-early")
 
 	c.HealthURLs = p.urls("health-url")
 	c.Interval = p.positiveDuration("interval")
@@ -214,6 +232,9 @@ func Parse(get Getter, env Env) (*Config, error) {
 
 // checkMode checks what each mode needs, and how the timings fit together.
 func (p *parser) checkMode(c *Config) {
+	if c.Mode == ModeDeploy {
+		p.checkCanary(c)
+	}
 	needsSignal := c.Mode == ModeDeploy || c.Mode == ModeWatch || c.Mode == ModeRollback
 	if needsSignal && len(c.HealthURLs) == 0 && len(c.Metrics) == 0 && !p.failed("health-url") && !p.failed("metrics") {
 		p.fail("health-url", fmt.Sprintf("%s mode needs a signal to watch: set health-url, metrics, or both", c.Mode))
@@ -271,7 +292,7 @@ func (p *parser) checkMode(c *Config) {
 	for _, w := range []struct {
 		name string
 		d    time.Duration
-	}{{"duration", c.Duration}, {"rollback-duration", c.RollbackDuration}, {"baseline-duration", c.BaselineDuration}} {
+	}{{"duration", c.Duration}, {"rollback-duration", c.RollbackDuration}, {"baseline-duration", c.BaselineDuration}, {"canary-duration", c.CanaryDuration}} {
 		if c.Interval > 0 && w.d/c.Interval > MaxProbesPerURL && !p.failed(w.name) {
 			p.fail(w.name, fmt.Sprintf("%s at an interval of %s is %d probes per URL; at most %d are allowed (a week at 1s): lengthen interval or shorten %s",
 				w.d, c.Interval, w.d/c.Interval, MaxProbesPerURL, w.name))
@@ -279,6 +300,36 @@ func (p *parser) checkMode(c *Config) {
 	}
 	if c.BaselineDuration > 0 && c.BaselineDuration < c.Interval {
 		p.fail("baseline-duration", fmt.Sprintf("%s is shorter than interval (%s); the baseline would have no probes", c.BaselineDuration, c.Interval))
+	}
+}
+
+// checkCanary checks the canary's inputs (deploy mode): a canary needs a
+// way to be told apart from the control, and canary inputs mean nothing
+// without canary-command.
+func (p *parser) checkCanary(c *Config) {
+	if c.CanaryCommand == "" {
+		for _, name := range []string{"canary-rollback-command", "canary-health-url", "canary-duration", "canary-promote-early"} {
+			if p.set(name) && !p.failed(name) {
+				p.fail(name, "set without canary-command; set canary-command to deploy a canary first, or remove "+name)
+			}
+		}
+		return
+	}
+	switch {
+	case len(c.CanaryHealthURLs) > 0 && len(c.HealthURLs) == 0 && !p.failed("health-url"):
+		p.fail("health-url", "a canary is judged against the control: set health-url to the stable fleet's URLs, probed in the same rounds as canary-health-url")
+	case len(c.CanaryHealthURLs) == 0 && !hasRate(c.Metrics) && !p.failed("canary-health-url") && !p.failed("metrics"):
+		p.fail("canary-health-url", "canary-command needs a way to judge the canary against the control: set canary-health-url (and health-url for the stable fleet), or rate metrics that use ${TRACK}")
+	}
+	for _, cu := range c.CanaryHealthURLs {
+		for _, u := range c.HealthURLs {
+			if cu == u && !p.failed("canary-health-url") {
+				p.fail("canary-health-url", fmt.Sprintf("%s is also in health-url; the canary must be compared with other servers (the stable fleet)", redact.URL(u)))
+			}
+		}
+	}
+	if c.Interval > 0 && c.CanaryDuration > 0 && c.Interval > c.CanaryDuration && !p.failed("canary-duration") {
+		p.fail("canary-duration", fmt.Sprintf("%s is shorter than interval (%s); the canary would not be probed twice", c.CanaryDuration, c.Interval))
 	}
 }
 
@@ -305,13 +356,27 @@ func (p *parser) checkMetrics(c *Config) {
 		p.fail("baseline-duration", fmt.Sprintf("%s is less than two intervals (%s); a rate metric's first look is a starting point, so its baseline needs at least two",
 			c.BaselineDuration, 2*c.Interval))
 	}
+	// ${TRACK} tells the canary's series from the stable fleet's: it means
+	// something only in a canary deploy, and there a rate metric without it
+	// would compare the fleet with itself.
+	canary := c.Mode == ModeDeploy && c.CanaryCommand != ""
+	for _, m := range c.Metrics {
+		switch {
+		case !canary && m.UsesTrack():
+			p.mark("metrics")
+			p.errs = append(p.errs, &InputError{Name: "metrics", Reason: fmt.Sprintf("%q uses ${TRACK}, which only a canary deploy fills in (deploy mode with canary-command)", m.Name)})
+		case canary && m.Kind == MetricRate && (!usesTrack(m.Errors) || !usesTrack(m.Total)):
+			p.mark("metrics")
+			p.errs = append(p.errs, &InputError{Name: "metrics", Reason: fmt.Sprintf("%q: with canary-command, a rate metric must tell the canary from the stable fleet: use ${TRACK} in both errors and total (e.g. track=\"${TRACK}\")", m.Name)})
+		}
+	}
 }
 
 // modeInputs lists, per mode, the inputs that mode reads. Inputs set to a
 // non-default value outside this list produce a warning, so nothing a user
 // configured is silently ignored.
 var modeInputs = map[Mode][]string{
-	ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "rollback-duration", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
+	ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "canary-command", "canary-rollback-command", "canary-health-url", "canary-duration", "canary-promote-early", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "rollback-duration", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
 	ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file", "notify-webhook", "notify-secret", "notify-timeout"},
 	ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
 	ModeGate:     {"environment", "github-token", "fix-label"},

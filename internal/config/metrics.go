@@ -255,19 +255,30 @@ func known(key string) bool {
 	return false
 }
 
-// checkQuery checks a query's placeholders. ${TRACK} belongs to canary
-// deploys, which this version does not run yet.
+// checkQuery checks a query's placeholders. Whether ${TRACK} may be used
+// depends on the other inputs (a canary deploy); Parse checks that.
 func checkQuery(q string) error {
+	_, err := promql.Parse(q)
+	return err
+}
+
+// UsesTrack reports whether any of the metric's queries uses ${TRACK}.
+func (m Metric) UsesTrack() bool {
+	return usesTrack(m.Errors) || usesTrack(m.Total) || usesTrack(m.Query)
+}
+
+// usesTrack reports whether q, a valid query, uses ${TRACK}.
+func usesTrack(q string) bool {
 	t, err := promql.Parse(q)
 	if err != nil {
-		return err
+		return false
 	}
 	for _, name := range t.Names() {
 		if name == promql.Track {
-			return errors.New("${TRACK} is only filled in by a canary deploy, which this version does not have yet")
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 func clip(s string) string {

@@ -88,7 +88,6 @@ func TestParseMetricsErrors(t *testing.T) {
 		{"- name: x\n  errors: a\n  total: b\n  max-error-rate: 0%", []string{`max-error-rate: got "0%": expected a rate above 0% and below 100%`}},
 		{"- name: x\n  errors: 'a{v=\"${sha}\"}'\n  total: b", []string{`entry 1 ("x"): errors: unknown placeholder ${sha}; placeholders are ${SHA}`}},
 		{"- name: x\n  query: 'up{v=${SHA}}'\n  max: 1", []string{`query: ${SHA} must be inside a quoted label value`}},
-		{"- name: x\n  query: 'up{t=\"${TRACK}\"}'\n  max: 1", []string{`query: ${TRACK} is only filled in by a canary deploy`}},
 		{"- name: x\n  query: up\n  max: 1\n- name: X\n  query: up\n  min: 1", []string{`entry 2 ("X"): has the same name as entry 1`}},
 		{"- name: a\n  query: up\n- name: b\n  errors: x", []string{`entry 1 ("a"): needs max or min`, `entry 2 ("b"): needs total`}},
 	}
