@@ -36,9 +36,22 @@ type Watch struct {
 	Interval       time.Duration
 	Duration       time.Duration
 	StartupTimeout time.Duration
-	// Judge gets every probe that counts, in the order they end; true ends
-	// the watch.
+	// Steady, when set, has one entry per URL: true marks a URL that serves
+	// a build already running, not the one being watched (a canary's
+	// control, the stable fleet). It counts from its first probe (no
+	// startup grace, and it never ends the watch for not coming up), and
+	// its version is not checked.
+	Steady []bool
+	// Judge, when set, gets every probe that counts, in the order they
+	// end; true ends the watch.
 	Judge func(Probe) bool
+	// JudgeRound, when set, gets every round once all its probes have
+	// ended (as OnRound does, just before it), with every probe, counted
+	// (PhaseLive) or not; true ends the watch. Rounds are fixed by the
+	// schedule before any probe answers, so they group probes of several
+	// URLs without regard to what they show: a two-sample comparison
+	// needs that.
+	JudgeRound func(Round) bool
 	// Record, when set, gets every probe, counted or not, after Judge.
 	Record func(Probe)
 	// OnRound, when set, is told about each finished round, in order.
@@ -105,6 +118,7 @@ type target struct {
 	through  int // every slot up to this one has ended or been skipped
 	live     bool
 	notLive  bool // gave up on: still starting when StartupTimeout passed
+	steady   bool // see Watch.Steady
 }
 
 // finished is a probe that ended, or a look (i < 0).
@@ -176,7 +190,8 @@ func newRun(w *Watch, ctx context.Context) *run {
 	for i, u := range w.URLs {
 		g := i * groups / k
 		t := &target{url: u, name: names[i], offset: w.Interval * time.Duration(g) / time.Duration(groups), next: 1}
-		if w.StartupTimeout <= 0 {
+		t.steady = i < len(w.Steady) && w.Steady[i]
+		if w.StartupTimeout <= 0 || t.steady {
 			t.live = true
 			r.res.LiveAfter[t.name] = 0
 		}
@@ -424,7 +439,7 @@ func (r *run) finish(f finished) {
 	if p.Error != "" {
 		r.res.LastError[t.name] = p.Error
 	}
-	if !r.res.Stopped && p.Phase == PhaseLive && r.w.Judge(p) {
+	if !r.res.Stopped && p.Phase == PhaseLive && r.w.Judge != nil && r.w.Judge(p) {
 		r.res.Stopped = true
 		r.done = true
 	}
@@ -497,7 +512,7 @@ func (r *run) classify(t *target, p *Probe) {
 		}
 	}
 	p.Phase = PhaseLive
-	if w.VersionAware && !p.VersionMatch && p.Answered {
+	if w.VersionAware && !p.VersionMatch && p.Answered && !t.steady {
 		msg := fmt.Sprintf("answered by version %s, expected %s", versionName(p.Version), w.Want)
 		if p.Failed {
 			msg = p.Error + "; " + msg
@@ -563,6 +578,10 @@ func (r *run) emit(n int) {
 	}
 	rd.Probes = probes
 	r.res.Rounds++
+	if r.w.JudgeRound != nil && !r.res.Stopped && r.ctx.Err() == nil && r.w.JudgeRound(*rd) {
+		r.res.Stopped = true
+		r.done = true
+	}
 	if r.w.OnRound != nil {
 		r.w.OnRound(*rd)
 	}

@@ -338,3 +338,62 @@ func TestWatchLook(t *testing.T) {
 		}
 	})
 }
+
+// A steady URL (a canary's control) counts from its first probe, is never
+// given up on for not coming up, and its version is not checked; the other
+// URLs keep their startup grace and version check.
+func TestWatchSteadyURLs(t *testing.T) {
+	t.Parallel()
+	c := clock.NewStep(time.Unix(0, 0))
+	w := newWatch(c, map[string][]string{
+		"http://canary/h": {"old", "ok", "ok", "old", "ok"},
+		"http://stable/h": {"fail", "fail", "fail", "fail", "old"},
+	}, "http://canary/h", "http://stable/h")
+	w.VersionAware = true
+	w.Steady = []bool{false, true}
+	byURL := map[string][]Probe{}
+	w.Record = func(p Probe) { byURL[p.URL] = append(byURL[p.URL], p) }
+	res := w.Run(context.Background())
+	if len(res.NotLive) != 0 || res.Stopped {
+		t.Fatalf("NotLive %v, Stopped %v", res.NotLive, res.Stopped)
+	}
+	if got := phases(byURL["http://canary/h"]); got != "s..F......" {
+		t.Errorf("canary phases = %q", got)
+	}
+	// The control's failures count from the first probe, and its old
+	// version is no failure.
+	if got := phases(byURL["http://stable/h"]); got != "FFFF......" {
+		t.Errorf("control phases = %q", got)
+	}
+	if res.LiveAfter["http://stable/h"] != 0 {
+		t.Errorf("LiveAfter = %v", res.LiveAfter)
+	}
+}
+
+// JudgeRound sees each round whole, every URL's probe of it, once all have
+// ended; true ends the watch there.
+func TestWatchJudgeRound(t *testing.T) {
+	t.Parallel()
+	c := clock.NewStep(time.Unix(0, 0))
+	w := newWatch(c, map[string][]string{"http://a/h": {"ok"}, "http://b/h": {"ok", "ok", "ok", "fail"}}, "http://a/h", "http://b/h")
+	w.Judge = nil
+	var seen []string
+	w.JudgeRound = func(r Round) bool {
+		var s []string
+		for _, p := range r.Probes {
+			s = append(s, p.URL+map[bool]string{true: "F", false: "."}[p.Failed])
+		}
+		seen = append(seen, strings.Join(s, " "))
+		return r.Probes[1].Failed
+	}
+	rounds := 0
+	w.OnRound = func(Round) { rounds++ }
+	res := w.Run(context.Background())
+	want := []string{"http://a/h. http://b/h.", "http://a/h. http://b/h.", "http://a/h. http://b/h.", "http://a/h. http://b/hF"}
+	if !slices.Equal(seen, want) || !res.Stopped || rounds != 4 {
+		t.Fatalf("rounds judged %q, stopped %v, OnRound %d times; want %q, stopped", seen, res.Stopped, rounds, want)
+	}
+	if res.Elapsed() != 350*time.Millisecond {
+		t.Errorf("elapsed %s, want 350ms (round 4's last probe)", res.Elapsed())
+	}
+}
