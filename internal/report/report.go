@@ -22,8 +22,10 @@ type Run struct {
 	// Phases are the phases the run went through, in order.
 	Phases []run.Phase `json:"phases,omitempty"`
 	// StoppedIn is the phase a cancelled run stopped in.
-	StoppedIn      run.Phase   `json:"stopped_in,omitempty"`
-	Environment    string      `json:"environment"`
+	StoppedIn   run.Phase `json:"stopped_in,omitempty"`
+	Environment string    `json:"environment"`
+	// Stage is how far a deploy went (deploy mode only).
+	Stage          run.Stage   `json:"stage,omitempty"`
 	SHA            string      `json:"sha"`
 	PreviousSHA    string      `json:"previous_sha,omitempty"`
 	PreviousSource string      `json:"previous_source,omitempty"`
@@ -33,11 +35,13 @@ type Run struct {
 	Start          time.Time   `json:"start"`
 	End            time.Time   `json:"end"`
 
-	Deploy        *Step  `json:"deploy,omitempty"`
-	Baseline      *Watch `json:"baseline,omitempty"`
-	Watch         *Watch `json:"watch,omitempty"`
-	Rollback      *Step  `json:"rollback,omitempty"`
-	RollbackWatch *Watch `json:"rollback_watch,omitempty"`
+	// Canary is the canary stage, when the deploy had one.
+	Canary        *Canary `json:"canary,omitempty"`
+	Deploy        *Step   `json:"deploy,omitempty"`
+	Baseline      *Watch  `json:"baseline,omitempty"`
+	Watch         *Watch  `json:"watch,omitempty"`
+	Rollback      *Step   `json:"rollback,omitempty"`
+	RollbackWatch *Watch  `json:"rollback_watch,omitempty"`
 
 	// Notes explain choices the run made (e.g. why nothing was rolled back).
 	Notes []string `json:"notes,omitempty"`
@@ -148,11 +152,12 @@ type Output struct{ Name, Value string }
 // Outputs returns the step outputs of a run, in action.yml's order.
 func Outputs(r *Run, reportPath string) []Output {
 	var s Stats
-	if r.Watch != nil {
-		s = r.Watch.Stats
+	w := judged(r)
+	if w != nil {
+		s = w.Stats
 	}
 	detected := ""
-	if d := r.Watch.DetectedAfter(); d > 0 {
+	if d := w.DetectedAfter(); d > 0 {
 		detected = strconv.FormatFloat(d.Seconds(), 'f', 2, 64)
 	}
 	deployment := ""
@@ -161,6 +166,7 @@ func Outputs(r *Run, reportPath string) []Output {
 	}
 	return []Output{
 		{"verdict", string(r.Verdict)},
+		{"stage", string(r.Stage)},
 		{"sha", r.SHA},
 		{"previous-sha", r.PreviousSHA},
 		{"rolled-back", strconv.FormatBool(r.RolledBack)},
@@ -225,6 +231,15 @@ func JSON(r *Run) ([]byte, error) {
 		Confidence       float64  `json:"confidence"`
 		BaselineRate     *float64 `json:"baseline_error_rate,omitempty"`
 		BaselineMS       *float64 `json:"baseline_latency_ms,omitempty"`
+		Control          *struct {
+			Judged    int64    `json:"judged"`
+			Bad       int64    `json:"bad"`
+			ErrorRate float64  `json:"error_rate"`
+			LatencyMS *float64 `json:"latency_ms,omitempty"`
+			Margin    float64  `json:"margin"`
+			Ratio     float64  `json:"likelihood_ratio"`
+			Bound     float64  `json:"bound"`
+		} `json:"control,omitempty"`
 	}
 	type watch struct {
 		*Watch
@@ -268,6 +283,20 @@ func JSON(r *Run) ([]byte, error) {
 				rate := e.BaselineErrorRate
 				ev.BaselineRate, ev.BaselineMS = &rate, msPtr(e.BaselineLatency)
 			}
+			if c := e.Canary; c != nil {
+				ev.Control = &struct {
+					Judged    int64    `json:"judged"`
+					Bad       int64    `json:"bad"`
+					ErrorRate float64  `json:"error_rate"`
+					LatencyMS *float64 `json:"latency_ms,omitempty"`
+					Margin    float64  `json:"margin"`
+					Ratio     float64  `json:"likelihood_ratio"`
+					Bound     float64  `json:"bound"`
+				}{c.ControlJudged, c.ControlBad, c.ControlErrorRate, nil, c.Margin, math.Round(c.Ratio*100) / 100, c.Bound}
+				if c.ControlLatency > 0 {
+					ev.Control.LatencyMS = msPtr(c.ControlLatency)
+				}
+			}
 			out.Evidence = ev
 		}
 		if a := w.Aggregates; a != nil {
@@ -285,13 +314,23 @@ func JSON(r *Run) ([]byte, error) {
 		}
 		return out
 	}
+	type canary struct {
+		*Canary
+		Watch   *watch `json:"watch,omitempty"`
+		Control *watch `json:"control,omitempty"`
+	}
+	var c *canary
+	if r.Canary != nil {
+		c = &canary{r.Canary, conv(r.Canary.Watch), conv(r.Canary.Control)}
+	}
 	doc := struct {
 		Tool string `json:"tool"`
 		*Run
-		Baseline      *watch `json:"baseline,omitempty"`
-		Watch         *watch `json:"watch,omitempty"`
-		RollbackWatch *watch `json:"rollback_watch,omitempty"`
-	}{"immune", r, conv(r.Baseline), conv(r.Watch), conv(r.RollbackWatch)}
+		Canary        *canary `json:"canary,omitempty"`
+		Baseline      *watch  `json:"baseline,omitempty"`
+		Watch         *watch  `json:"watch,omitempty"`
+		RollbackWatch *watch  `json:"rollback_watch,omitempty"`
+	}{"immune", r, c, conv(r.Baseline), conv(r.Watch), conv(r.RollbackWatch)}
 	return json.MarshalIndent(doc, "", "  ")
 }
 

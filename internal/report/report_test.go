@@ -67,18 +67,25 @@ func links() Links {
 	}
 }
 
+// canaryLinks are a canary run's links: no rollback deployment.
+func canaryLinks() Links {
+	l := links()
+	l.RollbackDeployment = ""
+	return l
+}
+
 func runs() map[string]*Run {
 	deploy := &Step{SHA: newSHA, Start: t0, End: t0.Add(12 * time.Second)}
 	watchStart := t0.Add(12 * time.Second)
 	healthy := &Run{
-		Mode: "deploy", Environment: "production", SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
+		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
 		Verdict: run.Healthy, Reason: "1 of 12 probes failed (8.3%), above the allowed 5% but not with 99% confidence over so few probes; p95 latency 61ms",
 		Start: t0, End: watchStart.Add(time.Minute), Deploy: deploy, Links: links(), DeploymentID: 1000002,
 		Watch:    watchOf(newSHA, watchStart, time.Minute, "....x.......", run.Healthy, "", false, 40, 42, 38, 61, 45),
 		Warnings: []string{"1 of 12 probes failed (8.3%), above the allowed 5%; not enough evidence to call it a regression"},
 	}
 	rolledBack := &Run{
-		Mode: "deploy", Environment: "production", SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
+		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
 		Verdict: run.RolledBack, RolledBack: true,
 		Reason: "on https://shop.example.com/healthz, 9 of 12 probes failed (75%); the failure rate is above the allowed 5% with 99% confidence (the sequential test's limit after 12 probes is 4)",
 		Start:  t0, Deploy: deploy, Links: links(), DeploymentID: 1000002,
@@ -88,7 +95,7 @@ func runs() map[string]*Run {
 	}
 	rolledBack.Watch.Stats = StatsOf(rolledBack.Watch.Probes)
 	failed := &Run{
-		Mode: "deploy", Environment: "production", SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "the state file",
+		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "the state file",
 		Verdict: run.RollbackFailed, RolledBack: true,
 		Reason: "3 probes in a row failed on https://shop.example.com/healthz",
 		Start:  t0, Deploy: deploy, Links: Links{Run: "https://github.com/octo-org/shop/actions/runs/7412345678"},
@@ -114,7 +121,7 @@ func runs() map[string]*Run {
 		Verdict: run.Healthy, Reason: "metric http-errors: 0 of 2750 requests failed (0%), within the allowed 1%; metric p99: worst 0.1 in 12 looks, within its max of 0.3"}
 	mRollback.Metrics = metricWatches(watchStart.Add(60*time.Second), 12, 0, false)
 	metricsRolledBack := &Run{
-		Mode: "deploy", Environment: "production", SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
+		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
 		Verdict: run.RolledBack, RolledBack: true, Reason: mWatch.Reason,
 		Start: t0, Deploy: deploy, Links: links(), DeploymentID: 1000002, Watch: mWatch,
 		Rollback:      &Step{SHA: goodSHA, Start: watchStart.Add(50 * time.Second), End: watchStart.Add(60 * time.Second)},
@@ -125,12 +132,65 @@ func runs() map[string]*Run {
 	iWatch.Metrics = metricWatches(watchStart, 12, 0, false)
 	iWatch.Metrics[0].Requests, iWatch.Metrics[0].Inconclusive = 12, "metric http-errors counted 12 requests over the watch, fewer than min-requests (20): too few to clear the build"
 	inconclusive := &Run{
-		Mode: "deploy", Environment: "production", SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
+		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
 		Verdict: run.Inconclusive, Reason: iWatch.Reason, Start: t0, Deploy: deploy, Links: links(), DeploymentID: 1000002, Watch: iWatch,
 	}
 	inconclusive.Links.RollbackDeployment = ""
+	canaryStep := &Step{SHA: newSHA, Start: t0, End: t0.Add(6 * time.Second)}
+	canaryStart := t0.Add(6 * time.Second)
+	removed := &Run{
+		Mode: "deploy", Environment: "production", Stage: run.StageCanary, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
+		Verdict: run.RolledBack, RolledBack: true,
+		Reason: "the canary failed 7 of 14 probes (50%), the control 0 of 14 (0%) in the same rounds; the canary's failure rate is more than 5 points above the control's with 99% confidence (the two-sample test's likelihood ratio is 233, at least 100)",
+		Start:  t0, Links: canaryLinks(), DeploymentID: 1000002,
+		Canary: &Canary{
+			Deploy:  canaryStep,
+			Watch:   watchOf(newSHA, canaryStart, 5*time.Minute, "s..x.xx..xx.x.x", run.Regressed, "", true, 40, 45, 52),
+			Control: watchOf(goodSHA, canaryStart, 5*time.Minute, "..............", "", "", false, 38, 41),
+			Series:  series(15, 1, "s..x.xx..xx.x.x", "s.............."),
+			Removal: &Step{SHA: goodSHA, Start: canaryStart.Add(75 * time.Second), End: canaryStart.Add(79 * time.Second)},
+		},
+	}
+	promoted := &Run{
+		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
+		Verdict: run.Healthy, Reason: "0 of 12 probes failed (0%), within the allowed 5%; p95 latency 44ms",
+		Start: t0, Deploy: &Step{SHA: newSHA, Start: t0.Add(70 * time.Second), End: t0.Add(80 * time.Second)}, Links: canaryLinks(), DeploymentID: 1000003,
+		Canary: &Canary{
+			Deploy:   canaryStep,
+			Watch:    watchOf(newSHA, canaryStart, 5*time.Minute, "............", run.Healthy, "", false, 40, 45),
+			Control:  watchOf(goodSHA, canaryStart, 5*time.Minute, "....x.......", "", "", false, 38, 41),
+			Series:   series(12, 1, "............", "....x......."),
+			Promoted: true, Early: true,
+		},
+		Watch: watchOf(newSHA, t0.Add(80*time.Second), time.Minute, "............", run.Healthy, "", false, 39, 44),
+	}
 	return map[string]*Run{"healthy": healthy, "rolled-back": rolledBack, "rollback-failed": failed, "gate-stopped": gate,
-		"metrics-rolled-back": metricsRolledBack, "inconclusive": inconclusive}
+		"metrics-rolled-back": metricsRolledBack, "inconclusive": inconclusive,
+		"canary-removed": removed, "canary-promoted": promoted}
+}
+
+// series is a canary's chart data: one round per 5s, the canary's probe
+// failing where canary has an "x", each of controls control probes where
+// control has one.
+func series(rounds, controls int, canary, control string) *CanarySeries {
+	s := &CanarySeries{}
+	for i := range rounds {
+		p := CanaryPoint{Elapsed: time.Duration(i) * 5 * time.Second, Canary: 1, Control: controls}
+		if canary[i] == 'x' {
+			p.CanaryFailed = 1
+		}
+		if canary[i] == 's' {
+			p.Canary = 0
+		}
+		if control[i] == 'x' {
+			p.ControlFailed = 1
+		}
+		if control[i] == 's' {
+			p.Control = 0
+		}
+		s.Add(p)
+	}
+	return s
 }
 
 // metricWatches are a watch's metrics: http-errors (a rate, 1% allowed)
@@ -273,6 +333,46 @@ func TestJSONReportHasEveryProbe(t *testing.T) {
 	}
 	if doc.Watch.DetectedAfter != rb.Watch.DetectedAfter().Seconds() {
 		t.Errorf("detected_after_seconds = %v", doc.Watch.DetectedAfter)
+	}
+}
+
+// The canary's series stays bounded however long the watch, and keeps
+// every count.
+func TestCanarySeriesIsBounded(t *testing.T) {
+	s := &CanarySeries{}
+	for i := range 100000 {
+		s.Add(CanaryPoint{Elapsed: time.Duration(i) * time.Second, Canary: 1, CanaryFailed: i % 2, Control: 3})
+	}
+	canary, failed, control := 0, 0, 0
+	for _, p := range s.Points {
+		canary, failed, control = canary+p.Canary, failed+p.CanaryFailed, control+p.Control
+	}
+	if len(s.Points) > maxSeries || canary != 100000 || failed != 50000 || control != 300000 || s.Points[1].Elapsed != time.Duration(s.Per)*time.Second {
+		t.Errorf("%d points of %d rounds: %d canary probes, %d failed, %d control; second point at %s", len(s.Points), s.Per, canary, failed, control, s.Points[1].Elapsed)
+	}
+}
+
+// The JSON report has both tracks of a canary, each probe, and the
+// evidence's control numbers.
+func TestJSONReportHasTheCanary(t *testing.T) {
+	r := runs()["canary-removed"]
+	data, err := JSON(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Stage  string `json:"stage"`
+		Canary struct {
+			Watch   struct{ Probes []json.RawMessage } `json:"watch"`
+			Control struct{ Probes []json.RawMessage } `json:"control"`
+			Removal struct{ SHA string }               `json:"removal"`
+		} `json:"canary"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Stage != "canary" || len(doc.Canary.Watch.Probes) != 15 || len(doc.Canary.Control.Probes) != 14 || doc.Canary.Removal.SHA != goodSHA {
+		t.Errorf("report = %+v", doc)
 	}
 }
 

@@ -13,6 +13,9 @@ import (
 
 // headline says the verdict in one line.
 func headline(r *Run) (icon, text string) {
+	if icon, text, ok := canaryHeadline(r); ok {
+		return icon, text
+	}
 	short, env := sha.Short(r.SHA), r.Environment
 	if short == "" {
 		short = "what runs" // a watch without a commit
@@ -76,6 +79,7 @@ func Summary(r *Run) string {
 		fmt.Fprintf(&b, "**Why:** %s\n\n", r.Reason)
 	}
 	if r.Mode != "gate" {
+		writeCanaryChart(&b, r)
 		writeChart(&b, r)
 		writeMetrics(&b, r)
 	}
@@ -107,6 +111,7 @@ func writeTable(b *strings.Builder, r *Run) {
 		}
 		row("Previous SHA", prev)
 	}
+	canaryRows(r, row)
 	if r.Deploy != nil && r.Deploy.Error != "" {
 		row("Deploy command", "failed: "+r.Deploy.Error)
 	}
@@ -125,7 +130,7 @@ func writeTable(b *strings.Builder, r *Run) {
 		}
 		row("Detected after", detected)
 	}
-	if r.Mode != "rollback" {
+	if r.Mode != "rollback" && (r.Stage != run.StageCanary || r.Canary == nil || r.Canary.Removal == nil) {
 		row("Rollback", rollbackResult(r))
 	}
 	if r.Links.Deployment != "" {
@@ -342,6 +347,7 @@ func Text(r *Run) string {
 	if r.Reason != "" {
 		fmt.Fprintf(&b, "  why       %s\n", r.Reason)
 	}
+	canaryText(&b, r)
 	if w := r.Watch; w != nil {
 		fmt.Fprintf(&b, "  watched   %s: %d probes, %d failed (%s), p50 %s, p95 %s", sha.Short(w.SHA), w.Stats.Probes, w.Stats.Failed, pctOf(w.Stats.ErrorRate), FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95))
 		if d := w.DetectedAfter(); d > 0 {
@@ -352,7 +358,7 @@ func Text(r *Run) string {
 			fmt.Fprintf(&b, "  metric    %s (%s): %s; %s looks\n", m.Name, m.Kind, MetricLine(m), noDataText(m))
 		}
 	}
-	if r.RolledBack {
+	if r.RolledBack && r.Stage != run.StageCanary {
 		fmt.Fprintf(&b, "  rollback  %s\n", strings.ReplaceAll(rollbackResult(r), "`", ""))
 	}
 	for _, n := range r.Notes {

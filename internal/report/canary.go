@@ -1,0 +1,209 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/sha"
+)
+
+// Canary is what a canary stage did: the canary command, the watch of the
+// canary against its control in the same rounds, and, when it regressed,
+// its removal.
+type Canary struct {
+	Deploy *Step `json:"deploy,omitempty"`
+	// Watch is the canary's side of the watch: its probes, the verdict,
+	// the reason and the evidence (which holds the control's numbers).
+	Watch *Watch `json:"-"`
+	// Control is the control's side: its probes and stats (no verdict of
+	// its own).
+	Control *Watch `json:"-"`
+	// Series is both tracks round by round (merged in pairs past a cap),
+	// for the chart.
+	Series *CanarySeries `json:"-"`
+	// Promoted reports that the canary passed, Early that it did before
+	// canary-duration (canary-promote-early).
+	Promoted bool `json:"promoted"`
+	Early    bool `json:"promoted_early,omitempty"`
+	// Removal is the canary-rollback-command's run, when the canary
+	// regressed.
+	Removal *Step `json:"removal,omitempty"`
+}
+
+// CanaryPoint is one round of both tracks (or several, merged).
+type CanaryPoint struct {
+	Elapsed                       time.Duration // from the watch's start to the first round's start
+	Canary, CanaryFailed          int
+	Control, ControlFailed        int
+	CanarySlowest, ControlSlowest time.Duration
+}
+
+// CanarySeries keeps both tracks' counts per round in bounded memory: past
+// maxSeries points, neighbours are merged in pairs and later rounds go
+// into points twice as wide.
+type CanarySeries struct {
+	Points []CanaryPoint
+	Per    int // rounds per point
+	fill   int // rounds in the last point
+}
+
+const maxSeries = 512
+
+// Add adds one round.
+func (s *CanarySeries) Add(p CanaryPoint) {
+	if s.Per == 0 {
+		s.Per = 1
+	}
+	if n := len(s.Points); n > 0 && s.fill < s.Per {
+		s.Points[n-1] = merge(s.Points[n-1], p)
+		s.fill++
+		return
+	}
+	if len(s.Points) == maxSeries {
+		half := s.Points[:0]
+		for i := 0; i+1 < len(s.Points); i += 2 {
+			half = append(half, merge(s.Points[i], s.Points[i+1]))
+		}
+		s.Points, s.Per = half, 2*s.Per
+	}
+	s.Points = append(s.Points, p)
+	s.fill = 1
+}
+
+func merge(a, b CanaryPoint) CanaryPoint {
+	return CanaryPoint{
+		Elapsed: a.Elapsed, Canary: a.Canary + b.Canary, CanaryFailed: a.CanaryFailed + b.CanaryFailed,
+		Control: a.Control + b.Control, ControlFailed: a.ControlFailed + b.ControlFailed,
+		CanarySlowest: max(a.CanarySlowest, b.CanarySlowest), ControlSlowest: max(a.ControlSlowest, b.ControlSlowest),
+	}
+}
+
+// canaryHeadline says how a run that ended in the canary stage went; ok is
+// false for the runs whose headline does not depend on the stage.
+func canaryHeadline(r *Run) (icon, text string, ok bool) {
+	if r.Stage != run.StageCanary || r.Canary == nil {
+		return "", "", false
+	}
+	short, env := sha.Short(r.SHA), r.Environment
+	switch r.Verdict {
+	case run.RolledBack:
+		return "⏪", fmt.Sprintf("%s regressed as a canary on %s and the canary was removed; the rest of the fleet never ran it", short, env), true
+	case run.RollbackFailed:
+		return "🚨", fmt.Sprintf("%s regressed as a canary on %s and removing the canary failed: the canary may still run %s", short, env, short), true
+	case run.Regressed:
+		return "❌", fmt.Sprintf("%s regressed as a canary on %s; the rest of the fleet never ran it", short, env), true
+	}
+	return "", "", false
+}
+
+// canaryRows adds the canary's rows to the summary's table.
+func canaryRows(r *Run, row func(k, v string)) {
+	c := r.Canary
+	if c == nil {
+		return
+	}
+	if c.Deploy != nil && c.Deploy.Error != "" {
+		row("Canary command", "failed: "+c.Deploy.Error)
+	}
+	if w := c.Watch; w != nil {
+		verdict := "regressed"
+		switch {
+		case c.Promoted && c.Early:
+			verdict = "✅ promoted early"
+		case c.Promoted:
+			verdict = "✅ passed"
+		case w.Verdict == run.Cancelled:
+			verdict = "🛑 cancelled"
+		}
+		detail := fmt.Sprintf("%s after %s: %d of %d probes failed (%s)", verdict, FormatDuration(w.End.Sub(w.Start)), w.Stats.Failed, w.Stats.Probes, pctOf(w.Stats.ErrorRate))
+		if ctl := c.Control; ctl != nil {
+			detail += fmt.Sprintf("; the control %d of %d (%s)", ctl.Stats.Failed, ctl.Stats.Probes, pctOf(ctl.Stats.ErrorRate))
+		}
+		row("Canary", detail)
+		if ctl := c.Control; ctl != nil {
+			row("Canary latency", fmt.Sprintf("p50 %s · p95 %s, the control p50 %s · p95 %s",
+				FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95), FormatDuration(ctl.Stats.P50), FormatDuration(ctl.Stats.P95)))
+		}
+	}
+	if c.Removal != nil {
+		removal := "✅ removed"
+		if c.Removal.Error != "" {
+			removal = "🚨 the removal failed: " + c.Removal.Error
+		}
+		row("Canary removal", removal)
+	}
+}
+
+// writeCanaryChart draws both tracks' failed probes per round.
+func writeCanaryChart(b *strings.Builder, r *Run) {
+	if r.Canary == nil || r.Canary.Series == nil || len(r.Canary.Series.Points) == 0 {
+		return
+	}
+	s := r.Canary.Series
+	per := max((len(s.Points)+maxColumns-1)/maxColumns, 1)
+	var labels, canary, control []string
+	for i := 0; i < len(s.Points); i += per {
+		p := s.Points[i]
+		for _, q := range s.Points[i+1 : min(i+per, len(s.Points))] {
+			p = merge(p, q)
+		}
+		label := "canary"
+		if i > 0 {
+			label = "+" + FormatDuration(p.Elapsed.Round(10*time.Millisecond))
+		}
+		labels = append(labels, strconv.Quote(label))
+		canary = append(canary, share(p.CanaryFailed, p.Canary))
+		control = append(control, share(p.ControlFailed, p.Control))
+	}
+	b.WriteString("```mermaid\nxychart-beta\n")
+	b.WriteString("  title \"Failed probes (%): the canary (bars) against the control, the stable fleet (line), in the same rounds\"\n")
+	fmt.Fprintf(b, "  x-axis [%s]\n", strings.Join(labels, ", "))
+	b.WriteString("  y-axis \"failed (%)\" 0 --> 100\n")
+	fmt.Fprintf(b, "  bar [%s]\n", strings.Join(canary, ", "))
+	fmt.Fprintf(b, "  line [%s]\n", strings.Join(control, ", "))
+	b.WriteString("```\n\n")
+}
+
+func share(bad, n int) string {
+	if n == 0 {
+		return "0"
+	}
+	return strconv.FormatFloat(math.Round(1000*float64(bad)/float64(n))/10, 'f', -1, 64)
+}
+
+// judged is the watch whose numbers the outputs carry: the full watch, or
+// the canary's when the run ended in the canary stage.
+func judged(r *Run) *Watch {
+	if r.Watch == nil && r.Stage == run.StageCanary && r.Canary != nil {
+		return r.Canary.Watch
+	}
+	return r.Watch
+}
+
+// canaryText is the canary's line of the plain-text report.
+func canaryText(b *strings.Builder, r *Run) {
+	c := r.Canary
+	if c == nil || c.Watch == nil {
+		return
+	}
+	w := c.Watch
+	fmt.Fprintf(b, "  canary    %s: %d probes, %d failed (%s)", sha.Short(w.SHA), w.Stats.Probes, w.Stats.Failed, pctOf(w.Stats.ErrorRate))
+	if ctl := c.Control; ctl != nil {
+		fmt.Fprintf(b, "; control %d probes, %d failed (%s)", ctl.Stats.Probes, ctl.Stats.Failed, pctOf(ctl.Stats.ErrorRate))
+	}
+	switch {
+	case c.Promoted && c.Early:
+		b.WriteString("; promoted early")
+	case c.Promoted:
+		b.WriteString("; promoted")
+	case c.Removal != nil && c.Removal.Error == "":
+		b.WriteString("; removed")
+	case c.Removal != nil:
+		b.WriteString("; removal failed")
+	}
+	b.WriteString("\n")
+}
