@@ -98,7 +98,8 @@ type runner struct {
 	rollbackStarted      bool   // the rollback command was started
 	wasSuperseded        bool   // a newer deploy kept this regression from being rolled back
 
-	tell *teller // what people are told (tell.go)
+	tell   *teller // what people are told (tell.go)
+	canary canaryStage
 }
 
 // plan maps each phase of a mode to the function that runs it; each returns
@@ -138,15 +139,22 @@ func (r *runner) run(ctx context.Context) (code int) {
 	r.warnLoopback()
 	switch cfg.Mode {
 	case config.ModeDeploy:
+		r.out.Stage = run.StageFull
+		if r.hasCanary() {
+			r.out.Stage = run.StageCanary
+		}
 		r.drive(ctx, plan{
-			run.Validate: r.validateDeploy,
-			run.Baseline: r.baseline,
-			run.Deploy:   r.deployPhase,
-			run.Watch:    r.watchPhase,
-			run.Decide:   r.decide,
-			run.Rollback: r.rollbackPhase,
-			run.Confirm:  r.confirm,
-			run.Record:   r.recordDeploy,
+			run.Validate:       r.validateDeploy,
+			run.Baseline:       r.baseline,
+			run.CanaryDeploy:   r.canaryDeploy,
+			run.CanaryWatch:    r.canaryWatch,
+			run.CanaryRollback: r.canaryRollback,
+			run.Deploy:         r.deployPhase,
+			run.Watch:          r.watchPhase,
+			run.Decide:         r.decide,
+			run.Rollback:       r.rollbackPhase,
+			run.Confirm:        r.confirm,
+			run.Record:         r.recordDeploy,
 		})
 	case config.ModeWatch:
 		r.drive(ctx, plan{
@@ -323,6 +331,9 @@ func (r *runner) deploymentsURL() string {
 func (r *runner) ownDeployment() (ghapi.Deployment, bool) {
 	if r.cfg.Mode == config.ModeRollback {
 		return r.rollbackDep.Known()
+	}
+	if r.dep == nil {
+		return r.canary.dep.Known()
 	}
 	return r.dep.Known()
 }

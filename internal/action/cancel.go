@@ -38,6 +38,8 @@ func (r *runner) abort(ctx context.Context, ph run.Phase, v run.Verdict, code in
 	r.out.StoppedIn = ph
 	r.end(v, code, fmt.Sprintf("%s during the %s phase: %s", what, ph, r.production(ph)))
 	switch {
+	case r.canary.open:
+		r.closeCanary(recorder.StateError, desc)
 	case r.rollbackDep != nil && !r.rollbackStarted:
 		r.rec.SetStatus(r.rollbackDep, recorder.StateError, recorder.NotDeployed+desc)
 	case r.rollbackDep != nil:
@@ -58,6 +60,9 @@ func (r *runner) abort(ctx context.Context, ph run.Phase, v run.Verdict, code in
 
 // production says what production runs after a cancel in phase ph.
 func (r *runner) production(ph run.Phase) string {
+	if msg, ok := r.canaryProduction(ph); ok {
+		return msg
+	}
 	env, sh, target := r.cfg.Environment, sha.Short(r.cfg.SHA), sha.Short(r.target)
 	switch r.cfg.Mode {
 	case config.ModeWatch:

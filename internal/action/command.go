@@ -17,6 +17,12 @@ import (
 
 // runCommand runs a deploy or rollback command inside a log group.
 func (r *runner) runCommand(ctx context.Context, verb, script string, req deploy.Request) *report.Step {
+	return r.runCommandAs(ctx, fmt.Sprintf("%s %s to %s", verb, sha.Short(req.SHA), req.Environment), verb+" of "+sha.Short(req.SHA), script, req)
+}
+
+// runCommandAs runs a command inside a log group with the given title; what
+// names it in the lines that say how it ended.
+func (r *runner) runCommandAs(ctx context.Context, title, what, script string, req deploy.Request) *report.Step {
 	step := &report.Step{SHA: req.SHA, Start: r.d.Clock.Now()}
 	// The command's output is text immune does not control: escaped line
 	// by line, and its last line ended before the group is.
@@ -33,7 +39,7 @@ func (r *runner) runCommand(ctx context.Context, verb, script string, req deploy
 	if r.d.Deployer != nil {
 		d = r.d.Deployer(script)
 	}
-	r.log.Group(fmt.Sprintf("%s %s to %s", verb, sha.Short(req.SHA), req.Environment))
+	r.log.Group(title)
 	err := d.Deploy(ctx, req)
 	output.Close()
 	r.log.EndGroup()
@@ -41,9 +47,9 @@ func (r *runner) runCommand(ctx context.Context, verb, script string, req deploy
 	took := report.FormatDuration(step.End.Sub(step.Start))
 	if err != nil {
 		step.Error = err.Error()
-		r.log.Printf("%s of %s failed after %s: %s", verb, sha.Short(req.SHA), took, err)
+		r.log.Printf("%s failed after %s: %s", what, took, err)
 	} else {
-		r.log.Printf("%s of %s finished in %s.", verb, sha.Short(req.SHA), took)
+		r.log.Printf("%s finished in %s.", what, took)
 	}
 	return step
 }

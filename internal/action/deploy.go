@@ -45,7 +45,7 @@ func (r *runner) validateDeploy(ctx context.Context) run.Phase {
 	if r.cfg.BaselineDuration > 0 {
 		return run.Baseline
 	}
-	return run.Deploy
+	return r.firstDeploy()
 }
 
 // resolveSHA makes cfg.SHA a full commit id when GitHub can say which
@@ -107,7 +107,7 @@ func (r *runner) rollbackTarget(ctx context.Context) (commit, source string) {
 // baseline probes the current production, to judge the new build against.
 func (r *runner) baseline(ctx context.Context) run.Phase {
 	r.base = r.baselineEngine(ctx, r.target)
-	return run.Deploy
+	return r.firstDeploy()
 }
 
 // deployPhase records the deployment and runs the deploy command.
@@ -115,8 +115,7 @@ func (r *runner) deployPhase(ctx context.Context) run.Phase {
 	cfg := r.cfg
 	p := r.payload()
 	p.PreviousSHA = r.target
-	dep, waited, ok := r.startDeployment(ctx, recorder.TaskDeploy, cfg.SHA, p, cfg.StartupTimeout+cfg.Duration,
-		"immune is deploying and watching "+sha.Short(cfg.SHA))
+	dep, waited, ok := r.openDeployment(ctx, p, "immune is deploying and watching "+sha.Short(cfg.SHA))
 	r.dep = dep
 	if !ok || ctx.Err() != nil {
 		return run.Done
@@ -128,8 +127,9 @@ func (r *runner) deployPhase(ctx context.Context) run.Phase {
 	r.setPending(cfg.SHA, fmt.Sprintf("watching %s on %s", sha.Short(cfg.SHA), cfg.Environment))
 
 	r.deployStarted = true
+	r.out.Stage = run.StageFull
 	step := r.runCommand(ctx, "Deploy", cfg.DeployCommand, deploy.Request{
-		SHA: cfg.SHA, PreviousSHA: r.target, Environment: cfg.Environment, Reason: deploy.ReasonDeploy,
+		SHA: cfg.SHA, PreviousSHA: r.target, Environment: cfg.Environment, Reason: deploy.ReasonDeploy, Stage: string(run.StageFull),
 	})
 	r.out.Deploy = step
 	if ctx.Err() != nil {
@@ -265,7 +265,7 @@ func (r *runner) rollbackPhase(ctx context.Context) run.Phase {
 	r.rec.SetStatus(r.dep, recorder.StateFailure, "regressed: "+r.why)
 	r.rollbackStarted = true
 	step := r.runCommand(ctx, "Roll back", cfg.RollbackCommand, deploy.Request{
-		SHA: r.target, PreviousSHA: cfg.SHA, Environment: cfg.Environment, Reason: deploy.ReasonRollback,
+		SHA: r.target, PreviousSHA: cfg.SHA, Environment: cfg.Environment, Reason: deploy.ReasonRollback, Stage: string(run.StageFull),
 	})
 	r.out.Rollback, r.out.RolledBack = step, true
 	if ctx.Err() != nil {
@@ -307,6 +307,9 @@ func (r *runner) confirm(ctx context.Context) run.Phase {
 func (r *runner) recordDeploy(ctx context.Context) run.Phase {
 	defer r.tellRecord()
 	cfg := r.cfg
+	if r.out.Stage == run.StageCanary {
+		return r.recordCanary()
+	}
 	switch r.out.Verdict {
 	case run.Healthy:
 		desc := "healthy: " + shortHealthy(r.out.Watch)

@@ -121,6 +121,9 @@ type machine struct {
 	afterHook func(d time.Duration)
 	// beforeRequest, when set, sees every request to GitHub first.
 	beforeRequest func(*http.Request)
+	// deployer and probe, when set, replace the world's.
+	deployer deploy.Deployer
+	probe    func(ctx context.Context, url, want string) health.Probe
 }
 
 // hookedTransport lets a test act just before GitHub gets a request.
@@ -223,11 +226,19 @@ func (m *machine) run() result {
 		m.t.Fatal(err)
 	}
 	gha := githubactions.New(githubactions.WithGetenv(getenv), githubactions.WithWriter(&m.log))
+	var deployer deploy.Deployer = m.world
+	if m.deployer != nil {
+		deployer = m.deployer
+	}
+	probe := m.world.Probe
+	if m.probe != nil {
+		probe = m.probe
+	}
 	d := Deps{
 		GHA: gha, Getenv: getenv, Stdout: &m.log, Clock: m.clk, GitHub: gh,
-		Deployer: func(string) deploy.Deployer { return m.world },
+		Deployer: func(string) deploy.Deployer { return deployer },
 		LockPoll: lockPoll,
-		Probe:    m.world.Probe,
+		Probe:    probe,
 		Go:       func(probe func()) { probe() },
 	}
 	if m.afterHook != nil {

@@ -134,7 +134,7 @@ func (r *runner) manualRollback(ctx context.Context) run.Phase {
 	r.setPending(r.target, fmt.Sprintf("rolling %s back to %s", cfg.Environment, sha.Short(r.target)))
 	r.rollbackStarted = true
 	step := r.runCommand(ctx, "Roll back", cfg.RollbackCommand, deploy.Request{
-		SHA: r.target, PreviousSHA: r.current, Environment: cfg.Environment, Reason: deploy.ReasonRollback,
+		SHA: r.target, PreviousSHA: r.current, Environment: cfg.Environment, Reason: deploy.ReasonRollback, Stage: string(run.StageFull),
 	})
 	r.out.Rollback, r.out.RolledBack = step, true
 	if ctx.Err() != nil {
