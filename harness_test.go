@@ -158,6 +158,7 @@ type result struct {
 	outputs map[string]string
 	summary string
 	report  map[string]any
+	ws      string // the run's workspace
 }
 
 // command is the binary with the run's environment, as the runner starts it.
@@ -184,7 +185,7 @@ func (r *actionRun) exec() result {
 		finishJob = r.job()
 	}
 	err := cmd.Run()
-	res := result{log: out.String(), outputs: map[string]string{}}
+	res := result{log: out.String(), outputs: map[string]string{}, ws: r.workspace}
 	if exit, ok := err.(*exec.ExitError); ok {
 		res.code = exit.ExitCode()
 	} else if err != nil {
