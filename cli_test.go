@@ -81,6 +81,8 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"version"}, 0, "immune "},
 		{[]string{"help"}, 0, "immune demo"},
 		{[]string{"deploy", "-h"}, 0, "-health-url"},
+		{[]string{"demo", "flight"}, 2, `immune demo: unknown act "flight"`},
+		{[]string{"deploy", "-h"}, 0, "-canary-command"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -122,7 +124,9 @@ func TestDemo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo: exit %d\n%s", code, out)
 	}
-	for _, want := range []string{"━━ Deploy v1", "Verdict: healthy", "━━ Deploy v2", "Verdict: rolled-back", "the service now runs a1f3c9e"} {
+	for _, want := range []string{"━━ Deploy v1", "Verdict: healthy", "━━ Deploy v2", "Verdict: rolled-back", "the service now runs a1f3c9e",
+		"━━ Deploy v2 (5c0ffee) with a canary", "promoted", "Verdict: rolled-back — 9badd0c regressed as a canary on production and the canary was removed",
+		"the stable instances run 5c0ffee and never ran v3"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q\n%s", want, out)
 		}

@@ -48,7 +48,8 @@ Usage:
   immune watch [flags]        watch what is deployed, no deploy
   immune rollback [flags]     roll back to --sha (or the last good deploy)
   immune gate [flags]         pass or fail a pull request while the line is stopped
-  immune demo                 a local demo: a good deploy, a bad one, detection and rollback
+  immune demo                 a local demo: a good deploy, a bad one, detection and rollback; then a canary
+  immune demo canary          the canary act alone: a shared outage is not blamed, a bad canary is removed
   immune version
 
 Flags carry the action's input names, e.g. --health-url, --deploy-command, --duration.
@@ -75,7 +76,16 @@ func (c *Command) Main(ctx context.Context) (code int) {
 	case "deploy", "watch", "rollback", "gate":
 		return c.runCLI(ctx, config.Mode(sub), c.Args[1:])
 	case "demo":
-		return demo.Run(ctx, demo.Options{Stdout: c.Stdout, HTTP: c.HTTP, Executable: c.Executable, Environ: c.Environ})
+		o := demo.Options{Stdout: c.Stdout, HTTP: c.HTTP, Executable: c.Executable, Environ: c.Environ}
+		switch act := strings.Join(c.Args[1:], " "); act {
+		case "":
+			return demo.Run(ctx, o)
+		case "canary":
+			return demo.Canary(ctx, o)
+		default:
+			fmt.Fprintf(c.Stderr, "immune demo: unknown act %q (the acts: none for all of them, or canary)\n", act)
+			return action.ExitConfig
+		}
 	case "version", "--version":
 		fmt.Fprintf(c.Stdout, "immune %s\n", version.String())
 		return action.ExitOK

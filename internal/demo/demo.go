@@ -1,6 +1,8 @@
 // Package demo runs the whole loop on this machine: a real HTTP service on
 // 127.0.0.1, a real shell command that deploys to it, a healthy v1, a v2 that
-// fails a share of its requests, the detection and the rollback.
+// fails a share of its requests, the detection and the rollback; then the
+// canary act (canary.go): a fleet with a canary, a shared outage that is not
+// the build's doing, and a bad build stopped at the canary.
 package demo
 
 import (
@@ -67,7 +69,7 @@ func Run(ctx context.Context, o Options) int {
 	fmt.Fprintf(w, "Each deploy runs a real shell command: %s\n\n", deployCommand)
 
 	run := func(sha string) int {
-		inputs := map[string]string{
+		return runDemo(ctx, o, dir, map[string]string{
 			"mode":              "deploy",
 			"sha":               sha,
 			"deploy-command":    deployCommand,
@@ -80,23 +82,7 @@ func Run(ctx context.Context, o Options) int {
 			"max-latency":       "200ms",
 			"expect-version":    "json:version",
 			"state-file":        filepath.Join(dir, "state.json"),
-		}
-		cfg, err := config.Parse(func(name string) string { return inputs[name] }, config.Env{Workspace: dir})
-		if err != nil {
-			fmt.Fprintf(w, "demo: %v\n", err)
-			return action.ExitError
-		}
-		getenv := func(string) string { return "" }
-		return action.Run(ctx, action.Deps{
-			GHA:     githubactions.New(githubactions.WithGetenv(getenv), githubactions.WithWriter(w)),
-			Getenv:  getenv,
-			Stdout:  w,
-			HTTP:    o.HTTP,
-			Clock:   clock.Real{},
-			Environ: o.Environ,
-			Plain:   true,
-			Grace:   time.Second,
-		}, cfg)
+		})
 	}
 
 	fmt.Fprintf(w, "━━ Deploy v1 (%s)\n", goodSHA[:7])
@@ -112,8 +98,29 @@ func Run(ctx context.Context, o Options) int {
 		return action.ExitRegressed
 	}
 	fmt.Fprintf(w, "That is the loop: deploy every commit, watch it, revert what regresses.\n")
-	fmt.Fprintf(w, "The JSON report of the last run (every probe) and the state file are in %s\n", filepath.Join(dir, ".immune"))
-	return action.ExitOK
+	fmt.Fprintf(w, "The JSON report of the last run (every probe) and the state file are in %s\n\n", filepath.Join(dir, ".immune"))
+	return canaryAct(ctx, o, filepath.Join(dir, "canary"))
+}
+
+// runDemo runs one deploy with the given inputs, as the CLI would.
+func runDemo(ctx context.Context, o Options, dir string, inputs map[string]string) int {
+	w := o.Stdout
+	cfg, err := config.Parse(func(name string) string { return inputs[name] }, config.Env{Workspace: dir})
+	if err != nil {
+		fmt.Fprintf(w, "demo: %v\n", err)
+		return action.ExitError
+	}
+	getenv := func(string) string { return "" }
+	return action.Run(ctx, action.Deps{
+		GHA:     githubactions.New(githubactions.WithGetenv(getenv), githubactions.WithWriter(w)),
+		Getenv:  getenv,
+		Stdout:  w,
+		HTTP:    o.HTTP,
+		Clock:   clock.Real{},
+		Environ: o.Environ,
+		Plain:   true,
+		Grace:   time.Second,
+	}, cfg)
 }
 
 // service answers /health as the build named in its release file would.
