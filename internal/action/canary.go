@@ -113,6 +113,7 @@ func (r *runner) canaryWatch(ctx context.Context) run.Phase {
 // command failed: its removal, unless auto-rollback is off.
 func (r *runner) canaryFailed() run.Phase {
 	r.log.Error(fmt.Sprintf("%s regressed as a canary on %s", sha.Short(r.cfg.SHA), r.cfg.Environment), r.out.Reason+"; the rest of the fleet was not deployed")
+	r.tellRegressed()
 	if !r.cfg.AutoRollback {
 		r.note(fmt.Sprintf("auto-rollback is false: the canary was not removed, so part of %s still runs %s", r.cfg.Environment, sha.Short(r.cfg.SHA)))
 		return run.Record

@@ -10,6 +10,7 @@ import (
 
 	"github.com/immune-cd/immune/internal/clock"
 	"github.com/immune-cd/immune/internal/deploy"
+	"github.com/immune-cd/immune/internal/githubfake"
 	"github.com/immune-cd/immune/internal/health"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/run"
@@ -339,5 +340,36 @@ func TestCanaryCancelled(t *testing.T) {
 				t.Errorf("the stable track served %s", shaNew[:7])
 			}
 		})
+	}
+}
+
+// A canary that regressed is told like a regression: the webhook hears it,
+// the author's pull request gets the comment with what the canary saw, and
+// the line's tracking issue opens.
+func TestCanaryRegressionTellsPeople(t *testing.T) {
+	t.Parallel()
+	var h heard
+	m, w := canaryMachine(t, map[string]string{"notify-secret": "k"})
+	m.inputs["notify-webhook"] = h.serve(t)
+	m.gh.AddPull(githubfake.PullRequest{Number: 12, Author: "monalisa", Merged: true, MergeCommitSHA: shaNew})
+	w.failRate[shaNew] = 0.4
+	res := m.run()
+	if res.out["verdict"] != "rolled-back" || res.out["stage"] != "canary" {
+		t.Fatalf("verdict %s, stage %s\n%s", res.out["verdict"], res.out["stage"], res.log)
+	}
+	if got := h.kinds(); got != "regressed rolled-back" {
+		t.Errorf("webhook heard %q", got)
+	}
+	var body string
+	for _, c := range m.gh.Comments(12) {
+		if strings.HasPrefix(c.Body, "<!-- immune:regression") {
+			body = c.Body
+		}
+	}
+	if !strings.Contains(body, "regressed on production") || !strings.Contains(body, "probes failed") || !strings.Contains(body, "the canary (bars) against the control") {
+		t.Errorf("comment on #12:\n%s", body)
+	}
+	if issues := m.gh.Issues(); len(issues) != 1 || issues[0].State != "open" {
+		t.Errorf("issues %+v", issues)
 	}
 }

@@ -115,6 +115,9 @@ func (r *runner) story(kind report.StoryKind) report.Story {
 	} else {
 		s.BadSHA, s.RunningSHA = r.cfg.SHA, r.target
 		s.Watch, s.RollbackWatch = r.out.Watch, r.out.RollbackWatch
+		if s.Watch == nil && r.out.Canary != nil {
+			s.Watch = r.out.Canary.Watch // it regressed as a canary
+		}
 		s.Chart = report.Chart(r.out)
 		if kind == report.NotRolledBack {
 			s.NotRolledBack = "see the run"

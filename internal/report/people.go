@@ -107,6 +107,7 @@ type Story struct {
 // no probes.
 func Chart(r *Run) string {
 	var b strings.Builder
+	writeCanaryChart(&b, r)
 	writeChart(&b, r)
 	return b.String()
 }
