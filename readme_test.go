@@ -65,7 +65,7 @@ func TestREADMEWorkflows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"quality.txt", "fleet.txt", "counts.txt", "cost.txt"} {
+	for _, name := range []string{"quality.txt", "fleet.txt", "counts.txt", "cost.txt", "canary.txt"} {
 		table, err := os.ReadFile("internal/verdict/testdata/" + name)
 		if err != nil {
 			t.Fatal(err)
@@ -74,7 +74,7 @@ func TestREADMEWorkflows(t *testing.T) {
 			t.Errorf("README.md does not show internal/verdict/testdata/%s verbatim", name)
 		}
 	}
-	for _, name := range []string{"deploy.yml", "deploy-metrics.yml", "rollback.yml", "gate.yml"} {
+	for _, name := range []string{"deploy.yml", "deploy-metrics.yml", "rollback.yml", "gate.yml", "waves.yml", "gate-waves.yml"} {
 		wf, err := os.ReadFile("testdata/workflows/" + name)
 		if err != nil {
 			t.Fatal(err)
