@@ -102,6 +102,10 @@ func (r *runner) canaryWatch(ctx context.Context) run.Phase {
 			how = "passed early"
 		}
 		r.log.Printf("Canary %s: %s. Deploying %s to the whole of %s.", how, cw.Reason, sha.Short(r.cfg.SHA), r.cfg.Environment)
+		if e := cw.Evidence; e != nil && e.Canary != nil && e.Judged > 0 && e.ErrorRate > e.AllowedErrorRate {
+			r.warn("Canary worse than the control, but passing", fmt.Sprintf("the canary failed %s of its probes against the control's %s, more than the allowed %s points over it; not enough evidence to call it a regression",
+				pct(e.ErrorRate), pct(e.Canary.ControlErrorRate), strings.TrimSuffix(pct(e.Canary.Margin), "%")))
+		}
 		return run.Deploy
 	}
 	r.end(run.Regressed, ExitRegressed, cw.Reason)

@@ -373,3 +373,18 @@ func TestCanaryRegressionTellsPeople(t *testing.T) {
 		t.Errorf("issues %+v", issues)
 	}
 }
+
+// A canary a little worse than the control, without the evidence to call
+// it a regression, passes with a warning, never in silence.
+func TestCanaryWorseButPassingWarns(t *testing.T) {
+	t.Parallel()
+	m, w := canaryMachine(t, map[string]string{"canary-duration": "30s", "interval": "5s"})
+	w.failRate[shaNew] = 1.0 / 6 // 1 of 6 canary probes fail: 16.7% against the control's 0%, over 5 points
+	res := m.run()
+	if res.code != 0 || res.out["verdict"] != "healthy" {
+		t.Fatalf("exit %d, verdict %s\n%s", res.code, res.out["verdict"], res.log)
+	}
+	if !strings.Contains(res.log, "::warning title=Canary worse than the control%2C but passing::the canary failed 16.7%25 of its probes against the control's 0%25, more than the allowed 5 points over it") {
+		t.Errorf("no warning:\n%s", res.log)
+	}
+}

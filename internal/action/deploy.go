@@ -415,7 +415,7 @@ func (r *runner) warnLoopback() {
 	if r.cfg.Workspace != "/github/workspace" {
 		return
 	}
-	for _, u := range r.cfg.HealthURLs {
+	for _, u := range append(append([]string{}, r.cfg.HealthURLs...), r.cfg.CanaryHealthURLs...) {
 		parsed, err := url.Parse(u)
 		if err != nil {
 			continue
