@@ -262,7 +262,14 @@ func (r *runner) watchCanary(ctx context.Context) (canaryWatch, controlWatch *re
 			}
 			series.Add(pt)
 			last = eng.Look(canary, control)
-			return last.Outcome != verdict.Continue
+			if last.Outcome == verdict.Regressed {
+				return true
+			}
+			if d, ok := eng.NoWorse(); ok {
+				last = d
+				return true
+			}
+			return false
 		},
 		Record: func(p health.Probe) {
 			if isCanary[p.URL] {

@@ -47,9 +47,9 @@ type CanaryOptions struct {
 	// as one. The error rule's allowance 1 − Confidence is split evenly
 	// among them.
 	Signals int
-	// PromoteEarly lets Look end the watch with Healthy (rule
-	// RuleCanaryNoWorse) once the canary is shown to be no worse than the
-	// control plus the allowed increase, with the same confidence.
+	// PromoteEarly also runs the downward tests, so that NoWorse can say
+	// once the canary is shown to be no worse than the control plus the
+	// allowed increase, with the same confidence (for early promotion).
 	PromoteEarly bool
 }
 
@@ -75,9 +75,12 @@ type CanaryOptions struct {
 //     answered requests slower than MaxLatency, with margin 1 −
 //     LatencyPercentile/100: at p95 the canary may have at most 5 points
 //     more slow answers than the control.
-//   - with PromoteEarly: once the downward tests reject "the canary is
-//     worse than the control plus the margin" (for errors, and for latency
-//     when it is judged), Look returns Healthy.
+//   - with PromoteEarly: once the downward tests have rejected "the canary
+//     is worse than the control plus the margin" (for errors, and for
+//     latency when it is judged), NoWorse says so, with the decision to
+//     promote. The regression rules still judge every later look: the
+//     caller decides when to stop (a watch of several signals promotes only
+//     when all of them are no worse).
 //
 // Each test is valid at any stopping time, whatever the control's rate
 // does: for a canary exactly at the control's rate plus the margin at every
@@ -99,7 +102,9 @@ type Canary struct {
 	order           []*stream
 	unit            string
 
-	verdict Decision
+	verdict                Decision // sticky once Regressed, or once Finish has run
+	errNoWorse, latNoWorse bool     // the downward tests have rejected (sticky)
+	promotion              Decision // once NoWorse
 }
 
 // NewCanary returns a canary's judgment. Limits.MaxErrorRate is the allowed
@@ -193,12 +198,30 @@ func (c *Canary) Look(canary, control []Observation) Decision {
 		c.verdict = c.errorRegressed()
 	case c.latUp != nil && c.latUp.rejects():
 		c.verdict = c.latencyRegressed()
-	case c.opt.PromoteEarly && c.errDown.rejects() && (c.latDown == nil || c.latDown.rejects()):
-		c.verdict = c.promoted()
 	default:
+		if c.errDown != nil && !c.errNoWorse && c.errDown.rejects() {
+			c.errNoWorse = true
+		}
+		if c.latDown != nil && !c.latNoWorse && c.latDown.rejects() {
+			c.latNoWorse = true
+		}
+		if c.promotion.Outcome == Continue && c.errNoWorse && (c.latDown == nil || c.latNoWorse) {
+			c.promotion = c.promoted()
+		}
 		return Decision{Outcome: Continue}
 	}
 	return c.verdict
+}
+
+// NoWorse returns the decision to promote the canary early (Outcome
+// Healthy, rule RuleCanaryNoWorse) once, with PromoteEarly, it has been
+// shown to be no worse than the control; ok is false before that, and
+// after a regression.
+func (c *Canary) NoWorse() (Decision, bool) {
+	if c.verdict.Outcome == Regressed || c.promotion.Outcome != Healthy {
+		return Decision{}, false
+	}
+	return c.promotion, true
 }
 
 // measure adds o to the track's totals and returns its answered and slow

@@ -84,6 +84,10 @@ func TestCanaryRules(t *testing.T) {
 					if d.Outcome != Continue {
 						break run
 					}
+					if p, ok := c.NoWorse(); ok {
+						d = p
+						break run
+					}
 				}
 			}
 			if d.Outcome == Continue {
@@ -112,9 +116,37 @@ func TestCanaryPromotesOnlyWhenAsked(t *testing.T) {
 		if d := c.Look(probeRound(rng, 1, 1, 0, 0, time.Millisecond, time.Millisecond)); d.Outcome != Continue {
 			t.Fatalf("%v: %s", d.Outcome, d.Reason)
 		}
+		if _, ok := c.NoWorse(); ok {
+			t.Fatal("no worse without PromoteEarly")
+		}
 	}
 	if d := c.Finish(); d.Outcome != Healthy || d.Rule != "" {
 		t.Fatalf("%v %s", d.Outcome, d.Rule)
+	}
+}
+
+// Shown no worse, a canary is still judged: a regression after that
+// regresses it, and NoWorse no longer says promote.
+func TestCanaryNoWorseIsNotAVerdict(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(8, 9))
+	c := NewCanary(DefaultLimits(), CanaryOptions{PromoteEarly: true})
+	looks := 0
+	for ; looks < 1000; looks++ {
+		c.Look(probeRound(rng, 1, 1, 0, 0, time.Millisecond, time.Millisecond))
+		if _, ok := c.NoWorse(); ok {
+			break
+		}
+	}
+	if _, ok := c.NoWorse(); !ok {
+		t.Fatalf("not shown no worse after %d looks", looks)
+	}
+	var d Decision
+	for range 10 {
+		d = c.Look(probeRound(rng, 1, 1, 1, 0, time.Millisecond, time.Millisecond))
+	}
+	if _, ok := c.NoWorse(); d.Outcome != Regressed || ok {
+		t.Fatalf("after a dead canary: %v, no worse %v", d.Outcome, ok)
 	}
 }
 
