@@ -290,8 +290,8 @@ func (c *Canary) errorRegressed() Decision {
 	t := c.errUp
 	return Decision{
 		Outcome: Regressed, Rule: RuleCanaryErrorRate, Evidence: c.errorEvidence(t),
-		Reason: fmt.Sprintf("%s; the canary's failure rate is more than %s points above the control's with %s confidence (the two-sample test's likelihood ratio is %s, at least %s)",
-			c.sideBySide(t, "failed"), points(c.limits.MaxErrorRate), percent(c.limits.Confidence), ratioText(t.ratio()), trimFloat(bound(t))),
+		Reason: fmt.Sprintf("%s; the canary's failure rate is more than %s above the control's with %s confidence (the two-sample test's likelihood ratio is %s, at least %s)",
+			c.sideBySide(t, "failed"), pointsOf(c.limits.MaxErrorRate), percent(c.limits.Confidence), ratioText(t.ratio()), trimFloat(bound(t))),
 	}
 }
 
@@ -305,18 +305,18 @@ func (c *Canary) latencyRegressed() Decision {
 	ev.Canary.Margin, ev.Canary.Ratio, ev.Canary.Bound = t.margin, t.ratio(), bound(t)
 	return Decision{
 		Outcome: Regressed, Rule: RuleCanaryLatency, Evidence: ev,
-		Reason: fmt.Sprintf("the canary's %s latency is %s against the control's %s: %d of %d answered canary %s were slower than %s (%s), against %d of %d (%s) for the control; more than %s points above the control's with %s confidence (likelihood ratio %s, at least %s)",
+		Reason: fmt.Sprintf("the canary's %s latency is %s against the control's %s: %d of %d answered canary %s were slower than %s (%s), against %d of %d (%s) for the control; more than %s above the control's with %s confidence (likelihood ratio %s, at least %s)",
 			name, duration(ev.Latency), duration(ev.Canary.ControlLatency), t.xc, t.nc, c.unit, duration(c.slowest), ratio(t.xc, t.nc),
-			t.xs, t.ns, ratio(t.xs, t.ns), points(t.margin), percent(c.limits.Confidence), ratioText(t.ratio()), trimFloat(bound(t))),
+			t.xs, t.ns, ratio(t.xs, t.ns), pointsOf(t.margin), percent(c.limits.Confidence), ratioText(t.ratio()), trimFloat(bound(t))),
 	}
 }
 
 func (c *Canary) promoted() Decision {
 	t := c.errDown
-	reason := fmt.Sprintf("%s; the canary's failure rate is less than %s points above the control's with %s confidence (likelihood ratio %s, at least %s)",
-		c.sideBySide(t, "failed"), points(c.limits.MaxErrorRate), percent(c.limits.Confidence), ratioText(t.ratio()), trimFloat(bound(t)))
+	reason := fmt.Sprintf("%s; the canary's failure rate is less than %s above the control's with %s confidence (likelihood ratio %s, at least %s)",
+		c.sideBySide(t, "failed"), pointsOf(c.limits.MaxErrorRate), percent(c.limits.Confidence), ratioText(t.ratio()), trimFloat(bound(t)))
 	if l := c.latDown; l != nil {
-		reason += fmt.Sprintf(", and at most %s points more of its answers are slower than %s", points(l.margin), duration(c.slowest))
+		reason += fmt.Sprintf(", and at most %s more of its answers are slower than %s", pointsOf(l.margin), duration(c.slowest))
 	}
 	ev := c.errorEvidence(t)
 	return Decision{Outcome: Healthy, Rule: RuleCanaryNoWorse, Reason: "the canary is no worse than the control: " + reason, Evidence: ev}
@@ -336,10 +336,10 @@ func (c *Canary) healthyReason() string {
 	r := c.sideBySide(t, "failed")
 	switch over := rate(t.xc, t.nc) - rate(t.xs, t.ns); {
 	case over > c.limits.MaxErrorRate:
-		r += fmt.Sprintf(": %s points above the control's, more than the allowed %s but not with %s confidence over so few %s",
-			trimFloat(over*100), points(c.limits.MaxErrorRate), percent(c.limits.Confidence), c.unit)
+		r += fmt.Sprintf(": %s above the control's, more than the allowed %s but not with %s confidence over so few %s",
+			trimFloat(over*100), pointsOf(c.limits.MaxErrorRate), percent(c.limits.Confidence), c.unit)
 	default:
-		r += fmt.Sprintf(", within the allowed %s points more", points(c.limits.MaxErrorRate))
+		r += fmt.Sprintf(", within the allowed %s more", pointsOf(c.limits.MaxErrorRate))
 	}
 	if c.canary.answered > 0 {
 		pct := c.limits.LatencyPercentile
@@ -355,4 +355,12 @@ func ratioText(r float64) string {
 		return fmt.Sprintf("%.1e", r)
 	}
 	return trimFloat(roundTo(r, 0))
+}
+
+// pointsOf prints an increase in points: "1 point", "0.5 points".
+func pointsOf(x float64) string {
+	if p := points(x); p != "1" {
+		return p + " points"
+	}
+	return "1 point"
 }
