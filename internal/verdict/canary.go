@@ -102,6 +102,10 @@ type Canary struct {
 	order           []*stream
 	unit            string
 
+	// temper divides the error rule's evidence (1 for independent
+	// requests; see NewCanary).
+	temper float64
+
 	verdict                Decision // sticky once Regressed, or once Finish has run
 	errNoWorse, latNoWorse bool     // the downward tests have rejected (sticky)
 	promotion              Decision // once NoWorse
@@ -120,7 +124,7 @@ func NewCanary(l Limits, o CanaryOptions) *Canary {
 		o.Signals = 1
 	}
 	alpha := 1 - l.Confidence
-	c := &Canary{limits: l, opt: o, slowest: l.MaxLatency, targets: map[string]*stream{}, unit: "probes"}
+	c := &Canary{limits: l, opt: o, slowest: l.MaxLatency, targets: map[string]*stream{}, unit: "probes", temper: 1}
 	c.errUp = newTwoSample(l.MaxErrorRate, alpha/float64(o.Signals), true)
 	slowShare := 1 - l.LatencyPercentile/100
 	if l.MaxLatency > 0 {
@@ -183,26 +187,26 @@ func (c *Canary) Look(canary, control []Observation) Decision {
 	}
 	for _, t := range []*twoSample{c.errUp, c.errDown} {
 		if t != nil {
-			t.look(nc, xc, ns, xs, 1)
+			t.look(nc, xc, ns, xs)
 		}
 	}
 	for _, t := range []*twoSample{c.latUp, c.latDown} {
 		if t != nil {
-			t.look(ac, sc, as, ss, 1)
+			t.look(ac, sc, as, ss)
 		}
 	}
 	switch {
 	case tripped != nil:
 		c.verdict = c.consecutive(tripped)
-	case c.errUp.rejects():
+	case c.errUp.rejects(c.temper):
 		c.verdict = c.errorRegressed()
-	case c.latUp != nil && c.latUp.rejects():
+	case c.latUp != nil && c.latUp.rejects(1):
 		c.verdict = c.latencyRegressed()
 	default:
-		if c.errDown != nil && !c.errNoWorse && c.errDown.rejects() {
+		if c.errDown != nil && !c.errNoWorse && c.errDown.rejects(c.temper) {
 			c.errNoWorse = true
 		}
-		if c.latDown != nil && !c.latNoWorse && c.latDown.rejects() {
+		if c.latDown != nil && !c.latNoWorse && c.latDown.rejects(1) {
 			c.latNoWorse = true
 		}
 		if c.promotion.Outcome == Continue && c.errNoWorse && (c.latDown == nil || c.latNoWorse) {
@@ -269,7 +273,7 @@ func (c *Canary) errorEvidence(t *twoSample) Evidence {
 		Canary: &CanaryEvidence{
 			ControlJudged: t.ns, ControlBad: t.xs, ControlErrorRate: rate(t.xs, t.ns),
 			ControlLatency: c.control.latencies.Quantile(pct / 100),
-			Margin:         c.limits.MaxErrorRate, Ratio: t.ratio(), Bound: bound(t),
+			Margin:         c.limits.MaxErrorRate, Ratio: t.ratio(c.temper), Bound: bound(t),
 		},
 	}
 }
@@ -291,7 +295,7 @@ func (c *Canary) errorRegressed() Decision {
 	return Decision{
 		Outcome: Regressed, Rule: RuleCanaryErrorRate, Evidence: c.errorEvidence(t),
 		Reason: fmt.Sprintf("%s; the canary's failure rate is more than %s above the control's with %s confidence (the two-sample test's likelihood ratio is %s, at least %s)",
-			c.sideBySide(t, "failed"), pointsOf(c.limits.MaxErrorRate), percent(c.limits.Confidence), ratioText(t.ratio()), trimFloat(bound(t))),
+			c.sideBySide(t, "failed"), pointsOf(c.limits.MaxErrorRate), percent(c.limits.Confidence), ratioText(t.ratio(c.temper)), trimFloat(bound(t))),
 	}
 }
 
@@ -302,19 +306,19 @@ func (c *Canary) latencyRegressed() Decision {
 	ev := c.errorEvidence(c.errUp)
 	ev.Judged, ev.Bad, ev.ErrorRate = t.nc, t.xc, rate(t.xc, t.nc)
 	ev.Canary.ControlJudged, ev.Canary.ControlBad, ev.Canary.ControlErrorRate = t.ns, t.xs, rate(t.xs, t.ns)
-	ev.Canary.Margin, ev.Canary.Ratio, ev.Canary.Bound = t.margin, t.ratio(), bound(t)
+	ev.Canary.Margin, ev.Canary.Ratio, ev.Canary.Bound = t.margin, t.ratio(1), bound(t)
 	return Decision{
 		Outcome: Regressed, Rule: RuleCanaryLatency, Evidence: ev,
 		Reason: fmt.Sprintf("the canary's %s latency is %s against the control's %s: %d of %d answered canary %s were slower than %s (%s), against %d of %d (%s) for the control; more than %s above the control's with %s confidence (likelihood ratio %s, at least %s)",
 			name, duration(ev.Latency), duration(ev.Canary.ControlLatency), t.xc, t.nc, c.unit, duration(c.slowest), ratio(t.xc, t.nc),
-			t.xs, t.ns, ratio(t.xs, t.ns), pointsOf(t.margin), percent(c.limits.Confidence), ratioText(t.ratio()), trimFloat(bound(t))),
+			t.xs, t.ns, ratio(t.xs, t.ns), pointsOf(t.margin), percent(c.limits.Confidence), ratioText(t.ratio(1)), trimFloat(bound(t))),
 	}
 }
 
 func (c *Canary) promoted() Decision {
 	t := c.errDown
 	reason := fmt.Sprintf("%s; the canary's failure rate is less than %s above the control's with %s confidence (likelihood ratio %s, at least %s)",
-		c.sideBySide(t, "failed"), pointsOf(c.limits.MaxErrorRate), percent(c.limits.Confidence), ratioText(t.ratio()), trimFloat(bound(t)))
+		c.sideBySide(t, "failed"), pointsOf(c.limits.MaxErrorRate), percent(c.limits.Confidence), ratioText(t.ratio(c.temper)), trimFloat(bound(t)))
 	if l := c.latDown; l != nil {
 		reason += fmt.Sprintf(", and at most %s more of its answers are slower than %s", pointsOf(l.margin), duration(c.slowest))
 	}

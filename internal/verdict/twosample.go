@@ -74,22 +74,18 @@ func newTwoSample(margin, alpha float64, upward bool) *twoSample {
 	return t
 }
 
-// look adds one look's counts. temper ≥ 1 divides the look's evidence (for
-// errors that come in bursts; 1 for independent requests): e^(1/φ) is still
-// at most 1 in expectation under the null, by Jensen's inequality, as long
-// as φ was known before the look.
-func (t *twoSample) look(nc, xc, ns, xs int64, temper float64) {
+// look adds one look's counts.
+func (t *twoSample) look(nc, xc, ns, xs int64) {
 	if nc > 0 && ns > 0 {
 		qs := (float64(t.plugX) + 0.5) / (float64(t.plugN) + 1)
-		temper = max(temper, 1)
 		for j, r := range t.times {
 			qc, ok := t.alternative(qs, r)
 			if !ok {
 				continue
 			}
 			p := project(qc, qs, t.margin, float64(nc), float64(ns))
-			t.logE[j] += logLR(qc, p+t.margin, nc, xc) / temper
-			t.logE[j] += logLR(qs, p, ns, xs) / temper
+			t.logE[j] += logLR(qc, p+t.margin, nc, xc)
+			t.logE[j] += logLR(qs, p, ns, xs)
 		}
 		t.nc, t.xc, t.ns, t.xs = t.nc+nc, t.xc+xc, t.ns+ns, t.xs+xs
 	}
@@ -167,32 +163,39 @@ func project(qc, qs, delta, nc, ns float64) float64 {
 	return p
 }
 
-// logRatio is log M.
-func (t *twoSample) logRatio() float64 {
+// logRatio is log M with each component's evidence divided by temper ≥ 1
+// (errors that come in bursts weigh as events: see dispersion.go; 1 for
+// independent requests). Tempering never adds false alarms for independent
+// requests, whatever temper is and however it was chosen: by Jensen's
+// inequality the tempered mixture is at most M^(1/temper), so it reaches
+// 1/α only when M does.
+func (t *twoSample) logRatio(temper float64) float64 {
+	temper = max(temper, 1)
 	top := math.Inf(-1)
 	for _, v := range t.logE {
-		top = max(top, v)
+		top = max(top, v/temper)
 	}
 	if math.IsInf(top, -1) {
 		return top
 	}
 	sum := 0.0
 	for _, v := range t.logE {
-		sum += math.Exp(v - top)
+		sum += math.Exp(v/temper - top)
 	}
 	return t.logW + top + math.Log(sum)
 }
 
-// rejects reports whether the test rejects its null now: M has reached 1/α
-// and, for the upward test, the canary has at least minBad failures.
-func (t *twoSample) rejects() bool {
+// rejects reports whether the test rejects its null now, with the evidence
+// tempered: M has reached 1/α and, for the upward test, the canary has at
+// least minBad failures.
+func (t *twoSample) rejects(temper float64) bool {
 	if t.upward && t.xc < minBad {
 		return false
 	}
-	return t.logRatio() >= t.logBound
+	return t.logRatio(temper) >= t.logBound
 }
 
-// ratio is M, capped for display.
-func (t *twoSample) ratio() float64 {
-	return math.Exp(min(t.logRatio(), 700))
+// ratio is M, tempered and capped for display.
+func (t *twoSample) ratio(temper float64) float64 {
+	return math.Exp(min(t.logRatio(temper), 700))
 }

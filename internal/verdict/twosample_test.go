@@ -91,8 +91,8 @@ func simulateTwoSample(seed uint64, watches, looks int, nc, ns int, delta, alpha
 		ts := newTwoSample(delta, alpha, upward)
 		for i := 0; i < looks; i++ {
 			pc, ps := rates(i)
-			ts.look(int64(nc), int64(draw(rng, nc, pc)), int64(ns), int64(draw(rng, ns, ps)), 1)
-			if ts.rejects() {
+			ts.look(int64(nc), int64(draw(rng, nc, pc)), int64(ns), int64(draw(rng, ns, ps)))
+			if ts.rejects(1) {
 				rejected++
 				break
 			}
@@ -192,6 +192,29 @@ func TestProjectIsTheMinimum(t *testing.T) {
 				if q > 0 && q < 1-delta && f(q) < f(p)-max(1e-7*math.Abs(f(p)), 1e-13) {
 					t.Fatalf("F(%g) = %g < F(projection %g) = %g for q %g/%g δ %g n %g/%g", q, f(q), p, f(p), qc, qs, delta, nc, ns)
 				}
+			}
+		}
+	}
+}
+
+// Tempering never makes the test reject where it would not untempered: the
+// tempered mixture is at most the untempered one to the power 1/temper.
+func TestTwoSampleTemperingNeverAddsEvidence(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(4, 5))
+	for range 2000 {
+		ts := newTwoSample(0.01, 0.01, true)
+		for j := range ts.logE {
+			ts.logE[j] = 40 * (rng.Float64() - 0.3)
+		}
+		ts.xc = minBad
+		untempered := ts.logRatio(1)
+		for _, phi := range []float64{1, 1.5, 3, 10} {
+			if got := ts.logRatio(phi); got > untempered/phi+1e-9 {
+				t.Fatalf("tempered by %g: log M %g > %g / %g", phi, got, untempered, phi)
+			}
+			if ts.rejects(phi) && !ts.rejects(1) {
+				t.Fatalf("rejects tempered by %g but not untempered", phi)
 			}
 		}
 	}
