@@ -9,6 +9,7 @@ import (
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/deploy"
 	"github.com/immune-cd/immune/internal/health"
+	"github.com/immune-cd/immune/internal/metrics"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
@@ -108,8 +109,19 @@ func (r *runner) canaryWatch(ctx context.Context) run.Phase {
 		}
 		return run.Deploy
 	}
-	r.end(run.Regressed, ExitRegressed, cw.Reason)
 	r.why = shortWhy(cw)
+	if cw.Verdict == run.Inconclusive {
+		// A canary that could not be judged is not passed on to everyone;
+		// it is removed like one that regressed, and the run says why.
+		r.end(run.Inconclusive, ExitRegressed, cw.Reason)
+		r.log.Error(fmt.Sprintf("The canary of %s on %s could not be judged", sha.Short(r.cfg.SHA), r.cfg.Environment), cw.Reason+"; the rest of the fleet was not deployed")
+		if !r.cfg.AutoRollback {
+			r.note(fmt.Sprintf("auto-rollback is false: the canary was not removed, so part of %s still runs %s", r.cfg.Environment, sha.Short(r.cfg.SHA)))
+			return run.Record
+		}
+		return run.CanaryRollback
+	}
+	r.end(run.Regressed, ExitRegressed, cw.Reason)
 	return r.canaryFailed()
 }
 
@@ -147,7 +159,9 @@ func (r *runner) canaryRollback(ctx context.Context) run.Phase {
 		r.log.Error("Canary removal failed", fmt.Sprintf("the canary-rollback-command failed: %s; part of %s may still run %s (the rest of the fleet never got it)", step.Error, cfg.Environment, sha.Short(cfg.SHA)))
 		return run.Record
 	}
-	r.end(run.RolledBack, ExitRegressed, r.out.Reason)
+	if r.out.Verdict != run.Inconclusive {
+		r.end(run.RolledBack, ExitRegressed, r.out.Reason)
+	}
 	r.log.Printf("Removed the canary of %s: the rest of %s never ran it.", sha.Short(cfg.SHA), cfg.Environment)
 	return run.Record
 }
@@ -157,6 +171,18 @@ func (r *runner) canaryRollback(ctx context.Context) run.Phase {
 // commit status.
 func (r *runner) recordCanary() run.Phase {
 	cfg := r.cfg
+	if r.out.Verdict == run.Inconclusive {
+		// Not judged: neither healthy nor regressed, and no stop of the
+		// line (see recorder.Inconclusive).
+		r.remember(cfg.SHA, run.Inconclusive)
+		desc := recorder.Inconclusive + "canary not judged: " + r.why
+		if r.out.Canary != nil && r.out.Canary.Removal != nil && r.out.Canary.Removal.Error == "" {
+			desc += "; removed"
+		}
+		r.closeCanary(recorder.StateError, desc)
+		r.rec.CommitStatus(cfg.SHA, recorder.CommitError, desc)
+		return run.Done
+	}
 	r.remember(cfg.SHA, run.Regressed)
 	desc := "canary regressed: " + r.why
 	switch r.out.Verdict {
@@ -202,30 +228,79 @@ func (r *runner) openDeployment(ctx context.Context, p recorder.Payload, desc st
 }
 
 // watchCanary probes the canary's URLs and the control's in the same
-// rounds for canary-duration, and judges each round with the canary's
-// judgment. It returns both tracks' watches (the canary's with the verdict)
-// and the last decision.
+// rounds, and reads the metrics of both tracks in the same looks, for
+// canary-duration, judging each round with the canary's judgment and each
+// look with the metrics'. It returns both tracks' watches (the canary's
+// with the verdict) and the last decision.
 func (r *runner) watchCanary(ctx context.Context) (canaryWatch, controlWatch *report.Watch, last verdict.Decision) {
 	cfg := r.cfg
-	urls := append(append([]string{}, cfg.CanaryHealthURLs...), cfg.HealthURLs...)
+	var urls []string
+	if len(cfg.CanaryHealthURLs) > 0 {
+		urls = append(append(urls, cfg.CanaryHealthURLs...), cfg.HealthURLs...)
+	}
 	steady := make([]bool, len(urls))
 	isCanary := map[string]bool{}
 	for i, name := range health.DisplayNames(urls) {
 		steady[i] = i >= len(cfg.CanaryHealthURLs)
 		isCanary[name] = !steady[i]
 	}
-	l := r.limits(cfg.CanaryDuration)
-	l.Targets = len(cfg.CanaryHealthURLs)
-	eng := verdict.NewCanary(l, verdict.CanaryOptions{PromoteEarly: cfg.CanaryPromoteEarly})
+	var eng *verdict.Canary
+	if len(urls) > 0 {
+		l := r.limits(cfg.CanaryDuration)
+		l.Targets, l.Signals = len(cfg.CanaryHealthURLs), r.canarySignals()
+		eng = verdict.NewCanary(l, verdict.CanaryOptions{PromoteEarly: cfg.CanaryPromoteEarly})
+	}
+	var cm *canaryMetrics
+	var metricsErr error
+	if r.hasMetrics() {
+		if cm, metricsErr = r.newCanaryMetrics(); metricsErr != nil {
+			r.log.Error("Metrics not read", metricsErr.Error())
+		}
+	}
 	d, startup := cfg.CanaryDuration, min(cfg.StartupTimeout, cfg.CanaryDuration)
-	r.log.Printf("Canary: %d canary URL(s) against %d of the stable fleet's (the control), in the same rounds every %s for %s (startup grace %s).",
-		len(cfg.CanaryHealthURLs), len(cfg.HealthURLs), cfg.Interval, d, startup)
+	var signals []string
+	if eng != nil {
+		signals = append(signals, fmt.Sprintf("%d canary URL(s) against %d of the stable fleet's (the control), in the same rounds", len(cfg.CanaryHealthURLs), len(cfg.HealthURLs)))
+	}
+	if cm != nil {
+		signals = append(signals, fmt.Sprintf("%d metric(s) of both tracks, in the same looks", len(cfg.Metrics)))
+	}
+	r.log.Printf("Canary: %s, every %s for %s (startup grace %s).", strings.Join(signals, " and "), cfg.Interval, d, startup)
 	canaryLog := report.NewProbeLog(r.d.Clock.Now(), 0, cfg.LatencyPercentile)
 	controlLog := report.NewProbeLog(r.d.Clock.Now(), 0, cfg.LatencyPercentile)
 	series := &report.CanarySeries{}
 	r.out.Canary.Series = series
 	asNew := 0 // control probes answered by the new build
 	versionAware := cfg.ExpectVersion.Kind != ""
+	// promote reports whether every signal has shown the canary no worse
+	// (canary-promote-early), and says why.
+	var promoted verdict.Decision
+	promote := func() bool {
+		if !cfg.CanaryPromoteEarly || promoted.Outcome == verdict.Healthy {
+			return promoted.Outcome == verdict.Healthy
+		}
+		var why []string
+		var ev verdict.Evidence
+		if eng != nil {
+			p, ok := eng.NoWorse()
+			if !ok {
+				return false
+			}
+			why, ev = append(why, p.Reason), p.Evidence
+		}
+		if cm != nil && cm.judge.HasRates() {
+			m, ok := cm.judge.NoWorse()
+			if !ok {
+				return false
+			}
+			why = append(why, m)
+		}
+		if len(why) == 0 {
+			return false // nothing compares the canary with the control
+		}
+		promoted = verdict.Decision{Outcome: verdict.Healthy, Rule: verdict.RuleCanaryNoWorse, Reason: strings.Join(why, "; "), Evidence: ev}
+		return true
+	}
 	w := &health.Watch{
 		Probe:          r.probe,
 		Go:             r.d.Go,
@@ -262,14 +337,7 @@ func (r *runner) watchCanary(ctx context.Context) (canaryWatch, controlWatch *re
 			}
 			series.Add(pt)
 			last = eng.Look(canary, control)
-			if last.Outcome == verdict.Regressed {
-				return true
-			}
-			if d, ok := eng.NoWorse(); ok {
-				last = d
-				return true
-			}
-			return false
+			return last.Outcome == verdict.Regressed || promote()
 		},
 		Record: func(p health.Probe) {
 			if isCanary[p.URL] {
@@ -283,6 +351,15 @@ func (r *runner) watchCanary(ctx context.Context) (canaryWatch, controlWatch *re
 		},
 		OnRound: r.progress(),
 	}
+	if cm != nil {
+		w.Look = func(ctx context.Context) func() bool {
+			apply := cm.look(ctx)
+			return func() bool { return apply() || promote() }
+		}
+	}
+	if eng == nil {
+		w.JudgeRound = nil
+	}
 	res := w.Run(ctx)
 	canaryWatch = &report.Watch{SHA: cfg.SHA, Start: res.Start, End: res.End, Planned: d, LiveAfter: res.LiveAfter}
 	canaryLog.Fill(canaryWatch)
@@ -294,6 +371,14 @@ func (r *runner) watchCanary(ctx context.Context) (canaryWatch, controlWatch *re
 	if res.Skipped > 0 {
 		r.note(fmt.Sprintf("%d of %d scheduled probes of the canary watch were skipped: the machine could not start them within half an interval of their time", res.Skipped, res.Skipped+res.Probes))
 	}
+	if res.SkippedLooks > 0 {
+		r.note(fmt.Sprintf("%d of %d scheduled looks at the canary's metrics were skipped: a look took longer than the interval", res.SkippedLooks, res.SkippedLooks+res.Looks))
+	}
+	var mreg *metrics.Regression
+	if cm != nil {
+		mreg = cm.judge.Regression()
+	}
+	final := res.Err == nil && len(res.NotLive) == 0 && !res.Stopped
 	switch {
 	case res.Err != nil:
 		canaryWatch.Verdict, canaryWatch.Reason = run.Cancelled, "the canary watch was cancelled"
@@ -305,15 +390,47 @@ func (r *runner) watchCanary(ctx context.Context) (canaryWatch, controlWatch *re
 		}
 		canaryWatch.Reason = fmt.Sprintf("the canary: no healthy answer from %s within the startup timeout of %s%s",
 			strings.Join(res.NotLive, ", "), report.FormatDuration(startup), lastErr)
+	case res.Stopped && last.Outcome == verdict.Regressed:
+		canaryWatch.Verdict, canaryWatch.Rule, canaryWatch.Reason, canaryWatch.Detected = run.Regressed, last.Rule, last.Reason, true
+		canaryWatch.Evidence = &last.Evidence
+	case res.Stopped && mreg != nil:
+		canaryWatch.Verdict, canaryWatch.Rule, canaryWatch.Reason, canaryWatch.Detected, canaryWatch.Metric = run.Regressed, mreg.Rule, mreg.Reason, true, mreg.Metric
+		canaryWatch.Evidence = mreg.Evidence
+		last = verdict.Decision{Outcome: verdict.Regressed, Rule: mreg.Rule, Reason: mreg.Reason}
+	case res.Stopped && promoted.Outcome == verdict.Healthy:
+		last = promoted
+		canaryWatch.Verdict, canaryWatch.Rule, canaryWatch.Reason = run.Healthy, last.Rule, "the canary is no worse than the control: "+strings.TrimPrefix(last.Reason, "the canary is no worse than the control: ")
+		if eng != nil {
+			canaryWatch.Evidence = &last.Evidence
+		}
 	default:
-		if !res.Stopped {
+		var healthy, why []string
+		if eng != nil {
 			last = eng.Finish()
+			canaryWatch.Rule, canaryWatch.Reason, canaryWatch.Evidence = last.Rule, last.Reason, &last.Evidence
+			healthy = append(healthy, last.Reason)
 		}
-		canaryWatch.Rule, canaryWatch.Reason, canaryWatch.Evidence = last.Rule, last.Reason, &last.Evidence
 		canaryWatch.Verdict = run.Healthy
-		if last.Outcome == verdict.Regressed {
-			canaryWatch.Verdict, canaryWatch.Detected = run.Regressed, true
+		if cm != nil {
+			var outcomes []metrics.Outcome
+			var summaries []string
+			canaryWatch.Metrics, controlWatch.Metrics, outcomes, summaries = cm.finish(res.End, true)
+			why = metrics.Inconclusive(outcomes)
+			healthy = append(healthy, summaries...)
 		}
+		if metricsErr != nil {
+			why = append([]string{"the metrics could not be read: " + metricsErr.Error()}, why...)
+		}
+		if len(why) > 0 {
+			canaryWatch.Verdict, canaryWatch.Rule = run.Inconclusive, "inconclusive"
+			canaryWatch.Reason = "the canary was not judged: " + strings.Join(why, "; ")
+		} else if len(healthy) > 0 {
+			canaryWatch.Reason = strings.Join(healthy, "; ")
+		}
+		last.Reason = canaryWatch.Reason
+	}
+	if cm != nil && canaryWatch.Metrics == nil {
+		canaryWatch.Metrics, controlWatch.Metrics, _, _ = cm.finish(res.End, final)
 	}
 	return canaryWatch, controlWatch, last
 }

@@ -58,7 +58,14 @@ func (r *runner) signals() int {
 // metricVars fills in the placeholders of a watch of commit, which
 // replaced previous.
 func (r *runner) metricVars(commit, previous string) promql.Vars {
-	return promql.Vars{SHA: commit, PreviousSHA: previous, Environment: r.cfg.Environment}
+	v := promql.Vars{SHA: commit, PreviousSHA: previous, Environment: r.cfg.Environment}
+	if r.hasCanary() {
+		// Outside the canary's own watch (canarymetrics.go), a deploy with
+		// a canary reads the stable fleet: production before the deploy,
+		// the whole fleet after it, and the rollback.
+		v.Track = trackStable
+	}
+	return v
 }
 
 // newSource reads specs with vars from prometheus-url.

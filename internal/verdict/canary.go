@@ -42,11 +42,6 @@ type CanaryEvidence struct {
 
 // CanaryOptions are what a canary's judgment needs beyond Limits.
 type CanaryOptions struct {
-	// Signals is how many signals one watch judges, each with a Canary of
-	// its own (0 means 1): the health probes count as one, each rate metric
-	// as one. The error rule's allowance 1 − Confidence is split evenly
-	// among them.
-	Signals int
 	// PromoteEarly also runs the downward tests, so that NoWorse can say
 	// once the canary is shown to be no worse than the control plus the
 	// allowed increase, with the same confidence (for early promotion).
@@ -97,7 +92,8 @@ type Canary struct {
 	errUp, errDown *twoSample
 	latUp, latDown *twoSample
 
-	canary, control stream // totals over every look
+	canary, control stream     // totals over every look
+	dispC, dispS    dispersion // the looks' over-dispersion, with Limits.Dispersion
 	targets         map[string]*stream
 	order           []*stream
 	unit            string
@@ -113,19 +109,20 @@ type Canary struct {
 
 // NewCanary returns a canary's judgment. Limits.MaxErrorRate is the allowed
 // increase over the control, in points; Horizon and MaxLatencyIncrease are
-// not used, and Targets counts the canary's targets. It panics if l is
+// not used, Targets counts the canary's targets, and Signals splits the
+// error rule's allowance as in Engine. With Limits.Dispersion (counts of
+// real traffic), each look's evidence is tempered by the over-dispersion
+// the earlier looks of both tracks show (see dispersion.go): errors in
+// bursts weigh as events, not as independent requests. It panics if l is
 // invalid.
 func NewCanary(l Limits, o CanaryOptions) *Canary {
 	l = l.withDefaults()
 	if err := l.Validate(); err != nil {
 		panic("verdict: " + err.Error())
 	}
-	if o.Signals <= 0 {
-		o.Signals = 1
-	}
 	alpha := 1 - l.Confidence
 	c := &Canary{limits: l, opt: o, slowest: l.MaxLatency, targets: map[string]*stream{}, unit: "probes", temper: 1}
-	c.errUp = newTwoSample(l.MaxErrorRate, alpha/float64(o.Signals), true)
+	c.errUp = newTwoSample(l.MaxErrorRate, alpha/float64(l.Signals), true)
 	slowShare := 1 - l.LatencyPercentile/100
 	if l.MaxLatency > 0 {
 		c.latUp = newTwoSample(slowShare, alpha, true)
@@ -184,6 +181,13 @@ func (c *Canary) Look(canary, control []Observation) Decision {
 	}
 	if c.verdict.Outcome != Continue {
 		return c.verdict
+	}
+	// Errors in bursts: the evidence is divided by the over-dispersion
+	// both tracks' looks show so far.
+	if c.limits.Dispersion {
+		c.dispC.observe(nc, xc)
+		c.dispS.observe(ns, xs)
+		c.temper = max(c.dispC.phi(), c.dispS.phi())
 	}
 	for _, t := range []*twoSample{c.errUp, c.errDown} {
 		if t != nil {
@@ -294,8 +298,8 @@ func (c *Canary) errorRegressed() Decision {
 	t := c.errUp
 	return Decision{
 		Outcome: Regressed, Rule: RuleCanaryErrorRate, Evidence: c.errorEvidence(t),
-		Reason: fmt.Sprintf("%s; the canary's failure rate is more than %s above the control's with %s confidence (the two-sample test's likelihood ratio is %s, at least %s)",
-			c.sideBySide(t, "failed"), pointsOf(c.limits.MaxErrorRate), percent(c.limits.Confidence), ratioText(t.ratio(c.temper)), trimFloat(bound(t))),
+		Reason: fmt.Sprintf("%s; the canary's failure rate is more than %s above the control's with %s confidence (the two-sample test's likelihood ratio is %s, at least %s%s)",
+			c.sideBySide(t, "failed"), pointsOf(c.limits.MaxErrorRate), percent(c.limits.Confidence), ratioText(t.ratio(c.temper)), trimFloat(bound(t)), c.tempered()),
 	}
 }
 
@@ -328,8 +332,12 @@ func (c *Canary) promoted() Decision {
 
 // sideBySide says what both tracks saw over the looks that held both.
 func (c *Canary) sideBySide(t *twoSample, what string) string {
-	return fmt.Sprintf("the canary %s %d of %d %s (%s), the control %d of %d (%s) in the same rounds",
-		what, t.xc, t.nc, c.unit, ratio(t.xc, t.nc), t.xs, t.ns, ratio(t.xs, t.ns))
+	same := "rounds"
+	if c.unit == "requests" {
+		same = "looks"
+	}
+	return fmt.Sprintf("the canary %s %d of %d %s (%s), the control %d of %d (%s) in the same %s",
+		what, t.xc, t.nc, c.unit, ratio(t.xc, t.nc), t.xs, t.ns, ratio(t.xs, t.ns), same)
 }
 
 func (c *Canary) healthyReason() string {
@@ -367,4 +375,13 @@ func pointsOf(x float64) string {
 		return p + " points"
 	}
 	return "1 point"
+}
+
+// tempered says how the evidence was divided for errors in bursts, if it
+// was.
+func (c *Canary) tempered() string {
+	if c.temper < 1.05 {
+		return ""
+	}
+	return fmt.Sprintf(", the evidence divided by the errors' over-dispersion (%.1f)", c.temper)
 }

@@ -108,7 +108,7 @@ func minuteOf(look int) int { return look * int(canaryLook/time.Second) / 60 }
 // the trace, or -1.
 func immuneCanary(tr canaryTrace) float64 {
 	l := DefaultLimits()
-	l.MaxErrorRate = canaryMargin
+	l.MaxErrorRate, l.Dispersion = canaryMargin, true // as a rate metric is judged
 	c := NewCanary(l, CanaryOptions{})
 	for i := range tr.nc {
 		d := c.Look([]Observation{Count("canary", int64(tr.nc[i]), int64(tr.xc[i]), nil)},
@@ -127,7 +127,7 @@ func immuneCanary(tr canaryTrace) float64 {
 // or -1.
 func immuneBaseline(rng *rand.Rand, rpm int, tr canaryTrace) float64 {
 	l := DefaultLimits()
-	l.MaxErrorRate = baselineMargin
+	l.MaxErrorRate, l.Dispersion = baselineMargin, true
 	perLook := rpm * int(canaryLook/time.Second) / 60
 	b := NewBaseline(l)
 	for range baselineMinutes * 60 / int(canaryLook/time.Second) {
@@ -374,7 +374,8 @@ func TestCanaryTable(t *testing.T) {
 	fmt.Fprintf(&b, "Canary against control: %d simulated watches per row, seed %d. Traffic is split at random between the\n", watches, canarySeed)
 	fmt.Fprintf(&b, "canary (its share) and the stable fleet, whose failure rate is %s; the canary runs the build. Each watch lasts\n", percent(canaryControl))
 	fmt.Fprintf(&b, "%v. immune looks at both tracks' request and error counts every %v and judges them with its two-sample\n", canaryWatch, canaryLook)
-	fmt.Fprintf(&b, "test (max-error-rate %s points over the control, confidence 99%%). Kayenta judges the per-minute failure\n", points(canaryMargin))
+	fmt.Fprintf(&b, "test as a rate metric (max-error-rate %s points over the control, confidence 99%%, with the dispersion\n", points(canaryMargin))
+	fmt.Fprintf(&b, "correction). Kayenta judges the per-minute failure\n")
 	fmt.Fprintf(&b, "rates every %d minutes with its Mann-Whitney classifier (%s confidence, tolerance %s, over the minutes so far)\n", kayentaEvery, percent(kayentaConf), trimFloat(kayentaTolerance))
 	fmt.Fprintf(&b, "and fails at the first High. The Argo experiment measures the canary's success rate each minute against\n")
 	fmt.Fprintf(&b, "%s (the control's usual rate plus the allowed %s points) and fails when failed measurements > failureLimit.\n", percent(argoThreshold), points(canaryMargin))
