@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/deploy"
+	"github.com/immune-cd/immune/internal/githubfake"
 	"github.com/immune-cd/immune/internal/recorder"
 )
 
@@ -197,5 +198,24 @@ func TestCanaryMetricsInconclusiveRecord(t *testing.T) {
 	sts := m.gh.DeploymentStatuses(last.ID)
 	if last.Task != string(recorder.TaskCanary) || !strings.HasPrefix(sts[len(sts)-1].Description, recorder.Inconclusive) {
 		t.Errorf("newest deployment %s: %+v", last.Task, sts[len(sts)-1])
+	}
+}
+
+// A canary that could not be judged tells no one that it regressed.
+func TestCanaryInconclusiveTellsNothing(t *testing.T) {
+	t.Parallel()
+	var h heard
+	m, _, tr := metricsCanary(t, map[string]string{"notify-secret": "k"})
+	m.inputs["notify-webhook"] = h.serve(t)
+	m.gh.AddPull(githubfake.PullRequest{Number: 12, Author: "monalisa", Merged: true, MergeCommitSHA: shaNew})
+	tr.mu.Lock()
+	tr.silent["stable"] = true
+	tr.mu.Unlock()
+	res := m.run()
+	if res.out["verdict"] != "inconclusive" || res.out["stage"] != "canary" {
+		t.Fatalf("verdict %s, stage %s\n%s", res.out["verdict"], res.out["stage"], res.log)
+	}
+	if got := h.kinds(); got != "" || len(m.gh.Comments(12)) != 0 || len(m.gh.Issues()) != 0 {
+		t.Errorf("told: webhook %q, %d comments, %d issues", got, len(m.gh.Comments(12)), len(m.gh.Issues()))
 	}
 }

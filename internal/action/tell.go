@@ -187,6 +187,10 @@ func (r *runner) tellRecord() {
 		// An inconclusive manual rollback was still rolled back; the story
 		// says it was not confirmed healthy.
 		kind, hook = report.ManualRollback, notify.RolledBack
+	case v == run.Inconclusive && r.out.Stage == run.StageCanary:
+		// A canary that could not be judged was removed: nothing was
+		// shown bad, and the line goes on.
+		return
 	case v == run.Inconclusive && r.out.RolledBack:
 		kind, hook = report.RolledBack, notify.RolledBack
 	case v == run.RollbackFailed && manual:
