@@ -373,12 +373,12 @@ func TestCanaryTable(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Canary against control: %d simulated watches per row, seed %d. Traffic is split at random between the\n", watches, canarySeed)
 	fmt.Fprintf(&b, "canary (its share) and the stable fleet, whose failure rate is %s; the canary runs the build. Each watch lasts\n", percent(canaryControl))
-	fmt.Fprintf(&b, "%v. immune looks at both tracks' request and error counts every %v and judges them with its two-sample\n", canaryWatch, canaryLook)
-	fmt.Fprintf(&b, "test as a rate metric (max-error-rate %s points over the control, confidence 99%%, with the dispersion\n", points(canaryMargin))
-	fmt.Fprintf(&b, "correction). Kayenta judges the per-minute failure\n")
-	fmt.Fprintf(&b, "rates every %d minutes with its Mann-Whitney classifier (%s confidence, tolerance %s, over the minutes so far)\n", kayentaEvery, percent(kayentaConf), trimFloat(kayentaTolerance))
-	fmt.Fprintf(&b, "and fails at the first High. The Argo experiment measures the canary's success rate each minute against\n")
-	fmt.Fprintf(&b, "%s (the control's usual rate plus the allowed %s points) and fails when failed measurements > failureLimit.\n", percent(argoThreshold), points(canaryMargin))
+	fmt.Fprintf(&b, "%v. immune looks at both tracks' request and error counts every %v and judges them as a rate metric:\n", canaryWatch, canaryLook)
+	fmt.Fprintf(&b, "its two-sample test (max-error-rate %s points over the control, confidence 99%%, dispersion correction).\n", points(canaryMargin))
+	fmt.Fprintf(&b, "Kayenta judges the per-minute failure rates every %d minutes with its Mann-Whitney classifier (%s confidence,\n", kayentaEvery, percent(kayentaConf))
+	fmt.Fprintf(&b, "tolerance %s, over the minutes so far) and fails at the first High. The Argo experiment measures the canary's\n", trimFloat(kayentaTolerance))
+	fmt.Fprintf(&b, "success rate each minute against %s (the control's usual rate plus the allowed %s points) and fails when\n", percent(argoThreshold), points(canaryMargin))
+	b.WriteString("failed measurements > failureLimit.\n")
 	b.WriteString("Cells: share of watches failed (a false alarm for the identical build and the one at the limit, a detection\n")
 	b.WriteString("for 2× and 5×), then median/p95 minutes to the failure.\n\n")
 	header := func(policies []string) {
