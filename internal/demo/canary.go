@@ -162,7 +162,7 @@ func canaryAct(ctx context.Context, o Options, dir string) int {
 			"health-url":        strings.Join(stable, "\n"),
 			"interval":          "100ms",
 			"timeout":           "100ms",
-			"canary-duration":   "3s",
+			"canary-duration":   "5s",
 			"duration":          "1500ms",
 			"startup-timeout":   "1s",
 			"rollback-duration": "1s",
