@@ -368,35 +368,17 @@ func (r *runner) watchCanary(ctx context.Context) (canaryWatch, controlWatch *re
 	if asNew > 0 {
 		r.warn("The control answered as the new build", fmt.Sprintf("%d of the control's probes were answered by %s, the canary's build: does canary-command deploy to the stable fleet too, or do canary-health-url and health-url reach the same servers? The comparison means little then", asNew, sha.Short(cfg.SHA)))
 	}
-	if res.Skipped > 0 {
-		r.note(fmt.Sprintf("%d of %d scheduled probes of the canary watch were skipped: the machine could not start them within half an interval of their time", res.Skipped, res.Skipped+res.Probes))
-	}
-	if res.SkippedLooks > 0 {
-		r.note(fmt.Sprintf("%d of %d scheduled looks at the canary's metrics were skipped: a look took longer than the interval", res.SkippedLooks, res.SkippedLooks+res.Looks))
-	}
+	r.noteSkipped(res, "canary ")
 	var mreg *metrics.Regression
 	if cm != nil {
 		mreg = cm.judge.Regression()
 	}
 	final := res.Err == nil && len(res.NotLive) == 0 && !res.Stopped
 	switch {
-	case res.Err != nil:
-		canaryWatch.Verdict, canaryWatch.Reason = run.Cancelled, "the canary watch was cancelled"
-	case len(res.NotLive) > 0:
-		canaryWatch.Verdict, canaryWatch.Rule, canaryWatch.Detected = run.Regressed, "startup-timeout", true
-		lastErr := ""
-		if e := res.LastError[res.NotLive[0]]; e != "" {
-			lastErr = " (last answer: " + e + ")"
+	case settle(canaryWatch, res, last, mreg, startup, "the canary"):
+		if mreg != nil && res.Stopped && last.Outcome != verdict.Regressed {
+			last = verdict.Decision{Outcome: verdict.Regressed, Rule: mreg.Rule, Reason: mreg.Reason}
 		}
-		canaryWatch.Reason = fmt.Sprintf("the canary: no healthy answer from %s within the startup timeout of %s%s",
-			strings.Join(res.NotLive, ", "), report.FormatDuration(startup), lastErr)
-	case res.Stopped && last.Outcome == verdict.Regressed:
-		canaryWatch.Verdict, canaryWatch.Rule, canaryWatch.Reason, canaryWatch.Detected = run.Regressed, last.Rule, last.Reason, true
-		canaryWatch.Evidence = &last.Evidence
-	case res.Stopped && mreg != nil:
-		canaryWatch.Verdict, canaryWatch.Rule, canaryWatch.Reason, canaryWatch.Detected, canaryWatch.Metric = run.Regressed, mreg.Rule, mreg.Reason, true, mreg.Metric
-		canaryWatch.Evidence = mreg.Evidence
-		last = verdict.Decision{Outcome: verdict.Regressed, Rule: mreg.Rule, Reason: mreg.Reason}
 	case res.Stopped && promoted.Outcome == verdict.Healthy:
 		last = promoted
 		canaryWatch.Verdict, canaryWatch.Rule, canaryWatch.Reason = run.Healthy, last.Rule, "the canary is no worse than the control: "+strings.TrimPrefix(last.Reason, "the canary is no worse than the control: ")

@@ -176,12 +176,7 @@ func (r *runner) watch(ctx context.Context, title, sha, previous string, d time.
 	res := w.Run(ctx)
 	rw := &report.Watch{SHA: sha, Start: res.Start, End: res.End, Planned: d, LiveAfter: res.LiveAfter}
 	log.Fill(rw)
-	if res.Skipped > 0 {
-		r.note(fmt.Sprintf("%d of %d scheduled probes were skipped: the machine could not start them within half an interval of their time", res.Skipped, res.Skipped+res.Probes))
-	}
-	if res.SkippedLooks > 0 {
-		r.note(fmt.Sprintf("%d of %d scheduled looks at the metrics were skipped: a look took longer than the interval", res.SkippedLooks, res.SkippedLooks+res.Looks))
-	}
+	r.noteSkipped(res, "")
 	var mreg *metrics.Regression
 	if mw != nil {
 		mreg = mw.judge.Regression()
@@ -189,22 +184,7 @@ func (r *runner) watch(ctx context.Context, title, sha, previous string, d time.
 	// final: the watch ran its course and no signal regressed the build.
 	final := res.Err == nil && len(res.NotLive) == 0 && !res.Stopped
 	switch {
-	case res.Err != nil:
-		rw.Verdict, rw.Reason = run.Cancelled, "the watch was cancelled"
-	case len(res.NotLive) > 0:
-		rw.Verdict, rw.Rule, rw.Detected = run.Regressed, "startup-timeout", true
-		last := ""
-		if e := res.LastError[res.NotLive[0]]; e != "" {
-			last = " (last answer: " + e + ")"
-		}
-		rw.Reason = fmt.Sprintf("no healthy answer from %s within the startup timeout of %s%s",
-			strings.Join(res.NotLive, ", "), report.FormatDuration(startup), last)
-	case res.Stopped && last.Outcome == verdict.Regressed:
-		rw.Verdict, rw.Rule, rw.Reason, rw.Detected = run.Regressed, last.Rule, last.Reason, true
-		rw.Evidence = &last.Evidence
-	case res.Stopped && mreg != nil:
-		rw.Verdict, rw.Rule, rw.Reason, rw.Detected, rw.Metric = run.Regressed, mreg.Rule, mreg.Reason, true, mreg.Metric
-		rw.Evidence = mreg.Evidence
+	case settle(rw, res, last, mreg, startup, ""):
 	default:
 		var healthy []string
 		if probing {
@@ -305,4 +285,50 @@ func (r *runner) warnIfDegraded(w *report.Watch) {
 
 func pct(f float64) string {
 	return strings.TrimSuffix(fmt.Sprintf("%.1f", f*100), ".0") + "%"
+}
+
+// noteSkipped notes the probes and looks a watch could not make on time
+// (skipped, never made up in a burst). what names the watch ("canary ").
+func (r *runner) noteSkipped(res health.Result, what string) {
+	if res.Skipped > 0 {
+		r.note(fmt.Sprintf("%d of %d scheduled probes of the %swatch were skipped: the machine could not start them within half an interval of their time", res.Skipped, res.Skipped+res.Probes, what))
+	}
+	if res.SkippedLooks > 0 {
+		r.note(fmt.Sprintf("%d of %d scheduled looks at the %smetrics were skipped: a look took longer than the interval", res.SkippedLooks, res.SkippedLooks+res.Looks, what))
+	}
+}
+
+// settle sets the verdict of a watch that ended early: cancelled, a URL
+// that never came up, or a regression found by a rule (last) or a metric
+// (mreg). It reports false when the watch ran its course, for the caller
+// to finish. subject names what was watched in the reasons ("the canary"),
+// "" for the build itself.
+func settle(rw *report.Watch, res health.Result, last verdict.Decision, mreg *metrics.Regression, startup time.Duration, subject string) bool {
+	switch {
+	case res.Err != nil:
+		rw.Verdict, rw.Reason = run.Cancelled, "the watch was cancelled"
+		if subject != "" {
+			rw.Reason = "the watch of " + subject + " was cancelled"
+		}
+	case len(res.NotLive) > 0:
+		rw.Verdict, rw.Rule, rw.Detected = run.Regressed, "startup-timeout", true
+		lastErr := ""
+		if e := res.LastError[res.NotLive[0]]; e != "" {
+			lastErr = " (last answer: " + e + ")"
+		}
+		rw.Reason = fmt.Sprintf("no healthy answer from %s within the startup timeout of %s%s",
+			strings.Join(res.NotLive, ", "), report.FormatDuration(startup), lastErr)
+		if subject != "" {
+			rw.Reason = subject + ": " + rw.Reason
+		}
+	case res.Stopped && last.Outcome == verdict.Regressed:
+		rw.Verdict, rw.Rule, rw.Reason, rw.Detected = run.Regressed, last.Rule, last.Reason, true
+		rw.Evidence = &last.Evidence
+	case res.Stopped && mreg != nil:
+		rw.Verdict, rw.Rule, rw.Reason, rw.Detected, rw.Metric = run.Regressed, mreg.Rule, mreg.Reason, true, mreg.Metric
+		rw.Evidence = mreg.Evidence
+	default:
+		return false
+	}
+	return true
 }
