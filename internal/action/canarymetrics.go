@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/metrics"
 	"github.com/immune-cd/immune/internal/report"
 )
@@ -37,18 +36,7 @@ type canaryMetrics struct {
 
 // canarySignals counts the canary watch's signals that run an error-rate
 // test: the canary's probes, if any, and each rate metric.
-func (r *runner) canarySignals() int {
-	n := 0
-	if len(r.cfg.CanaryHealthURLs) > 0 {
-		n++
-	}
-	for _, m := range r.cfg.Metrics {
-		if m.Kind == config.MetricRate {
-			n++
-		}
-	}
-	return max(n, 1)
-}
+func (r *runner) canarySignals() int { return r.countSignals(r.cfg.CanaryHealthURLs) }
 
 // newCanaryMetrics reads the metrics of both tracks from now on.
 func (r *runner) newCanaryMetrics() (*canaryMetrics, error) {

@@ -42,9 +42,12 @@ func (r *runner) metricSpecs() []metrics.Spec {
 // health probes (all URLs together) and each rate metric. Each takes an
 // equal share of the error rule's false-alarm allowance (see
 // verdict.Limits.Signals).
-func (r *runner) signals() int {
+func (r *runner) signals() int { return r.countSignals(r.cfg.HealthURLs) }
+
+// countSignals counts the signals of a watch that probes urls.
+func (r *runner) countSignals(urls []string) int {
 	n := 0
-	if len(r.cfg.HealthURLs) > 0 {
+	if len(urls) > 0 {
 		n++
 	}
 	for _, m := range r.cfg.Metrics {
