@@ -2,9 +2,7 @@ package main
 
 import (
 	"net/http/httptest"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -190,36 +188,20 @@ func TestCanaryCancelled(t *testing.T) {
 	seedOurs(f, "production", "deploy", shaGood, nil, "in_progress", "success")
 	svc, url := tracks(t, nil, shaGood)
 	run := canaryRun(t, url, map[string]string{"canary-duration": "30s"}).useGitHub(f)
-	cmd := run.command()
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	c := run.cancelWhen(func() bool { return svc.Canary.Current() == shaNew }, 300*time.Millisecond)
+	out, outputs := c.log, c.outputs
+	if c.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", c.code, out)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for svc.Canary.Current() != shaNew && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	if c.took > 5*time.Second {
+		t.Errorf("the run took %s to end after SIGTERM", c.took)
 	}
-	time.Sleep(300 * time.Millisecond)
-	signalled := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	err := cmd.Wait()
-	took := time.Since(signalled)
-	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 {
-		t.Fatalf("exit %v, want 1\n%s", err, out.String())
-	}
-	if took > 5*time.Second {
-		t.Errorf("the run took %s to end after SIGTERM", took)
-	}
-	outputs := parseOutputs(t, run.env["GITHUB_OUTPUT"])
 	if outputs["verdict"] != "cancelled" || outputs["stage"] != "canary" {
 		t.Errorf("verdict %q, stage %q", outputs["verdict"], outputs["stage"])
 	}
 	want := "::error title=Cancelled::the job was cancelled during the canary-watch phase: 4d8b3f2 is live on the canary subset of production, unjudged, and was not removed; the rest of production never got it"
-	if !strings.Contains(out.String(), want) {
-		t.Errorf("the log does not say what runs where:\n%s", out.String())
+	if !strings.Contains(out, want) {
+		t.Errorf("the log does not say what runs where:\n%s", out)
 	}
 	if len(svc.Stable.Deploys()) != 0 {
 		t.Errorf("the stable track was deployed: %v", svc.Stable.Deploys())

@@ -15,7 +15,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -242,4 +244,41 @@ func parseOutputs(t *testing.T, path string) map[string]string {
 		}
 	}
 	return outputs
+}
+
+// cancelled is a run of the binary cancelled as the runner cancels a job.
+type cancelled struct {
+	code    int
+	log     string
+	took    time.Duration // from SIGTERM to the end of the process
+	outputs map[string]string
+}
+
+// cancelWhen starts the binary, waits (at most 15 s) until ready, lets it go
+// on for settle, sends SIGTERM and waits for it to end.
+func (r *actionRun) cancelWhen(ready func() bool, settle time.Duration) cancelled {
+	r.t.Helper()
+	cmd := r.command()
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !ready() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(settle)
+	signalled := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		r.t.Fatal(err)
+	}
+	err := cmd.Wait()
+	c := cancelled{log: out.String(), took: time.Since(signalled), outputs: parseOutputs(r.t, r.env["GITHUB_OUTPUT"])}
+	if exit, ok := err.(*exec.ExitError); ok {
+		c.code = exit.ExitCode()
+	} else if err != nil {
+		r.t.Fatal(err)
+	}
+	return c
 }

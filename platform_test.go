@@ -9,11 +9,9 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -236,35 +234,19 @@ func TestCancelEachPhaseFromTheBinary(t *testing.T) {
 			if tt.hang != "" {
 				os.WriteFile(filepath.Join(run.workspace, "hang-"+tt.hang), nil, 0o644)
 			}
-			cmd := run.command()
-			var out strings.Builder
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			deadline := time.Now().Add(15 * time.Second)
-			for !tt.ready(run.workspace, svc) && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			time.Sleep(150 * time.Millisecond)
-			signalled := time.Now()
-			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-				t.Fatal(err)
-			}
-			err := cmd.Wait()
-			took := time.Since(signalled)
-			if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 {
-				t.Fatalf("exit %v, want 1\n%s", err, out.String())
+			c := run.cancelWhen(func() bool { return tt.ready(run.workspace, svc) }, 150*time.Millisecond)
+			out, took, outputs := c.log, c.took, c.outputs
+			if c.code != 1 {
+				t.Fatalf("exit %d, want 1\n%s", c.code, out)
 			}
 			if took > 5*time.Second {
 				t.Errorf("the run took %s to end after SIGTERM", took)
 			}
-			outputs := parseOutputs(t, run.env["GITHUB_OUTPUT"])
 			if outputs["verdict"] != "cancelled" {
-				t.Errorf("verdict %q\n%s", outputs["verdict"], out.String())
+				t.Errorf("verdict %q\n%s", outputs["verdict"], out)
 			}
-			if !strings.Contains(out.String(), "::error title=Cancelled::the job was cancelled during the "+tt.phase+" phase") || !strings.Contains(out.String(), tt.reason) {
-				t.Errorf("the log does not say what production runs:\n%s", out.String())
+			if !strings.Contains(out, "::error title=Cancelled::the job was cancelled during the "+tt.phase+" phase") || !strings.Contains(out, tt.reason) {
+				t.Errorf("the log does not say what production runs:\n%s", out)
 			}
 			time.Sleep(300 * time.Millisecond) // anything started late would show now
 			if got := strings.TrimSpace(read(run.workspace, "commands")); got != tt.commands {

@@ -256,6 +256,16 @@ func page(req *apiRequest, n int) (lo, hi int, h http.Header) {
 	return lo, hi, h
 }
 
+// listed answers one page of items, rendered, with GitHub's Link header.
+func listed[T any](req *apiRequest, items []T, render func(T) any) reply {
+	lo, hi, h := page(req, len(items))
+	out := []any{}
+	for _, it := range items[lo:hi] {
+		out = append(out, render(it))
+	}
+	return reply{status: http.StatusOK, body: out, header: h}
+}
+
 func created(body any) reply { return reply{status: http.StatusCreated, body: body} }
 
 func noCommit(doc, ref string) reply {
@@ -342,12 +352,7 @@ func (f *Server) listDeployments(req *apiRequest, _ params, _ time.Time) reply {
 		}
 		match = append(match, d)
 	}
-	lo, hi, h := page(req, len(match))
-	out := []any{}
-	for _, d := range match[lo:hi] {
-		out = append(out, f.renderDeployment(d))
-	}
-	return reply{status: http.StatusOK, body: out, header: h}
+	return listed(req, match, func(d *Deployment) any { return f.renderDeployment(d) })
 }
 
 func (f *Server) createDeployment(req *apiRequest, _ params, now time.Time) reply {
@@ -695,12 +700,7 @@ func (f *Server) commitPulls(req *apiRequest, p params, _ time.Time) reply {
 		}
 	}
 	sort.Sort(sort.Reverse(sort.IntSlice(nums)))
-	lo, hi, h := page(req, len(nums))
-	out := []any{}
-	for _, n := range nums[lo:hi] {
-		out = append(out, f.renderPull(f.st.pulls[n], f.baseSHA(f.st.pulls[n])))
-	}
-	return reply{status: http.StatusOK, body: out, header: h}
+	return listed(req, nums, func(n int) any { return f.renderPull(f.st.pulls[n], f.baseSHA(f.st.pulls[n])) })
 }
 
 // baseSHA guesses the base of a pull request: the parent of its first
@@ -752,10 +752,5 @@ func (f *Server) issueLabels(req *apiRequest, p params, _ time.Time) reply {
 	if !ok {
 		return notFound(docLabels + "#list-labels-for-an-issue")
 	}
-	lo, hi, h := page(req, len(v.Labels))
-	out := []any{}
-	for _, l := range v.Labels[lo:hi] {
-		out = append(out, f.renderLabel(l))
-	}
-	return reply{status: http.StatusOK, body: out, header: h}
+	return listed(req, v.Labels, func(l string) any { return f.renderLabel(l) })
 }

@@ -274,12 +274,7 @@ func (f *Server) listIssues(req *apiRequest, _ params, _ time.Time) reply {
 		}
 		return match[i].Number > match[j].Number
 	})
-	lo, hi, h := page(req, len(match))
-	out := []any{}
-	for _, v := range match[lo:hi] {
-		out = append(out, f.renderIssue(v))
-	}
-	return reply{status: http.StatusOK, body: out, header: h}
+	return listed(req, match, func(v issueView) any { return f.renderIssue(v) })
 }
 
 // hasLabels reports whether have holds every label of want, as the issues
@@ -458,12 +453,7 @@ func (f *Server) listComments(req *apiRequest, p params, _ time.Time) reply {
 			cs = append(cs, c)
 		}
 	}
-	lo, hi, h := page(req, len(cs))
-	out := []any{}
-	for _, c := range cs[lo:hi] {
-		out = append(out, f.renderComment(c))
-	}
-	return reply{status: http.StatusOK, body: out, header: h}
+	return listed(req, cs, func(c *IssueComment) any { return f.renderComment(c) })
 }
 
 func (f *Server) createComment(req *apiRequest, p params, now time.Time) reply {
