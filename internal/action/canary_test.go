@@ -10,10 +10,10 @@ import (
 
 	"github.com/immune-cd/immune/internal/clock"
 	"github.com/immune-cd/immune/internal/deploy"
-	"github.com/immune-cd/immune/internal/githubfake"
 	"github.com/immune-cd/immune/internal/health"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
 
 // In-process tests of the canary stage: production as two tracks, the

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/deploy"
-	"github.com/immune-cd/immune/internal/githubfake"
 	"github.com/immune-cd/immune/internal/recorder"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
 
 // A canary judged by Prometheus metrics, in process: a fake of the query

@@ -25,11 +25,11 @@ import (
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/deploy"
 	"github.com/immune-cd/immune/internal/ghapi"
-	"github.com/immune-cd/immune/internal/githubfake"
 	"github.com/immune-cd/immune/internal/health"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
 
 const (

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/deploy"
-	"github.com/immune-cd/immune/internal/githubfake"
 	"github.com/immune-cd/immune/internal/notify"
 	"github.com/immune-cd/immune/internal/recorder"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
 
 // heard is an in-process webhook receiver that checks signatures.

@@ -102,7 +102,7 @@ insecure = true
  "head_commit": {"id": %q, "message": "act test tree: the release commit"}}
 `, goodSHA, sha, sha))
 	testservice := filepath.Join(l.work, "testservice")
-	l.must("go", "build", "-o", testservice, "./internal/testservice/cmd/testservice")
+	l.must("go", "build", "-o", testservice, "./internal/testkit/testservice/cmd/testservice")
 	xdg := filepath.Join(l.work, "xdg-cache")
 	if err := os.MkdirAll(filepath.Join(xdg, "act"), 0o755); err != nil {
 		l.t.Fatal(err)

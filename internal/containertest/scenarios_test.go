@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/immune-cd/immune/internal/githubfake"
-	"github.com/immune-cd/immune/internal/testservice"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
 
 const token = "ghs_containerTestDummyToken0000000000000"

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-github/v60/github"
-	"github.com/immune-cd/immune/internal/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
 
 func TestNewValidates(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/immune-cd/immune/internal/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
 
 func TestDeploymentRoundTrip(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/immune-cd/immune/internal/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
 
 const testToken = "ghs_S3cretT0kenValue42"

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/immune-cd/immune/internal/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
 
 func TestCompareCommits(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/immune-cd/immune/internal/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
 
 const deploymentsPath = "/repos/octo-org/shop/deployments"

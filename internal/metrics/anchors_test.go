@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/immune-cd/immune/internal/promql"
-	"github.com/immune-cd/immune/internal/promtest"
+	"github.com/immune-cd/immune/internal/testkit/promtest"
 )
 
 // ratioQuery is the error ratio Argo Rollouts' and Flagger's examples use,

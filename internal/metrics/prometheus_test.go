@@ -24,9 +24,9 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/immune-cd/immune/internal/clock"
-	"github.com/immune-cd/immune/internal/faultproxy"
 	"github.com/immune-cd/immune/internal/promql"
-	"github.com/immune-cd/immune/internal/promtest"
+	"github.com/immune-cd/immune/internal/testkit/faultproxy"
+	"github.com/immune-cd/immune/internal/testkit/promtest"
 )
 
 var prom promtest.Shared

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/immune-cd/immune/internal/ghapi"
-	"github.com/immune-cd/immune/internal/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
 
 // A push of three commits, two of them from merged pull requests, one

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/ghapi"
-	"github.com/immune-cd/immune/internal/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
 
 const token = "ghs_recorderTestToken"

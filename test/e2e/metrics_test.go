@@ -1,8 +1,8 @@
-package main
+package e2e
 
 // End-to-end tests of the metrics signal: the binary, run as the runner
 // runs it, reading a real Prometheus (Debian's binary, one shared by the
-// package's tests; see internal/promtest) that scrapes a real service
+// package's tests; see internal/testkit/promtest) that scrapes a real service
 // instrumented with client_golang under real traffic. The deploy command
 // switches the service's version through its admin endpoint, as a deploy
 // script would.
@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/immune-cd/immune/internal/promtest"
+	"github.com/immune-cd/immune/internal/testkit/promtest"
 )
 
 var prom promtest.Shared

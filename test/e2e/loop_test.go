@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"os"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/immune-cd/immune/internal/testservice"
+	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
 
 // fast are short timings so a whole deploy, watch and rollback takes a

@@ -1,8 +1,8 @@
-package main
+package e2e
 
 // The fault-injection suite: each reproduction of the hardening issue, as
 // an attacker or an unlucky user would meet it, run from the binary. A
-// real TCP proxy (internal/faultproxy) puts latency, resets, silence and
+// real TCP proxy (internal/testkit/faultproxy) puts latency, resets, silence and
 // slow writes between immune and what it talks to.
 
 import (
@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/immune-cd/immune/internal/faultproxy"
-	"github.com/immune-cd/immune/internal/githubfake"
-	"github.com/immune-cd/immune/internal/testservice"
+	"github.com/immune-cd/immune/internal/testkit/faultproxy"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
 
 // commandLines returns the log lines the runner would take for workflow

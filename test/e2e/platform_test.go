@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end tests of what GitHub itself does around the action: the
 // deployments it makes for jobs that name an environment, two runs at once
@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/immune-cd/immune/internal/githubfake"
-	"github.com/immune-cd/immune/internal/testservice"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
 
 // jobHistory gives production the history a team has after a few days with

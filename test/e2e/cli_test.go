@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/immune-cd/immune/internal/testservice"
+	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
 
 // cliRun runs the binary as a CLI outside GitHub Actions: no INPUT_* and no
@@ -107,7 +107,7 @@ func TestVersionStamped(t *testing.T) {
 	}
 	bin := filepath.Join(t.TempDir(), "immune")
 	build := exec.Command("go", "build", "-trimpath", "-o", bin,
-		"-ldflags", "-X github.com/immune-cd/immune/internal/version.stamped=v9.8.7-rc.1", ".")
+		"-ldflags", "-X github.com/immune-cd/immune/internal/version.stamped=v9.8.7-rc.1", repoRoot)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/immune-cd/immune/internal/testservice"
+	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
 
 // fleetURLs starts n services running shaNew and returns their health

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end tests of what people are told: the comment on the merged pull
 // requests of a rolled-back push, the tracking issue of the stopped line,
@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/immune-cd/immune/internal/githubfake"
-	"github.com/immune-cd/immune/internal/testservice"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
 
 // Commits of the push that regresses: after shaGood, #11 (hubot) merged

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/immune-cd/immune/internal/githubfake"
-	"github.com/immune-cd/immune/internal/testservice"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
 
 const shaBad = "b4d0c0ffee1234567890abcdef1234567890abcd"

@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"os"
 
-	"github.com/immune-cd/immune/internal/testservice"
+	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
 
 func main() {

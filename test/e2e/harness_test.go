@@ -1,4 +1,8 @@
-package main
+// Package e2e runs the built immune binary end to end, as GitHub runs it and as a
+// user runs the CLI: real services on 127.0.0.1, real commands, a real
+// Prometheus and the fake GitHub. One tier per scenario: what can be driven in
+// process on a stepped clock is tested in its package instead.
+package e2e
 
 // This file runs the built binary the way GitHub's runner runs a container
 // action: INPUT_* variables (hyphens kept) with action.yml's defaults
@@ -21,8 +25,12 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/immune-cd/immune/internal/testservice"
+	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
+
+// repoRoot is the module's root, where the binary is built from and
+// action.yml and the event payloads are read.
+const repoRoot = "../.."
 
 // binary is the path of the immune binary built once for all tests.
 var binary string
@@ -34,7 +42,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "immune")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	build := exec.Command("go", "build", "-o", binary, repoRoot)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build:", err)
@@ -49,7 +57,7 @@ func TestMain(m *testing.M) {
 // actionDefaults reads action.yml's input defaults, as the runner applies them.
 func actionDefaults(t *testing.T) map[string]string {
 	t.Helper()
-	data, err := os.ReadFile("action.yml")
+	data, err := os.ReadFile(filepath.Join(repoRoot, "action.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +127,7 @@ func newActionRun(t *testing.T, event string, inputs map[string]string) *actionR
 		r.inputs[k] = v
 	}
 	eventPath := filepath.Join(root, "workflow", "event.json")
-	if data, err := os.ReadFile(filepath.Join("testdata", "events", event+".json")); err == nil {
+	if data, err := os.ReadFile(filepath.Join(repoRoot, "testdata", "events", event+".json")); err == nil {
 		if err := os.WriteFile(eventPath, data, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"net/http/httptest"
@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/immune-cd/immune/internal/githubfake"
-	"github.com/immune-cd/immune/internal/testservice"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
 
 // End-to-end tests of the canary stage: the binary run as the runner runs

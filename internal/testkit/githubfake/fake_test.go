@@ -740,7 +740,7 @@ func TestShapesMatchTemplates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "github", tt.template+".json"))
+			raw, err := os.ReadFile(filepath.Join("..", "..", "..", "testdata", "github", tt.template+".json"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"encoding/json"
@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/immune-cd/immune/internal/githubfake"
-	"github.com/immune-cd/immune/internal/testservice"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
 
 // fakeGitHub starts a fake GitHub for octo-org/shop that knows the commits

@@ -1,11 +1,11 @@
-package main
+package e2e
 
 import (
 	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/immune-cd/immune/internal/promtest"
+	"github.com/immune-cd/immune/internal/testkit/promtest"
 )
 
 // A canary judged by real traffic: two services instrumented with

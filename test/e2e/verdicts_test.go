@@ -1,10 +1,10 @@
-package main
+package e2e
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/immune-cd/immune/internal/testservice"
+	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
 
 // TestVersionAware: with expect-version, answers from the old build while
