@@ -23,6 +23,8 @@ import (
 
 	"github.com/google/go-github/v60/github"
 	"golang.org/x/oauth2"
+
+	"github.com/immune-cd/immune/internal/redact"
 )
 
 // Defaults for Options.
@@ -80,7 +82,7 @@ type Client struct {
 	uploadURL   *url.URL
 	http        *http.Client
 	userAgent   string
-	token       string
+	redact      func(string) string // hides the token
 	now         func() time.Time
 	maxWait     time.Duration
 	maxRetries  int
@@ -151,7 +153,7 @@ func New(o Options) (*Client, error) {
 		uploadURL:  upload,
 		http:       hc,
 		userAgent:  o.UserAgent,
-		token:      o.Token,
+		redact:     redact.Values([]string{o.Token}),
 		now:        o.Now,
 		maxWait:    o.MaxWait,
 		maxRetries: o.MaxRetries,
@@ -221,7 +223,7 @@ func (c *Client) wrap(err error, a access, format string, args ...any) error {
 		return nil
 	}
 	err = c.classify(a, err)
-	return redact(fmt.Errorf(format+": %w", append(args, err)...), c.token)
+	return c.hide(fmt.Errorf(format+": %w", append(args, err)...))
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -345,9 +345,29 @@ func TestTokenNeverInErrors(t *testing.T) {
 	if e.logs.String() == "" {
 		t.Error("retries were not logged")
 	}
-	// A token the error text happens to contain is redacted.
-	if got := redact(errors.New("x "+testToken), testToken).Error(); got != "x ***" {
-		t.Errorf("redact: %q", got)
+}
+
+// A proxy in front of GitHub that echoes the token lowercased, or cut
+// short, does not get it into an error.
+func TestTokenEchoedByAProxy(t *testing.T) {
+	e := setup(t, githubfake.Options{}, nil)
+	lower := strings.ToLower(testToken)
+	for _, echo := range []string{lower, strings.ToUpper(testToken), testToken[:12] + "…", "…" + testToken[len(testToken)-10:]} {
+		e.fake.ClearFaults()
+		e.fake.Inject(githubfake.Fault{Path: deploymentsPath, Status: 401, Message: "proxy: token " + echo + " refused"})
+		_, err := e.client.Deployments(ctx(t), "production", 0)
+		if err == nil {
+			t.Fatal("no error")
+		}
+		got := strings.ToLower(err.Error())
+		for _, part := range []string{lower, lower[:8], lower[len(lower)-8:]} {
+			if strings.Contains(got, part) {
+				t.Errorf("echo %q: the error shows %q: %v", echo, part, err)
+			}
+		}
+		if !strings.Contains(err.Error(), "proxy: token ") || !strings.Contains(err.Error(), "REDACTED") {
+			t.Errorf("echo %q: %v", echo, err)
+		}
 	}
 }
 

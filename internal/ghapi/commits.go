@@ -81,11 +81,11 @@ func (c *Client) ResolveCommit(ctx context.Context, ref string) (string, error) 
 		if errors.As(err, &ger) {
 			switch statusOf(ger.Response) {
 			case http.StatusUnprocessableEntity:
-				return "", redact(fmt.Errorf("resolve commit %q: %w in %s (GitHub: %s)",
-					ref, ErrNoSuchCommit, c.Repository(), ger.Message), c.token)
+				return "", c.hide(fmt.Errorf("resolve commit %q: %w in %s (GitHub: %s)",
+					ref, ErrNoSuchCommit, c.Repository(), ger.Message))
 			case http.StatusNotFound:
-				return "", redact(fmt.Errorf("resolve commit %q: %w in %s, or the token cannot read it "+
-					"(GitHub answered 404; the workflow needs \"contents: read\")", ref, ErrNoSuchCommit, c.Repository()), c.token)
+				return "", c.hide(fmt.Errorf("resolve commit %q: %w in %s, or the token cannot read it "+
+					"(GitHub answered 404; the workflow needs \"contents: read\")", ref, ErrNoSuchCommit, c.Repository()))
 			}
 		}
 		return "", c.wrap(err, access{op: "get commit", permission: "contents: read"}, "resolve commit %q", ref)
@@ -158,10 +158,12 @@ func (c *Client) PullRequestsForCommit(ctx context.Context, commit string) ([]Pu
 	out := make([]PullRequest, 0, len(prs))
 	for _, p := range prs {
 		pr := PullRequest{
-			Number:  p.GetNumber(),
-			Title:   p.GetTitle(),
-			State:   p.GetState(),
-			Merged:  p.GetMerged() || p.MergedAt != nil,
+			Number: p.GetNumber(),
+			Title:  p.GetTitle(),
+			State:  p.GetState(),
+			// Lists answer in the simple shape, without "merged": a
+			// merged pull request is one with a merge time.
+			Merged:  p.MergedAt != nil,
 			HeadRef: p.GetHead().GetRef(),
 			HeadSHA: p.GetHead().GetSHA(),
 			BaseRef: p.GetBase().GetRef(),

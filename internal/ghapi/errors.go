@@ -134,7 +134,9 @@ func (e *APIError) Error() string {
 
 func (e *APIError) Unwrap() error { return e.err }
 
-// redactedError hides the token should it ever appear in an error text.
+// redactedError hides the token should it ever appear in an error text,
+// as GitHub or a proxy in front of it may echo it: whole, in another
+// letter case or cut short (see redact.Values).
 type redactedError struct {
 	msg string
 	err error
@@ -143,11 +145,16 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-func redact(err error, token string) error {
-	if err == nil || token == "" || !strings.Contains(err.Error(), token) {
-		return err
+// hide returns err with the token hidden from its text.
+func (c *Client) hide(err error) error {
+	if err == nil {
+		return nil
 	}
-	return &redactedError{msg: strings.ReplaceAll(err.Error(), token, "***"), err: err}
+	msg := err.Error()
+	if hidden := c.redact(msg); hidden != msg {
+		return &redactedError{msg: hidden, err: err}
+	}
+	return err
 }
 
 // access says which permission an operation needs and what GitHub's 404

@@ -74,3 +74,64 @@ func TestValues(t *testing.T) {
 		t.Errorf("Values(nil) = %q", got)
 	}
 }
+
+// A proxy that echoes the token lowercased, uppercased or cut short does
+// not get it past: the whole secret whatever its letter case, and a part
+// of at least MinFragment characters that starts or ends it.
+func TestValuesEchoedByAProxy(t *testing.T) {
+	t.Parallel()
+	const token = "ghs_16C7e42F292c6912E7710c838347Ae178B4a"
+	hide := Values([]string{token, "Bearer " + token})
+	for _, tt := range []struct{ in, want string }{
+		{"invalid token " + strings.ToLower(token), "invalid token REDACTED"},
+		{"INVALID TOKEN " + strings.ToUpper(token) + ".", "INVALID TOKEN REDACTED."},
+		{"token ghs_16C7e42F29… rejected", "token REDACTED… rejected"},
+		{"token ghs_16c7e42f rejected", "token REDACTED rejected"},
+		{"token …2c6912E7710c838347ae178b4a rejected", "token …REDACTED rejected"},
+		{"cut " + token[:20] + "..." + token[30:], "cut REDACTED...REDACTED"},
+		{"twice " + token + token, "twice REDACTED"},
+		{"authorization: bearer " + strings.ToLower(token), "authorization: REDACTED"},
+		// Shorter than a fragment, or not a part of its ends: kept.
+		{"ghs_16C a prefix", "ghs_16C a prefix"},
+		{"middle 6912E7710c83 kept", "middle 6912E7710c83 kept"},
+		{"Bearer somebody else", "Bearer somebody else"},
+		{"non-ASCII stays put: İstanbul " + token, "non-ASCII stays put: İstanbul REDACTED"},
+	} {
+		if got := hide(tt.in); got != tt.want {
+			t.Errorf("hide(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzValues: whatever surrounds it, a secret (in any letter case) and
+// its start and end of MinFragment characters never show.
+func FuzzValues(f *testing.F) {
+	f.Add("before ", " after", "ghs_16C7e42F292c6912E7710c838347Ae178B4a", uint8(0))
+	f.Add("İ", "ghs", "abcdefghij", uint8(3))
+	f.Fuzz(func(t *testing.T, before, after, secret string, how uint8) {
+		if len(secret) < MinFragment || strings.ContainsAny(secret, " \t") {
+			return
+		}
+		var echoed string
+		switch how % 4 {
+		case 0:
+			echoed = secret
+		case 1:
+			echoed = foldASCII(secret)
+		case 2:
+			echoed = secret[:MinFragment]
+		case 3:
+			b := []byte(secret[len(secret)-MinFragment:])
+			for i, c := range b {
+				if 'a' <= c && c <= 'z' {
+					b[i] = c - 'a' + 'A'
+				}
+			}
+			echoed = string(b)
+		}
+		out := Values([]string{secret})(before + echoed + after)
+		if strings.Contains(foldASCII(out), foldASCII(echoed)) {
+			t.Fatalf("Values(%q) shows %q in %q", secret, echoed, out)
+		}
+	})
+}

@@ -715,6 +715,7 @@ func TestShapesMatchTemplates(t *testing.T) {
 	d := f.SeedDeployment("production", sha(2), "success")
 	f.AddCommitStatus(CommitStatus{SHA: sha(2), State: "success", Context: "ci"})
 	f.AddPullRequest(3, sha(2), []string{"bug"}, []Commit{{SHA: sha(2), Message: "two"}})
+	f.AddPull(PullRequest{Number: 4, Commits: []Commit{{SHA: sha(6), Message: "six"}}, Merged: true, MergeCommitSHA: sha(7)})
 	is := f.AddIssue(Issue{Title: "Found a bug", Labels: []string{"bug"}})
 	f.AddComment(IssueComment{Number: is.Number, Body: "Me too"})
 	repo := "/repos/octo-org/shop"
@@ -731,6 +732,7 @@ func TestShapesMatchTemplates(t *testing.T) {
 		{"combined_status", repo + "/commits/" + sha(2) + "/status", false, &github.CombinedStatus{}},
 		{"commit", repo + "/commits/" + sha(2), false, &github.RepositoryCommit{}},
 		{"pull_request", repo + "/pulls/3", false, &github.PullRequest{}},
+		{"pull_request_simple", repo + "/commits/" + sha(7) + "/pulls", true, &[]*github.PullRequest{}},
 		{"label", repo + "/issues/3/labels", true, &[]*github.Label{}},
 		{"label", repo + "/labels/bug", false, &github.Label{}},
 		{"issue", repo + "/issues/3", false, &github.Issue{}},
@@ -770,6 +772,20 @@ func TestShapesMatchTemplates(t *testing.T) {
 			sort.Strings(missing)
 			if len(missing) > 0 {
 				t.Errorf("fields of the documented example missing: %v", missing)
+			}
+			if strings.HasSuffix(tt.template, "_simple") {
+				// A simple shape has no more than its example: code must
+				// not come to rely on a field GitHub does not send there.
+				var extra []string
+				for k := range g {
+					if _, ok := want[k]; !ok {
+						extra = append(extra, k)
+					}
+				}
+				sort.Strings(extra)
+				if len(extra) > 0 {
+					t.Errorf("fields beyond the simple shape: %v", extra)
+				}
 			}
 			if err := json.Unmarshal(a.raw, tt.into); err != nil {
 				t.Errorf("does not decode into %T: %v", tt.into, err)

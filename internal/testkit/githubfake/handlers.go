@@ -700,7 +700,7 @@ func (f *Server) commitPulls(req *apiRequest, p params, _ time.Time) reply {
 		}
 	}
 	sort.Sort(sort.Reverse(sort.IntSlice(nums)))
-	return listed(req, nums, func(n int) any { return f.renderPull(f.st.pulls[n], f.baseSHA(f.st.pulls[n])) })
+	return listed(req, nums, func(n int) any { return f.renderPullSimple(f.st.pulls[n], f.baseSHA(f.st.pulls[n])) })
 }
 
 // baseSHA guesses the base of a pull request: the parent of its first

@@ -168,6 +168,13 @@ func TestCommitPullsFollowTheDefaultBranch(t *testing.T) {
 	if got := numbers(sha(1)); len(got) != 0 {
 		t.Errorf("default-branch commit of no merged PR: %v", got)
 	}
+	listed := call(t, f, "GET", repo+"/commits/"+sha(3)+"/pulls", nil).list(t)[0].(map[string]any)
+	if _, ok := listed["merged"]; ok || listed["merged_at"] == nil || listed["merge_commit_sha"] != sha(3) {
+		t.Errorf("listed for a commit: merged %v, merged_at %v; want the simple shape, merged_at set", listed["merged"], listed["merged_at"])
+	}
+	if open := call(t, f, "GET", repo+"/commits/"+sha(4)+"/pulls", nil).list(t)[0].(map[string]any); open["merged_at"] != nil {
+		t.Errorf("an open pull request listed with merged_at %v", open["merged_at"])
+	}
 	pr := call(t, f, "GET", repo+"/pulls/5", nil).obj(t)
 	if pr["merged"] != true || pr["merged_at"] == nil || pr["merge_commit_sha"] != sha(3) || pr["user"].(map[string]any)["login"] != "hubot" || pr["state"] != "closed" {
 		t.Errorf("merged pull: merged %v, merged_at %v, merge_commit_sha %v, state %v", pr["merged"], pr["merged_at"], pr["merge_commit_sha"], pr["state"])

@@ -22,7 +22,7 @@ import (
 func templateNames() []string {
 	return []string{
 		"user", "repository", "deployment", "deployment_status", "status",
-		"combined_status", "commit", "pull_request", "label",
+		"combined_status", "commit", "pull_request", "pull_request_simple", "label",
 		"issue", "issue_comment", "comparison",
 	}
 }
@@ -363,8 +363,24 @@ func (f *Server) renderLabel(name string) map[string]any {
 	return m
 }
 
+// renderPull renders a pull request in full, as "get a pull request"
+// answers it.
 func (f *Server) renderPull(pr *PullRequest, baseSHA string) map[string]any {
-	m := f.tmpl("pull_request")
+	m := f.renderPullSimple(pr, baseSHA)
+	full := f.tmpl("pull_request")
+	for k, v := range m {
+		full[k] = v
+	}
+	full["merged"] = pr.Merged
+	full["commits"] = len(pr.Commits)
+	return full
+}
+
+// renderPullSimple renders a pull request in GitHub's simple shape, as the
+// lists answer it ("list pull requests associated with a commit"): no
+// merged, mergeable, commits or other counts; merged_at tells a merged one.
+func (f *Server) renderPullSimple(pr *PullRequest, baseSHA string) map[string]any {
+	m := f.tmpl("pull_request_simple")
 	n := strconv.Itoa(pr.Number)
 	api, web := f.repoAPI(), f.repoWeb()
 	id := int64(hash32("pull:"+n)%900_000_000) + 100_000_000
@@ -393,8 +409,6 @@ func (f *Server) renderPull(pr *PullRequest, baseSHA string) map[string]any {
 		labels = append(labels, f.renderLabel(l))
 	}
 	m["labels"] = labels
-	m["merged"] = pr.Merged
-	m["commits"] = len(pr.Commits)
 	m["merge_commit_sha"] = nullable(pr.MergeCommitSHA)
 	repo := f.repository()
 	m["head"] = map[string]any{
