@@ -22,6 +22,7 @@ import (
 	"github.com/immune-cd/immune/internal/demo"
 	"github.com/immune-cd/immune/internal/logline"
 	"github.com/immune-cd/immune/internal/recorder"
+	"github.com/immune-cd/immune/internal/replay"
 	"github.com/immune-cd/immune/internal/version"
 )
 
@@ -48,6 +49,7 @@ Usage:
   immune watch [flags]        watch what is deployed, no deploy
   immune rollback [flags]     roll back to --sha (or the last good deploy)
   immune gate [flags]         pass or fail a pull request while the line is stopped
+  immune replay [flags] FILE... judge recorded looks (CSV) offline with the live judge
   immune demo                 a local demo: a good deploy, a bad one, detection and rollback; then a canary
   immune demo canary          the canary act alone: a shared outage is not blamed, a bad canary is removed
   immune version
@@ -75,6 +77,8 @@ func (c *Command) Main(ctx context.Context) (code int) {
 	switch sub := c.Args[0]; sub {
 	case "deploy", "watch", "rollback", "gate":
 		return c.runCLI(ctx, config.Mode(sub), c.Args[1:])
+	case "replay":
+		return replay.Main(ctx, c.Args[1:], c.Stdout, c.Stderr)
 	case "demo":
 		o := demo.Options{Stdout: c.Stdout, HTTP: c.HTTP, Executable: c.Executable, Environ: c.Environ}
 		switch act := strings.Join(c.Args[1:], " "); act {

@@ -244,7 +244,11 @@ func (j *CanaryJudge) inconclusive(m *canaryRate, end time.Time) string {
 // that cleared the canary: both tracks' counts against the allowed
 // increase.
 func CanarySummary(canary, control Outcome) string {
-	return fmt.Sprintf("metric %s: the canary %d of %d requests failed (%s), the control %d of %d (%s); at most %s points more allowed",
+	unit := "points"
+	if canary.Allowed == 0.01 {
+		unit = "point"
+	}
+	return fmt.Sprintf("metric %s: the canary %d of %d requests failed (%s), the control %d of %d (%s); at most %s %s more allowed",
 		canary.Metric, canary.Errors, canary.Requests, percent(canary.Errors, canary.Requests),
-		control.Errors, control.Requests, percent(control.Errors, control.Requests), formatValue(canary.Allowed*100))
+		control.Errors, control.Requests, percent(control.Errors, control.Requests), formatValue(canary.Allowed*100), unit)
 }

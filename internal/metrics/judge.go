@@ -262,6 +262,9 @@ func (o Outcome) Summary() string {
 			}
 			return s + fmt.Sprintf(", at most %s %s above production's rate", formatValue(o.Allowed*100), unit)
 		}
+		if float64(o.Errors) > o.Allowed*float64(o.Requests) {
+			return s + fmt.Sprintf(", above the allowed %s%% but without the evidence for a regression", formatValue(o.Allowed*100))
+		}
 		return s + fmt.Sprintf(", within the allowed %s%%", formatValue(o.Allowed*100))
 	}
 	spec := Spec{Max: o.Max, Min: o.Min}
