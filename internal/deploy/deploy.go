@@ -1,10 +1,19 @@
-// Package deploy runs the user's deploy and rollback commands as real child
+// Package deploy puts a commit live, through one of three Deployers.
+//
+// Command runs the user's deploy and rollback commands as real child
 // processes: in their own process group, with the commit passed in the
 // environment (never spliced into the command), output streamed, and a
 // timeout or cancellation that stops the whole group: SIGTERM, then, after
 // a grace period, SIGKILL to every member still there, and Deploy returns
 // only once no member is left. A process that leaves the group on purpose
 // (setsid) is the one way to outlive it.
+//
+// Workflow dispatches the user's deploy workflow and awaits its run; a run
+// still going at the timeout or when the job is cancelled is cancelled
+// through the API, and a dispatch is never sent twice for one deploy.
+//
+// Hook POSTs the request, signed, to a deploy hook, with bounded retries
+// under one idempotency key.
 package deploy
 
 import (

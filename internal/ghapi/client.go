@@ -1,6 +1,7 @@
 // Package ghapi records immune's work in GitHub (deployments, deployment
-// statuses, commit statuses) and reads back what it decides on (deployment
-// history, commits, pull request labels and commits) through go-github, over
+// statuses, commit statuses), reads back what it decides on (deployment
+// history, commits, pull request labels and commits), and dispatches,
+// follows and cancels the runs of a deploy workflow, through go-github, over
 // a transport that retries GitHub's transient failures within a bounded wait.
 //
 // Every error names the operation, and reads well in a workflow log: a

@@ -300,7 +300,7 @@ func (n *Notifier) post(ctx context.Context, kind Kind, delivery string, body []
 	}
 	resp, err := n.o.Client.Do(req)
 	if err != nil {
-		return true, 0, errors.New("the webhook did not answer: " + withoutURL(err))
+		return true, 0, errors.New("the webhook did not answer: " + WithoutURL(err))
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -319,9 +319,10 @@ func (n *Notifier) post(ctx context.Context, kind Kind, delivery string, body []
 	}
 }
 
-// withoutURL is an error's text without the request URL, which holds the
-// webhook's secret token.
-func withoutURL(err error) string {
+// WithoutURL is a request error's text without the request URL, which
+// holds a webhook's (or a deploy hook's) secret token: what happened, and
+// no host, port or path.
+func WithoutURL(err error) string {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err

@@ -3,7 +3,9 @@
 //
 // The fake keeps deployments, deployment statuses, commit statuses, commits
 // (and which are on the default branch), pull requests, issues, their
-// comments and the repository's labels for one repository, answers with JSON shaped like the
+// comments, the repository's labels, its workflows and their runs (a
+// dispatched run is queued, then in_progress while a test-provided function
+// performs it, then completed; a cancel stops it) for one repository, answers with JSON shaped like the
 // examples in GitHub's REST documentation (built from the templates in the
 // module's testdata/github directory), validates requests the way GitHub
 // does (authentication, required fields, enums, the 140-character
@@ -62,14 +64,24 @@ type Options struct {
 
 	// Permissions, when non-nil, emulates the permissions granted to the
 	// token, as a workflow's permissions: block does: keys are "deployments",
-	// "statuses", "contents", "pull-requests" (or "pull_requests") and
-	// "issues", and values are "read" or "write" ("none" or absent denies).
+	// "statuses", "contents", "pull-requests" (or "pull_requests"),
+	// "issues" and "actions", and values are "read" or "write" ("none" or absent denies).
 	// A request that needs more than it is granted gets GitHub's 403
 	// "Resource not accessible by integration". Nil grants everything.
 	// Issue endpoints on a pull request's number (its conversation's
 	// comments) accept "issues" or "pull-requests"; on an issue, only
 	// "issues".
 	Permissions map[string]string
+
+	// DispatchRunDetails says how a workflow dispatch that asks for the
+	// run's details is answered: as github.com does (default), or as an
+	// older GitHub Enterprise Server does.
+	DispatchRunDetails RunDetails
+
+	// RunListedAfter delays a new workflow run's appearance in run lists,
+	// as GitHub's lists lag behind a dispatch. Getting the run by id is
+	// not delayed.
+	RunListedAfter time.Duration
 
 	// TemplateDir is the directory holding the JSON templates. Default: the
 	// module's testdata/github, found by walking up from the working
@@ -85,8 +97,9 @@ type Server struct {
 	closed chan struct{}
 	once   sync.Once
 
-	mu sync.Mutex
-	st state
+	mu   sync.Mutex
+	st   state
+	runs sync.WaitGroup // workflow runs still going
 }
 
 // Call is one request the fake received.
@@ -170,12 +183,15 @@ func (f *Server) Repository() string { return f.opts.Owner + "/" + f.opts.Repo }
 // Client returns an HTTP client for the fake's server.
 func (f *Server) Client() *http.Client { return f.srv.Client() }
 
-// Close stops the server. Requests held by a Delay fault are released.
+// Close stops the server. Requests held by a Delay fault are released;
+// workflow runs still going are cancelled and waited for (a Workflow.Run
+// must return once its ctx is done).
 func (f *Server) Close() {
 	f.once.Do(func() {
 		close(f.closed)
 		f.srv.CloseClientConnections()
 		f.srv.Close()
+		f.stopRuns()
 	})
 }
 

@@ -78,6 +78,11 @@ func routes() []route {
 		{"GET", "labels/{name}", "issues:read|pull-requests:read", docLabels + "#get-a-label", (*Server).getLabel, nil},
 		{"POST", "labels", "issues:write|pull-requests:write", docLabels + "#create-a-label", (*Server).createLabel, nil},
 		{"GET", "compare/{ref}", "contents:read", docCompare, (*Server).compare, nil},
+		{"GET", "actions/workflows/{name}", "actions:read", docWorkflows + "#get-a-workflow", (*Server).getWorkflow, nil},
+		{"POST", "actions/workflows/{name}/dispatches", "actions:write", docWorkflows + "#create-a-workflow-dispatch-event", (*Server).dispatch, nil},
+		{"GET", "actions/workflows/{name}/runs", "actions:read", docWorkflowRuns + "#list-workflow-runs-for-a-workflow", (*Server).listRuns, nil},
+		{"GET", "actions/runs/{id}", "actions:read", docWorkflowRuns + "#get-a-workflow-run", (*Server).getRun, nil},
+		{"POST", "actions/runs/{id}/cancel", "actions:write", docWorkflowRuns + "#cancel-a-workflow-run", (*Server).cancelRun, nil},
 	}
 }
 

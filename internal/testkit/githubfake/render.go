@@ -24,6 +24,7 @@ func templateNames() []string {
 		"user", "repository", "deployment", "deployment_status", "status",
 		"combined_status", "commit", "pull_request", "pull_request_simple", "label",
 		"issue", "issue_comment", "comparison",
+		"workflow", "workflow_run", "workflow_dispatch_response",
 	}
 }
 
@@ -119,9 +120,11 @@ func (f *Server) rewrite(v any) any {
 		for _, r := range [][2]string{
 			{"https://api.github.com/repos/octocat/Hello-World", f.repoAPI()},
 			{"https://api.github.com/repos/octocat/example", f.repoAPI()},
+			{"https://api.github.com/repos/octo-org/octo-repo", f.repoAPI()},
 			{"https://api.github.com", f.apiRoot()},
 			{"https://github.com/octocat/Hello-World", f.repoWeb()},
 			{"https://github.com/octocat/example", f.repoWeb()},
+			{"https://github.com/octo-org/octo-repo", f.repoWeb()},
 			{"https://github.com", f.webRoot()},
 		} {
 			if strings.HasPrefix(x, r[0]) {

@@ -113,6 +113,11 @@ type state struct {
 	commitStatuses map[string][]*CommitStatus // by full SHA, in creation order
 	pulls          map[int]*PullRequest
 
+	workflows             []*Workflow      // in the order added
+	runs                  []*WorkflowRun   // in creation order
+	runCancel             map[int64]func() // runs still going
+	nextWorkflow, nextRun int64
+
 	issues                   map[int]*Issue
 	comments                 []*IssueComment // in creation order
 	labels                   map[string]*Label
@@ -135,6 +140,9 @@ func newState() state {
 		labels:               map[string]*Label{},
 		nextComment:          4_000_001,
 		nextIssueID:          5_000_001,
+		nextWorkflow:         6_000_001,
+		nextRun:              7_000_001,
+		runCancel:            map[int64]func(){},
 	}
 }
 
