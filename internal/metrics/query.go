@@ -32,11 +32,26 @@ type result struct {
 // query runs q, retrying what a retry can cure, and surfaces Prometheus's
 // warnings and infos. ts zero means the server's current time.
 func (s *Source) query(ctx context.Context, m *metric, q string, ts time.Time) result {
+	return s.send(ctx, m, func(ctx context.Context) (model.Value, v1.Warnings, v1.Infos, error) {
+		return s.api.Query(ctx, q, ts, v1.WithTimeout(s.timeout))
+	})
+}
+
+// queryRange runs q as a range query, as query runs an instant one.
+func (s *Source) queryRange(ctx context.Context, m *metric, q string, r v1.Range) result {
+	return s.send(ctx, m, func(ctx context.Context) (model.Value, v1.Warnings, v1.Infos, error) {
+		return s.api.QueryRange(ctx, q, r, v1.WithTimeout(s.timeout))
+	})
+}
+
+// send makes one request, retrying what a retry can cure, and surfaces
+// Prometheus's warnings and infos.
+func (s *Source) send(ctx context.Context, m *metric, do func(context.Context) (model.Value, v1.Warnings, v1.Infos, error)) result {
 	wait := s.backoff
 	for attempt := 1; ; attempt++ {
 		status := new(int)
 		actx, cancel := context.WithTimeout(context.WithValue(ctx, statusKey{}, status), s.timeout)
-		value, warnings, infos, err := s.api.Query(actx, q, ts, v1.WithTimeout(s.timeout))
+		value, warnings, infos, err := do(actx)
 		cancel()
 		res := result{value: value, attempts: attempt}
 		for _, w := range warnings {

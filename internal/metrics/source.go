@@ -270,8 +270,16 @@ func (e *QueryError) Error() string {
 }
 
 func (s *Source) lookRate(ctx context.Context, m *metric) Reading {
-	r := Reading{Metric: m.name, Kind: KindRate}
 	total := s.query(ctx, m, m.total, time.Time{})
+	return m.readRate(total, func(at time.Time) result { return s.query(ctx, m, m.errs, at) })
+}
+
+// readRate turns what total's selector returned, and then errors' at the
+// same instant, into a reading: the counters' increases since the last
+// look with data, errors held back beyond the requests. A live look and a
+// replayed one (replay.go) read the same way.
+func (m *metric) readRate(total result, errsAt func(at time.Time) result) Reading {
+	r := Reading{Metric: m.name, Kind: KindRate}
 	r.Attempts = total.attempts
 	r.Warnings = append(r.Warnings, total.notes...)
 	if total.err != nil {
@@ -289,7 +297,7 @@ func (s *Source) lookRate(ctx context.Context, m *metric) Reading {
 	}
 	// Errors are read at the instant total was evaluated at, so both see
 	// the same scrapes.
-	errs := s.query(ctx, m, m.errs, totals.at)
+	errs := errsAt(totals.at)
 	r.Attempts = max(r.Attempts, errs.attempts)
 	r.Warnings = append(r.Warnings, errs.notes...)
 	if errs.err != nil {
@@ -325,8 +333,14 @@ func (s *Source) lookRate(ctx context.Context, m *metric) Reading {
 }
 
 func (s *Source) lookThreshold(ctx context.Context, m *metric) Reading {
+	return m.readThreshold(s.query(ctx, m, m.query, time.Time{}))
+}
+
+// readThreshold turns what a threshold metric's query returned into a
+// reading: the value furthest beyond (or closest to) a bound, and the
+// consecutive rule's streak.
+func (m *metric) readThreshold(res result) Reading {
 	r := Reading{Metric: m.name, Kind: KindThreshold}
-	res := s.query(ctx, m, m.query, time.Time{})
 	r.Attempts = res.attempts
 	r.Warnings = res.notes
 	if res.err != nil {

@@ -340,6 +340,15 @@ func (f *Server) renderCommit(c Commit, parent string, full bool) map[string]any
 			}
 		}
 	}
+	if !c.Date.IsZero() {
+		if inner, ok := m["commit"].(map[string]any); ok {
+			for _, k := range []string{"author", "committer"} {
+				if who, ok := inner[k].(map[string]any); ok {
+					who["date"] = ts(c.Date)
+				}
+			}
+		}
+	}
 	if !full {
 		delete(m, "stats")
 		delete(m, "files")

@@ -16,6 +16,9 @@ type Commit struct {
 	// (default: the login, or the example's).
 	Author     string
 	AuthorName string
+	// Date is when it was authored and committed; zero leaves the
+	// documented example's.
+	Date time.Time
 }
 
 // Deployment is a deployment held by the fake.
@@ -155,7 +158,7 @@ func (f *Server) AddCommit(sha, message string) {
 	f.st.addCommit(sha, message)
 }
 
-// AddAuthoredCommit is AddCommit with the commit's author.
+// AddAuthoredCommit is AddCommit with the commit's author and date.
 func (f *Server) AddAuthoredCommit(c Commit) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -186,10 +189,13 @@ func (s *state) addFull(in Commit, main bool) Commit {
 			if in.AuthorName != "" {
 				s.commits[i].AuthorName = in.AuthorName
 			}
+			if !in.Date.IsZero() {
+				s.commits[i].Date = in.Date
+			}
 			return s.commits[i]
 		}
 	}
-	c := Commit{SHA: sha, Message: message, Author: in.Author, AuthorName: in.AuthorName}
+	c := Commit{SHA: sha, Message: message, Author: in.Author, AuthorName: in.AuthorName, Date: in.Date}
 	s.commits = append(s.commits, c)
 	if main {
 		s.toMain(sha)
