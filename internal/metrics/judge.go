@@ -412,3 +412,20 @@ func formatDuration(d time.Duration) string {
 	}
 	return d.Round(time.Second).String()
 }
+
+// Signals counts a watch's signals that run an error-rate test: the health
+// probes (all URLs together) when it probes, and each rate metric. Each
+// takes an equal share of the error rule's false-alarm allowance (see
+// verdict.Limits.Signals). At least 1.
+func Signals(probing bool, specs []Spec) int {
+	n := 0
+	if probing {
+		n++
+	}
+	for _, s := range specs {
+		if s.Kind() == KindRate {
+			n++
+		}
+	}
+	return max(n, 1)
+}

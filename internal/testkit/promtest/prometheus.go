@@ -129,22 +129,33 @@ scrape_configs:
 		return nil, err
 	}
 
-	// A free port can be taken between our check and Prometheus's listen;
-	// try again on a new one if so.
+	if err := p.launchRetrying(bin, configFile, true); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// launchRetrying launches Prometheus, on another port when the free port
+// found was taken between the check and Prometheus's listen. It stops p
+// when it cannot.
+func (p *Prometheus) launchRetrying(bin, configFile string, scrapes bool) error {
+	var err error
 	for try := 1; ; try++ {
-		err = p.launch(bin, configFile)
+		err = p.launch(bin, configFile, scrapes)
 		if err == nil || try == 3 || !strings.Contains(p.out.String(), "address already in use") {
 			break
 		}
 	}
 	if err != nil {
 		p.Stop()
-		return nil, fmt.Errorf("%w\nPrometheus's log:\n%s", err, p.out.String())
+		return fmt.Errorf("%w\nPrometheus's log:\n%s", err, p.out.String())
 	}
-	return p, nil
+	return nil
 }
 
-func (p *Prometheus) launch(bin, configFile string) error {
+// launch starts Prometheus and waits until it is ready and, when it
+// scrapes the hub, holds a first sample of it.
+func (p *Prometheus) launch(bin, configFile string, scrapes bool) error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -187,7 +198,7 @@ func (p *Prometheus) launch(bin, configFile string) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for p.FirstSample == 0 {
+	for scrapes && p.FirstSample == 0 {
 		if err := p.exited(); err != nil {
 			return err
 		}

@@ -72,3 +72,28 @@ func TestLoad(t *testing.T) {
 		t.Errorf("100 requests a second for 1s served %d", got)
 	}
 }
+
+// TestBackfilled: a week of history backfilled by promtool is served by
+// the Prometheus started on it, sample for sample.
+func TestBackfilled(t *testing.T) {
+	t.Parallel()
+	now := time.Now().Truncate(time.Minute)
+	var om OpenMetrics
+	start := now.Add(-7 * 24 * time.Hour)
+	for at, n := start, 0; at.Before(now); at, n = at.Add(time.Minute), n+1 {
+		om.Add("http_requests", "counter", `code="200"`, float64(10*n), at)
+	}
+	p := Backfilled(t, om.String())
+	for _, back := range []time.Duration{7*24*time.Hour - time.Minute, 3 * 24 * time.Hour, time.Hour} {
+		at := now.Add(-back)
+		want := 10 * float64(at.Sub(start)/time.Minute)
+		v, _, _, err := p.api.Query(t.Context(), `http_requests_total{code="200"}`, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vec, ok := v.(model.Vector)
+		if !ok || len(vec) != 1 || float64(vec[0].Value) != want {
+			t.Errorf("%s ago: %v, want one series at %v", back, v, want)
+		}
+	}
+}
