@@ -27,9 +27,11 @@ package backtest
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/immune-cd/immune/internal/clock"
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/history"
 	"github.com/immune-cd/immune/internal/metrics"
@@ -331,9 +333,9 @@ func (c *Counts) add(r Result) {
 }
 
 // replay replays one case.
-func replay(ctx context.Context, sources Sources, s Settings, c Case) Result {
+func replay(ctx context.Context, sources Sources, s Settings, c Case) (r Result) {
 	d := c.Deployment
-	r := Result{ID: d.ID, SHA: d.SHA, PreviousSHA: d.PreviousSHA, RunURL: d.RunURL, Start: c.Start, Cut: c.Cut,
+	r = Result{ID: d.ID, SHA: d.SHA, PreviousSHA: d.PreviousSHA, RunURL: d.RunURL, Start: c.Start, Cut: c.Cut,
 		Recorded: d.Outcome, RecordedReason: d.Description}
 	if !d.Ended.IsZero() {
 		r.RecordedAfter = d.Ended.Sub(c.Start)
@@ -391,17 +393,21 @@ func replay(ctx context.Context, sources Sources, s Settings, c Case) Result {
 		// The reasons a shortened watch cannot clear the build are the
 		// cut's, not the data's.
 		r.Verdict = Undecided
+		r.Reason = "so far: " + summaries(outcomes)
 	case len(why) > 0:
 		r.Verdict, r.Reason = Inconclusive, strings.Join(why, "; ")
 	default:
-		r.Verdict = WouldPass
-		var parts []string
-		for _, o := range outcomes {
-			parts = append(parts, o.Summary())
-		}
-		r.Reason = strings.Join(parts, "; ")
+		r.Verdict, r.Reason = WouldPass, summaries(outcomes)
 	}
 	return r
+}
+
+func summaries(outcomes []metrics.Outcome) string {
+	parts := make([]string, 0, len(outcomes))
+	for _, o := range outcomes {
+		parts = append(parts, o.Summary())
+	}
+	return strings.Join(parts, "; ")
 }
 
 // baseline reads production's rate metrics before the deploy, as the live
@@ -468,7 +474,7 @@ func metricsOf(outcomes []metrics.Outcome) []Metric {
 
 // describeSettings says what is replayed, for people.
 func describeSettings(s Settings) []string {
-	out := []string{fmt.Sprintf("a look every %s for %s (startup grace %s), confidence %s", s.Interval, s.Duration, s.grace(), percent(s.Confidence))}
+	out := []string{fmt.Sprintf("a look every %s for %s (startup grace %s), confidence %s", short(s.Interval), short(s.Duration), short(s.grace()), percent(s.Confidence))}
 	for _, m := range s.Specs {
 		if m.Kind() == metrics.KindRate {
 			out = append(out, fmt.Sprintf("metric %s: errors at most %s", m.Name, percent(m.MaxErrorRate)))
@@ -488,11 +494,35 @@ func describeSettings(s Settings) []string {
 		out = append(out, fmt.Sprintf("metric %s: %s, %d looks in a row", m.Name, strings.Join(b, " and "), c))
 	}
 	if s.BaselineDuration > 0 {
-		out = append(out, fmt.Sprintf("rate metrics judged against production's %s before each deploy", s.BaselineDuration))
+		out = append(out, fmt.Sprintf("rate metrics judged against production's %s before each deploy", short(s.BaselineDuration)))
 	}
 	return out
 }
 
+// short is a configured duration as written: 30s, 15m, 1h30m.
+func short(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 func percent(f float64) string {
 	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.4f", f*100), "0"), ".") + "%"
+}
+
+// PrometheusSources reads the metrics from the Prometheus c names (its
+// URL and headers), each request bounded by timeout.
+func PrometheusSources(c *config.Config, hc *http.Client, clk clock.Clock, timeout time.Duration) Sources {
+	header := http.Header{}
+	for _, h := range c.PrometheusHeaders {
+		header.Add(h.Name, h.Value)
+	}
+	return func(specs []metrics.Spec, vars promql.Vars) (*metrics.Source, error) {
+		return metrics.New(specs, vars, metrics.Options{URL: c.PrometheusURL, Header: header, HTTP: hc, Clock: clk, RequestTimeout: timeout})
+	}
 }

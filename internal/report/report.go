@@ -336,7 +336,8 @@ func JSON(r *Run) ([]byte, error) {
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }
 
-// FormatDuration prints a duration for people: 840ms, 4.2s, 2m05s.
+// FormatDuration prints a duration for people: 840ms, 4.2s, 2m05s, 2h05m,
+// 3d04h.
 func FormatDuration(d time.Duration) string {
 	switch {
 	case d < 10*time.Millisecond:
@@ -345,7 +346,13 @@ func FormatDuration(d time.Duration) string {
 		return fmt.Sprintf("%dms", d.Milliseconds())
 	case d < time.Minute:
 		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+	case d < time.Hour:
+		d = d.Round(time.Second)
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 24*time.Hour:
+		d = d.Round(time.Minute)
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
-	d = d.Round(time.Second)
-	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	d = d.Round(time.Hour)
+	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
 }

@@ -11,11 +11,14 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"time"
 
 	"github.com/immune-cd/immune/internal/history"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/testkit/githubfake"
+	"github.com/immune-cd/immune/internal/testkit/promtest"
 )
 
 // SHA is a stable, fake commit id for a name.
@@ -194,4 +197,116 @@ func finalState(o history.Outcome) string {
 		return "error"
 	}
 	return ""
+}
+
+// Week is a week of history ending at now: five of immune's deploys
+// recorded healthy (each started at its time, its build serving 30s later,
+// watched 5 minutes), and the metrics Prometheus would hold of them, for
+// promtest.Backfilled: every build serves 20 requests a second, counted in
+// http_requests_total{code,version} (a scrape every 15s within an hour of a
+// deploy, every 5 minutes elsewhere), with
+// http_p99_seconds{version} beside it. Every build fails 0.5% of its
+// requests with a p99 about 0.18s, save the third (Bad), which fails 8%
+// with a p99 of 0.9s for the 10 minutes it served (BadFrom to BadUntil),
+// until the fourth replaced it.
+type Week struct {
+	Deployments []history.Deployment
+	OpenMetrics string
+	// Bad is the index of the bad deploy; BadFrom and BadUntil when it
+	// served.
+	Bad               int
+	BadFrom, BadUntil time.Time
+	// Live is how long after a deploy's start its build served.
+	Live time.Duration
+}
+
+// near reports whether t is within d of one of ts.
+func near(t time.Time, ts []time.Time, d time.Duration) bool {
+	for _, x := range ts {
+		if t.Sub(x) < d && x.Sub(t) < d {
+			return true
+		}
+	}
+	return false
+}
+
+// NewWeek builds the week ending at now (truncated to the minute).
+func NewWeek(now time.Time) Week {
+	now = now.UTC().Truncate(time.Minute)
+	day := 24 * time.Hour
+	starts := []time.Time{
+		now.Add(-6*day + 3*time.Hour),
+		now.Add(-4*day + 5*time.Hour),
+		now.Add(-2*day + 4*time.Hour),
+		now.Add(-2*day + 4*time.Hour + 10*time.Minute),
+		now.Add(-day + 2*time.Hour),
+	}
+	w := Week{Bad: 2, Live: 30 * time.Second}
+	prev := SHA("week-0")
+	for i, s := range starts {
+		commit := SHA(fmt.Sprintf("week-%d", i+1))
+		w.Deployments = append(w.Deployments, history.Deployment{
+			ID: int64(2_000_001 + i), SHA: commit, Kind: history.KindDeploy, PreviousSHA: prev,
+			Created: s.Add(-20 * time.Second), Started: s, Ended: s.Add(w.Live + 5*time.Minute),
+			Outcome: history.Healthy, Description: "healthy: 0 of 60 probes failed, p95 12ms",
+			Committed: s.Add(-time.Hour),
+		})
+		prev = commit
+	}
+	w.BadFrom, w.BadUntil = starts[w.Bad].Add(w.Live), starts[w.Bad+1].Add(w.Live)
+
+	// Each build serves from its deploy's start + Live to the next one's.
+	var om promtest.OpenMetrics
+	rnd := rand.New(rand.NewPCG(23, 7))
+	from := now.Add(-7 * day)
+	builds := append([]string{SHA("week-0")}, shas(w.Deployments)...)
+	bounds := append([]time.Time{from}, liveTimes(starts, w.Live)...)
+	bounds = append(bounds, now)
+	const scrape, perScrape = 15 * time.Second, 300
+	for b, version := range builds {
+		share, p99 := 0.005, 0.18
+		if b == w.Bad+1 {
+			share, p99 = 0.08, 0.9
+		}
+		var ok, failed float64
+		labels := fmt.Sprintf(`version="%s"`, version)
+		for at := bounds[b]; at.Before(bounds[b+1]); at = at.Add(scrape) {
+			errs := 0
+			for range perScrape {
+				if rnd.Float64() < share {
+					errs++
+				}
+			}
+			ok += float64(perScrape - errs)
+			failed += float64(errs)
+			if !near(at, starts, time.Hour) && at.Sub(from)%(5*time.Minute) != 0 {
+				// Far from any deploy, the history keeps a sample every 5
+				// minutes: what the backtest reads is as scraped, and
+				// promtool, which reads the file once per 2-hour block,
+				// has a tenth of the week to read.
+				continue
+			}
+			om.Add("http_requests", "counter", `code="200",`+labels, ok, at)
+			om.Add("http_requests", "counter", `code="500",`+labels, failed, at)
+			om.Add("http_p99_seconds", "gauge", labels, math.Round((p99+0.04*rnd.Float64())*1000)/1000, at)
+		}
+	}
+	w.OpenMetrics = om.String()
+	return w
+}
+
+func shas(ds []history.Deployment) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.SHA
+	}
+	return out
+}
+
+func liveTimes(starts []time.Time, live time.Duration) []time.Time {
+	out := make([]time.Time, len(starts))
+	for i, s := range starts {
+		out[i] = s.Add(live)
+	}
+	return out
 }
