@@ -50,7 +50,7 @@ func backtestWeek() backtest.Report {
 			{ID: 1000008, SHA: historyseed.SHA("d"), Start: start.Add(48 * time.Hour), Recorded: history.Failed, RecordedAfter: 2*time.Minute + 10*time.Second,
 				RecordedReason: "regressed: 12 of 40 probes failed", Verdict: backtest.Undecided, Watched: 2*time.Minute + 10*time.Second,
 				Reason: "so far: metric http-errors: 3 of 1200 requests failed (0.25%), within the allowed 2%",
-				Cut: &backtest.Cut{By: "rollback", ID: 1000009, After: 2*time.Minute + 10*time.Second}},
+				Cut:    &backtest.Cut{By: "rollback", ID: 1000009, After: 2*time.Minute + 10*time.Second}},
 			{ID: 1000006, SHA: historyseed.SHA("c"), Start: start.Add(24 * time.Hour), Recorded: history.Healthy, Verdict: backtest.WouldRollBack,
 				After: 90 * time.Second, Watched: 90 * time.Second, Agreement: backtest.NewAlarm,
 				Reason: "on metric http-errors, 118 of 1200 requests failed (9.8%); the failure rate is above the allowed 2% with 99% confidence"},
