@@ -6,6 +6,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,6 +21,8 @@ import (
 	"github.com/immune-cd/immune/internal/clock"
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/demo"
+	"github.com/immune-cd/immune/internal/hindsight"
+	"github.com/immune-cd/immune/internal/history"
 	"github.com/immune-cd/immune/internal/logline"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/replay"
@@ -50,12 +53,15 @@ Usage:
   immune rollback [flags]     roll back to --sha (or the last good deploy)
   immune gate [flags]         pass or fail a pull request while the line is stopped
   immune replay [flags] FILE... judge recorded looks (CSV) offline with the live judge
+  immune backtest [flags]     what these metrics flags would have decided on the last deploys
+  immune stats [flags]        the environment's record: deploys a day, failure rate, restore and lead times
   immune demo                 a local demo: a good deploy, a bad one, detection and rollback; then a canary
   immune demo canary          the canary act alone: a shared outage is not blamed, a bad canary is removed
   immune version
 
 Flags carry the action's input names, e.g. --health-url, --deploy-command, --duration.
-Run 'immune deploy -h' to list them with their defaults.
+Run 'immune deploy -h' to list them with their defaults. backtest and stats print
+Markdown, or JSON with --json.
 `
 
 // Main runs the command and returns the exit code. A panic, a bug of
@@ -75,7 +81,7 @@ func (c *Command) Main(ctx context.Context) (code int) {
 		return c.runAction(ctx)
 	}
 	switch sub := c.Args[0]; sub {
-	case "deploy", "watch", "rollback", "gate":
+	case "deploy", "watch", "rollback", "gate", "backtest", "stats":
 		return c.runCLI(ctx, config.Mode(sub), c.Args[1:])
 	case "replay":
 		return replay.Main(ctx, c.Args[1:], c.Stdout, c.Stderr)
@@ -105,7 +111,7 @@ func (c *Command) Main(ctx context.Context) (code int) {
 // runAction runs as a container action: inputs come from INPUT_* variables.
 func (c *Command) runAction(ctx context.Context) int {
 	gha := githubactions.New(githubactions.WithGetenv(c.Getenv), githubactions.WithWriter(c.Stdout))
-	return c.run(ctx, gha, gha.GetInput)
+	return c.run(ctx, gha, gha.GetInput, false)
 }
 
 // runCLI runs with flags named like the inputs.
@@ -122,6 +128,10 @@ func (c *Command) runCLI(ctx context.Context, mode config.Mode, args []string) i
 			desc += fmt.Sprintf(" (default %q)", in.Default)
 		}
 		values[in.Name] = fs.String(in.Name, "", desc)
+	}
+	var asJSON *bool
+	if mode == config.ModeBacktest || mode == config.ModeStats {
+		asJSON = fs.Bool("json", false, "print the JSON report instead of the Markdown summary")
 	}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -144,10 +154,10 @@ func (c *Command) runCLI(ctx context.Context, mode config.Mode, args []string) i
 		return v
 	}
 	gha := githubactions.New(githubactions.WithGetenv(c.Getenv), githubactions.WithWriter(c.Stdout))
-	return c.run(ctx, gha, get)
+	return c.run(ctx, gha, get, asJSON != nil && *asJSON)
 }
 
-func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config.Getter) int {
+func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config.Getter, asJSON bool) int {
 	plain := c.Getenv("GITHUB_ACTIONS") != "true"
 	if !plain {
 		// Secrets are masked before anything else is logged.
@@ -172,6 +182,9 @@ func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config
 		}
 		return action.ExitConfig
 	}
+	if cfg.Mode == config.ModeBacktest || cfg.Mode == config.ModeStats {
+		return c.runHindsight(ctx, cfg, plain, asJSON)
+	}
 	var gh recorder.GitHub
 	if cfg.Token != "" && c.NewGitHub != nil {
 		client, err := c.NewGitHub(cfg.Token)
@@ -193,6 +206,34 @@ func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config
 		Grace:       5 * time.Second,
 		CancelGrace: 2 * time.Second,
 	}, cfg)
+}
+
+// runHindsight runs backtest or stats mode.
+func (c *Command) runHindsight(ctx context.Context, cfg *config.Config, plain, asJSON bool) int {
+	d := hindsight.Deps{HTTP: c.HTTP, Clock: c.Clock, Getenv: c.Getenv, Stdout: c.Stdout, Plain: plain, JSON: asJSON}
+	if c.NewGitHub != nil {
+		client, err := c.NewGitHub(cfg.Token)
+		if err != nil {
+			fmt.Fprintf(c.Stderr, "immune %s: GitHub: %v\n", cfg.Mode, err)
+			return action.ExitConfig
+		}
+		// Until the recorder reads the history itself, the client that
+		// records reads it (*ghapi.Client is both).
+		if gh, ok := client.(history.GitHub); ok {
+			d.History = history.FromGitHub(gh)
+		}
+	}
+	err := hindsight.Run(ctx, d, cfg)
+	var pe *hindsight.PublishError
+	switch {
+	case err == nil:
+		return action.ExitOK
+	case errors.As(err, &pe):
+		fmt.Fprintf(c.Stderr, "immune %s: %v\n", cfg.Mode, err)
+		return action.ExitPublish
+	}
+	fmt.Fprintf(c.Stderr, "immune %s: %v\n", cfg.Mode, err)
+	return action.ExitError
 }
 
 // maskSecrets registers every secret value with the runner's log masking.

@@ -29,6 +29,11 @@ const (
 	ModeWatch    Mode = "watch"
 	ModeRollback Mode = "rollback"
 	ModeGate     Mode = "gate"
+	// ModeBacktest replays the environment's last deploys against the
+	// metrics inputs; ModeStats writes its delivery record. Neither
+	// deploys anything.
+	ModeBacktest Mode = "backtest"
+	ModeStats    Mode = "stats"
 )
 
 // Env is what the runner tells about the run, beyond the inputs.
@@ -96,6 +101,11 @@ type Config struct {
 	NotifyWebhook string
 	NotifySecret  string
 	NotifyTimeout time.Duration
+
+	// BacktestDeployments is how many deploys a backtest replays;
+	// StatsPeriod how far back the stats read.
+	BacktestDeployments int
+	StatsPeriod         time.Duration
 
 	// Warnings name inputs that were set but mean nothing in this mode.
 	Warnings []string
@@ -212,6 +222,11 @@ func Parse(get Getter, env Env) (*Config, error) {
 		p.fail("notify-secret", "is set but notify-webhook is empty: there is nothing to sign")
 	}
 	c.NotifyTimeout = p.positiveDuration("notify-timeout")
+	c.BacktestDeployments = p.positiveInt("backtest-deployments")
+	if c.BacktestDeployments > MaxBacktestDeployments && !p.failed("backtest-deployments") {
+		p.failValue("backtest-deployments", fmt.Sprintf("expected at most %d", MaxBacktestDeployments))
+	}
+	c.StatsPeriod = p.period("stats-period")
 
 	c.SHA = p.str("sha")
 	if c.SHA == "" && c.Mode != ModeRollback {
@@ -234,6 +249,9 @@ func Parse(get Getter, env Env) (*Config, error) {
 func (p *parser) checkMode(c *Config) {
 	if c.Mode == ModeDeploy {
 		p.checkCanary(c)
+	}
+	if c.Mode == ModeBacktest || c.Mode == ModeStats {
+		p.checkHindsight(c)
 	}
 	needsSignal := c.Mode == ModeDeploy || c.Mode == ModeWatch || c.Mode == ModeRollback
 	if needsSignal && len(c.HealthURLs) == 0 && len(c.Metrics) == 0 && !p.failed("health-url") && !p.failed("metrics") {
@@ -333,6 +351,21 @@ func (p *parser) checkCanary(c *Config) {
 	}
 }
 
+// checkHindsight checks what backtest and stats modes need: GitHub's
+// history, and for a backtest, metrics to replay.
+func (p *parser) checkHindsight(c *Config) {
+	if c.Token == "" {
+		p.fail("github-token", fmt.Sprintf("%s mode reads the environment's deployments from GitHub and needs a token", c.Mode))
+	}
+	if c.Mode != ModeBacktest {
+		return
+	}
+	if len(c.Metrics) == 0 && !p.failed("metrics") {
+		p.fail("metrics", "backtest mode replays metrics from Prometheus (health probes are kept nowhere to be replayed): set metrics and prometheus-url")
+	}
+	p.checkMetrics(c)
+}
+
 // checkMetrics checks that the metric inputs fit together.
 func (p *parser) checkMetrics(c *Config) {
 	switch {
@@ -359,7 +392,7 @@ func (p *parser) checkMetrics(c *Config) {
 	// ${TRACK} tells the canary's series from the stable fleet's: it means
 	// something only in a canary deploy, and there a rate metric without it
 	// would compare the fleet with itself.
-	canary := c.Mode == ModeDeploy && c.CanaryCommand != ""
+	canary := (c.Mode == ModeDeploy || c.Mode == ModeBacktest) && c.CanaryCommand != ""
 	for _, m := range c.Metrics {
 		switch {
 		case !canary && m.UsesTrack():
@@ -380,6 +413,10 @@ var modeInputs = map[Mode][]string{
 	ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file", "notify-webhook", "notify-secret", "notify-timeout"},
 	ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
 	ModeGate:     {"environment", "github-token", "fix-label"},
+	// A backtest takes the inputs of a deploy that judge its metrics, so
+	// that a deploy's configuration can be backtested as it is.
+	ModeBacktest: {"environment", "github-token", "canary-command", "health-url", "interval", "timeout", "duration", "startup-timeout", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "confidence", "baseline-duration", "backtest-deployments"},
+	ModeStats:    {"environment", "github-token", "stats-period"},
 }
 
 type parser struct {
@@ -441,7 +478,7 @@ func (p *parser) wrap(name string, err error) {
 func (p *parser) mode(event string) Mode {
 	m := Mode(strings.ToLower(p.str("mode")))
 	switch m {
-	case ModeDeploy, ModeWatch, ModeRollback, ModeGate:
+	case ModeDeploy, ModeWatch, ModeRollback, ModeGate, ModeBacktest, ModeStats:
 		return m
 	case ModeAuto:
 		switch event {
@@ -458,7 +495,7 @@ func (p *parser) mode(event string) Mode {
 		}
 		return ModeAuto
 	}
-	p.failValue("mode", "expected auto, deploy, watch, rollback or gate")
+	p.failValue("mode", "expected auto, deploy, watch, rollback, gate, backtest or stats")
 	return ModeAuto
 }
 
@@ -496,6 +533,26 @@ func (p *parser) positiveDuration(name string) time.Duration {
 	d := p.duration(name)
 	if d == 0 && !p.failed(name) {
 		p.failValue(name, "expected a duration above zero")
+	}
+	return d
+}
+
+// MaxBacktestDeployments bounds backtest-deployments: each deploy costs
+// range queries and a read of its statuses.
+const MaxBacktestDeployments = 100
+
+// MaxStatsPeriod bounds stats-period.
+const MaxStatsPeriod = 366 * 24 * time.Hour
+
+func (p *parser) period(name string) time.Duration {
+	d, err := ParsePeriod(p.raw(name))
+	switch {
+	case err != nil:
+		p.wrap(name, err)
+	case d <= 0:
+		p.failValue(name, "expected a period above zero")
+	case d > MaxStatsPeriod:
+		p.failValue(name, "expected at most 366d")
 	}
 	return d
 }

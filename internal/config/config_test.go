@@ -131,7 +131,7 @@ func TestParseInvalid(t *testing.T) {
 		input, value string
 		want         string // the error must name the input and say this
 	}{
-		{"mode", "ship-it", `input mode: got "ship-it": expected auto, deploy, watch, rollback or gate`},
+		{"mode", "ship-it", `input mode: got "ship-it": expected auto, deploy, watch, rollback, gate, backtest or stats`},
 		{"environment", "", ""}, // empty means default
 		{"health-url", "", "input health-url: deploy mode needs a signal to watch: set health-url, metrics, or both"},
 		{"health-url", "localhost:8080/health", `input health-url: "localhost:8080/health" is not an absolute http:// or https:// URL`},

@@ -21,7 +21,7 @@ type Input struct {
 
 // Inputs lists every input in the order action.yml declares them.
 var Inputs = []Input{
-	{Name: "mode", Default: "auto", Description: "What to do: auto, deploy, watch, rollback or gate. auto picks by event: push deploys, workflow_dispatch rolls back, pull_request, pull_request_target and merge_group run the gate."},
+	{Name: "mode", Default: "auto", Description: "What to do: auto, deploy, watch, rollback, gate, backtest or stats. auto picks by event: push deploys, workflow_dispatch rolls back, pull_request, pull_request_target and merge_group run the gate. backtest replays the environment's last deploys against these metrics inputs and says what they would have decided; stats writes the environment's delivery record. Both write the job summary and a JSON report, and deploy nothing."},
 	{Name: "environment", Default: "production", Description: "Name of the environment deployed to (GitHub deployment environment, IMMUNE_ENVIRONMENT for the command)."},
 	{Name: "environment-url", Default: "", Description: "URL of the deployed environment, recorded on the GitHub deployment statuses."},
 	{Name: "sha", Default: "", Description: "Commit to deploy (default: GITHUB_SHA). In watch mode, the commit watched (needed only with expect-version). In rollback mode, the commit to roll back to (7 to 40 hex characters; default: the last good deployment before the current one)."},
@@ -64,6 +64,8 @@ var Inputs = []Input{
 	{Name: "notify-webhook", Default: "", Description: "Chat webhook (Slack-compatible: a JSON body with a text field, and structured fields) told of each regressed, rolled-back, rollback-failed and recovered event. Pass it from secrets. Empty: off.", Secret: true},
 	{Name: "notify-secret", Default: "", Description: "Key that signs each webhook body as X-Immune-Signature-256: sha256=<HMAC-SHA256 of the body>, the way GitHub signs webhooks. Empty: unsigned.", Secret: true},
 	{Name: "notify-timeout", Default: "10s", Description: "Longest the delivery of one webhook event may take, retries included (at most 3 attempts). Events go out in the background, so a slow webhook never delays a rollback; at its end the run waits at most this long for the last ones."},
+	{Name: "backtest-deployments", Default: "10", Description: "How many of immune's last deploys of the environment backtest mode replays (from GitHub's deployments; GitHub's job deployments and those made by hand are skipped)."},
+	{Name: "stats-period", Default: "30d", Description: "How far back stats mode reads the environment's history: days (30d) or a duration (12h)."},
 }
 
 // Outputs lists every output of action.yml with its description.
@@ -77,7 +79,7 @@ var Outputs = []Input{
 	{Name: "latency-p95-ms", Description: "95th percentile latency of the new build's answered probes, in milliseconds (the canary's at stage canary)."},
 	{Name: "probes", Description: "Number of probes of the new build that were judged (the canary's at stage canary)."},
 	{Name: "detected-after", Description: "Seconds from the start of the watch (the canary's watch at stage canary) to the regression verdict (e.g. 0.84); empty when healthy."},
-	{Name: "report", Description: "Path of the JSON report of the run (every probe, the verdict and its reason), relative to the workspace when inside it."},
+	{Name: "report", Description: "Path of the JSON report of the run (every probe, the verdict and its reason), relative to the workspace when inside it; in backtest and stats modes, of the backtest's or the record's JSON (the only output those modes set)."},
 	{Name: "deployment-id", Description: "ID of the GitHub deployment created for the commit (empty without a token)."},
 }
 

@@ -169,6 +169,23 @@ func ParseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// ParsePeriod parses a period: days ("30d") or a Go duration ("12h").
+func ParsePeriod(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return 0, fmt.Errorf("%q is not a number of days like 30d", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a period like 30d or 12h", s)
+	}
+	return d, nil
+}
+
 // ParseFraction parses "5%" or "0.05" into 0.05. A bare number above 1 is
 // refused because "5" could mean 5% or 500%.
 func ParseFraction(s string) (float64, error) {

@@ -15,7 +15,7 @@ import (
 
 func TestStatsSummaryGolden(t *testing.T) {
 	from := historyseed.FiftyStart
-	r := stats.Compute(history.Read{Environment: "production", Deployments: historyseed.Fifty(), Jobs: 40, Foreign: 2},
+	r := stats.Compute(history.Read{Environment: "production", Deployments: historyseed.Fifty(historyseed.FiftyStart), Jobs: 40, Foreign: 2},
 		stats.Period{From: from, To: from.Add(10 * 24 * time.Hour)})
 	golden(t, "stats-fifty.md", StatsSummary(r))
 	data, err := StatsJSON(r)

@@ -14,7 +14,7 @@ import (
 // worked out by hand below from the rules of its comment.
 func TestFifty(t *testing.T) {
 	from := historyseed.FiftyStart
-	h := history.Read{Environment: "production", Deployments: historyseed.Fifty(), Jobs: 40, Foreign: 2}
+	h := history.Read{Environment: "production", Deployments: historyseed.Fifty(historyseed.FiftyStart), Jobs: 40, Foreign: 2}
 	if len(h.Deployments) != 50 {
 		t.Fatalf("the seed has %d deployments, want 50", len(h.Deployments))
 	}

@@ -50,6 +50,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	prom.Stop()
+	if week.p != nil {
+		week.p.Stop()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -27,13 +27,13 @@ func SHA(name string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// FiftyStart is the start of Fifty's period: its ten days run from here.
+// FiftyStart is a start for Fifty's period, a day at midnight UTC.
 var FiftyStart = time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 
-// Deploy returns the time of deploy slot i of Fifty: four a day, at 9:00,
-// 11:00, 13:00 and 15:00 UTC, from FiftyStart.
-func Deploy(i int) time.Time {
-	return FiftyStart.Add(time.Duration(i/4)*24*time.Hour + 9*time.Hour + time.Duration(i%4)*2*time.Hour)
+// Deploy returns the time of deploy slot i of Fifty from start: four a
+// day, 9, 11, 13 and 15 hours into each day.
+func Deploy(start time.Time, i int) time.Time {
+	return start.Add(time.Duration(i/4)*24*time.Hour + 9*time.Hour + time.Duration(i%4)*2*time.Hour)
 }
 
 // The deploy slots of Fifty that did not end healthy.
@@ -54,8 +54,8 @@ var (
 )
 
 // Fifty is a history of 50 of immune's deployments over the ten days from
-// FiftyStart, oldest first:
-//   - 40 deploys, four a day (Deploy(i), i = 0..39), each started a minute
+// start, oldest first:
+//   - 40 deploys, four a day (Deploy(start, i), i = 0..39), each started a minute
 //     after it was made; a healthy one ends 5 minutes after its start, its
 //     commit made 30+i minutes before it was (lead time 36+i minutes),
 //     save FiftyNoCommitTime, whose commit time is unknown;
@@ -73,14 +73,14 @@ var (
 //   - 2 deploys the day before the period, healthy.
 //
 // IDs grow with creation.
-func Fifty() []history.Deployment {
+func Fifty(start time.Time) []history.Deployment {
 	var ds []history.Deployment
 	add := func(d history.Deployment) {
 		d.ID = int64(1_000_001 + len(ds))
 		ds = append(ds, d)
 	}
 	for k := 0; k < 2; k++ {
-		at := FiftyStart.Add(-24*time.Hour + time.Duration(10+k)*time.Hour)
+		at := start.Add(-24*time.Hour + time.Duration(10+k)*time.Hour)
 		add(history.Deployment{SHA: SHA(fmt.Sprintf("before-%d", k)), Kind: history.KindDeploy, Created: at,
 			Started: at.Add(time.Minute), Ended: at.Add(6 * time.Minute), Outcome: history.Healthy, Description: "healthy: 0 of 60 probes failed",
 			Committed: at.Add(-time.Hour)})
@@ -94,10 +94,10 @@ func Fifty() []history.Deployment {
 		return false
 	}
 	for i := 0; i < 40; i++ {
-		at := Deploy(i)
+		at := Deploy(start, i)
 		commit := SHA(fmt.Sprintf("commit-%d", i))
 		if i == 28 {
-			m := FiftyStart.Add(7*24*time.Hour + 8*time.Hour)
+			m := start.Add(7*24*time.Hour + 8*time.Hour)
 			add(history.Deployment{SHA: SHA("commit-24"), Kind: history.KindRollback, Manual: true, RolledBackFrom: SHA("commit-27"),
 				Created: m, Started: m, Ended: m.Add(time.Minute), Outcome: history.Healthy, Description: "manual rollback: 0 of 12 probes failed"})
 		}
@@ -106,7 +106,7 @@ func Fifty() []history.Deployment {
 				Started: at.Add(-9 * time.Minute), Ended: at.Add(-2 * time.Minute), Outcome: history.Healthy, Description: "canary healthy against the control"})
 		}
 		if i == 17 {
-			c := FiftyStart.Add(4*24*time.Hour + 10*time.Hour)
+			c := start.Add(4*24*time.Hour + 10*time.Hour)
 			add(history.Deployment{SHA: SHA("canary-bad"), Kind: history.KindCanary, Created: c, Started: c.Add(time.Minute),
 				Ended: c.Add(6 * time.Minute), Outcome: history.Failed, Description: "regressed: 9 of 20 probes failed"})
 		}

@@ -1,0 +1,105 @@
+package history
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/immune-cd/immune/internal/ghapi"
+	"github.com/immune-cd/immune/internal/recorder"
+	"github.com/immune-cd/immune/internal/testkit/githubfake"
+)
+
+func TestOutcomeFromStatuses(t *testing.T) {
+	t0 := time.Date(2024, 5, 6, 9, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	st := func(state string, m int, desc string) ghapi.Status {
+		return ghapi.Status{State: state, CreatedAt: at(m), Description: desc}
+	}
+	tests := []struct {
+		name     string
+		statuses []ghapi.Status // oldest first
+		outcome  Outcome
+		started  time.Time
+		ended    time.Time
+	}{
+		{"healthy, then marked inactive by GitHub: healthy when it succeeded",
+			[]ghapi.Status{st("queued", 0, ""), st("in_progress", 1, ""), st("success", 6, "healthy: ..."), st("inactive", 60, "")}, Healthy, at(1), at(6)},
+		{"regressed", []ghapi.Status{st("queued", 0, ""), st("in_progress", 1, ""), st("failure", 3, "regressed: ...")}, Failed, at(1), at(3)},
+		{"inconclusive", []ghapi.Status{st("in_progress", 1, ""), st("error", 6, recorder.Inconclusive+"...")}, Inconclusive, at(1), at(6)},
+		{"gave up waiting", []ghapi.Status{st("queued", 0, ""), st("error", 15, recorder.NotDeployed+"...")}, NotDeployed, time.Time{}, at(15)},
+		{"cancelled while it ran", []ghapi.Status{st("in_progress", 1, ""), st("error", 2, "cancelled during the watch")}, Errored, at(1), at(2)},
+		{"running", []ghapi.Status{st("queued", 0, ""), st("in_progress", 1, "")}, Running, at(1), time.Time{}},
+		{"statuses of the same second keep GitHub's order", []ghapi.Status{st("queued", 0, ""), st("in_progress", 0, ""), st("failure", 0, "regressed: ...")}, Failed, at(0), at(0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			newestFirst := make([]ghapi.Status, len(tt.statuses))
+			for i, s := range tt.statuses {
+				newestFirst[len(tt.statuses)-1-i] = s
+			}
+			d := fromGitHub(ghapi.Deployment{ID: 1, SHA: "abcdef1", Task: "deploy", Payload: map[string]any{"tool": "immune"}, CreatedAt: at(0)}, newestFirst)
+			if d.Outcome != tt.outcome || !d.Started.Equal(tt.started) || !d.Ended.Equal(tt.ended) {
+				t.Errorf("got %s, started %s, ended %s; want %s, %s, %s", d.Outcome, d.Started, d.Ended, tt.outcome, tt.started, tt.ended)
+			}
+		})
+	}
+}
+
+func TestReadFromGitHub(t *testing.T) {
+	f := githubfake.Start(t, githubfake.Options{})
+	t0 := time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Second)
+	ours := func(task string, at time.Time, states ...string) {
+		d := f.AddDeployment(githubfake.Deployment{SHA: "4d8b3f2e1c0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c", Task: task, CreatedAt: at,
+			Payload: map[string]any{"tool": "immune", "previous_sha": "9f2c1e7a3b4d5c6e7f8091a2b3c4d5e6f7081920"}})
+		for i, s := range states {
+			f.AddDeploymentStatus(d.ID, githubfake.DeploymentStatus{State: s, CreatedAt: at.Add(time.Duration(i) * time.Minute)})
+		}
+	}
+	ours("deploy", t0, "queued", "in_progress", "success")
+	f.StartJob("production", "main", "9f2c1e7a3b4d5c6e7f8091a2b3c4d5e6f7081920", "octocat").Finish(true)
+	ours("deploy", t0.Add(time.Hour), "queued", "in_progress", "failure")
+	ours("deploy:rollback", t0.Add(time.Hour+2*time.Minute), "in_progress", "success")
+	f.AddDeployment(githubfake.Deployment{SHA: "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d", CreatedAt: t0.Add(2 * time.Hour)}) // by hand
+	ours("deploy", t0.Add(3*time.Hour), "queued", "in_progress")
+	client, err := ghapi.New(ghapi.Options{HTTPClient: f.Client(), APIURL: f.URL(), Token: "t", Repository: f.Repository()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := FromGitHub(client)
+
+	h, err := r.Read(context.Background(), Query{Environment: "production", Since: t0.Add(30 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, d := range h.Deployments {
+		kinds = append(kinds, string(d.Kind)+":"+string(d.Outcome))
+	}
+	if got := fmtList(kinds); got != "deploy:failed rollback:healthy deploy:running" || h.Foreign != 1 || h.Jobs != 1 {
+		// The job was made now, after the period's start.
+		t.Errorf("read %s, %d jobs', %d foreign; want the three since +30m oldest first, 1 and 1", got, h.Jobs, h.Foreign)
+	}
+	if d := h.Deployments[0]; d.PreviousSHA != "9f2c1e7a3b4d5c6e7f8091a2b3c4d5e6f7081920" || !d.Started.Equal(t0.Add(time.Hour+time.Minute)) {
+		t.Errorf("first: %+v", d)
+	}
+
+	h, err = r.Read(context.Background(), Query{Environment: "production", Max: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Deployments) != 2 || h.Limited == "" {
+		t.Errorf("read %d with a limit of 2 (limited %q)", len(h.Deployments), h.Limited)
+	}
+}
+
+func fmtList(xs []string) string {
+	s := ""
+	for i, x := range xs {
+		if i > 0 {
+			s += " "
+		}
+		s += x
+	}
+	return s
+}
