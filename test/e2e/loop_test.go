@@ -274,7 +274,7 @@ func TestInvalidInput(t *testing.T) {
 	tests := []struct {
 		input, value, want string
 	}{
-		{"mode", "yolo", "input mode: got \"yolo\": expected auto, deploy, watch, rollback or gate"},
+		{"mode", "yolo", "input mode: got \"yolo\": expected auto, deploy, watch, rollback, gate, backtest or stats"},
 		{"health-url", "", "input health-url: deploy mode needs a signal to watch: set health-url, metrics, or both"},
 		{"health-url", "127.0.0.1/health", "is not an absolute http:// or https:// URL"},
 		{"deploy-command", "", "input deploy-command: a command is required in deploy mode"},
