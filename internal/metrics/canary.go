@@ -40,6 +40,7 @@ type canaryRate struct {
 	pc, xc     int64 // the canary's counts waiting for the control's
 	ps, xs     int64 // and the control's waiting for the canary's
 	hasC, hasS bool
+	shadowed   *Regression // a shadow metric's regression, kept apart
 }
 
 // side is one track's looks at a rate metric.
@@ -83,7 +84,11 @@ func NewCanaryJudge(specs []Spec, opt JudgeOptions, promoteEarly bool) *CanaryJu
 			j.thIndex = append(j.thIndex, i)
 			continue
 		}
-		l := RateLimits(s, opt.Confidence, opt.Signals)
+		signals := opt.Signals
+		if s.Shadow {
+			signals++ // as if it were live
+		}
+		l := RateLimits(s, opt.Confidence, signals)
 		l.Targets = 1
 		j.rates = append(j.rates, &canaryRate{
 			spec: s, index: i, engine: verdict.NewCanary(l, verdict.CanaryOptions{PromoteEarly: promoteEarly}),
@@ -141,9 +146,17 @@ func (j *CanaryJudge) Observe(canary, control Look) *Regression {
 		d := m.engine.Look([]verdict.Observation{verdict.Count(target(m.spec.Name), m.pc, m.xc, nil)},
 			[]verdict.Observation{verdict.Count("the control", m.ps, m.xs, nil)})
 		m.pc, m.xc, m.ps, m.xs, m.hasC, m.hasS = 0, 0, 0, 0, false, false
-		if d.Outcome == verdict.Regressed && j.regress == nil {
+		if d.Outcome == verdict.Regressed {
 			ev := d.Evidence
-			j.regress = &Regression{Metric: m.spec.Name, Rule: d.Rule, Reason: "on metric " + m.spec.Name + ", " + d.Reason, Evidence: &ev}
+			reg := &Regression{Metric: m.spec.Name, Rule: d.Rule, Reason: "on metric " + m.spec.Name + ", " + d.Reason, Evidence: &ev, At: canary.At}
+			switch {
+			case m.spec.Shadow:
+				if m.shadowed == nil {
+					m.shadowed = reg
+				}
+			case j.regress == nil:
+				j.regress = reg
+			}
 		}
 	}
 	return j.regress
@@ -158,13 +171,17 @@ func (j *CanaryJudge) HasRates() bool { return len(j.rates) > 0 }
 
 // NoWorse reports whether every rate metric has shown the canary no worse
 // than the control (with promoteEarly), and says so; false without rate
-// metrics, or after a regression.
+// metrics, or after a regression. Shadow metrics neither hold a promotion
+// back nor make one.
 func (j *CanaryJudge) NoWorse() (string, bool) {
-	if j.regress != nil || len(j.rates) == 0 {
+	if j.regress != nil {
 		return "", false
 	}
 	why := ""
 	for _, m := range j.rates {
+		if m.spec.Shadow {
+			continue
+		}
 		d, ok := m.engine.NoWorse()
 		if !ok {
 			return "", false
@@ -174,7 +191,7 @@ func (j *CanaryJudge) NoWorse() (string, bool) {
 		}
 		why += "on metric " + m.spec.Name + ", " + d.Reason
 	}
-	return why, true
+	return why, why != ""
 }
 
 // Finish ends the watch at end and returns each metric's outcome on the
@@ -192,8 +209,11 @@ func (j *CanaryJudge) Finish(end time.Time, final bool) (canary, control []Outco
 	}
 	for _, m := range j.rates {
 		o := m.outcome(&m.canary, j.regress)
+		o.Shadow, o.Shadowed = m.spec.Shadow, m.shadowed
+		o.Regressed = o.Regressed && !m.spec.Shadow
 		c := m.outcome(&m.control, nil)
-		if final && j.regress == nil {
+		c.Shadow = m.spec.Shadow
+		if final && j.regress == nil && m.shadowed == nil {
 			o.Inconclusive = j.inconclusive(m, end)
 		}
 		canary[m.index] = o

@@ -48,6 +48,11 @@ type Judge struct {
 	regress *Regression // the first regression, sticky
 }
 
+// A shadow metric (Spec.Shadow) is judged in the same looks, by the same
+// rules, but its regression is kept apart (Outcome.Shadowed): it never
+// becomes the watch's regression, and a shadow metric without data or
+// with too few requests never makes the watch inconclusive.
+
 // judged is one metric's book.
 type judged struct {
 	spec     Spec
@@ -64,6 +69,8 @@ type judged struct {
 	value, worst float64
 	out          int // looks with data out of bounds
 	longest      int // longest streak
+	// shadowed is a shadow metric's regression, kept apart.
+	shadowed *Regression
 }
 
 // Regression is a metric that regressed the build.
@@ -75,6 +82,8 @@ type Regression struct {
 	Reason string
 	// Evidence is the verdict engine's numbers (rate metrics).
 	Evidence *verdict.Evidence
+	// At is the look that showed it.
+	At time.Time
 }
 
 // Outcome is what the watch made of one metric.
@@ -88,6 +97,12 @@ type Outcome struct {
 	// says why this metric could not clear it.
 	Regressed    bool
 	Inconclusive string
+	// Shadow: a shadow metric (Spec.Shadow). Shadowed is the regression
+	// it would have called, had it been live; Inconclusive then says why
+	// it could not have cleared the build, without keeping it from being
+	// cleared.
+	Shadow   bool
+	Shadowed *Regression
 	// Rate metrics: the requests and errors counted over the watch, the
 	// allowed rate, and how it was judged (against production or not).
 	Requests, Errors int64
@@ -107,7 +122,12 @@ func NewJudge(specs []Spec, opt JudgeOptions) *Judge {
 	for _, s := range specs {
 		m := &judged{spec: s, noData: map[NoData]int{}}
 		if s.Kind() == KindRate {
-			l := RateLimits(s, opt.Confidence, opt.Signals)
+			signals := opt.Signals
+			if s.Shadow {
+				// As if it were live: one signal more.
+				signals++
+			}
+			l := RateLimits(s, opt.Confidence, signals)
 			m.baseline = "absolute"
 			if base, why := opt.Baselines.usable(s.Name, opt.MinRequests); base != nil {
 				m.engine = verdict.NewWithBaseline(l, base)
@@ -164,9 +184,9 @@ func (j *Judge) Observe(l Look) *Regression {
 			m.requests += r.Requests
 			m.errors += r.Errors
 			d := m.engine.Observe(verdict.Count(target(m.spec.Name), r.Requests, r.Errors, nil))
-			if d.Outcome == verdict.Regressed && j.regress == nil {
+			if d.Outcome == verdict.Regressed {
 				ev := d.Evidence
-				j.regress = &Regression{Metric: m.spec.Name, Rule: d.Rule, Reason: d.Reason, Evidence: &ev}
+				j.found(m, &Regression{Metric: m.spec.Name, Rule: d.Rule, Reason: d.Reason, Evidence: &ev, At: l.At})
 			}
 		case KindThreshold:
 			m.value = r.Value
@@ -177,12 +197,25 @@ func (j *Judge) Observe(l Look) *Regression {
 				m.out++
 			}
 			m.longest = max(m.longest, r.Streak)
-			if r.Regressed && j.regress == nil {
-				j.regress = &Regression{Metric: m.spec.Name, Rule: RuleThreshold, Reason: m.thresholdReason(r)}
+			if r.Regressed {
+				j.found(m, &Regression{Metric: m.spec.Name, Rule: RuleThreshold, Reason: m.thresholdReason(r), At: l.At})
 			}
 		}
 	}
 	return j.regress
+}
+
+// found keeps a regression: the watch's first one, or a shadow metric's
+// own, apart.
+func (j *Judge) found(m *judged, reg *Regression) {
+	switch {
+	case m.spec.Shadow:
+		if m.shadowed == nil {
+			m.shadowed = reg
+		}
+	case j.regress == nil:
+		j.regress = reg
+	}
 }
 
 // target names a rate metric in the verdict engine's reasons: "on metric
@@ -205,8 +238,8 @@ func (j *Judge) Regression() *Regression { return j.regress }
 func (j *Judge) Finish(end time.Time, final bool) []Outcome {
 	out := make([]Outcome, len(j.metrics))
 	for i, m := range j.metrics {
-		o := Outcome{Metric: m.spec.Name, Kind: m.spec.Kind(), Looks: m.looks, NoData: m.noData}
-		o.Regressed = j.regress != nil && j.regress.Metric == m.spec.Name
+		o := Outcome{Metric: m.spec.Name, Kind: m.spec.Kind(), Looks: m.looks, NoData: m.noData, Shadow: m.spec.Shadow, Shadowed: m.shadowed}
+		o.Regressed = !m.spec.Shadow && j.regress != nil && j.regress.Metric == m.spec.Name
 		switch o.Kind {
 		case KindRate:
 			o.Requests, o.Errors, o.Allowed, o.Baseline = m.requests, m.errors, m.spec.MaxErrorRate, m.baseline
@@ -214,7 +247,7 @@ func (j *Judge) Finish(end time.Time, final bool) []Outcome {
 			o.Value, o.Worst, o.OutOfBounds = m.value, m.worst, m.out
 			o.Max, o.Min, o.Consecutive = m.spec.Max, m.spec.Min, m.spec.consecutive()
 		}
-		if final && j.regress == nil {
+		if final && j.regress == nil && m.shadowed == nil {
 			o.Inconclusive = j.inconclusive(m, end)
 		}
 		out[i] = o
@@ -287,11 +320,12 @@ func percent(bad, n int64) string {
 }
 
 // Inconclusive lists why the watch cannot clear the build, one reason per
-// metric that cannot, from outcomes.
+// metric that cannot, from outcomes; shadow metrics never keep it from
+// being cleared.
 func Inconclusive(outcomes []Outcome) []string {
 	var why []string
 	for _, o := range outcomes {
-		if o.Inconclusive != "" {
+		if o.Inconclusive != "" && !o.Shadow {
 			why = append(why, o.Inconclusive)
 		}
 	}
@@ -414,16 +448,16 @@ func formatDuration(d time.Duration) string {
 }
 
 // Signals counts a watch's signals that run an error-rate test: the health
-// probes (all URLs together) when it probes, and each rate metric. Each
-// takes an equal share of the error rule's false-alarm allowance (see
-// verdict.Limits.Signals). At least 1.
+// probes (all URLs together) when it probes, and each rate metric that is
+// not a shadow one. Each takes an equal share of the error rule's
+// false-alarm allowance (see verdict.Limits.Signals). At least 1.
 func Signals(probing bool, specs []Spec) int {
 	n := 0
 	if probing {
 		n++
 	}
 	for _, s := range specs {
-		if s.Kind() == KindRate {
+		if s.Kind() == KindRate && !s.Shadow {
 			n++
 		}
 	}

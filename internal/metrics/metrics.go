@@ -55,6 +55,12 @@ type Spec struct {
 	// Consecutive is how many looks in a row out of bounds are a
 	// regression (threshold metrics; 0 means DefaultConsecutive).
 	Consecutive int
+	// Shadow trials the metric: it is read and judged as if it were live
+	// (a rate metric with the share of the false-alarm allowance it would
+	// take), and what it would have done is kept, but it never regresses
+	// the build nor makes it inconclusive, and it takes no share from the
+	// live metrics.
+	Shadow bool
 }
 
 // DefaultConsecutive is the default of Spec.Consecutive.
