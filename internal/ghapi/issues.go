@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/google/go-github/v60/github"
 
@@ -77,6 +79,46 @@ type CommitInfo struct {
 // comments).
 const maxCommentPages = 100
 
+// MaxBody is GitHub's limit on the body of an issue or a comment, in
+// characters: a longer one is refused with 422.
+const MaxBody = 65536
+
+// cutNote ends a body that FitBody cut.
+const cutNote = "\n\n*… cut here: GitHub keeps at most 65,536 characters. The run's log and report have the rest.*\n"
+
+// FitBody returns body within MaxBody characters: as it is when it fits,
+// else cut at the end of a line, with a fence it leaves open closed, and a
+// note saying so. The writes of issues and comments fit their bodies, so
+// that nothing immune writes is refused for its length.
+func FitBody(body string) string {
+	if utf8.RuneCountInString(body) <= MaxBody {
+		return body
+	}
+	room := MaxBody - utf8.RuneCountInString(cutNote) - len("\n```")
+	cut, n := len(body), 0
+	for i := range body {
+		if n == room {
+			cut = i
+			break
+		}
+		n++
+	}
+	kept := body[:cut]
+	if nl := strings.LastIndexByte(kept, '\n'); nl > 0 {
+		kept = kept[:nl]
+	}
+	fences := 0
+	for _, line := range strings.Split(kept, "\n") {
+		if strings.HasPrefix(strings.TrimLeft(line, " "), "```") {
+			fences++
+		}
+	}
+	if fences%2 == 1 {
+		kept += "\n```"
+	}
+	return kept + cutNote
+}
+
 // CompareCommits lists the commits between base and head (git log
 // base..head), oldest first: unpaged, as GitHub lists at most the newest
 // 250, which is what a rollback's blame needs.
@@ -128,7 +170,7 @@ func comment(ic *github.IssueComment) IssueComment {
 // CreateIssueComment comments on an issue or a pull request. perm names the
 // permission to ask for should GitHub refuse.
 func (c *Client) CreateIssueComment(ctx context.Context, number int, body, perm string) (IssueComment, error) {
-	ic, _, err := c.gh().Issues.CreateComment(ctx, c.owner, c.repo, number, &github.IssueComment{Body: github.String(body)})
+	ic, _, err := c.gh().Issues.CreateComment(ctx, c.owner, c.repo, number, &github.IssueComment{Body: github.String(FitBody(body))})
 	if err != nil {
 		return IssueComment{}, c.wrap(err, access{op: "create comment", permission: perm, item: fmt.Sprintf("#%d", number)},
 			"comment on #%d", number)
@@ -138,7 +180,7 @@ func (c *Client) CreateIssueComment(ctx context.Context, number int, body, perm 
 
 // EditIssueComment replaces a comment's body.
 func (c *Client) EditIssueComment(ctx context.Context, id int64, body, perm string) (IssueComment, error) {
-	ic, _, err := c.gh().Issues.EditComment(ctx, c.owner, c.repo, id, &github.IssueComment{Body: github.String(body)})
+	ic, _, err := c.gh().Issues.EditComment(ctx, c.owner, c.repo, id, &github.IssueComment{Body: github.String(FitBody(body))})
 	if err != nil {
 		return IssueComment{}, c.wrap(err, access{op: "update comment", permission: perm, item: fmt.Sprintf("comment %d", id)},
 			"update comment %d", id)
@@ -181,7 +223,7 @@ func (c *Client) OpenIssues(ctx context.Context, label string, limit int, perm s
 
 // CreateIssue opens an issue.
 func (c *Client) CreateIssue(ctx context.Context, title, body string, labels []string) (Issue, error) {
-	req := &github.IssueRequest{Title: github.String(title), Body: github.String(body)}
+	req := &github.IssueRequest{Title: github.String(title), Body: github.String(FitBody(body))}
 	if len(labels) > 0 {
 		req.Labels = &labels
 	}
@@ -194,6 +236,10 @@ func (c *Client) CreateIssue(ctx context.Context, title, body string, labels []s
 
 // EditIssue changes an issue.
 func (c *Client) EditIssue(ctx context.Context, number int, e IssueEdit) (Issue, error) {
+	if e.Body != nil {
+		body := FitBody(*e.Body)
+		e.Body = &body
+	}
 	i, _, err := c.gh().Issues.Edit(ctx, c.owner, c.repo, number, &github.IssueRequest{
 		Title: e.Title, Body: e.Body, State: e.State, StateReason: e.StateReason,
 	})

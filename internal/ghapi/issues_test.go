@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
@@ -112,5 +113,41 @@ func TestIssuePermissionErrors(t *testing.T) {
 	g.fake.Inject(githubfake.Fault{Method: "POST", Path: "/repos/octo-org/shop/issues", Status: http.StatusGone, Message: "Issues are disabled for this repo"})
 	if _, err := g.client.CreateIssue(ctx(t), "t", "b", nil); !errors.Is(err, ErrIssuesDisabled) {
 		t.Errorf("410: %v", err)
+	}
+}
+
+// A body past GitHub's 65,536 characters is cut to fit, at a line, with an
+// open fence closed and a note, rather than refused with 422: the fake
+// refuses longer bodies as GitHub does.
+func TestBodiesFitGitHubsLimit(t *testing.T) {
+	e := setup(t, githubfake.Options{}, nil)
+	e.fake.AddCommit(commitID(1), "x")
+	e.fake.AddPullRequest(12, commitID(1), nil, nil)
+	long := "<!-- marker -->\n## Heading\n\n```mermaid\n" + strings.Repeat("é line\n", 12_000) + "```\n\nthe end\n"
+	if utf8.RuneCountInString(long) <= MaxBody {
+		t.Fatal("the body fits already")
+	}
+	c, err := e.client.CreateIssueComment(ctx(t), 12, long, PullsWrite)
+	if err != nil {
+		t.Fatalf("a long comment: %v", err)
+	}
+	is, err := e.client.CreateIssue(ctx(t), "title", long, nil)
+	if err != nil {
+		t.Fatalf("a long issue: %v", err)
+	}
+	body := long + "more"
+	if _, err := e.client.EditIssue(ctx(t), is.Number, IssueEdit{Body: &body}); err != nil {
+		t.Fatalf("a long edit: %v", err)
+	}
+	if _, err := e.client.EditIssueComment(ctx(t), c.ID, body, PullsWrite); err != nil {
+		t.Fatalf("a long comment edit: %v", err)
+	}
+	got := e.fake.Comments(12)[0].Body
+	if n := utf8.RuneCountInString(got); n > MaxBody || n < MaxBody-200 || !strings.HasPrefix(got, "<!-- marker -->\n## Heading") ||
+		strings.Count(got, "```")%2 != 0 || !strings.HasSuffix(got, cutNote) {
+		t.Errorf("kept %d characters, %d fences, ending %q", n, strings.Count(got, "```"), got[len(got)-120:])
+	}
+	if FitBody("short") != "short" {
+		t.Error("a short body changed")
 	}
 }

@@ -19,11 +19,17 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/clock"
+	"github.com/immune-cd/immune/internal/escape"
 	"github.com/immune-cd/immune/internal/sha"
 )
 
 // MaxBody is how much of a response body is read and matched.
 const MaxBody = 1 << 20
+
+// MaxVersion is how much of the version an answer carries is kept, in
+// characters: a version is a SHA or a release name, and a longer one (a
+// broken or hostile answer) would fill the report and every reason.
+const MaxVersion = 100
 
 // Probe is the result of one request to one health URL.
 type Probe struct {
@@ -99,6 +105,7 @@ func (p *Prober) Probe(ctx context.Context, url, want string) Probe {
 	}
 	if p.Version.Kind != "" {
 		pr.Version, pr.VersionMatch = readVersion(p.Version, resp.Header, body, want)
+		pr.Version = escape.Clip(pr.Version, MaxVersion)
 	}
 	switch {
 	case !p.Accept(resp.StatusCode):

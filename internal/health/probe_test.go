@@ -26,6 +26,9 @@ func TestProbe(t *testing.T) {
 		w.Header().Set("X-Version", "abcdef1")
 		fmt.Fprint(w, `{"status":"ok","build":{"sha":"abcdef1234567"},"items":[{"v":7}]}`)
 	})
+	mux.HandleFunc("/long-version", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"version":%q}`, strings.Repeat("v", 70_000))
+	})
 	mux.HandleFunc("/down", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
 	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ok", http.StatusFound) })
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +67,8 @@ func TestProbe(t *testing.T) {
 		{name: "json path into an array", path: "/ok", version: VersionSource{"json", "items.0.v"}, want: "1234567", status: 200, version2: "7", match: false},
 		{name: "version in the body", path: "/ok", version: VersionSource{Kind: "body"}, want: "abcdef1234567890", status: 200, version2: "abcdef1", match: true},
 		{name: "other version in the body", path: "/ok", version: VersionSource{Kind: "body"}, want: "7654321fedcba", status: 200, match: false},
+		{name: "a version past MaxVersion is cut", path: "/long-version", version: VersionSource{"json", "version"}, want: "abcdef1", status: 200,
+			version2: strings.Repeat("v", MaxVersion-1) + "…", match: false},
 		{name: "connection refused", path: "refused", failed: true, errSubstr: "connection refused"},
 	}
 	for _, tt := range tests {

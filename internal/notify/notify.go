@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/clock"
+	"github.com/immune-cd/immune/internal/escape"
 )
 
 // Kind is what happened.
@@ -100,6 +101,13 @@ type Options struct {
 // queueSize bounds the events waiting; a run sends at most three.
 const queueSize = 16
 
+// Bounds on an event's text from outside, in characters: the reason (a
+// health answer's version can be megabytes) and the text for people.
+const (
+	MaxReason = 1000
+	MaxText   = 4000
+)
+
 // Notifier delivers events in the background, in order.
 type Notifier struct {
 	o      Options
@@ -142,8 +150,10 @@ func Start(o Options) *Notifier {
 	return n
 }
 
-// Send queues an event and returns at once.
+// Send queues an event and returns at once. Its reason and text are cut to
+// MaxReason and MaxText characters.
 func (n *Notifier) Send(e Event) {
+	e.Reason, e.Text = escape.Clip(e.Reason, MaxReason), escape.Clip(e.Text, MaxText)
 	if e.Time.IsZero() {
 		e.Time = n.o.Clock.Now().UTC()
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/immune-cd/immune/internal/clock"
 )
@@ -102,6 +103,20 @@ func TestDeliversInOrderSigned(t *testing.T) {
 	}
 	if r.got[0].Time.IsZero() || r.got[0].Text != "regressed" {
 		t.Errorf("event: %+v", r.got[0])
+	}
+}
+
+// An event's reason and text from outside are bounded: a version of
+// 70,000 characters does not make a 70 kB message.
+func TestOutsideTextIsBounded(t *testing.T) {
+	r := newReceiver(t)
+	n := start(r, 5*time.Second)
+	long := strings.Repeat("v", 70_000)
+	n.Send(Event{Event: Regressed, Text: "regressed: " + long, Reason: long, Environment: "production"})
+	n.Close(10 * time.Second)
+	if len(r.got) != 1 || utf8.RuneCountInString(r.got[0].Reason) != MaxReason || utf8.RuneCountInString(r.got[0].Text) != MaxText ||
+		!strings.HasSuffix(r.got[0].Reason, "…") {
+		t.Fatalf("got %d events, reason of %d characters, text of %d", len(r.got), utf8.RuneCountInString(r.got[0].Reason), utf8.RuneCountInString(r.got[0].Text))
 	}
 }
 

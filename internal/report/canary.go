@@ -107,7 +107,7 @@ func canaryRows(r *Run, row func(k, v string)) {
 		return
 	}
 	if c.Deploy != nil && c.Deploy.Error != "" {
-		row("Canary command", "failed: "+c.Deploy.Error)
+		row("Canary command", "failed: "+md(c.Deploy.Error, maxError))
 	}
 	if w := c.Watch; w != nil {
 		verdict := "regressed"
@@ -132,7 +132,7 @@ func canaryRows(r *Run, row func(k, v string)) {
 	if c.Removal != nil {
 		removal := "✅ removed"
 		if c.Removal.Error != "" {
-			removal = "🚨 the removal failed: " + c.Removal.Error
+			removal = "🚨 the removal failed: " + md(c.Removal.Error, maxError)
 		}
 		row("Canary removal", removal)
 	}

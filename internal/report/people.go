@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/immune-cd/immune/internal/escape"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
 )
@@ -15,6 +16,35 @@ import (
 // requests of a regressed commit, the tracking issue of a stopped line,
 // and the chat message of each event. Like the rest of this package it
 // only renders: who to tell and where is decided by the caller.
+//
+// Everything a story holds came from outside immune (health answers and
+// the reasons made of them, error texts, author names, logins, URLs,
+// inputs): each piece goes through package escape for where it is shown,
+// so that it shows as written, mentions no one, keeps the document's
+// structure and is capped (the caps below). The logins of the people to
+// tell are mentioned, on purpose, when they are GitHub logins.
+
+// Caps on what one piece of outside text may take of a document, in
+// characters.
+const (
+	maxReason = 1000 // a reason, or why nothing was rolled back
+	maxError  = 500  // a command's error
+	maxName   = 100  // an author's name
+	maxTitle  = 256  // GitHub's limit on an issue's title
+	maxNote   = 1000 // a note or a warning of the job summary
+)
+
+// md is outside text as Markdown text.
+func md(s string, limit int) string { return escape.Markdown(s, limit) }
+
+// mention is "@login" for a GitHub login, else the text as Markdown (an
+// account name GitHub would not make, mentioning no one).
+func mention(login string) string {
+	if escape.IsLogin(login) {
+		return "@" + login
+	}
+	return md(login, maxName)
+}
 
 // StoryKind is what happened, as people are told.
 type StoryKind int
@@ -43,15 +73,25 @@ type Person struct {
 	Name  string // git author name when there is no account
 }
 
-func (p Person) String() string {
+// String is the person as plain text.
+func (p Person) String() string { return p.show(func(s string, _ int) string { return s }) }
+
+// show names the person: @login for a GitHub login, else the login or the
+// git author's name through text (an escape for where it is shown).
+func (p Person) show(text func(string, int) string) string {
 	switch {
-	case p.Login != "":
+	case p.Login != "" && escape.IsLogin(p.Login):
 		return "@" + p.Login
+	case p.Login != "":
+		return text(p.Login, maxName)
 	case p.Name != "":
-		return p.Name
+		return text(p.Name, maxName)
 	}
 	return "an unknown author"
 }
+
+// markdown names the person in Markdown.
+func (p Person) markdown() string { return p.show(escape.Markdown) }
 
 // Pull is a merged pull request of a regressed push.
 type Pull struct {
@@ -114,7 +154,7 @@ func Chart(r *Run) string {
 
 // code is a commit as inline code, linked when url is known.
 func code(commit, url string) string {
-	return link("`"+sha.Short(commit)+"`", url)
+	return link(escape.Code(sha.Short(commit), 0), url)
 }
 
 // seen says what the watch of the regressed build saw, in numbers.
@@ -142,28 +182,28 @@ func running(s Story) string {
 		case w == nil:
 			return target
 		case w.Verdict == run.Inconclusive:
-			return fmt.Sprintf("%s, but not confirmed healthy: its watch was inconclusive (%s)", target, w.Reason)
+			return fmt.Sprintf("%s, but not confirmed healthy: its watch was inconclusive (%s)", target, md(w.Reason, maxReason))
 		case w.Stats.Probes == 0 && len(w.Metrics) > 0:
-			return fmt.Sprintf("%s, healthy again (%s)", target, w.Reason)
+			return fmt.Sprintf("%s, healthy again (%s)", target, md(w.Reason, maxReason))
 		}
 		return fmt.Sprintf("%s, healthy again (%d probes, %d failed)", target, w.Stats.Probes, w.Stats.Failed)
 	case RollbackFailed, ManualRollbackFailed:
 		why := "the rollback was not healthy"
 		if s.RollbackError != "" {
-			why = "the rollback command failed: " + s.RollbackError
+			why = "the rollback command failed: " + md(s.RollbackError, maxError)
 		} else if w := s.RollbackWatch; w != nil && w.Reason != "" {
-			why = "it was not healthy after the rollback: " + w.Reason
+			why = "it was not healthy after the rollback: " + md(w.Reason, maxReason)
 		}
 		return fmt.Sprintf("🚨 unknown, it may be down: it was being rolled back to %s, and %s", target, why)
 	case NotRolledBack:
-		return fmt.Sprintf("%s, the regressed commit (not rolled back: %s)", code(s.BadSHA, s.BadURL), s.NotRolledBack)
+		return fmt.Sprintf("%s, the regressed commit (not rolled back: %s)", code(s.BadSHA, s.BadURL), md(s.NotRolledBack, maxReason))
 	}
 	return target
 }
 
 // headline is the story's first line, with its icon.
 func (s Story) headline() string {
-	bad, env := "`"+sha.Short(s.BadSHA)+"`", s.Environment
+	bad, env := escape.Code(sha.Short(s.BadSHA), 0), md(s.Environment, 0)
 	switch s.Kind {
 	case RollingBack:
 		return fmt.Sprintf("⏳ %s regressed on %s: immune is rolling it back", bad, env)
@@ -178,7 +218,7 @@ func (s Story) headline() string {
 	case ManualRollbackFailed:
 		return fmt.Sprintf("🚨 %s was rolled back from %s by hand, and the rollback failed", env, bad)
 	}
-	return fmt.Sprintf("✅ `%s` is healthy on %s", sha.Short(s.RunningSHA), env)
+	return fmt.Sprintf("✅ %s is healthy on %s", escape.Code(sha.Short(s.RunningSHA), 0), env)
 }
 
 // what says in one sentence what happened to the pull request's change.
@@ -187,7 +227,7 @@ func (s Story) what(pr Pull) string {
 	if pr.Number != 0 && pr.Number != s.Blame.BadPull {
 		whose = fmt.Sprintf("the push that deployed this pull request (up to %s)", code(s.BadSHA, s.BadURL))
 	}
-	env, to := s.Environment, code(s.RunningSHA, s.RunningURL)
+	env, to := md(s.Environment, 0), code(s.RunningSHA, s.RunningURL)
 	switch s.Kind {
 	case RollingBack:
 		return fmt.Sprintf("%s regressed %s: immune is rolling it back to %s now.", upper(whose), env, to)
@@ -196,11 +236,11 @@ func (s Story) what(pr Pull) string {
 	case RollbackFailed:
 		return fmt.Sprintf("%s regressed %s, and the rollback to %s failed: %s may be down.", upper(whose), env, to, env)
 	case NotRolledBack:
-		return fmt.Sprintf("%s regressed %s. It was not rolled back: %s.", upper(whose), env, s.NotRolledBack)
+		return fmt.Sprintf("%s regressed %s. It was not rolled back: %s.", upper(whose), env, md(s.NotRolledBack, maxReason))
 	case ManualRollback, ManualRollbackFailed:
 		by := "Someone"
 		if s.Actor != "" {
-			by = "@" + s.Actor
+			by = mention(s.Actor)
 		}
 		verb := "rolled"
 		if s.Kind == ManualRollbackFailed {
@@ -208,9 +248,9 @@ func (s Story) what(pr Pull) string {
 		}
 		why := ""
 		if s.Reason != "" {
-			why = ": " + s.Reason
+			why = ": " + md(s.Reason, maxReason)
 		}
-		return fmt.Sprintf("%s %s %s back from %s to %s by hand%s.", by, verb, s.Environment, code(s.BadSHA, s.BadURL), code(s.RunningSHA, s.RunningURL), why)
+		return fmt.Sprintf("%s %s %s back from %s to %s by hand%s.", by, verb, env, code(s.BadSHA, s.BadURL), code(s.RunningSHA, s.RunningURL), why)
 	}
 	return ""
 }
@@ -228,7 +268,7 @@ func pulls(ps []Pull) string {
 	for _, p := range ps {
 		s := "#" + strconv.Itoa(p.Number)
 		if p.Author != "" {
-			s += " (@" + p.Author + ")"
+			s += " (" + mention(p.Author) + ")"
 		}
 		parts = append(parts, s)
 	}
@@ -265,28 +305,30 @@ func (s Story) push() string {
 // facts is the table of a regression.
 func (s Story) facts(b *strings.Builder, withEnvironment bool) {
 	b.WriteString("| | |\n|---|---|\n")
+	// Every value is immune's text and escaped pieces: none holds a "|"
+	// that would end its cell.
 	row := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(b, "| %s | %s |\n", k, strings.ReplaceAll(v, "|", `\|`))
+			fmt.Fprintf(b, "| %s | %s |\n", k, v)
 		}
 	}
 	if withEnvironment {
-		row("Environment", s.Environment)
+		row("Environment", md(s.Environment, 0))
 	}
 	commit := code(s.BadSHA, s.BadURL)
 	if manual(s.Kind) {
-		row("Rolled back from", commit+" by "+s.Blame.Author.String())
+		row("Rolled back from", commit+" by "+s.Blame.Author.markdown())
 	} else {
-		row("Regressed commit", commit+" by "+s.Blame.Author.String())
+		row("Regressed commit", commit+" by "+s.Blame.Author.markdown())
 	}
 	if withEnvironment && len(s.Blame.Pulls) > 0 {
 		row("Pull requests", pulls(s.Blame.Pulls))
 	}
 	if withEnvironment {
-		row("Why", s.Reason)
+		row("Why", md(s.Reason, maxReason))
 	}
 	row("What the watch saw", seen(s.Watch))
-	row(upper(s.Environment)+" runs now", running(s))
+	row(md(upper(s.Environment), 0)+" runs now", running(s))
 	if s.IssueURL != "" && !withEnvironment {
 		row("The line", fmt.Sprintf("stopped: %s tracks it", link("#"+strconv.Itoa(s.IssueNumber), s.IssueURL)))
 	}
@@ -307,6 +349,7 @@ func (s Story) fix(b *strings.Builder, pr Pull) {
 		label = "immune:fix"
 	}
 	bad := sha.Short(s.BadSHA)
+	env := md(s.Environment, 0)
 	b.WriteString("**How to ship the fix**\n\n")
 	switch {
 	case pr.Number != 0 && pr.Number == s.Blame.BadPull && sha.Same(pr.MergeCommitSHA, s.BadSHA):
@@ -322,14 +365,14 @@ func (s Story) fix(b *strings.Builder, pr Pull) {
 		}
 		b.WriteString(revert + ".\n")
 	}
-	fmt.Fprintf(b, "- Or open the fix as a pull request with the label `%s`: the gate lets it through.\n\n", label)
+	fmt.Fprintf(b, "- Or open the fix as a pull request with the label %s: the gate lets it through.\n\n", escape.Code(label, 0))
 	switch {
 	case pr.Number == 0:
 		// The tracking issue says it itself.
 	case s.IssueNumber != 0:
-		fmt.Fprintf(b, "The next healthy deploy to %s clears the line and closes %s.\n\n", s.Environment, link("#"+strconv.Itoa(s.IssueNumber), s.IssueURL))
+		fmt.Fprintf(b, "The next healthy deploy to %s clears the line and closes %s.\n\n", env, link("#"+strconv.Itoa(s.IssueNumber), s.IssueURL))
 	default:
-		fmt.Fprintf(b, "The next healthy deploy to %s clears the line.\n\n", s.Environment)
+		fmt.Fprintf(b, "The next healthy deploy to %s clears the line.\n\n", env)
 	}
 }
 
@@ -342,7 +385,7 @@ func PullComment(s Story, pr Pull) string {
 		author = s.Blame.Author.Login
 	}
 	if author != "" {
-		b.WriteString("@" + author + ", ")
+		b.WriteString(mention(author) + ", ")
 		b.WriteString(lower(s.what(pr)))
 	} else {
 		b.WriteString(s.what(pr))
@@ -352,7 +395,7 @@ func PullComment(s Story, pr Pull) string {
 		b.WriteString(p + "\n\n")
 	}
 	if s.Reason != "" && !manual(s.Kind) {
-		fmt.Fprintf(&b, "> %s\n\n", s.Reason)
+		fmt.Fprintf(&b, "> %s\n\n", md(s.Reason, maxReason))
 	}
 	s.facts(&b, false)
 	if s.Chart != "" {
@@ -367,9 +410,11 @@ func PullComment(s Story, pr Pull) string {
 	return b.String()
 }
 
-// lower lowers the first letter, unless the sentence opens with a name.
+// lower lowers the first letter of immune's own openings ("This pull
+// request's change", "The push"); a sentence that opens with a name is
+// left as it is.
 func lower(s string) string {
-	if strings.HasPrefix(s, "@") || strings.HasPrefix(s, "Someone") {
+	if !strings.HasPrefix(s, "This ") && !strings.HasPrefix(s, "The ") {
 		return s
 	}
 	r, n := utf8.DecodeRuneInString(s)
@@ -378,26 +423,32 @@ func lower(s string) string {
 
 // IssueTitle is the tracking issue's title: the environment, the bad
 // commit and its author.
+// GitHub shows a title as plain text, within maxTitle characters.
 func IssueTitle(s Story) string {
-	who := s.Blame.Author.String()
-	bad := sha.Short(s.BadSHA)
+	who := s.Blame.Author.show(escape.Title)
+	bad := escape.Title(sha.Short(s.BadSHA), 0)
+	env := escape.Title(s.Environment, 0)
+	var title string
 	switch s.Kind {
 	case RollbackFailed:
-		return fmt.Sprintf("🚨 %s is stopped: %s by %s regressed and the rollback failed", s.Environment, bad, who)
+		title = fmt.Sprintf("🚨 %s is stopped: %s by %s regressed and the rollback failed", env, bad, who)
 	case NotRolledBack:
-		return fmt.Sprintf("⛔ %s is stopped: %s by %s regressed", s.Environment, bad, who)
+		title = fmt.Sprintf("⛔ %s is stopped: %s by %s regressed", env, bad, who)
 	case ManualRollback:
-		return fmt.Sprintf("⛔ %s is stopped: %s by %s was rolled back by hand", s.Environment, bad, who)
+		title = fmt.Sprintf("⛔ %s is stopped: %s by %s was rolled back by hand", env, bad, who)
 	case ManualRollbackFailed:
-		return fmt.Sprintf("🚨 %s is stopped: the rollback by hand from %s by %s failed", s.Environment, bad, who)
+		title = fmt.Sprintf("🚨 %s is stopped: the rollback by hand from %s by %s failed", env, bad, who)
+	default:
+		title = fmt.Sprintf("⛔ %s is stopped: %s by %s was rolled back", env, bad, who)
 	}
-	return fmt.Sprintf("⛔ %s is stopped: %s by %s was rolled back", s.Environment, bad, who)
+	return escape.Clip(title, maxTitle)
 }
 
 // IssueBody is the tracking issue's body, for the newest rollback.
 func IssueBody(s Story) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "## ⛔ The line is stopped on %s\n\n%s\n\n", s.Environment, s.issueSentence())
+	env := md(s.Environment, 0)
+	fmt.Fprintf(&b, "## ⛔ The line is stopped on %s\n\n%s\n\n", env, s.issueSentence())
 	if p := s.push(); p != "" {
 		b.WriteString(p + "\n\n")
 	}
@@ -405,30 +456,30 @@ func IssueBody(s Story) string {
 	if s.Chart != "" {
 		b.WriteString(s.Chart)
 	}
-	fmt.Fprintf(&b, "### Until the fix is deployed\n\nPull requests fail the `immune` gate of %s, except the fix.\n\n", s.Environment)
+	fmt.Fprintf(&b, "### Until the fix is deployed\n\nPull requests fail the `immune` gate of %s, except the fix.\n\n", env)
 	s.fix(&b, Pull{})
-	fmt.Fprintf(&b, "immune keeps this issue up to date: a further rollback updates it, and the next healthy deploy to %s closes it.\n", s.Environment)
+	fmt.Fprintf(&b, "immune keeps this issue up to date: a further rollback updates it, and the next healthy deploy to %s closes it.\n", env)
 	return b.String()
 }
 
 // issueSentence says what stopped the line.
 func (s Story) issueSentence() string {
-	bad := code(s.BadSHA, s.BadURL) + " by " + s.Blame.Author.String()
+	bad := code(s.BadSHA, s.BadURL) + " by " + s.Blame.Author.markdown()
 	to := code(s.RunningSHA, s.RunningURL)
-	env := s.Environment
+	env := md(s.Environment, 0)
 	by := "Someone"
 	if s.Actor != "" {
-		by = "@" + s.Actor
+		by = mention(s.Actor)
 	}
 	why := ""
 	if s.Reason != "" {
-		why = ": " + strings.TrimSuffix(s.Reason, ".")
+		why = ": " + md(strings.TrimSuffix(s.Reason, "."), maxReason)
 	}
 	switch s.Kind {
 	case RollbackFailed:
 		return fmt.Sprintf("%s regressed on %s, and the rollback to %s failed: %s may be down.", bad, env, to, env)
 	case NotRolledBack:
-		return fmt.Sprintf("%s regressed on %s and was not rolled back: %s.", bad, env, s.NotRolledBack)
+		return fmt.Sprintf("%s regressed on %s and was not rolled back: %s.", bad, env, md(s.NotRolledBack, maxReason))
 	case ManualRollback:
 		return fmt.Sprintf("%s rolled %s back by hand from %s to %s%s.", by, env, bad, to, why)
 	case ManualRollbackFailed:
@@ -443,12 +494,12 @@ func IssueUpdate(s Story) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "⏪ Stopped again: %s", s.issueSentence())
 	if s.Reason != "" && !manual(s.Kind) {
-		fmt.Fprintf(&b, " Why: %s.", strings.TrimSuffix(s.Reason, "."))
+		fmt.Fprintf(&b, " Why: %s.", md(strings.TrimSuffix(s.Reason, "."), maxReason))
 	}
 	if len(s.Blame.Pulls) > 0 {
 		fmt.Fprintf(&b, " Pull requests: %s.", pulls(s.Blame.Pulls))
 	}
-	fmt.Fprintf(&b, " %s runs %s.", upper(s.Environment), running(s))
+	fmt.Fprintf(&b, " %s runs %s.", md(upper(s.Environment), 0), running(s))
 	if s.RunURL != "" {
 		fmt.Fprintf(&b, " %s.", link("Run", s.RunURL))
 	}
@@ -459,7 +510,7 @@ func IssueUpdate(s Story) string {
 // IssueCleared is the comment that closes the tracking issue.
 func IssueCleared(s Story) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "✅ %s was deployed to %s and watched healthy", code(s.RunningSHA, s.RunningURL), s.Environment)
+	fmt.Fprintf(&b, "✅ %s was deployed to %s and watched healthy", code(s.RunningSHA, s.RunningURL), md(s.Environment, 0))
 	if !s.At.IsZero() {
 		fmt.Fprintf(&b, " at %s", s.At.UTC().Format(time.RFC3339))
 	}
@@ -478,53 +529,46 @@ func IssueCleared(s Story) string {
 const maxChatReason = 300
 
 // ChatText is the Slack-compatible text of a chat message about the
-// story (plain URLs, which every chat links).
+// story (plain URLs, which every chat links). Every piece from outside is
+// escaped as Slack requires; immune's own words hold no &, < or >.
 func ChatText(s Story) string {
 	var b strings.Builder
-	repo := s.Repository
+	repo := escape.Slack(s.Repository, 0)
 	if repo != "" {
 		repo += ": "
 	}
-	bad, good := "`"+sha.Short(s.BadSHA)+"`", "`"+sha.Short(s.RunningSHA)+"`"
+	env := escape.Slack(s.Environment, 0)
+	bad, good := "`"+escape.Slack(sha.Short(s.BadSHA), 0)+"`", "`"+escape.Slack(sha.Short(s.RunningSHA), 0)+"`"
 	by := ""
 	if s.Blame.Author != (Person{}) {
-		by = " by " + s.Blame.Author.String()
+		by = " by " + s.Blame.Author.show(escape.Slack)
 		if s.Blame.BadPull != 0 {
 			by += fmt.Sprintf(" (#%d)", s.Blame.BadPull)
 		}
 	}
 	switch s.Kind {
 	case RollingBack, NotRolledBack:
-		fmt.Fprintf(&b, "❌ %s%s%s regressed on %s", repo, bad, by, s.Environment)
+		fmt.Fprintf(&b, "❌ %s%s%s regressed on %s", repo, bad, by, env)
 		if s.Reason != "" {
-			b.WriteString(": " + clip(s.Reason, maxChatReason))
+			b.WriteString(": " + escape.Slack(s.Reason, maxChatReason))
 		}
 		b.WriteString(".")
 	case RolledBack:
-		fmt.Fprintf(&b, "⏪ %s%s was rolled back from %s%s to %s, healthy again.", repo, s.Environment, bad, by, good)
+		fmt.Fprintf(&b, "⏪ %s%s was rolled back from %s%s to %s, healthy again.", repo, env, bad, by, good)
 	case RollbackFailed:
-		fmt.Fprintf(&b, "🚨 %s%s%s regressed on %s and the rollback to %s failed: %s may be down.", repo, bad, by, s.Environment, good, s.Environment)
+		fmt.Fprintf(&b, "🚨 %s%s%s regressed on %s and the rollback to %s failed: %s may be down.", repo, bad, by, env, good, env)
 	case ManualRollback:
-		fmt.Fprintf(&b, "⏪ %s%s was rolled back by hand from %s%s to %s.", repo, s.Environment, bad, by, good)
+		fmt.Fprintf(&b, "⏪ %s%s was rolled back by hand from %s%s to %s.", repo, env, bad, by, good)
 	case ManualRollbackFailed:
-		fmt.Fprintf(&b, "🚨 %sthe rollback by hand of %s from %s to %s failed: %s may be down.", repo, s.Environment, bad, good, s.Environment)
+		fmt.Fprintf(&b, "🚨 %sthe rollback by hand of %s from %s to %s failed: %s may be down.", repo, env, bad, good, env)
 	case Recovered:
-		fmt.Fprintf(&b, "✅ %s%s is healthy on %s: the line is clear again.", repo, good, s.Environment)
+		fmt.Fprintf(&b, "✅ %s%s is healthy on %s: the line is clear again.", repo, good, env)
 	}
 	if s.IssueURL != "" && s.Kind != Recovered && s.Kind != RollingBack {
-		fmt.Fprintf(&b, " The line is stopped: %s", s.IssueURL)
+		fmt.Fprintf(&b, " The line is stopped: %s", escape.Slack(s.IssueURL, 0))
 	}
 	if s.RunURL != "" {
-		fmt.Fprintf(&b, " Run: %s", s.RunURL)
+		fmt.Fprintf(&b, " Run: %s", escape.Slack(s.RunURL, 0))
 	}
 	return b.String()
-}
-
-// clip shortens s to n characters, ending it with "…" when cut.
-func clip(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return strings.TrimRight(string(r[:n-1]), " ") + "…"
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/immune-cd/immune/internal/escape"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
 )
@@ -69,14 +70,16 @@ func headline(r *Run) (icon, text string) {
 func Summary(r *Run) string {
 	var b strings.Builder
 	icon, text := headline(r)
-	fmt.Fprintf(&b, "## %s immune: %s\n\n", icon, text)
+	// The headline is immune's words around outside names (the
+	// environment): shown as text.
+	fmt.Fprintf(&b, "## %s immune: %s\n\n", icon, md(text, 0))
 	if r.Gate != nil {
 		writeGate(&b, r)
 	} else {
 		writeTable(&b, r)
 	}
 	if r.Reason != "" {
-		fmt.Fprintf(&b, "**Why:** %s\n\n", r.Reason)
+		fmt.Fprintf(&b, "**Why:** %s\n\n", md(r.Reason, maxReason))
 	}
 	if r.Mode != "gate" {
 		writeCanaryChart(&b, r)
@@ -88,8 +91,10 @@ func Summary(r *Run) string {
 	return b.String()
 }
 
+// link links text (Markdown) to url, or is the text alone when url is not
+// an http(s) URL.
 func link(text, url string) string {
-	if url == "" {
+	if url = escape.LinkURL(url); url == "" {
 		return text
 	}
 	return fmt.Sprintf("[%s](%s)", text, url)
@@ -104,16 +109,16 @@ func writeTable(b *strings.Builder, r *Run) {
 			row("Replaced", link("`"+sha.Short(r.PreviousSHA)+"`", r.Links.PreviousCommit))
 		}
 	} else {
-		row("Deployed", link("`"+sha.Short(r.SHA)+"`", r.Links.Commit)+" to "+r.Environment)
+		row("Deployed", link("`"+sha.Short(r.SHA)+"`", r.Links.Commit)+" to "+md(r.Environment, 0))
 		prev := "none known"
 		if r.PreviousSHA != "" {
-			prev = link("`"+sha.Short(r.PreviousSHA)+"`", r.Links.PreviousCommit) + " (from " + r.PreviousSource + ")"
+			prev = link("`"+sha.Short(r.PreviousSHA)+"`", r.Links.PreviousCommit) + " (from " + md(r.PreviousSource, 0) + ")"
 		}
 		row("Previous SHA", prev)
 	}
 	canaryRows(r, row)
 	if r.Deploy != nil && r.Deploy.Error != "" {
-		row("Deploy command", "failed: "+r.Deploy.Error)
+		row("Deploy command", "failed: "+md(r.Deploy.Error, maxError))
 	}
 	if w := r.Watch; w != nil {
 		if w.Stats.Probes > 0 || len(w.Metrics) == 0 {
@@ -131,7 +136,7 @@ func writeTable(b *strings.Builder, r *Run) {
 		row("Detected after", detected)
 	}
 	if r.Mode != "rollback" && (r.Stage != run.StageCanary || r.Canary == nil || r.Canary.Removal == nil) {
-		row("Rollback", rollbackResult(r))
+		row("Rollback", rollbackResult(r, md))
 	}
 	if r.Links.Deployment != "" {
 		row("Deployment", link(strconv.FormatInt(r.DeploymentID, 10), r.Links.Deployment))
@@ -145,22 +150,24 @@ func writeTable(b *strings.Builder, r *Run) {
 	b.WriteString("\n")
 }
 
-func rollbackResult(r *Run) string {
+// rollbackResult says how the rollback went; text shows what came from
+// outside (the command's error, the watch's reason) for where it is shown.
+func rollbackResult(r *Run, text func(string, int) string) string {
 	switch {
 	case !r.RolledBack:
 		return "none"
 	case r.Rollback != nil && r.Rollback.Error != "":
-		return "🚨 the rollback command failed: " + r.Rollback.Error
+		return "🚨 the rollback command failed: " + text(r.Rollback.Error, maxError)
 	case r.RollbackWatch != nil && r.RollbackWatch.Verdict == run.Healthy:
 		s := r.RollbackWatch.Stats
 		if s.Probes == 0 && len(r.RollbackWatch.Metrics) > 0 {
-			return fmt.Sprintf("✅ `%s` healthy again: %s", sha.Short(r.PreviousSHA), r.RollbackWatch.Reason)
+			return fmt.Sprintf("✅ `%s` healthy again: %s", sha.Short(r.PreviousSHA), text(r.RollbackWatch.Reason, maxReason))
 		}
 		return fmt.Sprintf("✅ `%s` healthy again: %d probes, %d failed", sha.Short(r.PreviousSHA), s.Probes, s.Failed)
 	case r.RollbackWatch != nil && r.RollbackWatch.Verdict == run.Inconclusive:
-		return "❔ `" + sha.Short(r.PreviousSHA) + "` deployed, but not confirmed healthy: " + r.RollbackWatch.Reason
+		return "❔ `" + sha.Short(r.PreviousSHA) + "` deployed, but not confirmed healthy: " + text(r.RollbackWatch.Reason, maxReason)
 	case r.RollbackWatch != nil:
-		return "🚨 `" + sha.Short(r.PreviousSHA) + "` still unhealthy: " + r.RollbackWatch.Reason
+		return "🚨 `" + sha.Short(r.PreviousSHA) + "` still unhealthy: " + text(r.RollbackWatch.Reason, maxReason)
 	}
 	return "started"
 }
@@ -169,7 +176,7 @@ func writeGate(b *strings.Builder, r *Run) {
 	g := r.Gate
 	b.WriteString("| | |\n|---|---|\n")
 	row := func(k, v string) { fmt.Fprintf(b, "| %s | %s |\n", k, v) }
-	row("Environment", r.Environment)
+	row("Environment", md(r.Environment, 0))
 	if g.PullRequest != 0 {
 		row("Pull request", "#"+strconv.Itoa(g.PullRequest))
 	}
@@ -177,19 +184,19 @@ func writeGate(b *strings.Builder, r *Run) {
 		row("Regressed commit", "`"+sha.Short(g.BadSHA)+"`")
 	}
 	if g.StoppedAt != "" {
-		row("Stopped since", g.StoppedAt)
+		row("Stopped since", md(g.StoppedAt, 0))
 	}
 	if g.StoppedBy != "" {
-		row("What happened", r.Environment+" "+g.StoppedBy)
+		row("What happened", md(r.Environment+" "+g.StoppedBy, maxReason))
 	}
 	if g.RunURL != "" {
 		row("Run", link("log", g.RunURL))
 	}
 	if g.IssueURL != "" {
-		row("Tracking issue", link(g.IssueURL, g.IssueURL))
+		row("Tracking issue", link(md(g.IssueURL, 0), g.IssueURL))
 	}
 	if g.Allowed != "" {
-		row("Let through because", g.Allowed)
+		row("Let through because", md(g.Allowed, maxReason))
 	}
 	b.WriteString("\n")
 }
@@ -200,7 +207,9 @@ func writeList(b *strings.Builder, title string, items []string) {
 	}
 	fmt.Fprintf(b, "**%s**\n\n", title)
 	for _, it := range items {
-		fmt.Fprintf(b, "- %s\n", it)
+		// Notes and warnings are immune's words around outside text
+		// (errors, URLs, names): shown as text.
+		fmt.Fprintf(b, "- %s\n", md(it, maxNote))
 	}
 	b.WriteString("\n")
 }
@@ -359,7 +368,7 @@ func Text(r *Run) string {
 		}
 	}
 	if r.RolledBack && r.Stage != run.StageCanary {
-		fmt.Fprintf(&b, "  rollback  %s\n", strings.ReplaceAll(rollbackResult(r), "`", ""))
+		fmt.Fprintf(&b, "  rollback  %s\n", strings.ReplaceAll(rollbackResult(r, escape.Line), "`", ""))
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "  note      %s\n", n)
