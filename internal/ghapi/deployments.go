@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/google/go-github/v60/github"
@@ -72,6 +73,9 @@ const (
 	// MaxHistory bounds how many deployments one call examines.
 	MaxHistory = 1000
 	perPage    = 100
+	// lostCreateSearch is how many of the environment's newest deployments
+	// are searched for one whose create lost its answer.
+	lostCreateSearch = 30
 )
 
 // What the deployment operations need.
@@ -122,7 +126,7 @@ func (c *Client) CreateDeployment(ctx context.Context, r DeploymentRequest) (Dep
 	if err != nil {
 		return Deployment{}, c.wrap(err, deploymentsWrite("create deployment"), "create deployment of %s to %s", sha.Short(r.SHA), env)
 	}
-	out := fromGitHub(d)
+	out := *d
 	if !sha.Same(out.SHA, r.SHA) {
 		return out, fmt.Errorf("create deployment of %s to %s: GitHub resolved ref %q to %s instead (deployment %d)",
 			sha.Short(r.SHA), env, ref, sha.Short(out.SHA), out.ID)
@@ -133,29 +137,33 @@ func (c *Client) CreateDeployment(ctx context.Context, r DeploymentRequest) (Dep
 // createOnce creates the deployment, making sure that retries never make a
 // second one: each attempt goes out once, and after a failed one the
 // environment's newest deployments are searched for what it made.
-func (c *Client) createOnce(ctx context.Context, env string, req *github.DeploymentRequest, same func(Deployment) bool) (*github.Deployment, error) {
+func (c *Client) createOnce(ctx context.Context, env string, req *github.DeploymentRequest, same func(Deployment) bool) (*Deployment, error) {
+	made := func(d *github.Deployment, err error) (*Deployment, error) {
+		if err != nil {
+			return nil, err
+		}
+		out := fromGitHub(d)
+		return &out, nil
+	}
 	if same == nil {
 		d, _, err := c.gh().Repositories.CreateDeployment(ctx, c.owner, c.repo, req)
-		return d, err
+		return made(d, err)
 	}
 	for attempt := 1; ; attempt++ {
 		d, _, err := c.gh().Repositories.CreateDeployment(withoutRetries(ctx), c.owner, c.repo, req)
 		var ue *UnavailableError
 		if err == nil || !errors.As(err, &ue) || attempt > c.maxRetries || ctx.Err() != nil {
-			return d, err
+			return made(d, err)
 		}
-		var found *github.Deployment
-		opts := &github.DeploymentsListOptions{Environment: env, ListOptions: github.ListOptions{PerPage: 30}}
-		if list, _, lerr := c.gh().Repositories.ListDeployments(ctx, c.owner, c.repo, opts); lerr == nil {
-			for _, gd := range list {
-				if same(fromGitHub(gd)) {
-					found = gd
-					break
-				}
+		var found *Deployment
+		_ = c.walk(ctx, env, lostCreateSearch, func(d *Deployment) (bool, error) {
+			if same(*d) {
+				found = d
 			}
-		}
+			return found == nil, nil
+		})
 		if found != nil {
-			c.logf("GitHub: the create of a deployment failed (%v), but GitHub had made it: using deployment %d", err, found.GetID())
+			c.logf("GitHub: the create of a deployment failed (%v), but GitHub had made it: using deployment %d", err, found.ID)
 			return found, nil
 		}
 		wait := backoff(attempt)
@@ -220,39 +228,142 @@ func (c *Client) WalkDeployments(ctx context.Context, environment string, limit 
 	return nil
 }
 
-// walk lists deployments newest first, page by page, calling fn for each
-// until it returns false or limit deployments were seen.
+// walk lists deployments newest first, by id, page by page, calling fn
+// for each until it returns false or limit deployments were seen.
+//
+// GitHub lists deployments newest first, but its REST description does not
+// promise it, so the newest is taken by id, not by place: each page is
+// ordered by id; a listing that runs oldest first is read from its last
+// page back; and one in no order at all is read whole (up to limit) and
+// ordered before fn sees any of it.
 func (c *Client) walk(ctx context.Context, environment string, limit int, fn func(*Deployment) (bool, error)) error {
-	opts := &github.DeploymentsListOptions{
-		Environment: environment,
-		ListOptions: github.ListOptions{PerPage: min(perPage, limit), Page: 1},
-	}
-	seen := 0
-	for {
-		page, resp, err := c.gh().Repositories.ListDeployments(ctx, c.owner, c.repo, opts)
+	per := min(perPage, limit)
+	list := func(page int) ([]Deployment, *github.Response, error) {
+		opts := &github.DeploymentsListOptions{Environment: environment, ListOptions: github.ListOptions{PerPage: per, Page: page}}
+		gds, resp, err := c.gh().Repositories.ListDeployments(ctx, c.owner, c.repo, opts)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		for _, gd := range page {
-			d := fromGitHub(gd)
-			seen++
-			more, err := fn(&d)
+		out := make([]Deployment, 0, len(gds))
+		for _, gd := range gds {
+			out = append(out, fromGitHub(gd))
+		}
+		return out, resp, nil
+	}
+	first, resp, err := list(1)
+	if err != nil {
+		return err
+	}
+	order := orderOf(first, func(d Deployment) int64 { return d.ID })
+	if order == unordered || (order == unknownOrder && resp.NextPage != 0) {
+		// Read what limit allows, then order it.
+		all := first
+		for next := resp.NextPage; next != 0 && len(all) < limit; {
+			page, r, err := list(next)
 			if err != nil {
 				return err
 			}
-			if !more || seen >= limit {
-				return nil
+			all = append(all, page...)
+			next = r.NextPage
+			if len(page) == 0 {
+				break
 			}
 		}
+		return hand(newestFirst(all), limit, 0, fn)
+	}
+	seen := 0
+	if order == oldestFirst && resp.LastPage > 1 {
+		// The newest are on the last page.
+		for p := resp.LastPage; p >= 1 && seen < limit; p-- {
+			page := first
+			if p > 1 {
+				if page, _, err = list(p); err != nil {
+					return err
+				}
+			}
+			n, more, err := handPage(newestFirst(page), limit, seen, fn)
+			if err != nil || !more {
+				return err
+			}
+			seen = n
+		}
+		return nil
+	}
+	page := first
+	for {
+		n, more, err := handPage(newestFirst(page), limit, seen, fn)
+		if err != nil || !more {
+			return err
+		}
+		seen = n
 		if resp.NextPage == 0 || len(page) == 0 {
 			return nil
 		}
-		opts.Page = resp.NextPage
+		if page, resp, err = list(resp.NextPage); err != nil {
+			return err
+		}
 	}
 }
 
+// handPage calls fn for each deployment of a page, counting from seen; more
+// is false once fn or limit says to stop.
+func handPage(page []Deployment, limit, seen int, fn func(*Deployment) (bool, error)) (int, bool, error) {
+	for i := range page {
+		seen++
+		more, err := fn(&page[i])
+		if err != nil {
+			return seen, false, err
+		}
+		if !more || seen >= limit {
+			return seen, false, nil
+		}
+	}
+	return seen, true, nil
+}
+
+func hand(all []Deployment, limit, seen int, fn func(*Deployment) (bool, error)) error {
+	_, _, err := handPage(all, limit, seen, fn)
+	return err
+}
+
+// listOrder is how a page of a listing is ordered by id.
+type listOrder int
+
+const (
+	unknownOrder listOrder = iota // fewer than two items
+	newestFirstOrder
+	oldestFirst
+	unordered
+)
+
+// orderOf tells how items are ordered by id.
+func orderOf[T any](items []T, id func(T) int64) listOrder {
+	if len(items) < 2 {
+		return unknownOrder
+	}
+	down, up := true, true
+	for i := 1; i < len(items); i++ {
+		a, b := id(items[i-1]), id(items[i])
+		down = down && a > b
+		up = up && a < b
+	}
+	switch {
+	case down:
+		return newestFirstOrder
+	case up:
+		return oldestFirst
+	}
+	return unordered
+}
+
+// newestFirst orders deployments by id, the highest (the newest) first.
+func newestFirst(ds []Deployment) []Deployment {
+	sort.SliceStable(ds, func(i, j int) bool { return ds[i].ID > ds[j].ID })
+	return ds
+}
+
 // LatestStatus fills in d's latest status (LatestState, LatestStatusAt,
-// LogURL); GitHub lists statuses newest first.
+// LogURL): the one with the highest id, wherever GitHub lists it.
 func (c *Client) LatestStatus(ctx context.Context, d *Deployment) error {
 	if err := c.latestStatus(ctx, d); err != nil {
 		return c.wrap(err, deploymentsRead("list deployment statuses"), "read the status of deployment %d", d.ID)
@@ -260,15 +371,35 @@ func (c *Client) LatestStatus(ctx context.Context, d *Deployment) error {
 	return nil
 }
 
+// latestStatus reads a page of a deployment's statuses (GitHub lists them
+// newest first, so one page holds the newest) and takes the highest id; a
+// listing that runs oldest first has the newest on its last page.
 func (c *Client) latestStatus(ctx context.Context, d *Deployment) error {
-	ss, _, err := c.gh().Repositories.ListDeploymentStatuses(ctx, c.owner, c.repo, d.ID, &github.ListOptions{PerPage: 1})
+	list := func(page int) ([]*github.DeploymentStatus, *github.Response, error) {
+		ss, resp, err := c.gh().Repositories.ListDeploymentStatuses(ctx, c.owner, c.repo, d.ID, &github.ListOptions{PerPage: perPage, Page: page})
+		if err != nil {
+			return nil, nil, fmt.Errorf("deployment %d: %w", d.ID, err)
+		}
+		return ss, resp, nil
+	}
+	ss, resp, err := list(1)
 	if err != nil {
-		return fmt.Errorf("deployment %d: %w", d.ID, err)
+		return err
+	}
+	if orderOf(ss, (*github.DeploymentStatus).GetID) == oldestFirst && resp.LastPage > 1 {
+		if ss, _, err = list(resp.LastPage); err != nil {
+			return err
+		}
 	}
 	if len(ss) == 0 {
 		return nil
 	}
 	s := ss[0]
+	for _, x := range ss[1:] {
+		if x.GetID() > s.GetID() {
+			s = x
+		}
+	}
 	d.LatestState = s.GetState()
 	d.LatestStatusAt = s.GetCreatedAt().Time
 	d.LatestDescription = s.GetDescription()

@@ -238,3 +238,38 @@ func TestAnswerSizeIsCapped(t *testing.T) {
 		t.Errorf("Deployments() = %v, want the size error", err)
 	}
 }
+
+// GitHub's REST description promises no order for deployments and their
+// statuses: listed oldest first, across pages, the newest are still taken
+// by id, and a lost create is still found among the newest.
+func TestNewestByIDWhateverTheOrder(t *testing.T) {
+	for _, oldestFirst := range []bool{false, true} {
+		e := setup(t, githubfake.Options{OldestFirst: oldestFirst}, nil)
+		var ids []int64
+		for i := 1; i <= 250; i++ {
+			d := e.fake.SeedDeployment("production", commitID(i%7+1), "queued", "in_progress", "success")
+			ids = append(ids, d.ID)
+		}
+		e.fake.AddDeploymentStatus(ids[249], githubfake.DeploymentStatus{State: "failure"})
+		list, err := e.client.Deployments(ctx(t), "production", 120)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 120 || list[0].ID != ids[249] || list[119].ID != ids[130] || list[0].LatestState != "failure" || list[1].LatestState != "success" {
+			t.Errorf("oldest first %v: %d deployments, %d..%d, latest states %s, %s", oldestFirst, len(list), list[0].ID, list[len(list)-1].ID, list[0].LatestState, list[1].LatestState)
+		}
+		for i := 1; i < len(list); i++ {
+			if list[i].ID >= list[i-1].ID {
+				t.Fatalf("oldest first %v: not newest first at %d", oldestFirst, i)
+			}
+		}
+		n := 0
+		err = e.client.WalkDeployments(ctx(t), "production", 300, func(d *Deployment) (bool, error) {
+			n++
+			return d.ID != ids[240], nil
+		})
+		if err != nil || n != 10 {
+			t.Errorf("oldest first %v: walked %d deployments to the 10th newest (%v)", oldestFirst, n, err)
+		}
+	}
+}

@@ -45,6 +45,7 @@ type Issue struct {
 	State   string // open or closed
 	Labels  []string
 	HTMLURL string
+	Author  string // login of who opened it
 }
 
 // IssueEdit changes an issue; nil fields are left as they are.
@@ -189,7 +190,8 @@ func (c *Client) EditIssueComment(ctx context.Context, id int64, body, perm stri
 }
 
 func issue(i *github.Issue) Issue {
-	is := Issue{Number: i.GetNumber(), Title: i.GetTitle(), Body: i.GetBody(), State: i.GetState(), HTMLURL: i.GetHTMLURL()}
+	is := Issue{Number: i.GetNumber(), Title: i.GetTitle(), Body: i.GetBody(), State: i.GetState(), HTMLURL: i.GetHTMLURL(),
+		Author: i.GetUser().GetLogin()}
 	for _, l := range i.Labels {
 		is.Labels = append(is.Labels, l.GetName())
 	}

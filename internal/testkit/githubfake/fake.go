@@ -83,6 +83,17 @@ type Options struct {
 	// not delayed.
 	RunListedAfter time.Duration
 
+	// OldestFirst lists deployments and deployment statuses oldest first.
+	// GitHub lists them newest first, but its REST description promises no
+	// order for them (it does for comments): this proves that a client
+	// takes the newest by id, not by place in the list.
+	OldestFirst bool
+
+	// NoPushAccess makes the token's user one without push access to the
+	// repository: as GitHub documents, the labels it sets when it creates
+	// or updates an issue are silently dropped.
+	NoPushAccess bool
+
 	// TemplateDir is the directory holding the JSON templates. Default: the
 	// module's testdata/github, found by walking up from the working
 	// directory or from this source file.

@@ -341,7 +341,11 @@ func str(body map[string]any, k string) string {
 func (f *Server) listDeployments(req *apiRequest, _ params, _ time.Time) reply {
 	q := req.query
 	var match []*Deployment
-	for i := len(f.st.deployments) - 1; i >= 0; i-- { // newest first
+	for k := range f.st.deployments {
+		i := len(f.st.deployments) - 1 - k // newest first
+		if f.opts.OldestFirst {
+			i = k
+		}
 		d := f.st.deployments[i]
 		if v := q.Get("environment"); v != "" && d.Environment != v {
 			continue
@@ -459,7 +463,11 @@ func (f *Server) listDeploymentStatuses(req *apiRequest, p params, _ time.Time) 
 	ss := f.st.depStatuses[p.id]
 	lo, hi, h := page(req, len(ss))
 	out := []any{}
-	for i := len(ss) - 1 - lo; i > len(ss)-1-hi; i-- { // newest first
+	for k := lo; k < hi; k++ {
+		i := len(ss) - 1 - k // newest first
+		if f.opts.OldestFirst {
+			i = k
+		}
 		out = append(out, f.renderDeploymentStatus(ss[i]))
 	}
 	return reply{status: http.StatusOK, body: out, header: h}

@@ -349,7 +349,9 @@ func (f *Server) createIssue(req *apiRequest, _ params, now time.Time) reply {
 			return invalid(doc, "For 'properties/labels', the value is not an array of strings or objects.")
 		}
 		for _, n := range names {
-			labels = append(labels, f.st.label(n).Name)
+			if !f.opts.NoPushAccess { // "Labels are silently dropped otherwise."
+				labels = append(labels, f.st.label(n).Name)
+			}
 		}
 	}
 	is := &Issue{
@@ -395,6 +397,7 @@ func (f *Server) editIssue(req *apiRequest, p params, now time.Time) reply {
 	}
 	var labels []string
 	lv, setLabels := b["labels"]
+	setLabels = setLabels && !f.opts.NoPushAccess // silently dropped
 	if setLabels {
 		names, good := labelNames(lv)
 		if !good {

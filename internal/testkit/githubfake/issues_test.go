@@ -237,3 +237,38 @@ func TestCompare(t *testing.T) {
 		t.Errorf("unknown head: %d", a.status)
 	}
 }
+
+// A user without push access creates an issue, but the labels it asks for
+// are silently dropped, as GitHub documents; on an update too.
+func TestLabelsDroppedWithoutPushAccess(t *testing.T) {
+	f := newFake(t, Options{NoPushAccess: true})
+	a := call(t, f, "POST", repo+"/issues", map[string]any{"title": "stopped", "body": "b", "labels": []string{"immune:stopped"}})
+	if a.status != 201 || len(a.obj(t)["labels"].([]any)) != 0 || len(f.Labels()) != 0 {
+		t.Fatalf("create: %d %s; labels %v", a.status, a.raw, f.Labels())
+	}
+	n := int(a.obj(t)["number"].(float64))
+	if a := call(t, f, "PATCH", fmt.Sprintf("%s/issues/%d", repo, n), map[string]any{"labels": []string{"x"}}); a.status != 200 || len(f.Issues()[0].Labels) != 0 {
+		t.Errorf("update: %d, labels %v", a.status, f.Issues()[0].Labels)
+	}
+}
+
+// Listed oldest first, when asked to: deployments and their statuses.
+func TestOldestFirst(t *testing.T) {
+	f := newFake(t, Options{OldestFirst: true})
+	a := f.SeedDeployment("production", sha(1), "queued", "success")
+	b := f.SeedDeployment("production", sha(2), "failure")
+	ids := func(path string) []any {
+		var out []any
+		for _, x := range call(t, f, "GET", path, nil).list(t) {
+			out = append(out, x.(map[string]any)["id"])
+		}
+		return out
+	}
+	if got := ids(repo + "/deployments"); len(got) != 2 || got[0] != float64(a.ID) || got[1] != float64(b.ID) {
+		t.Errorf("deployments: %v", got)
+	}
+	st := f.DeploymentStatuses(a.ID)
+	if got := ids(fmt.Sprintf("%s/deployments/%d/statuses", repo, a.ID)); len(got) != 2 || got[0] != float64(st[0].ID) {
+		t.Errorf("statuses: %v", got)
+	}
+}
