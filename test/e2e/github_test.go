@@ -341,3 +341,27 @@ func TestNoTokenUsesTheStateFile(t *testing.T) {
 		t.Errorf("no state file: %v", err)
 	}
 }
+
+// GitHub promises no order for the deployments it lists: listed oldest
+// first, the previous good commit is still the newest healthy deployment
+// (by id), not the first one listed.
+func TestPreviousIsTheNewestWhateverTheListOrder(t *testing.T) {
+	t.Parallel()
+	f := githubfake.Start(t, githubfake.Options{Owner: "octo-org", Repo: "shop", Token: token, OldestFirst: true})
+	f.AddCommit(shaOlder, "Checkout: show the tax line")
+	f.AddCommit(shaGood, "Search: faster facets")
+	f.AddCommit(shaNew, "Checkout: cache the tax table")
+	seedOurs(f, "production", "deploy", shaOlder, nil, "in_progress", "success")
+	seedOurs(f, "production", "deploy", shaGood, nil, "in_progress", "success")
+	svc, url := service(t, nil, shaGood)
+	run := newActionRun(t, "push", fast(url, nil)).useGitHub(f)
+	// No push event's before: the previous commit comes from GitHub alone.
+	run.env["GITHUB_EVENT_PATH"] = writeEvent(t, `{"ref":"refs/heads/main","after":"`+shaNew+`"}`)
+	res := run.exec()
+	if res.code != 0 || svc.Current() != shaNew {
+		t.Fatalf("exit %d, service runs %s\n%s", res.code, svc.Current(), res.log)
+	}
+	if res.outputs["previous-sha"] != shaGood {
+		t.Errorf("previous-sha = %q, want %s, the newest healthy deployment\n%s", res.outputs["previous-sha"], shaGood, res.log)
+	}
+}
