@@ -14,16 +14,16 @@ import (
 // was recorded then and what this configuration decides now, and when.
 func BacktestSummary(r backtest.Report) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "## 🔁 immune: backtest on %s: %s\n\n", cell(r.Environment), backtestHeadline(r))
+	fmt.Fprintf(&b, "## 🔁 immune: backtest on %s: %s\n\n", md(r.Environment, 0), backtestHeadline(r))
 	if len(r.Config) > 0 {
-		fmt.Fprintf(&b, "**Replayed:** %s.\n\n", cell(strings.Join(r.Config, "; ")))
+		fmt.Fprintf(&b, "**Replayed:** %s.\n\n", md(strings.Join(r.Config, "; "), maxNote))
 	}
 	if len(r.Results) > 0 {
 		b.WriteString("| Deployment | Commit | Recorded then | This configuration now | Compared |\n|---|---|---|---|---|\n")
 		for _, res := range r.Results {
 			id := link(fmt.Sprint(res.ID), res.RunURL)
 			fmt.Fprintf(&b, "| %s · %s | `%s` | %s | %s | %s |\n", id, res.Start.UTC().Format("01-02 15:04"), sha.Short(res.SHA),
-				cell(recorded(res)), cell(decided(res)), compared(res.Agreement))
+				md(recorded(res), maxNote), md(decided(res), maxNote), compared(res.Agreement))
 		}
 		b.WriteString("\n**Why**\n\n")
 		for _, res := range r.Results {
@@ -31,7 +31,7 @@ func BacktestSummary(r backtest.Report) string {
 			if res.Baseline != "" {
 				why += " (rate metrics: " + res.Baseline + ")"
 			}
-			fmt.Fprintf(&b, "- %d (`%s`): %s\n", res.ID, sha.Short(res.SHA), cell(why))
+			fmt.Fprintf(&b, "- %d (`%s`): %s\n", res.ID, sha.Short(res.SHA), md(why, maxReason))
 		}
 		b.WriteString("\n")
 		c := r.Counts

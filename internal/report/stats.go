@@ -17,7 +17,7 @@ import (
 // summary: the figures, a chart of changes per day, the records used.
 func StatsSummary(r stats.Report) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "## 📈 immune: the record of %s\n\n", cell(r.Environment))
+	fmt.Fprintf(&b, "## 📈 immune: the record of %s\n\n", md(r.Environment, 0))
 	b.WriteString("| | |\n|---|---|\n")
 	row := func(k, v string) { fmt.Fprintf(&b, "| %s | %s |\n", k, v) }
 	row("Period", fmt.Sprintf("%s to %s (%s days)", day(r.From), day(r.To), days(r.Days)))
@@ -65,7 +65,7 @@ func StatsSummary(r stats.Report) string {
 			if use == "" {
 				use = "— " + rec.Why
 			}
-			fmt.Fprintf(&b, "| %d | `%s` | %s | %s | %s | %s |\n", rec.ID, sha.Short(rec.SHA), rec.Kind, rec.Outcome, rec.Created.UTC().Format("2006-01-02 15:04"), cell(use))
+			fmt.Fprintf(&b, "| %d | `%s` | %s | %s | %s | %s |\n", rec.ID, sha.Short(rec.SHA), rec.Kind, rec.Outcome, rec.Created.UTC().Format("2006-01-02 15:04"), md(use, maxNote))
 		}
 		b.WriteString("\n</details>\n\n")
 	}
@@ -146,11 +146,6 @@ func days(d float64) string {
 
 // cell makes text from outside safe in a table cell: one line, no column
 // break, no HTML.
-func cell(s string) string {
-	r := strings.NewReplacer("|", `\|`, "\r", " ", "\n", " ", "<", "&lt;", ">", "&gt;")
-	return r.Replace(s)
-}
-
 func sortedKeys(m map[string]int) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
