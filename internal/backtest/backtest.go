@@ -10,11 +10,14 @@
 //   - Only metrics: health probes and latency are not kept anywhere to be
 //     read back. A configuration that also probes keeps their share of
 //     the false-alarm allowance, as it would live.
-//   - A watch is replayed from the deploy's start (its in_progress status,
-//     set before the deploy command ran) for duration; the startup grace
-//     covers the deploy command as it covers a slow start live. It ends
-//     early where the next deployment started: after that, production ran
-//     something else.
+//   - Live, a watch starts when the deploy command ends, which no record
+//     says. The replay reads from the deploy's start (its in_progress
+//     status, set before the command ran) and starts the watch at the
+//     first look where one of the build's metrics has data (the build
+//     serving), if that comes within deploy-timeout; else at the start,
+//     and the startup grace judges it as live. The watch then lasts
+//     duration, and ends early where the next deployment started: after
+//     that, production ran something else.
 //   - With baseline-duration, production's rate metrics are read over the
 //     stretch just before the deploy's start, with ${SHA} = the previous
 //     SHA recorded in the deployment.
@@ -45,6 +48,7 @@ type Settings struct {
 	Specs            []metrics.Spec
 	Interval         time.Duration
 	Duration         time.Duration
+	DeployTimeout    time.Duration
 	StartupTimeout   time.Duration
 	BaselineDuration time.Duration
 	Confidence       float64
@@ -63,6 +67,7 @@ func SettingsOf(c *config.Config) Settings {
 		Environment:      c.Environment,
 		Interval:         c.Interval,
 		Duration:         c.Duration,
+		DeployTimeout:    c.DeployTimeout,
 		StartupTimeout:   min(c.StartupTimeout, c.Duration),
 		BaselineDuration: c.BaselineDuration,
 		Confidence:       c.Confidence,
@@ -118,13 +123,13 @@ const (
 	Missed Agreement = "missed"
 )
 
-// Case is one deploy to replay and its window.
+// Case is one deploy to replay and what is read of it.
 type Case struct {
 	Deployment history.Deployment
-	// Start and End bound the watch replayed; Cut, when set, says why it
-	// ends before Start + duration.
-	Start, End time.Time
-	Cut        *Cut
+	// Start is the deploy's start; Limit the latest its watch can have
+	// ended: deploy-timeout and duration later, or earlier where Cut says.
+	Start, Limit time.Time
+	Cut          *Cut
 	// Skip, when set, says why it is not replayed.
 	Skip string
 }
@@ -146,20 +151,20 @@ func Plan(h history.Read, n int, s Settings, now time.Time) []Case {
 	for _, i := range idx {
 		d := h.Deployments[i]
 		c := Case{Deployment: d, Start: d.LiveSince()}
-		c.End = c.Start.Add(s.Duration)
+		c.Limit = c.Start.Add(s.DeployTimeout + s.Duration)
 		if d.Outcome == history.Running {
 			c.Skip = "still running"
 		}
 		for _, e := range h.Deployments[i+1:] {
 			at := e.LiveSince()
-			if at.After(c.Start) && at.Before(c.End) && (e.Ran() || e.Outcome == history.Running) {
-				c.End = at
+			if at.After(c.Start) && at.Before(c.Limit) && (e.Ran() || e.Outcome == history.Running) {
+				c.Limit = at
 				c.Cut = &Cut{By: describe(e), ID: e.ID, After: at.Sub(c.Start)}
 				break
 			}
 		}
-		if now.Before(c.End) {
-			c.End = now
+		if now.Before(c.Limit) {
+			c.Limit = now
 			c.Cut = &Cut{By: CutByNow, After: now.Sub(c.Start)}
 		}
 		cases = append(cases, c)
@@ -198,7 +203,10 @@ type Result struct {
 	SHA         string    `json:"sha"`
 	PreviousSHA string    `json:"previous_sha,omitempty"`
 	RunURL      string    `json:"run_url,omitempty"`
-	Start       time.Time `json:"watch_start"`
+	Start       time.Time `json:"deploy_start"`
+	// Serving is when the watch replayed started, from the deploy's
+	// start: the first look where the build's metrics had data.
+	Serving time.Duration `json:"-"`
 	// Watched is how long the replayed watch lasted (Cut: why shorter).
 	Watched time.Duration `json:"-"`
 	Cut     *Cut          `json:"cut,omitempty"`
@@ -221,6 +229,7 @@ type Result struct {
 	Baseline string `json:"baseline,omitempty"`
 
 	// The durations in seconds, for scripts.
+	ServingSeconds       float64  `json:"serving_after_seconds"`
 	WatchedSeconds       float64  `json:"watched_seconds"`
 	RecordedAfterSeconds *float64 `json:"recorded_after_seconds,omitempty"`
 	AfterSeconds         *float64 `json:"after_seconds,omitempty"`
@@ -343,7 +352,7 @@ func replay(ctx context.Context, sources Sources, s Settings, c Case) (r Result)
 		r.RecordedAfterSeconds = &sec
 	}
 	defer func() {
-		r.WatchedSeconds = r.Watched.Seconds()
+		r.ServingSeconds, r.WatchedSeconds = r.Serving.Seconds(), r.Watched.Seconds()
 		if r.Verdict == WouldRollBack {
 			sec := r.After.Seconds()
 			r.AfterSeconds = &sec
@@ -362,34 +371,48 @@ func replay(ctx context.Context, sources Sources, s Settings, c Case) (r Result)
 	}
 	base, why := baseline(ctx, sources, s, c)
 	r.Baseline = why
+	looks := src.Replay(ctx, c.Start, s.Interval, steps(c.Limit.Sub(c.Start), s.Interval))
+	start := serving(looks, c.Start, s.DeployTimeout)
+	r.Serving = start.Sub(c.Start)
+	end := start.Add(s.Duration)
+	if c.Cut == nil || end.Before(c.Limit) {
+		r.Cut = nil
+	} else {
+		end = c.Limit
+	}
+	r.Watched = end.Sub(start)
 	j := metrics.NewJudge(s.Specs, metrics.JudgeOptions{
 		Confidence:  s.Confidence,
 		Signals:     metrics.Signals(s.Probing, s.Specs),
 		MinRequests: s.MinRequests,
-		Start:       c.Start,
+		Start:       start,
 		Grace:       s.grace(),
 		Baselines:   base,
 	})
-	looks := src.Replay(ctx, c.Start, s.Interval, steps(c.End.Sub(c.Start), s.Interval))
-	r.Watched = c.End.Sub(c.Start)
 	var reg *metrics.Regression
 	var outcomes []metrics.Outcome
 	for _, l := range looks {
+		if l.At.Before(start) {
+			continue
+		}
+		if !l.At.Before(end) {
+			break
+		}
 		r.Looks++
 		if reg = j.Observe(l); reg != nil {
-			r.After, r.Watched = l.At.Sub(c.Start), l.At.Sub(c.Start)
+			r.After, r.Watched = l.At.Sub(c.Start), l.At.Sub(start)
 			outcomes = j.Finish(l.At, false)
 			break
 		}
 	}
 	if reg == nil {
-		outcomes = j.Finish(c.End, true)
+		outcomes = j.Finish(end, true)
 	}
 	r.Metrics = metricsOf(outcomes)
 	switch why := metrics.Inconclusive(outcomes); {
 	case reg != nil:
 		r.Verdict, r.Reason = WouldRollBack, reg.Reason
-	case c.Cut != nil:
+	case r.Cut != nil:
 		// The reasons a shortened watch cannot clear the build are the
 		// cut's, not the data's.
 		r.Verdict = Undecided
@@ -408,6 +431,24 @@ func summaries(outcomes []metrics.Outcome) string {
 		parts = append(parts, o.Summary())
 	}
 	return strings.Join(parts, "; ")
+}
+
+// serving is when the replayed watch starts: the first look where one of
+// the build's metrics has data, if that comes within deployTimeout of the
+// deploy's start (the deploy command ran until then, at most that long);
+// else the start, where the startup grace judges the silence as live.
+func serving(looks []metrics.Look, start time.Time, deployTimeout time.Duration) time.Time {
+	for _, l := range looks {
+		if l.At.Sub(start) > deployTimeout {
+			break
+		}
+		for _, rd := range l.Readings {
+			if rd.HasData() {
+				return l.At
+			}
+		}
+	}
+	return start
 }
 
 // baseline reads production's rate metrics before the deploy, as the live

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/history"
+	"github.com/immune-cd/immune/internal/metrics"
 )
 
 func TestPlan(t *testing.T) {
@@ -28,7 +29,7 @@ func TestPlan(t *testing.T) {
 		dep(6, history.KindDeploy, 120, history.Healthy),
 		dep(7, history.KindDeploy, 200, history.Running),
 	}}
-	s := Settings{Duration: 15 * time.Minute}
+	s := Settings{Duration: 15 * time.Minute, DeployTimeout: 5 * time.Minute}
 	cases := Plan(h, 3, s, at(205))
 	if len(cases) != 3 {
 		t.Fatalf("%d cases, want the last 3 deploys that ran", len(cases))
@@ -41,12 +42,12 @@ func TestPlan(t *testing.T) {
 		reason string
 	}{
 		{2, at(62), &Cut{By: "rollback", ID: 3, After: 2 * time.Minute}, "", "cut by its rollback"},
-		{6, at(135), nil, "", "a full watch: the running deploy starts after it"},
+		{6, at(140), nil, "", "a full watch after a deploy command of up to 5 minutes: the running deploy starts after it"},
 		{7, at(205), &Cut{By: CutByNow, After: 5 * time.Minute}, "still running", "running: not replayed, and never past now"},
 	}
 	for i, tt := range tests {
 		c := cases[i]
-		if c.Deployment.ID != tt.id || !c.End.Equal(tt.end) || c.Skip != tt.skip || (c.Cut == nil) != (tt.cut == nil) || c.Cut != nil && *c.Cut != *tt.cut {
+		if c.Deployment.ID != tt.id || !c.Limit.Equal(tt.end) || c.Skip != tt.skip || (c.Cut == nil) != (tt.cut == nil) || c.Cut != nil && *c.Cut != *tt.cut {
 			t.Errorf("%s: case %+v (cut %+v), want deployment %d ending %s, cut %+v, skip %q", tt.reason, c, c.Cut, tt.id, tt.end, tt.cut, tt.skip)
 		}
 	}
@@ -59,6 +60,35 @@ func TestSteps(t *testing.T) {
 	}{{15 * time.Minute, 30 * time.Second, 30}, {10*time.Minute + time.Second, 30 * time.Second, 21}, {0, time.Second, 0}, {time.Second, 30 * time.Second, 1}} {
 		if got := steps(tt.d, tt.interval); got != tt.want {
 			t.Errorf("steps(%s, %s) = %d, want %d", tt.d, tt.interval, got, tt.want)
+		}
+	}
+}
+
+func TestServing(t *testing.T) {
+	t0 := time.Date(2024, 5, 6, 9, 0, 0, 0, time.UTC)
+	looks := func(firstData int) []metrics.Look {
+		var ls []metrics.Look
+		for k := 0; k < 10; k++ {
+			r := metrics.Reading{Metric: "e", Kind: metrics.KindRate, NoData: metrics.NoDataEmpty}
+			if firstData >= 0 && k >= firstData {
+				r.NoData = ""
+			}
+			ls = append(ls, metrics.Look{At: t0.Add(time.Duration(k) * 30 * time.Second), Readings: []metrics.Reading{r}})
+		}
+		return ls
+	}
+	for _, tt := range []struct {
+		firstData int
+		timeout   time.Duration
+		want      time.Duration
+	}{
+		{0, 10 * time.Minute, 0},
+		{3, 10 * time.Minute, 90 * time.Second},
+		{3, time.Minute, 0},       // data came later than a deploy command may run: the start, judged as live
+		{-1, 10 * time.Minute, 0}, // never any data
+	} {
+		if got := serving(looks(tt.firstData), t0, tt.timeout).Sub(t0); got != tt.want {
+			t.Errorf("first data at look %d, deploy-timeout %s: serving at +%s, want +%s", tt.firstData, tt.timeout, got, tt.want)
 		}
 	}
 }

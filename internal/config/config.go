@@ -415,7 +415,7 @@ var modeInputs = map[Mode][]string{
 	ModeGate:     {"environment", "github-token", "fix-label"},
 	// A backtest takes the inputs of a deploy that judge its metrics, so
 	// that a deploy's configuration can be backtested as it is.
-	ModeBacktest: {"environment", "github-token", "canary-command", "health-url", "interval", "timeout", "duration", "startup-timeout", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "confidence", "baseline-duration", "backtest-deployments"},
+	ModeBacktest: {"environment", "github-token", "canary-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "confidence", "baseline-duration", "backtest-deployments"},
 	ModeStats:    {"environment", "github-token", "stats-period"},
 }
 

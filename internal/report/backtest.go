@@ -25,9 +25,17 @@ func BacktestSummary(r backtest.Report) string {
 			fmt.Fprintf(&b, "| %s · %s | `%s` | %s | %s | %s |\n", id, res.Start.UTC().Format("01-02 15:04"), sha.Short(res.SHA),
 				md(recorded(res), maxNote), md(decided(res), maxNote), compared(res.Agreement))
 		}
+		b.WriteString("\nTimes are from each deploy's start (its in_progress status, set before the deploy command ran); a replayed watch starts at the first look where the build's metrics have data.\n")
 		b.WriteString("\n**Why**\n\n")
 		for _, res := range r.Results {
 			why := res.Reason
+			if res.Verdict != backtest.NotReplayed {
+				from := "the start"
+				if res.Serving > 0 {
+					from = "+" + FormatDuration(res.Serving)
+				}
+				why = fmt.Sprintf("watched from %s: %s", from, why)
+			}
 			if res.Baseline != "" {
 				why += " (rate metrics: " + res.Baseline + ")"
 			}

@@ -52,7 +52,7 @@ func backtestWeek() backtest.Report {
 				Reason: "so far: metric http-errors: 3 of 1200 requests failed (0.25%), within the allowed 2%",
 				Cut:    &backtest.Cut{By: "rollback", ID: 1000009, After: 2*time.Minute + 10*time.Second}},
 			{ID: 1000006, SHA: historyseed.SHA("c"), Start: start.Add(24 * time.Hour), Recorded: history.Healthy, Verdict: backtest.WouldRollBack,
-				After: 90 * time.Second, Watched: 90 * time.Second, Agreement: backtest.NewAlarm,
+				Serving: 30 * time.Second, After: 90 * time.Second, Watched: 60 * time.Second, Agreement: backtest.NewAlarm,
 				Reason: "on metric http-errors, 118 of 1200 requests failed (9.8%); the failure rate is above the allowed 2% with 99% confidence"},
 			{ID: 1000004, SHA: historyseed.SHA("b"), Start: start, Recorded: history.Failed, RecordedAfter: time.Minute, Verdict: backtest.WouldRollBack,
 				After: 60 * time.Second, Watched: time.Minute, Agreement: backtest.Agrees, Baseline: "http-errors against production (9f2c1e7)",
