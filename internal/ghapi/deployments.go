@@ -138,7 +138,8 @@ func (c *Client) CreateDeployment(ctx context.Context, r DeploymentRequest) (Dep
 // second one: each attempt goes out once, and after a failed one the
 // environment's newest deployments are searched for what it made.
 func (c *Client) createOnce(ctx context.Context, env string, req *github.DeploymentRequest, same func(Deployment) bool) (*Deployment, error) {
-	made := func(d *github.Deployment, err error) (*Deployment, error) {
+	create := func(ctx context.Context) (*Deployment, error) {
+		d, _, err := c.gh().Repositories.CreateDeployment(ctx, c.owner, c.repo, req)
 		if err != nil {
 			return nil, err
 		}
@@ -146,15 +147,9 @@ func (c *Client) createOnce(ctx context.Context, env string, req *github.Deploym
 		return &out, nil
 	}
 	if same == nil {
-		d, _, err := c.gh().Repositories.CreateDeployment(ctx, c.owner, c.repo, req)
-		return made(d, err)
+		return create(ctx)
 	}
-	for attempt := 1; ; attempt++ {
-		d, _, err := c.gh().Repositories.CreateDeployment(withoutRetries(ctx), c.owner, c.repo, req)
-		var ue *UnavailableError
-		if err == nil || !errors.As(err, &ue) || attempt > c.maxRetries || ctx.Err() != nil {
-			return made(d, err)
-		}
+	return lookBeforeRetry(c, ctx, "a deployment", create, func(ctx context.Context) (*Deployment, string, bool) {
 		var found *Deployment
 		_ = c.walk(ctx, env, lostCreateSearch, func(d *Deployment) (bool, error) {
 			if same(*d) {
@@ -162,14 +157,39 @@ func (c *Client) createOnce(ctx context.Context, env string, req *github.Deploym
 			}
 			return found == nil, nil
 		})
-		if found != nil {
-			c.logf("GitHub: the create of a deployment failed (%v), but GitHub had made it: using deployment %d", err, found.ID)
+		if found == nil {
+			return nil, "", false
+		}
+		return found, fmt.Sprintf("deployment %d", found.ID), true
+	})
+}
+
+// lookBeforeRetry makes a create safe to retry when its answer may be lost
+// after GitHub acted (a 5xx from a proxy in front of it, a dropped
+// connection, a timeout): each attempt goes out once, without the
+// transport's retries; after one that failed so, find looks for what it
+// made, which is returned as made; only when there is none is the create
+// tried again, after a backoff. what names the thing for the log, and find
+// names what it found.
+func lookBeforeRetry[T any](c *Client, ctx context.Context, what string, create func(context.Context) (T, error), find func(context.Context) (T, string, bool)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		v, err := create(withoutRetries(ctx))
+		var ue *UnavailableError
+		if err == nil || !errors.As(err, &ue) || ctx.Err() != nil {
+			return v, err
+		}
+		if found, name, ok := find(ctx); ok {
+			c.logf("GitHub: the create of %s failed (%v), but GitHub had made it: using %s", what, err, name)
 			return found, nil
 		}
+		if attempt > c.maxRetries {
+			return v, err
+		}
 		wait := backoff(attempt)
-		c.logf("GitHub: the create of a deployment failed (%v) and GitHub has none from it; retrying in %s (attempt %d of %d)", err, wait, attempt+1, c.maxRetries+1)
+		c.logf("GitHub: the create of %s failed (%v) and GitHub has none from it; retrying in %s (attempt %d of %d)", what, err, wait, attempt+1, c.maxRetries+1)
 		if err := c.sleep(ctx, wait); err != nil {
-			return nil, err
+			var zero T
+			return zero, err
 		}
 	}
 }

@@ -179,6 +179,37 @@ func (c *Client) CreateIssueComment(ctx context.Context, number int, body, perm 
 	return comment(ic), nil
 }
 
+// CreateIssueCommentOnce comments on an issue or a pull request like
+// CreateIssueComment, but never twice: when the answer to the create is
+// lost, the comments are read (as GitHub lists them, oldest first) and the
+// newest that same recognises is taken as made, before any retry.
+func (c *Client) CreateIssueCommentOnce(ctx context.Context, number int, body, perm string, same func(IssueComment) bool) (IssueComment, error) {
+	body = FitBody(body)
+	ic, err := lookBeforeRetry(c, ctx, fmt.Sprintf("a comment on #%d", number), func(ctx context.Context) (IssueComment, error) {
+		ic, _, err := c.gh().Issues.CreateComment(ctx, c.owner, c.repo, number, &github.IssueComment{Body: github.String(body)})
+		if err != nil {
+			return IssueComment{}, err
+		}
+		return comment(ic), nil
+	}, func(ctx context.Context) (IssueComment, string, bool) {
+		all, err := c.IssueComments(ctx, number)
+		if err != nil {
+			return IssueComment{}, "", false
+		}
+		for i := len(all) - 1; i >= 0; i-- {
+			if same(all[i]) {
+				return all[i], fmt.Sprintf("comment %d", all[i].ID), true
+			}
+		}
+		return IssueComment{}, "", false
+	})
+	if err != nil {
+		return IssueComment{}, c.wrap(err, access{op: "create comment", permission: perm, item: fmt.Sprintf("#%d", number)},
+			"comment on #%d", number)
+	}
+	return ic, nil
+}
+
 // EditIssueComment replaces a comment's body.
 func (c *Client) EditIssueComment(ctx context.Context, id int64, body, perm string) (IssueComment, error) {
 	ic, _, err := c.gh().Issues.EditComment(ctx, c.owner, c.repo, id, &github.IssueComment{Body: github.String(FitBody(body))})
@@ -234,6 +265,68 @@ func (c *Client) CreateIssue(ctx context.Context, title, body string, labels []s
 		return Issue{}, c.wrap(c.gone(err), access{op: "create issue", permission: IssuesWrite, notFound: true}, "open an issue")
 	}
 	return issue(i), nil
+}
+
+// lostIssueSearch is how many of the newest open issues are searched for
+// one whose create lost its answer.
+const lostIssueSearch = 30
+
+// CreateIssueOnce opens an issue like CreateIssue, but never twice: when
+// the answer to the create is lost, the newest open issues are read and
+// the first that same recognises is taken as made, before any retry.
+func (c *Client) CreateIssueOnce(ctx context.Context, title, body string, labels []string, same func(Issue) bool) (Issue, error) {
+	req := &github.IssueRequest{Title: github.String(title), Body: github.String(FitBody(body))}
+	if len(labels) > 0 {
+		req.Labels = &labels
+	}
+	is, err := lookBeforeRetry(c, ctx, "an issue", func(ctx context.Context) (Issue, error) {
+		i, _, err := c.gh().Issues.Create(ctx, c.owner, c.repo, req)
+		if err != nil {
+			return Issue{}, err
+		}
+		return issue(i), nil
+	}, func(ctx context.Context) (Issue, string, bool) {
+		opts := &github.IssueListByRepoOptions{State: "open", Sort: "created", Direction: "desc", ListOptions: github.ListOptions{PerPage: lostIssueSearch}}
+		list, _, err := c.gh().Issues.ListByRepo(ctx, c.owner, c.repo, opts)
+		if err != nil {
+			return Issue{}, "", false
+		}
+		for _, i := range list {
+			if is := issue(i); !i.IsPullRequest() && same(is) {
+				return is, fmt.Sprintf("issue #%d", is.Number), true
+			}
+		}
+		return Issue{}, "", false
+	})
+	if err != nil {
+		return Issue{}, c.wrap(c.gone(err), access{op: "create issue", permission: IssuesWrite, notFound: true}, "open an issue")
+	}
+	return is, nil
+}
+
+// OpenIssuesBy returns the open issues (not pull requests) that creator
+// opened, newest first, at most limit of them: what an account can find
+// again of its own, whatever labels people removed or GitHub dropped.
+func (c *Client) OpenIssuesBy(ctx context.Context, creator string, limit int, perm string) ([]Issue, error) {
+	opts := &github.IssueListByRepoOptions{State: "open", Creator: creator, Sort: "created", Direction: "desc",
+		ListOptions: github.ListOptions{PerPage: perPage}}
+	var out []Issue
+	for len(out) < limit {
+		is, resp, err := c.gh().Issues.ListByRepo(ctx, c.owner, c.repo, opts)
+		if err != nil {
+			return nil, c.wrap(c.gone(err), access{op: "list issues", permission: perm, notFound: true}, "list the open issues of %s", creator)
+		}
+		for _, i := range is {
+			if !i.IsPullRequest() && len(out) < limit {
+				out = append(out, issue(i))
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	return out, nil
 }
 
 // EditIssue changes an issue.

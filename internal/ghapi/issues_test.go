@@ -151,3 +151,50 @@ func TestBodiesFitGitHubsLimit(t *testing.T) {
 		t.Error("a short body changed")
 	}
 }
+
+// GitHub opened the issue, or posted the comment, but the answer was lost
+// (a 502 from in front of it, a dropped connection): the create finds it
+// and makes no second one. One GitHub never made is made on a retry.
+func TestCreatesOfIssuesAndCommentsAreIdempotent(t *testing.T) {
+	const marker = "<!-- immune:test -->"
+	for _, fault := range []githubfake.Fault{
+		{Times: 1, Status: 502, AfterServing: true},
+		{Times: 1, Drop: true, AfterServing: true},
+		{Times: 2, Status: 503},
+	} {
+		e := setup(t, githubfake.Options{}, nil)
+		e.fake.AddCommit(commitID(1), "x")
+		e.fake.AddPullRequest(12, commitID(1), nil, nil)
+		e.fake.AddComment(githubfake.IssueComment{Number: 12, Body: marker + " by someone else", Author: "mallory"})
+
+		issueFault, commentFault := fault, fault
+		issueFault.Method, issueFault.Path = "POST", "/repos/octo-org/shop/issues"
+		commentFault.Method, commentFault.Path = "POST", "/repos/octo-org/shop/issues/12/comments"
+		e.fake.Inject(issueFault)
+		e.fake.Inject(commentFault)
+
+		is, err := e.client.CreateIssueOnce(ctx(t), "stopped", marker+"\nbody", []string{"immune:stopped"},
+			func(is Issue) bool { return strings.HasPrefix(is.Body, marker) && is.Author == "github-actions[bot]" })
+		if err != nil || is.Number == 0 || len(e.fake.Issues()) != 1 {
+			t.Errorf("%+v: issue %+v, %v; %d issues, want 1", fault, is, err, len(e.fake.Issues()))
+		}
+		c, err := e.client.CreateIssueCommentOnce(ctx(t), 12, marker+"\nours", PullsWrite,
+			func(c IssueComment) bool { return strings.HasPrefix(c.Body, marker) && c.Author == "github-actions[bot]" })
+		if err != nil || c.ID == 0 || len(e.fake.Comments(12)) != 2 || c.Author != "github-actions[bot]" {
+			t.Errorf("%+v: comment %+v, %v; %d comments, want 2 (theirs and ours)", fault, c, err, len(e.fake.Comments(12)))
+		}
+	}
+}
+
+// An account finds its own open issues, whatever their labels, and not
+// those of others.
+func TestOpenIssuesBy(t *testing.T) {
+	e := setup(t, githubfake.Options{}, nil)
+	e.fake.AddIssue(githubfake.Issue{Title: "ours, label removed", Body: "<!-- m -->"})
+	e.fake.AddIssue(githubfake.Issue{Title: "theirs", Body: "<!-- m -->", Author: "mallory", Labels: []string{"immune:stopped"}})
+	e.fake.AddIssue(githubfake.Issue{Title: "ours, closed", State: "closed"})
+	got, err := e.client.OpenIssuesBy(ctx(t), "github-actions[bot]", 10, IssuesWrite)
+	if err != nil || len(got) != 1 || got[0].Title != "ours, label removed" || got[0].Author != "github-actions[bot]" {
+		t.Errorf("OpenIssuesBy = %+v, %v", got, err)
+	}
+}
