@@ -179,7 +179,9 @@ func TestCreatesOfIssuesAndCommentsAreIdempotent(t *testing.T) {
 			t.Errorf("%+v: issue %+v, %v; %d issues, want 1", fault, is, err, len(e.fake.Issues()))
 		}
 		c, err := e.client.CreateIssueCommentOnce(ctx(t), 12, marker+"\nours", PullsWrite,
-			func(c IssueComment) bool { return strings.HasPrefix(c.Body, marker) && c.Author == "github-actions[bot]" })
+			func(c IssueComment) bool {
+				return strings.HasPrefix(c.Body, marker) && c.Author == "github-actions[bot]"
+			})
 		if err != nil || c.ID == 0 || len(e.fake.Comments(12)) != 2 || c.Author != "github-actions[bot]" {
 			t.Errorf("%+v: comment %+v, %v; %d comments, want 2 (theirs and ours)", fault, c, err, len(e.fake.Comments(12)))
 		}
