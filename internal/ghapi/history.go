@@ -3,6 +3,7 @@ package ghapi
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/google/go-github/v60/github"
@@ -12,6 +13,7 @@ import (
 
 // Status is one deployment status.
 type Status struct {
+	ID          int64
 	State       string // error, failure, inactive, in_progress, queued, pending or success
 	Description string
 	CreatedAt   time.Time
@@ -23,8 +25,8 @@ type Status struct {
 // it marks a deployment inactive).
 const maxStatusPages = 10
 
-// DeploymentStatuses returns every status of deployment id, newest first,
-// as GitHub lists them.
+// DeploymentStatuses returns every status of deployment id, newest first
+// by id, wherever GitHub lists them.
 func (c *Client) DeploymentStatuses(ctx context.Context, id int64) ([]Status, error) {
 	opts := &github.ListOptions{PerPage: perPage}
 	var out []Status
@@ -35,7 +37,7 @@ func (c *Client) DeploymentStatuses(ctx context.Context, id int64) ([]Status, er
 			return nil, c.wrap(err, a, "read the statuses of deployment %d", id)
 		}
 		for _, s := range ss {
-			st := Status{State: s.GetState(), Description: s.GetDescription(), CreatedAt: s.GetCreatedAt().Time, LogURL: s.GetLogURL()}
+			st := Status{ID: s.GetID(), State: s.GetState(), Description: s.GetDescription(), CreatedAt: s.GetCreatedAt().Time, LogURL: s.GetLogURL()}
 			if st.LogURL == "" {
 				st.LogURL = s.GetTargetURL()
 			}
@@ -46,6 +48,7 @@ func (c *Client) DeploymentStatuses(ctx context.Context, id int64) ([]Status, er
 		}
 		opts.Page = resp.NextPage
 	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].ID > out[j].ID })
 	return out, nil
 }
 

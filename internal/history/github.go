@@ -134,8 +134,8 @@ func fromGitHub(d ghapi.Deployment, statuses []ghapi.Status) Deployment {
 		RunURL:         p.RunURL,
 		Outcome:        Running,
 	}
-	// GitHub lists statuses newest first, in the order they were made
-	// (times have whole seconds: the order, not the time, tells apart
+	// Statuses come newest first by id, the order they were made in
+	// (times have whole seconds: the id, not the time, tells apart
 	// statuses of the same second).
 	for _, s := range reversed(statuses) {
 		switch recorder.State(s.State) {

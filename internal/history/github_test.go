@@ -47,7 +47,15 @@ func TestOutcomeFromStatuses(t *testing.T) {
 }
 
 func TestReadFromGitHub(t *testing.T) {
-	f := githubfake.Start(t, githubfake.Options{})
+	for _, oldestFirst := range []bool{false, true} {
+		t.Run(map[bool]string{false: "listed newest first", true: "listed oldest first"}[oldestFirst], func(t *testing.T) {
+			testReadFromGitHub(t, githubfake.Options{OldestFirst: oldestFirst})
+		})
+	}
+}
+
+func testReadFromGitHub(t *testing.T, o githubfake.Options) {
+	f := githubfake.Start(t, o)
 	t0 := time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Second)
 	ours := func(task string, at time.Time, states ...string) {
 		d := f.AddDeployment(githubfake.Deployment{SHA: "4d8b3f2e1c0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c", Task: task, CreatedAt: at,
@@ -82,6 +90,16 @@ func TestReadFromGitHub(t *testing.T) {
 	}
 	if d := h.Deployments[0]; d.PreviousSHA != "9f2c1e7a3b4d5c6e7f8091a2b3c4d5e6f7081920" || !d.Started.Equal(t0.Add(time.Hour+time.Minute)) {
 		t.Errorf("first: %+v", d)
+	}
+
+	// The first deploy's success, which the job's success marked inactive
+	// later: healthy when it succeeded.
+	h, err = r.Read(context.Background(), Query{Environment: "production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := h.Deployments[0]; d.Outcome != Healthy || !d.Ended.Equal(t0.Add(2*time.Minute)) {
+		t.Errorf("the first deploy: %s at %s, want healthy at %s", d.Outcome, d.Ended, t0.Add(2*time.Minute))
 	}
 
 	h, err = r.Read(context.Background(), Query{Environment: "production", Max: 2})
