@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -48,14 +49,14 @@ func main() {
 		HTTP:       httpClient,
 		Clock:      clock.Real{},
 		Executable: exe,
-		NewGitHub: func(token string) (recorder.GitHub, error) {
+		NewGitHub: func(token, apiURL, repository string, log io.Writer) (recorder.GitHub, error) {
 			return ghapi.New(ghapi.Options{
 				HTTPClient: httpClient,
-				APIURL:     os.Getenv("GITHUB_API_URL"),
+				APIURL:     apiURL,
 				Token:      token,
-				Repository: os.Getenv("GITHUB_REPOSITORY"),
+				Repository: repository,
 				UserAgent:  "immune/" + version.String(),
-				Logf:       func(format string, args ...any) { fmt.Fprintf(os.Stdout, "GitHub: "+format+"\n", args...) },
+				Logf:       func(format string, args ...any) { fmt.Fprintf(log, "GitHub: "+format+"\n", args...) },
 			})
 		},
 	}

@@ -4,8 +4,12 @@
 // pull-request gate is one decision). It is the one place that knows the
 // order, and the one place that checks for cancellation, between phases and
 // after each one returns. The phases call packages that each do one thing:
-// deploy runs commands, health probes, verdict judges, recorder owns the
-// GitHub records, gate decides the gate, report renders.
+// deploy runs commands, watch runs and judges the watches, outcome decides
+// what a finished run records, recorder owns the GitHub records, gate
+// decides the gate, report renders.
+//
+// A new mode adds its plan (run, below), its phases, and its rows in
+// package outcome.
 package action
 
 import (
@@ -22,14 +26,14 @@ import (
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/deploy"
 	"github.com/immune-cd/immune/internal/event"
-	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/health"
-	"github.com/immune-cd/immune/internal/metrics"
+	"github.com/immune-cd/immune/internal/notify"
+	"github.com/immune-cd/immune/internal/outcome"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
-	"github.com/immune-cd/immune/internal/verdict"
 	"github.com/immune-cd/immune/internal/version"
+	"github.com/immune-cd/immune/internal/watch"
 )
 
 // Exit codes.
@@ -78,28 +82,39 @@ type runner struct {
 	cfg   *config.Config
 	d     Deps
 	log   *logger
-	probe func(ctx context.Context, url, want string) health.Probe
+	watch *watch.Watcher
 	rec   *recorder.Recorder
+	hook  *notify.Notifier // nil without a webhook
 	ev    event.Event
 	out   *report.Run
 	phase run.Phase
 	code  int
 
 	// What the phases hand on.
-	target, targetSource string             // the rollback target and where it came from
-	current              string             // rollback mode: what runs now
-	base                 *verdict.Engine    // judges against the baseline; nil for the absolute limits
-	metricBase           *metrics.Baselines // production's rate metrics before the deploy; nil without
-	dep                  *recorder.Handle   // this run's deployment, nil when nothing is recorded
-	rollbackDep          *recorder.Handle
-	why                  string // why it regressed, in a few words, for 140-character descriptions
-	pendingOn            string // the commit whose status this run set pending
-	deployStarted        bool   // the deploy command was started
-	rollbackStarted      bool   // the rollback command was started
-	wasSuperseded        bool   // a newer deploy kept this regression from being rolled back
+	target, targetSource string          // the rollback target and where it came from
+	current              string          // rollback mode: what runs now
+	baseline             *watch.Baseline // production before the deploy; nil without
+	pendingOn            string          // the commit whose status this run set pending
+	// The run's deployments.
+	deploy, rollback, canary record
+	canaryRemoving           bool // the canary's removal was started
+	// why says in a few words why the build regressed or was not judged,
+	// for GitHub's 140-character descriptions.
+	why string
+	// held says why a regression was not rolled back; heldWhy, in words.
+	held    outcome.Held
+	heldWhy string
 
-	tell   *teller // what people are told (tell.go)
-	canary canaryStage
+	tell teller // what people are told (tell.go)
+}
+
+// record is one of the run's deployments: its GitHub record (nil when
+// nothing is recorded), whether it is still in flight, and whether its
+// command was started.
+type record struct {
+	dep     *recorder.Handle
+	open    bool
+	started bool
 }
 
 // plan maps each phase of a mode to the function that runs it; each returns
@@ -134,18 +149,18 @@ func (r *runner) run(ctx context.Context) (code int) {
 	}()
 	cfg := r.cfg
 	for _, w := range cfg.Warnings {
-		r.warn("Unused input", w)
+		r.Warn("Unused input", w)
 	}
 	r.warnLoopback()
 	switch cfg.Mode {
-	case config.ModeDeploy:
+	case run.ModeDeploy:
 		r.out.Stage = run.StageFull
 		if r.hasCanary() {
 			r.out.Stage = run.StageCanary
 		}
 		r.drive(ctx, plan{
 			run.Validate:       r.validateDeploy,
-			run.Baseline:       r.baseline,
+			run.Baseline:       r.baselinePhase,
 			run.CanaryDeploy:   r.canaryDeploy,
 			run.CanaryWatch:    r.canaryWatch,
 			run.CanaryRollback: r.canaryRollback,
@@ -154,23 +169,23 @@ func (r *runner) run(ctx context.Context) (code int) {
 			run.Decide:         r.decide,
 			run.Rollback:       r.rollbackPhase,
 			run.Confirm:        r.confirm,
-			run.Record:         r.recordDeploy,
+			run.Record:         r.recordPhase,
 		})
-	case config.ModeWatch:
+	case run.ModeWatch:
 		r.drive(ctx, plan{
 			run.Validate: r.validateWatch,
 			run.Watch:    r.watchPhase,
 			run.Decide:   r.decide,
-			run.Record:   r.recordWatch,
+			run.Record:   r.recordPhase,
 		})
-	case config.ModeRollback:
+	case run.ModeRollback:
 		r.drive(ctx, plan{
 			run.Validate: r.validateRollback,
 			run.Rollback: r.manualRollback,
 			run.Confirm:  r.confirmManual,
-			run.Record:   r.recordManual,
+			run.Record:   r.recordPhase,
 		})
-	case config.ModeGate:
+	case run.ModeGate:
 		r.gateMode(ctx)
 	}
 	r.finish()
@@ -198,20 +213,27 @@ func newRunner(d Deps, cfg *config.Config) *runner {
 		SHA:         cfg.SHA,
 		Start:       d.Clock.Now(),
 	}
-	r.out.Links.Run = r.runURL()
+	r.out.Links.Run = r.ev.RunURL()
 	r.rec = recorder.New(recorder.Options{
 		GitHub:         d.GitHub,
 		Environment:    cfg.Environment,
 		RunURL:         r.out.Links.Run,
 		EnvironmentURL: cfg.EnvironmentURL,
 		Logf:           log.Printf,
+		TellLogf:       r.tell.logf,
 		Now:            d.Clock.Now,
 	})
-	r.tell = r.newTeller()
-	r.probe = d.Probe
-	if r.probe == nil {
-		r.probe = r.newProber().Probe
+	if cfg.NotifyWebhook != "" && cfg.Mode != run.ModeGate {
+		r.hook = notify.Start(notify.Options{
+			URL: cfg.NotifyWebhook, Secret: cfg.NotifySecret, Client: d.HTTP, Clock: d.Clock,
+			Timeout: cfg.NotifyTimeout, UserAgent: "immune/" + version.String(), Logf: r.tell.logf,
+		})
 	}
+	probe := d.Probe
+	if probe == nil {
+		probe = r.newProber().Probe
+	}
+	r.watch = watch.New(cfg, watch.Deps{Probe: probe, Go: d.Go, Clock: d.Clock, HTTP: d.HTTP, Log: r})
 	return r
 }
 
@@ -262,11 +284,11 @@ func (r *runner) finish() {
 		if down != nil {
 			msg += fmt.Sprintf(" (%v)", down)
 		}
-		r.warn("GitHub records incomplete", msg)
+		r.Warn("GitHub records incomplete", msg)
 	}
 	r.out.End = r.d.Clock.Now()
 	if d, ok := r.ownDeployment(); ok {
-		r.out.DeploymentID, r.out.Links.Deployment = d.ID, r.deploymentsURL()
+		r.out.DeploymentID, r.out.Links.Deployment = d.ID, r.ev.DeploymentsURL()
 	}
 	if err := r.publish(); err != nil {
 		r.log.Error("Could not publish the results", fmt.Sprintf("%v; the verdict was %s (%s)", err, orUnknown(string(r.out.Verdict)), r.out.Reason))
@@ -293,49 +315,32 @@ func (r *runner) newProber() *health.Prober {
 	}
 }
 
-func (r *runner) warn(title, msg string) {
+// Warn gives a warning, in the log and the report.
+func (r *runner) Warn(title, msg string) {
 	r.out.Warnings = append(r.out.Warnings, msg)
 	r.log.Warning(title, msg)
 }
 
-func (r *runner) note(msg string) {
+// Note notes something worth knowing, in the log and the report.
+func (r *runner) Note(msg string) {
 	r.out.Notes = append(r.out.Notes, msg)
 	r.log.Printf("Note: %s", msg)
 }
 
-// runURL links to this workflow run, when running in one.
-func (r *runner) runURL() string {
-	if r.ev.Repository == "" || r.ev.RunID == 0 {
-		return ""
-	}
-	return ghapi.RunURL(r.ev.ServerURL, r.ev.Repository, r.ev.RunID)
-}
-
-func (r *runner) commitURL(commit string) string {
-	if r.ev.Repository == "" || commit == "" {
-		return ""
-	}
-	return ghapi.CommitURL(r.ev.ServerURL, r.ev.Repository, commit)
-}
-
-// deploymentsURL links to the repository's deployments page.
-func (r *runner) deploymentsURL() string {
-	if r.ev.Repository == "" {
-		return ""
-	}
-	return strings.TrimSuffix(r.ev.ServerURL, "/") + "/" + r.ev.Repository + "/deployments"
-}
+// Printf and Error write to the log (for the watches).
+func (r *runner) Printf(format string, args ...any) { r.log.Printf(format, args...) }
+func (r *runner) Error(title, msg string)           { r.log.Error(title, msg) }
 
 // ownDeployment is the deployment this run made: the deploy's, or the
 // manual rollback's.
-func (r *runner) ownDeployment() (ghapi.Deployment, bool) {
-	if r.cfg.Mode == config.ModeRollback {
-		return r.rollbackDep.Known()
+func (r *runner) ownDeployment() (recorder.Deployment, bool) {
+	if r.cfg.Mode == run.ModeRollback {
+		return r.rollback.dep.Known()
 	}
-	if r.dep == nil {
+	if r.deploy.dep == nil {
 		return r.canary.dep.Known()
 	}
-	return r.dep.Known()
+	return r.deploy.dep.Known()
 }
 
 // payload is the payload of a deployment this run creates.

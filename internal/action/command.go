@@ -72,7 +72,7 @@ func commandEnv(environ []string) []string {
 func (r *runner) remember(commit string, v run.Verdict) {
 	sf := &state.File{Path: r.cfg.StateFile}
 	if err := sf.Record(r.cfg.Environment, state.Entry{SHA: commit, Verdict: v, At: r.d.Clock.Now().UTC()}); err != nil {
-		r.warn("State file not updated", err.Error())
+		r.Warn("State file not updated", err.Error())
 	}
 }
 
@@ -81,6 +81,17 @@ func (r *runner) remember(commit string, v run.Verdict) {
 func (r *runner) checkStateFile() bool {
 	if err := (&state.File{Path: r.cfg.StateFile}).Check(); errors.Is(err, state.ErrNotOurs) {
 		r.refuse("Invalid input", "input state-file: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// checkMetrics sends every metric's query once before anything is
+// deployed (see watch.Watcher.Check); a query Prometheus cannot run is
+// invalid input.
+func (r *runner) checkMetrics(ctx context.Context, commit, previous string) bool {
+	if err := r.watch.Check(ctx, commit, previous); err != nil {
+		r.refuse("Invalid input", err.Error())
 		return false
 	}
 	return true

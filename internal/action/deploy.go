@@ -6,21 +6,18 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/deploy"
-	"github.com/immune-cd/immune/internal/ghapi"
-	"github.com/immune-cd/immune/internal/metrics"
+	"github.com/immune-cd/immune/internal/outcome"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/redact"
-	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
 	"github.com/immune-cd/immune/internal/state"
 	"github.com/immune-cd/immune/internal/version"
+	"github.com/immune-cd/immune/internal/watch"
 )
 
 // validateDeploy: nothing to deploy for a deleted ref; the commit must be
@@ -58,7 +55,7 @@ func (r *runner) resolveSHA(ctx context.Context) bool {
 	}
 	full, err := r.rec.Resolve(ctx, r.cfg.SHA)
 	switch {
-	case errors.Is(err, ghapi.ErrNoSuchCommit):
+	case errors.Is(err, recorder.ErrNoSuchCommit):
 		r.refuse("Invalid input", fmt.Sprintf("input sha: %s is not a commit of %s", r.cfg.SHA, r.ev.Repository))
 		return false
 	case err != nil:
@@ -74,7 +71,7 @@ func (r *runner) resolveSHA(ctx context.Context) bool {
 func (r *runner) findTarget(ctx context.Context) {
 	r.target, r.targetSource = r.rollbackTarget(ctx)
 	r.out.PreviousSHA, r.out.PreviousSource = r.target, r.targetSource
-	r.out.Links.Commit, r.out.Links.PreviousCommit = r.commitURL(r.cfg.SHA), r.commitURL(r.target)
+	r.out.Links.Commit, r.out.Links.PreviousCommit = r.ev.CommitURL(r.cfg.SHA), r.ev.CommitURL(r.target)
 	if r.target != "" {
 		r.log.Printf("immune %s: deploying %s to %s; rollback target %s (from %s)", version.String(), r.cfg.SHA, r.cfg.Environment, r.target, r.targetSource)
 	} else {
@@ -94,7 +91,7 @@ func (r *runner) rollbackTarget(ctx context.Context) (commit, source string) {
 	}
 	sf := &state.File{Path: r.cfg.StateFile}
 	if last, err := sf.LastGood(r.cfg.Environment, r.cfg.SHA); err != nil {
-		r.warn("State file unreadable", err.Error())
+		r.Warn("State file unreadable", err.Error())
 	} else if last != "" {
 		return last, "the state file"
 	}
@@ -105,8 +102,11 @@ func (r *runner) rollbackTarget(ctx context.Context) (commit, source string) {
 }
 
 // baseline probes the current production, to judge the new build against.
-func (r *runner) baseline(ctx context.Context) run.Phase {
-	r.base = r.baselineEngine(ctx, r.target)
+func (r *runner) baselinePhase(ctx context.Context) run.Phase {
+	r.baseline = r.watch.Baseline(ctx, r.target)
+	if r.baseline != nil {
+		r.out.Baseline = r.baseline.Watch
+	}
 	return r.firstDeploy()
 }
 
@@ -116,7 +116,7 @@ func (r *runner) deployPhase(ctx context.Context) run.Phase {
 	p := r.payload()
 	p.PreviousSHA = r.target
 	dep, waited, ok := r.openDeployment(ctx, p, "immune is deploying and watching "+sha.Short(cfg.SHA))
-	r.dep = dep
+	r.deploy.dep = dep
 	if !ok || ctx.Err() != nil {
 		return run.Done
 	}
@@ -126,7 +126,7 @@ func (r *runner) deployPhase(ctx context.Context) run.Phase {
 	}
 	r.setPending(cfg.SHA, fmt.Sprintf("watching %s on %s", sha.Short(cfg.SHA), cfg.Environment))
 
-	r.deployStarted = true
+	r.deploy.started = true
 	r.out.Stage = run.StageFull
 	step := r.runCommand(ctx, "Deploy", cfg.DeployCommand, deploy.Request{
 		SHA: cfg.SHA, PreviousSHA: r.target, Environment: cfg.Environment, Reason: deploy.ReasonDeploy, Stage: string(run.StageFull),
@@ -163,11 +163,11 @@ func (r *runner) watchPhase(ctx context.Context) run.Phase {
 	} else if r.pendingOn == "" {
 		r.setPending(cfg.SHA, fmt.Sprintf("watching %s on %s", what, cfg.Environment))
 	}
-	previous := ""
-	if cfg.Mode == config.ModeDeploy {
-		previous = r.target
+	t := watch.Target{Title: "Watching " + what, SHA: cfg.SHA, Duration: cfg.Duration, Baseline: r.baseline}
+	if cfg.Mode == run.ModeDeploy {
+		t.Previous = r.target
 	}
-	w := r.watch(ctx, "Watching "+what, cfg.SHA, previous, cfg.Duration, r.base, r.metricBase)
+	w := r.watch.Run(ctx, t)
 	if ctx.Err() != nil {
 		return run.Done
 	}
@@ -175,7 +175,7 @@ func (r *runner) watchPhase(ctx context.Context) run.Phase {
 	code := ExitOK
 	if w.Verdict != run.Healthy {
 		code = ExitRegressed
-		r.why = shortWhy(w)
+		r.why = w.Why
 	}
 	r.end(w.Verdict, code, w.Reason)
 	return run.Decide
@@ -200,20 +200,26 @@ func (r *runner) decide(ctx context.Context) run.Phase {
 	}
 	r.log.Error(fmt.Sprintf("%s regressed on %s", sha.Short(r.cfg.SHA), r.cfg.Environment), r.out.Reason)
 	r.tellRegressed()
-	if r.cfg.Mode != config.ModeDeploy {
+	if r.cfg.Mode != run.ModeDeploy {
 		return run.Record
 	}
 	switch {
 	case !r.cfg.AutoRollback:
-		r.note("auto-rollback is false: nothing was rolled back")
+		r.hold(outcome.AutoRollback, "auto-rollback is false: nothing was rolled back")
 	case r.target == "":
-		r.note("nothing was rolled back: no previous-sha input, no healthy GitHub deployment of immune's, no healthy deploy in the state file, and no usable before in the push event")
+		r.hold(outcome.NoTarget, "nothing was rolled back: no previous-sha input, no healthy GitHub deployment of immune's, no healthy deploy in the state file, and no usable before in the push event")
 	case r.superseded(ctx):
 		// superseded said why.
 	default:
 		return run.Rollback
 	}
 	return run.Record
+}
+
+// hold notes why a regression is not rolled back.
+func (r *runner) hold(h outcome.Held, why string) {
+	r.held, r.heldWhy = h, why
+	r.Note(why)
 }
 
 // supersededBudget bounds the one read of GitHub between a verdict and the
@@ -226,7 +232,7 @@ const supersededBudget = time.Second
 // hand or by other tools; the check gets one second at most, since it
 // stands between the verdict and the rollback.
 func (r *runner) superseded(ctx context.Context) bool {
-	mine, ok := r.dep.Known()
+	mine, ok := r.deploy.dep.Known()
 	if !ok || r.rec.Down() {
 		return false
 	}
@@ -238,13 +244,14 @@ func (r *runner) superseded(ctx context.Context) bool {
 	}
 	n := newer[0]
 	by := "by another run"
-	if recorder.OriginOf(n) != recorder.Ours {
+	if n.Origin != recorder.Ours {
 		by = "by hand or by another tool"
 	}
-	r.note(fmt.Sprintf("not rolling back: %s was deployed to %s after this deploy started (deployment %d, %s, %s); rolling back would undo it",
-		n.SHA, r.cfg.Environment, n.ID, n.CreatedAt.UTC().Format("15:04:05 MST"), by))
+	why := fmt.Sprintf("%s was deployed to %s after this deploy started (deployment %d, %s, %s); rolling back would undo it",
+		n.SHA, r.cfg.Environment, n.ID, n.CreatedAt.UTC().Format("15:04:05 MST"), by)
+	r.held, r.heldWhy = outcome.Superseded, why
+	r.Note("not rolling back: " + why)
 	r.log.Error("Superseded", fmt.Sprintf("a newer deployment of %s exists; %s was not rolled back", sha.Short(n.SHA), sha.Short(r.cfg.SHA)))
-	r.wasSuperseded = true
 	return true
 }
 
@@ -255,15 +262,15 @@ func (r *runner) rollbackPhase(ctx context.Context) run.Phase {
 	cfg := r.cfg
 	p := r.payload()
 	p.RolledBackFrom, p.Reason = cfg.SHA, r.out.Reason
-	p.HoldSeconds = int64(r.hold(cfg.RollbackDuration).Seconds())
+	p.HoldSeconds = int64(r.holdFor(cfg.RollbackDuration).Seconds())
 	// The rollback's record comes before the regressed deploy's failure, so
 	// that another run never finds the environment free in between.
-	r.rollbackDep = r.rec.Create(recorder.TaskRollback, r.target, p, recorder.StateInProgress, "rolling back from "+sha.Short(cfg.SHA))
-	if r.rollbackDep != nil {
-		r.out.Links.RollbackDeployment = r.deploymentsURL()
+	r.rollback.dep = r.rec.Create(recorder.TaskRollback, r.target, p, recorder.StateInProgress, "rolling back from "+sha.Short(cfg.SHA))
+	if r.rollback.dep != nil {
+		r.out.Links.RollbackDeployment = r.ev.DeploymentsURL()
 	}
-	r.rec.SetStatus(r.dep, recorder.StateFailure, "regressed: "+r.why)
-	r.rollbackStarted = true
+	r.rec.SetStatus(r.deploy.dep, recorder.StateFailure, "regressed: "+r.why)
+	r.rollback.started = true
 	step := r.runCommand(ctx, "Roll back", cfg.RollbackCommand, deploy.Request{
 		SHA: r.target, PreviousSHA: cfg.SHA, Environment: cfg.Environment, Reason: deploy.ReasonRollback, Stage: string(run.StageFull),
 	})
@@ -281,7 +288,7 @@ func (r *runner) rollbackPhase(ctx context.Context) run.Phase {
 
 // confirm watches the rolled-back build.
 func (r *runner) confirm(ctx context.Context) run.Phase {
-	w := r.watch(ctx, "Watching the rollback to "+sha.Short(r.target), r.target, r.cfg.SHA, r.cfg.RollbackDuration, nil, nil)
+	w := r.watch.Run(ctx, watch.Target{Title: "Watching the rollback to " + sha.Short(r.target), SHA: r.target, Previous: r.cfg.SHA, Duration: r.cfg.RollbackDuration})
 	if ctx.Err() != nil {
 		return run.Done
 	}
@@ -303,109 +310,14 @@ func (r *runner) confirm(ctx context.Context) run.Phase {
 	return run.Record
 }
 
-// recordDeploy writes the final records of a deploy.
-func (r *runner) recordDeploy(ctx context.Context) run.Phase {
-	defer r.tellRecord()
-	cfg := r.cfg
-	if r.out.Stage == run.StageCanary {
-		return r.recordCanary()
-	}
-	switch r.out.Verdict {
-	case run.Healthy:
-		desc := "healthy: " + shortHealthy(r.out.Watch)
-		r.remember(cfg.SHA, run.Healthy)
-		r.rec.SetStatus(r.dep, recorder.StateSuccess, desc)
-		r.rec.CommitStatus(cfg.SHA, recorder.CommitSuccess, desc)
-		r.warnIfDegraded(r.out.Watch)
-		return run.Done
-	case run.RolledBack:
-		r.remember(cfg.SHA, run.Regressed)
-		r.remember(r.target, run.RolledBack)
-		r.rec.SetStatus(r.rollbackDep, recorder.StateSuccess, "rolled back from "+sha.Short(cfg.SHA)+": "+shortHealthy(r.out.RollbackWatch))
-		r.rec.CommitStatus(cfg.SHA, recorder.CommitFailure, "rolled back: "+r.why)
-	case run.Inconclusive:
-		if r.out.RolledBack {
-			r.remember(cfg.SHA, run.Regressed)
-			r.remember(r.target, run.Inconclusive)
-			r.rec.SetStatus(r.rollbackDep, recorder.StateError, recorder.Inconclusive+shortWhy(r.out.RollbackWatch))
-			r.rec.CommitStatus(cfg.SHA, recorder.CommitFailure, "rolled back: "+r.why)
-			return run.Done
-		}
-		// GitHub has no state for "not judged": error is the terminal one
-		// that claims neither health nor a regression, and its description
-		// says which. The gate does not stop the line for it.
-		r.remember(cfg.SHA, run.Inconclusive)
-		r.rec.SetStatus(r.dep, recorder.StateError, recorder.Inconclusive+r.why)
-		r.rec.CommitStatus(cfg.SHA, recorder.CommitError, recorder.Inconclusive+r.why)
-	case run.RollbackFailed:
-		r.remember(cfg.SHA, run.Regressed)
-		r.remember(r.target, run.RollbackFailed)
-		why := "rollback command failed"
-		if r.out.RollbackWatch != nil {
-			why = "rollback unhealthy: " + shortWhy(r.out.RollbackWatch)
-		}
-		r.rec.SetStatus(r.rollbackDep, recorder.StateFailure, why)
-		r.rec.CommitStatus(cfg.SHA, recorder.CommitFailure, "rollback failed after: "+r.why)
-	default: // regressed, not rolled back
-		r.remember(cfg.SHA, run.Regressed)
-		r.rec.SetStatus(r.dep, recorder.StateFailure, "regressed: "+r.why)
-		r.rec.CommitStatus(cfg.SHA, recorder.CommitFailure, "regressed: "+r.why)
-	}
-	return run.Done
-}
-
 // validateWatch: the watched commit is resolved for its commit status.
 func (r *runner) validateWatch(ctx context.Context) run.Phase {
 	if !r.checkStateFile() || !r.resolveSHA(ctx) || !r.checkMetrics(ctx, r.cfg.SHA, "") {
 		return run.Done
 	}
-	r.out.Links.Commit = r.commitURL(r.cfg.SHA)
+	r.out.Links.Commit = r.ev.CommitURL(r.cfg.SHA)
 	r.log.Printf("immune %s: watching %s on %s", version.String(), orUnknown(r.cfg.SHA), r.cfg.Environment)
 	return run.Watch
-}
-
-// recordWatch writes the commit status of a watch.
-func (r *runner) recordWatch(ctx context.Context) run.Phase {
-	if r.cfg.SHA == "" {
-		if r.out.Verdict == run.Healthy {
-			r.warnIfDegraded(r.out.Watch)
-		}
-		return run.Done
-	}
-	switch r.out.Verdict {
-	case run.Healthy:
-		r.remember(r.cfg.SHA, run.Healthy)
-		r.rec.CommitStatus(r.cfg.SHA, recorder.CommitSuccess, "healthy: "+shortHealthy(r.out.Watch))
-		r.warnIfDegraded(r.out.Watch)
-		return run.Done
-	case run.Inconclusive:
-		r.rec.CommitStatus(r.cfg.SHA, recorder.CommitError, recorder.Inconclusive+r.why)
-		return run.Done
-	}
-	r.rec.CommitStatus(r.cfg.SHA, recorder.CommitFailure, "regressed: "+r.why)
-	return run.Done
-}
-
-func shortHealthy(w *report.Watch) string {
-	if w == nil {
-		return ""
-	}
-	pct := w.Stats.Percentile
-	if pct == 0 {
-		pct = 95
-	}
-	var parts []string
-	if w.Stats.Probes > 0 || len(w.Metrics) == 0 {
-		parts = append(parts, fmt.Sprintf("%d of %d probes failed, p%s %s", w.Stats.Failed, w.Stats.Probes, strconv.FormatFloat(pct, 'f', -1, 64), report.FormatDuration(w.Stats.AtPercentile)))
-	}
-	for _, m := range w.Metrics {
-		if m.Kind == metrics.KindRate {
-			parts = append(parts, fmt.Sprintf("%s %d of %d failed", m.Name, m.Errors, m.Requests))
-		} else if m.Worst != nil {
-			parts = append(parts, fmt.Sprintf("%s at worst %.4g", m.Name, *m.Worst))
-		}
-	}
-	return strings.Join(parts, "; ")
 }
 
 // warnLoopback warns when a health URL points at the loopback interface
@@ -422,7 +334,7 @@ func (r *runner) warnLoopback() {
 		}
 		host := parsed.Hostname()
 		if ip := net.ParseIP(host); host == "localhost" || strings.HasSuffix(host, ".localhost") || ip != nil && ip.IsLoopback() {
-			r.warn("Health URL on loopback", fmt.Sprintf("%s points at this container itself: a container action has its own network, "+
+			r.Warn("Health URL on loopback", fmt.Sprintf("%s points at this container itself: a container action has its own network, "+
 				"so localhost is not the runner's host. Use the job's services: name or the host's address (see the README's \"Secrets and networking\").", redact.URL(u)))
 			return
 		}

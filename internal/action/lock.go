@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
@@ -63,19 +62,19 @@ func (r *runner) awaitEnvironment(ctx context.Context, before int64) (ok, waited
 }
 
 // describeHolder names a deployment that holds the environment, and its run.
-func describeHolder(d ghapi.Deployment) string {
+func describeHolder(d recorder.Deployment) string {
 	s := fmt.Sprintf("deployment %d (%s of %s, %s since %s", d.ID, d.Task, sha.Short(d.SHA),
-		recorder.StateName(d.LatestState), d.CreatedAt.UTC().Format(time.TimeOnly+" MST"))
-	if p, ok := recorder.PayloadOf(d); ok && p.RunURL != "" {
-		s += ", run " + p.RunURL
+		recorder.StateName(d.State), d.CreatedAt.UTC().Format(time.TimeOnly+" MST"))
+	if d.Payload.RunURL != "" {
+		s += ", run " + d.Payload.RunURL
 	}
 	return s + ")"
 }
 
-// hold is how long this run may keep a deployment queued or in progress:
-// the wait for the environment, the command and the watch it covers, and
-// a minute of slack for GitHub's records.
-func (r *runner) hold(watch time.Duration) time.Duration {
+// holdFor is how long this run may keep a deployment queued or in
+// progress: the wait for the environment, the command and the watch it
+// covers, and a minute of slack for GitHub's records.
+func (r *runner) holdFor(watch time.Duration) time.Duration {
 	return r.cfg.LockTimeout + r.cfg.DeployTimeout + r.cfg.BaselineDuration + watch + time.Minute
 }
 
@@ -90,7 +89,7 @@ const raceWait = 2 * time.Second
 // cancellation handles. GitHub holds the deploy up for raceWait at most: if
 // it has not answered the create by then, the race check is skipped.
 func (r *runner) startDeployment(ctx context.Context, task recorder.Task, commit string, p recorder.Payload, watch time.Duration, desc string) (dep *recorder.Handle, waited, ok bool) {
-	p.HoldSeconds = int64(r.hold(watch) / time.Second)
+	p.HoldSeconds = int64(r.holdFor(watch) / time.Second)
 	dep = r.rec.Create(task, commit, p, recorder.StateQueued, "waiting for "+r.cfg.Environment+" to be free")
 	if dep == nil {
 		return nil, false, true

@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/run"
 )
@@ -412,25 +411,6 @@ func TestMetricsTextFromPrometheusIsEscaped(t *testing.T) {
 		if strings.HasPrefix(line, "::add-mask::") || strings.HasPrefix(line, "::stop-commands::") {
 			t.Errorf("a line from Prometheus starts a workflow command: %q", line)
 		}
-	}
-}
-
-// TestSignals: the probes count as one signal, each rate metric as one,
-// threshold metrics not at all.
-func TestSignals(t *testing.T) {
-	t.Parallel()
-	m, _ := metricsMachine(t, "push", map[string]string{"health-url": url1 + "\nhttps://eu.shop.example.com/healthz",
-		"metrics": rateAndLatency + "- name: checkout\n  errors: c{code=\"500\"}\n  total: c\n"})
-	cfg, err := config.Parse(func(name string) string { return m.inputs[name] }, config.Env{EventName: "push", SHA: shaNew, Workspace: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &runner{cfg: cfg}
-	if got := r.signals(); got != 3 {
-		t.Errorf("signals() = %d, want 3 (the probes and two rate metrics)", got)
-	}
-	if l := r.limits(time.Minute); l.Signals != 3 || l.Targets != 2 {
-		t.Errorf("limits %+v", l)
 	}
 }
 

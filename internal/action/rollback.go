@@ -6,12 +6,12 @@ import (
 	"fmt"
 
 	"github.com/immune-cd/immune/internal/deploy"
-	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
 	"github.com/immune-cd/immune/internal/state"
 	"github.com/immune-cd/immune/internal/version"
+	"github.com/immune-cd/immune/internal/watch"
 )
 
 // validateRollback (manual rollback, workflow_dispatch): waits for the
@@ -38,7 +38,7 @@ func (r *runner) validateRollback(ctx context.Context) run.Phase {
 	}
 	r.current, r.target = current, target
 	r.out.SHA, r.out.PreviousSHA, r.out.PreviousSource = target, current, source
-	r.out.Links.Commit, r.out.Links.PreviousCommit = r.commitURL(target), r.commitURL(current)
+	r.out.Links.Commit, r.out.Links.PreviousCommit = r.ev.CommitURL(target), r.ev.CommitURL(current)
 	r.out.Reason = cfg.Reason
 	replacing := "what runs now is unknown"
 	if current != "" {
@@ -108,7 +108,7 @@ func (r *runner) resolveTarget(ctx context.Context, want string) (string, error)
 	}
 	full, err := r.rec.Resolve(ctx, want)
 	switch {
-	case errors.Is(err, ghapi.ErrNoSuchCommit):
+	case errors.Is(err, recorder.ErrNoSuchCommit):
 		return "", fmt.Errorf("input sha: %s is not a commit of %s", want, r.ev.Repository)
 	case err != nil:
 		return "", fmt.Errorf("input sha: cannot check that %s is a commit of this repository: %w", want, err)
@@ -124,15 +124,15 @@ func (r *runner) manualRollback(ctx context.Context) run.Phase {
 	p.RolledBackFrom, p.Reason, p.Manual = r.current, cfg.Reason, true
 	dep, waited, ok := r.startDeployment(ctx, recorder.TaskRollback, r.target, p, cfg.StartupTimeout+cfg.Duration,
 		"rolling "+cfg.Environment+" back to "+sha.Short(r.target)+" by hand")
-	r.rollbackDep = dep
+	r.rollback.dep = dep
 	if !ok || ctx.Err() != nil {
 		return run.Done
 	}
 	if waited {
-		r.note(fmt.Sprintf("another run deployed to %s while this one waited; the rollback still goes to %s, as asked", cfg.Environment, r.target))
+		r.Note(fmt.Sprintf("another run deployed to %s while this one waited; the rollback still goes to %s, as asked", cfg.Environment, r.target))
 	}
 	r.setPending(r.target, fmt.Sprintf("rolling %s back to %s", cfg.Environment, sha.Short(r.target)))
-	r.rollbackStarted = true
+	r.rollback.started = true
 	step := r.runCommand(ctx, "Roll back", cfg.RollbackCommand, deploy.Request{
 		SHA: r.target, PreviousSHA: r.current, Environment: cfg.Environment, Reason: deploy.ReasonRollback, Stage: string(run.StageFull),
 	})
@@ -150,19 +150,19 @@ func (r *runner) manualRollback(ctx context.Context) run.Phase {
 
 // confirmManual watches the build rolled back to.
 func (r *runner) confirmManual(ctx context.Context) run.Phase {
-	w := r.watch(ctx, "Watching the rollback to "+sha.Short(r.target), r.target, r.current, r.cfg.Duration, nil, nil)
+	w := r.watch.Run(ctx, watch.Target{Title: "Watching the rollback to " + sha.Short(r.target), SHA: r.target, Previous: r.current, Duration: r.cfg.Duration})
 	if ctx.Err() != nil {
 		return run.Done
 	}
 	r.out.Watch = w
 	if w.Verdict == run.Inconclusive {
-		r.why = shortWhy(w)
+		r.why = w.Why
 		r.end(run.Inconclusive, ExitRegressed, fmt.Sprintf("%s was rolled back to %s, but its watch was inconclusive: %s", r.cfg.Environment, r.target, w.Reason))
 		r.log.Error("Rollback not confirmed", r.out.Reason)
 		return run.Record
 	}
 	if w.Verdict != run.Healthy {
-		r.why = shortWhy(w)
+		r.why = w.Why
 		r.end(run.RollbackFailed, ExitRegressed, fmt.Sprintf("%s is not healthy after the rollback: %s", r.target, w.Reason))
 		return run.Record
 	}
@@ -173,25 +173,4 @@ func (r *runner) confirmManual(ctx context.Context) run.Phase {
 	r.end(run.RolledBack, ExitOK, reason)
 	r.log.Printf("Rolled %s back to %s: %s", r.cfg.Environment, r.target, w.Reason)
 	return run.Record
-}
-
-// recordManual writes the final records of a manual rollback.
-func (r *runner) recordManual(ctx context.Context) run.Phase {
-	defer r.tellRecord()
-	if r.out.Verdict == run.RolledBack {
-		r.remember(r.target, run.Healthy)
-		r.rec.SetStatus(r.rollbackDep, recorder.StateSuccess, "manual rollback: "+shortHealthy(r.out.Watch))
-		r.rec.CommitStatus(r.target, recorder.CommitSuccess, "rolled back here by hand: "+shortHealthy(r.out.Watch))
-		return run.Done
-	}
-	if r.out.Verdict == run.Inconclusive {
-		r.remember(r.target, run.Inconclusive)
-		r.rec.SetStatus(r.rollbackDep, recorder.StateError, recorder.Inconclusive+r.why)
-		r.rec.CommitStatus(r.target, recorder.CommitError, recorder.Inconclusive+r.why)
-		return run.Done
-	}
-	r.rec.SetStatus(r.rollbackDep, recorder.StateFailure, r.why)
-	r.rec.CommitStatus(r.target, recorder.CommitFailure, "rollback failed: "+r.why)
-	r.log.Error("Rollback failed — "+r.cfg.Environment+" may be down", r.out.Reason)
-	return run.Done
 }

@@ -30,6 +30,7 @@ package backtest
 import (
 	"context"
 	"fmt"
+	"github.com/immune-cd/immune/internal/pct"
 	"net/http"
 	"strings"
 	"time"
@@ -515,10 +516,10 @@ func metricsOf(outcomes []metrics.Outcome) []Metric {
 
 // describeSettings says what is replayed, for people.
 func describeSettings(s Settings) []string {
-	out := []string{fmt.Sprintf("a look every %s for %s (startup grace %s), confidence %s", short(s.Interval), short(s.Duration), short(s.grace()), percent(s.Confidence))}
+	out := []string{fmt.Sprintf("a look every %s for %s (startup grace %s), confidence %s", short(s.Interval), short(s.Duration), short(s.grace()), pct.Of(s.Confidence, 4))}
 	for _, m := range s.Specs {
 		if m.Kind() == metrics.KindRate {
-			out = append(out, fmt.Sprintf("metric %s: errors at most %s", m.Name, percent(m.MaxErrorRate)))
+			out = append(out, fmt.Sprintf("metric %s: errors at most %s", m.Name, pct.Of(m.MaxErrorRate, 4)))
 			continue
 		}
 		var b []string
@@ -550,10 +551,6 @@ func short(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
-}
-
-func percent(f float64) string {
-	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.4f", f*100), "0"), ".") + "%"
 }
 
 // PrometheusSources reads the metrics from the Prometheus c names (its

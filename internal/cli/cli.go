@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/immune-cd/immune/internal/run"
 	"io"
 	"net/http"
 	"os"
@@ -40,8 +41,9 @@ type Command struct {
 	Clock   clock.Clock
 	// Executable is the path of this program, for the demo's deploy command.
 	Executable string
-	// NewGitHub builds the GitHub API client for a token.
-	NewGitHub func(token string) (recorder.GitHub, error)
+	// NewGitHub builds the GitHub API client for a token, the API's URL
+	// and the repository (owner/name); log receives its lines.
+	NewGitHub func(token, apiURL, repository string, log io.Writer) (recorder.GitHub, error)
 }
 
 const usage = `immune: deploy a commit, watch its health, roll back what regresses.
@@ -82,7 +84,7 @@ func (c *Command) Main(ctx context.Context) (code int) {
 	}
 	switch sub := c.Args[0]; sub {
 	case "deploy", "watch", "rollback", "gate", "backtest", "stats":
-		return c.runCLI(ctx, config.Mode(sub), c.Args[1:])
+		return c.runCLI(ctx, run.Mode(sub), c.Args[1:])
 	case "replay":
 		return replay.Main(ctx, c.Args[1:], c.Stdout, c.Stderr)
 	case "demo":
@@ -115,7 +117,7 @@ func (c *Command) runAction(ctx context.Context) int {
 }
 
 // runCLI runs with flags named like the inputs.
-func (c *Command) runCLI(ctx context.Context, mode config.Mode, args []string) int {
+func (c *Command) runCLI(ctx context.Context, mode run.Mode, args []string) int {
 	fs := flag.NewFlagSet("immune "+string(mode), flag.ContinueOnError)
 	fs.SetOutput(c.Stderr)
 	values := map[string]*string{}
@@ -130,7 +132,7 @@ func (c *Command) runCLI(ctx context.Context, mode config.Mode, args []string) i
 		values[in.Name] = fs.String(in.Name, "", desc)
 	}
 	var asJSON *bool
-	if mode == config.ModeBacktest || mode == config.ModeStats {
+	if mode == run.ModeBacktest || mode == run.ModeStats {
 		asJSON = fs.Bool("json", false, "print the JSON report instead of the Markdown summary")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -182,12 +184,12 @@ func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config
 		}
 		return action.ExitConfig
 	}
-	if cfg.Mode == config.ModeBacktest || cfg.Mode == config.ModeStats {
+	if cfg.Mode == run.ModeBacktest || cfg.Mode == run.ModeStats {
 		return c.runHindsight(ctx, cfg, plain, asJSON)
 	}
 	var gh recorder.GitHub
 	if cfg.Token != "" && c.NewGitHub != nil {
-		client, err := c.NewGitHub(cfg.Token)
+		client, err := c.NewGitHub(cfg.Token, c.Getenv("GITHUB_API_URL"), c.Getenv("GITHUB_REPOSITORY"), c.Stdout)
 		if err != nil {
 			fmt.Fprintf(c.Stdout, "GitHub: %v; nothing will be recorded in GitHub\n", err)
 		} else {
@@ -212,7 +214,7 @@ func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config
 func (c *Command) runHindsight(ctx context.Context, cfg *config.Config, plain, asJSON bool) int {
 	d := hindsight.Deps{HTTP: c.HTTP, Clock: c.Clock, Getenv: c.Getenv, Stdout: c.Stdout, Plain: plain, JSON: asJSON}
 	if c.NewGitHub != nil {
-		client, err := c.NewGitHub(cfg.Token)
+		client, err := c.NewGitHub(cfg.Token, c.Getenv("GITHUB_API_URL"), c.Getenv("GITHUB_REPOSITORY"), c.Stdout)
 		if err != nil {
 			fmt.Fprintf(c.Stderr, "immune %s: GitHub: %v\n", cfg.Mode, err)
 			return action.ExitConfig

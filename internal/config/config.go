@@ -3,14 +3,15 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/immune-cd/immune/internal/run"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/immune-cd/immune/internal/promql"
-	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/redact"
 	"github.com/immune-cd/immune/internal/sha"
 )
@@ -18,23 +19,6 @@ import (
 // DefaultTimeout is a probe's timeout when the timeout input is empty,
 // unless interval is shorter.
 const DefaultTimeout = 2 * time.Second
-
-// Mode is what a run does.
-type Mode string
-
-// The modes. ModeAuto is resolved from the event before a Config is returned.
-const (
-	ModeAuto     Mode = "auto"
-	ModeDeploy   Mode = "deploy"
-	ModeWatch    Mode = "watch"
-	ModeRollback Mode = "rollback"
-	ModeGate     Mode = "gate"
-	// ModeBacktest replays the environment's last deploys against the
-	// metrics inputs; ModeStats writes its delivery record. Neither
-	// deploys anything.
-	ModeBacktest Mode = "backtest"
-	ModeStats    Mode = "stats"
-)
 
 // Env is what the runner tells about the run, beyond the inputs.
 type Env struct {
@@ -45,7 +29,7 @@ type Env struct {
 
 // Config is the validated configuration of one run.
 type Config struct {
-	Mode           Mode
+	Mode           run.Mode
 	Environment    string
 	EnvironmentURL string
 	SHA            string
@@ -132,7 +116,7 @@ func Parse(get Getter, env Env) (*Config, error) {
 	c.Environment = p.str("environment")
 	if c.Environment == "" {
 		p.fail("environment", "expected a name")
-	} else if err := recorder.CheckEnvironment(c.Environment); err != nil {
+	} else if err := checkEnvironment(c.Environment); err != nil {
 		p.failValue("environment", err.Error())
 	}
 	c.EnvironmentURL = p.str("environment-url")
@@ -229,7 +213,7 @@ func Parse(get Getter, env Env) (*Config, error) {
 	c.StatsPeriod = p.period("stats-period")
 
 	c.SHA = p.str("sha")
-	if c.SHA == "" && c.Mode != ModeRollback {
+	if c.SHA == "" && c.Mode != run.ModeRollback {
 		c.SHA = env.SHA
 	}
 	c.PreviousSHA = p.str("previous-sha")
@@ -247,40 +231,40 @@ func Parse(get Getter, env Env) (*Config, error) {
 
 // checkMode checks what each mode needs, and how the timings fit together.
 func (p *parser) checkMode(c *Config) {
-	if c.Mode == ModeDeploy {
+	if c.Mode == run.ModeDeploy {
 		p.checkCanary(c)
 	}
-	if c.Mode == ModeBacktest || c.Mode == ModeStats {
+	if c.Mode == run.ModeBacktest || c.Mode == run.ModeStats {
 		p.checkHindsight(c)
 	}
-	needsSignal := c.Mode == ModeDeploy || c.Mode == ModeWatch || c.Mode == ModeRollback
+	needsSignal := c.Mode == run.ModeDeploy || c.Mode == run.ModeWatch || c.Mode == run.ModeRollback
 	if needsSignal && len(c.HealthURLs) == 0 && len(c.Metrics) == 0 && !p.failed("health-url") && !p.failed("metrics") {
 		p.fail("health-url", fmt.Sprintf("%s mode needs a signal to watch: set health-url, metrics, or both", c.Mode))
 	}
 	if needsSignal {
 		p.checkMetrics(c)
 	}
-	if (c.Mode == ModeDeploy || c.Mode == ModeRollback) && c.RollbackCommand == "" {
-		if c.Mode == ModeDeploy {
+	if (c.Mode == run.ModeDeploy || c.Mode == run.ModeRollback) && c.RollbackCommand == "" {
+		if c.Mode == run.ModeDeploy {
 			p.fail("deploy-command", "a command is required in deploy mode")
 		} else {
 			p.fail("rollback-command", "a rollback-command or deploy-command is required in rollback mode")
 		}
 	}
-	if c.Mode == ModeDeploy && c.DeployCommand == "" && c.RollbackCommand != "" {
+	if c.Mode == run.ModeDeploy && c.DeployCommand == "" && c.RollbackCommand != "" {
 		p.fail("deploy-command", "a command is required in deploy mode")
 	}
 	switch c.Mode {
-	case ModeDeploy, ModeWatch:
+	case run.ModeDeploy, run.ModeWatch:
 		switch {
-		case c.SHA == "" && c.Mode == ModeDeploy:
+		case c.SHA == "" && c.Mode == run.ModeDeploy:
 			p.fail("sha", "no commit to deploy: set sha or run where GITHUB_SHA is set")
 		case c.SHA == "" && c.ExpectVersion.Kind != "":
 			p.fail("sha", "expect-version needs the version to expect: set sha or run where GITHUB_SHA is set")
 		case c.SHA != "" && !sha.IsRef(c.SHA):
 			p.failValue("sha", "expected a commit SHA or ref name")
 		}
-	case ModeRollback:
+	case run.ModeRollback:
 		if c.SHA != "" && !sha.IsAbbrev(c.SHA) {
 			p.failValue("sha", "expected a commit SHA of 7 to 40 hex characters")
 		}
@@ -292,10 +276,10 @@ func (p *parser) checkMode(c *Config) {
 			p.failValue("previous-sha", "is the same commit as sha; rolling back to it would change nothing")
 		}
 	}
-	if c.Mode == ModeGate && c.FixLabel == "" {
+	if c.Mode == run.ModeGate && c.FixLabel == "" {
 		p.fail("fix-label", "expected a label name")
 	}
-	if c.Mode == ModeGate && c.Token == "" {
+	if c.Mode == run.ModeGate && c.Token == "" {
 		p.fail("github-token", "gate mode reads the environment's deployments from GitHub and needs a token")
 	}
 	if c.Interval > 0 && c.Timeout > c.Interval {
@@ -357,7 +341,7 @@ func (p *parser) checkHindsight(c *Config) {
 	if c.Token == "" {
 		p.fail("github-token", fmt.Sprintf("%s mode reads the environment's deployments from GitHub and needs a token", c.Mode))
 	}
-	if c.Mode != ModeBacktest {
+	if c.Mode != run.ModeBacktest {
 		return
 	}
 	if len(c.Metrics) == 0 && !p.failed("metrics") {
@@ -379,20 +363,20 @@ func (p *parser) checkMetrics(c *Config) {
 	}
 	for _, m := range c.Metrics {
 		switch {
-		case c.Mode == ModeWatch && c.SHA == "" && m.Uses(promql.SHA) && !p.failed("sha"):
+		case c.Mode == run.ModeWatch && c.SHA == "" && m.Uses(promql.SHA) && !p.failed("sha"):
 			p.fail("sha", fmt.Sprintf("metric %q reads ${SHA}: set sha, the commit whose metrics the watch reads", m.Name))
-		case c.Mode == ModeWatch && m.Uses(promql.PreviousSHA):
+		case c.Mode == run.ModeWatch && m.Uses(promql.PreviousSHA):
 			p.fail("metrics", fmt.Sprintf("metric %q reads ${PREVIOUS_SHA}, which watch mode has no value for", m.Name))
 		}
 	}
-	if c.Mode == ModeDeploy && c.BaselineDuration > 0 && hasRate(c.Metrics) && c.BaselineDuration < 2*c.Interval && !p.failed("baseline-duration") {
+	if c.Mode == run.ModeDeploy && c.BaselineDuration > 0 && hasRate(c.Metrics) && c.BaselineDuration < 2*c.Interval && !p.failed("baseline-duration") {
 		p.fail("baseline-duration", fmt.Sprintf("%s is less than two intervals (%s); a rate metric's first look is a starting point, so its baseline needs at least two",
 			c.BaselineDuration, 2*c.Interval))
 	}
 	// ${TRACK} tells the canary's series from the stable fleet's: it means
 	// something only in a canary deploy, and there a rate metric without it
 	// would compare the fleet with itself.
-	canary := (c.Mode == ModeDeploy || c.Mode == ModeBacktest) && c.CanaryCommand != ""
+	canary := (c.Mode == run.ModeDeploy || c.Mode == run.ModeBacktest) && c.CanaryCommand != ""
 	for _, m := range c.Metrics {
 		switch {
 		case !canary && m.UsesTrack():
@@ -408,15 +392,15 @@ func (p *parser) checkMetrics(c *Config) {
 // modeInputs lists, per mode, the inputs that mode reads. Inputs set to a
 // non-default value outside this list produce a warning, so nothing a user
 // configured is silently ignored.
-var modeInputs = map[Mode][]string{
-	ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "canary-command", "canary-rollback-command", "canary-health-url", "canary-duration", "canary-promote-early", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "rollback-duration", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
-	ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file", "notify-webhook", "notify-secret", "notify-timeout"},
-	ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
-	ModeGate:     {"environment", "github-token", "fix-label"},
+var modeInputs = map[run.Mode][]string{
+	run.ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "canary-command", "canary-rollback-command", "canary-health-url", "canary-duration", "canary-promote-early", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "rollback-duration", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
+	run.ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file", "notify-webhook", "notify-secret", "notify-timeout"},
+	run.ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
+	run.ModeGate:     {"environment", "github-token", "fix-label"},
 	// A backtest takes the inputs of a deploy that judge its metrics, so
 	// that a deploy's configuration can be backtested as it is.
-	ModeBacktest: {"environment", "github-token", "canary-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "confidence", "baseline-duration", "backtest-deployments"},
-	ModeStats:    {"environment", "github-token", "stats-period"},
+	run.ModeBacktest: {"environment", "github-token", "canary-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "confidence", "baseline-duration", "backtest-deployments"},
+	run.ModeStats:    {"environment", "github-token", "stats-period"},
 }
 
 type parser struct {
@@ -475,28 +459,28 @@ func (p *parser) wrap(name string, err error) {
 	p.fail(name, err.Error())
 }
 
-func (p *parser) mode(event string) Mode {
-	m := Mode(strings.ToLower(p.str("mode")))
+func (p *parser) mode(event string) run.Mode {
+	m := run.Mode(strings.ToLower(p.str("mode")))
 	switch m {
-	case ModeDeploy, ModeWatch, ModeRollback, ModeGate, ModeBacktest, ModeStats:
+	case run.ModeDeploy, run.ModeWatch, run.ModeRollback, run.ModeGate, run.ModeBacktest, run.ModeStats:
 		return m
-	case ModeAuto:
+	case run.ModeAuto:
 		switch event {
 		case "push":
-			return ModeDeploy
+			return run.ModeDeploy
 		case "workflow_dispatch":
-			return ModeRollback
+			return run.ModeRollback
 		case "pull_request", "pull_request_target", "merge_group":
-			return ModeGate
+			return run.ModeGate
 		case "":
 			p.fail("mode", "auto needs GITHUB_EVENT_NAME to pick a mode; set mode to deploy, watch, rollback or gate")
 		default:
 			p.fail("mode", fmt.Sprintf("auto cannot pick a mode for the %q event (it handles push, workflow_dispatch, pull_request, pull_request_target and merge_group); set mode to deploy, watch, rollback or gate", event))
 		}
-		return ModeAuto
+		return run.ModeAuto
 	}
 	p.failValue("mode", "expected auto, deploy, watch, rollback, gate, backtest or stats")
-	return ModeAuto
+	return run.ModeAuto
 }
 
 // maxDuration bounds each duration input: far beyond any real use, and
@@ -679,7 +663,7 @@ func (p *parser) headers(name string) []Header {
 
 // unused lists warnings for inputs set to something other than their default
 // that mode does not read.
-func (p *parser) unused(mode Mode) []string {
+func (p *parser) unused(mode run.Mode) []string {
 	used := map[string]bool{"mode": true}
 	for _, name := range modeInputs[mode] {
 		used[name] = true
@@ -695,4 +679,25 @@ func (p *parser) unused(mode Mode) []string {
 		}
 	}
 	return warnings
+}
+
+// MaxEnvironment is the longest environment name: immune's commit status
+// context, immune/<environment>, must fit GitHub's limit of 255 characters.
+const MaxEnvironment = maxContext - len(contextPrefix)
+
+const (
+	maxContext    = 255
+	contextPrefix = "immune/"
+)
+
+// checkEnvironment says what is wrong with an environment name, or nil.
+func checkEnvironment(environment string) error {
+	if n := utf8.RuneCountInString(environment); n > MaxEnvironment {
+		return fmt.Errorf("expected at most %d characters, so that the commit status context %q fits GitHub's limit of %d (got %d characters)",
+			MaxEnvironment, contextPrefix+"…", maxContext, n)
+	}
+	if strings.ContainsAny(environment, "\r\n") {
+		return fmt.Errorf("expected a name on one line")
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"github.com/immune-cd/immune/internal/run"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +38,7 @@ func TestParseDefaults(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"mode", c.Mode, ModeDeploy},
+		{"mode", c.Mode, run.ModeDeploy},
 		{"environment", c.Environment, "production"},
 		{"sha", c.SHA, env.SHA},
 		{"rollback-command", c.RollbackCommand, "./deploy.sh"},
@@ -76,14 +77,14 @@ func TestParseAutoMode(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		event string
-		want  Mode
+		want  run.Mode
 		err   string
 	}{
-		{"push", ModeDeploy, ""},
-		{"workflow_dispatch", ModeRollback, ""},
-		{"pull_request", ModeGate, ""},
-		{"pull_request_target", ModeGate, ""},
-		{"merge_group", ModeGate, ""},
+		{"push", run.ModeDeploy, ""},
+		{"workflow_dispatch", run.ModeRollback, ""},
+		{"pull_request", run.ModeGate, ""},
+		{"pull_request_target", run.ModeGate, ""},
+		{"merge_group", run.ModeGate, ""},
 		{"schedule", "", `input mode: auto cannot pick a mode for the "schedule" event`},
 		{"", "", "input mode: auto needs GITHUB_EVENT_NAME"},
 	}
@@ -408,5 +409,18 @@ func TestProbesPerWatchBounded(t *testing.T) {
 	in["duration"], in["interval"] = "168h", "1s"
 	if _, err := Parse(inputs(in), env); err != nil {
 		t.Errorf("a week at 1s: %v", err)
+	}
+}
+
+func TestCheckEnvironment(t *testing.T) {
+	t.Parallel()
+	if err := checkEnvironment(strings.Repeat("e", 248)); err != nil {
+		t.Errorf("248 characters: %v", err)
+	}
+	if err := checkEnvironment(strings.Repeat("e", 249)); err == nil || !strings.Contains(err.Error(), "at most 248 characters") {
+		t.Errorf("249 characters: %v", err)
+	}
+	if err := checkEnvironment("prod\nx"); err == nil {
+		t.Error("a newline was accepted")
 	}
 }

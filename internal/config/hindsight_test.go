@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/immune-cd/immune/internal/run"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestBacktestAndStatsModes(t *testing.T) {
 				"deploy-command": "./deploy.sh", "backtest-deployments": "20", "interval": "30s", "duration": "15m"},
 			warnings: []string{"input deploy-command is set but not used in backtest mode"},
 			check: func(t *testing.T, c *Config) {
-				if c.Mode != ModeBacktest || c.BacktestDeployments != 20 || c.Interval != 30*time.Second || c.Duration != 15*time.Minute || len(c.Metrics) != 1 {
+				if c.Mode != run.ModeBacktest || c.BacktestDeployments != 20 || c.Interval != 30*time.Second || c.Duration != 15*time.Minute || len(c.Metrics) != 1 {
 					t.Errorf("config %+v", c)
 				}
 			},

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/immune-cd/immune/internal/run"
 	"strings"
 	"testing"
 )
@@ -217,7 +218,7 @@ func TestParseWithMetrics(t *testing.T) {
 			if got := strings.Join(c.Warnings, "\n"); tt.warn != "" && !strings.Contains(got, tt.warn) || tt.warn == "" && got != "" {
 				t.Errorf("warnings = %q, want %q", got, tt.warn)
 			}
-			if tt.in["metrics"] != "" && c.Mode != ModeGate && (len(c.Metrics) == 0 || c.MinRequests < 1) {
+			if tt.in["metrics"] != "" && c.Mode != run.ModeGate && (len(c.Metrics) == 0 || c.MinRequests < 1) {
 				t.Errorf("metrics = %+v, min-requests = %d", c.Metrics, c.MinRequests)
 			}
 		})

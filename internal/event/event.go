@@ -39,6 +39,40 @@ type Event struct {
 	PullRequestErr error
 }
 
+// RunURL links to this workflow run, "" outside one.
+func (e Event) RunURL() string {
+	if e.Repository == "" || e.RunID == 0 {
+		return ""
+	}
+	return e.web() + "/actions/runs/" + strconv.FormatInt(e.RunID, 10)
+}
+
+// CommitURL links to a commit's page, "" when the repository or the
+// commit is not known.
+func (e Event) CommitURL(commit string) string {
+	if e.Repository == "" || commit == "" {
+		return ""
+	}
+	return e.web() + "/commit/" + commit
+}
+
+// DeploymentsURL links to the repository's deployments page.
+func (e Event) DeploymentsURL() string {
+	if e.Repository == "" {
+		return ""
+	}
+	return e.web() + "/deployments"
+}
+
+// web is the repository's web root.
+func (e Event) web() string {
+	root := strings.TrimRight(strings.TrimSpace(e.ServerURL), "/")
+	if root == "" {
+		root = "https://github.com"
+	}
+	return root + "/" + e.Repository
+}
+
 // From reads an Event from the actions library's context.
 func From(c *githubactions.GitHubContext) Event {
 	e := Event{

@@ -57,3 +57,23 @@ func TestFrom(t *testing.T) {
 		}
 	}
 }
+
+func TestURLs(t *testing.T) {
+	e := Event{Repository: "o/r", RunID: 7}
+	if got := e.RunURL(); got != "https://github.com/o/r/actions/runs/7" {
+		t.Error(got)
+	}
+	e.ServerURL = "https://ghe.example.com/"
+	if got := e.RunURL(); got != "https://ghe.example.com/o/r/actions/runs/7" {
+		t.Error(got)
+	}
+	if got := e.CommitURL("abc"); got != "https://ghe.example.com/o/r/commit/abc" {
+		t.Error(got)
+	}
+	if got := e.DeploymentsURL(); got != "https://ghe.example.com/o/r/deployments" {
+		t.Error(got)
+	}
+	if got := (Event{}).RunURL() + (Event{}).CommitURL("abc") + (Event{}).DeploymentsURL(); got != "" {
+		t.Errorf("outside a repository: %q", got)
+	}
+}

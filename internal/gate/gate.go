@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
@@ -31,7 +30,7 @@ type Input struct {
 	// do not let it through.
 	Labels     []string
 	LabelsErr  error
-	Commits    []ghapi.Commit
+	Commits    []recorder.Commit
 	CommitsErr error
 	// IssueURL links the environment's open tracking issue, when known.
 	IssueURL string
@@ -66,8 +65,8 @@ func Decide(in Input) Decision {
 		if l.Newest.ID == 0 {
 			return Decision{Verdict: run.Clear, Reason: fmt.Sprintf("%s has no deployments yet", in.Environment)}
 		}
-		state := recorder.StateName(l.Newest.LatestState)
-		if strings.HasPrefix(l.Newest.LatestDescription, recorder.Inconclusive) {
+		state := recorder.StateName(l.Newest.State)
+		if strings.HasPrefix(l.Newest.Description, recorder.Inconclusive) {
 			state = "inconclusive: not judged healthy, but not seen to regress either"
 		}
 		return Decision{Verdict: run.Clear, Reason: fmt.Sprintf("the newest deployment of %s (%s, %s) is %s",

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/run"
 )
@@ -20,11 +19,11 @@ func TestDecide(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 11, 25, 10, 9, 41, 0, time.UTC)
 	stopped := recorder.Line{Stopped: true, BadSHA: bad, How: "was rolled back from 4d8b3f2 to 9f2c1e7",
-		Newest: ghapi.Deployment{ID: 4, SHA: good, Task: "deploy:rollback", CreatedAt: at}, RunURL: "https://x/runs/1"}
+		Newest: recorder.Deployment{ID: 4, SHA: good, Task: recorder.TaskRollback, CreatedAt: at}, RunURL: "https://x/runs/1"}
 	unknown := stopped
 	unknown.BadSHA, unknown.How = "", "was rolled back by hand or by another tool to 9f2c1e7"
-	revert := []ghapi.Commit{{SHA: "aaaaaaa1", Message: "Revert \"Checkout: cache\"\n\nThis reverts commit " + bad + "."}}
-	other := []ghapi.Commit{{SHA: "bbbbbbb2", Message: "Fix the cache"}}
+	revert := []recorder.Commit{{SHA: "aaaaaaa1", Message: "Revert \"Checkout: cache\"\n\nThis reverts commit " + bad + "."}}
+	other := []recorder.Commit{{SHA: "bbbbbbb2", Message: "Fix the cache"}}
 	tests := []struct {
 		name        string
 		in          Input
@@ -33,10 +32,10 @@ func TestDecide(t *testing.T) {
 		needCommits bool
 	}{
 		{"no deployments", Input{}, run.Clear, "production has no deployments yet", false},
-		{"healthy newest", Input{Line: recorder.Line{Newest: ghapi.Deployment{ID: 1, SHA: good, Task: "deploy", LatestState: "success"}}}, run.Clear,
+		{"healthy newest", Input{Line: recorder.Line{Newest: recorder.Deployment{ID: 1, SHA: good, Task: recorder.TaskDeploy, State: "success"}}}, run.Clear,
 			"the newest deployment of production (9f2c1e7, deploy) is success", false},
-		{"inconclusive newest", Input{Line: recorder.Line{Newest: ghapi.Deployment{ID: 1, SHA: good, Task: "deploy", LatestState: "error",
-			LatestDescription: recorder.Inconclusive + "metric http-errors counted 4 requests"}}}, run.Clear,
+		{"inconclusive newest", Input{Line: recorder.Line{Newest: recorder.Deployment{ID: 1, SHA: good, Task: recorder.TaskDeploy, State: "error",
+			Description: recorder.Inconclusive + "metric http-errors counted 4 requests"}}}, run.Clear,
 			"the newest deployment of production (9f2c1e7, deploy) is inconclusive: not judged healthy, but not seen to regress either", false},
 		{"no pull request", Input{Line: stopped, PullRequestErr: errors.New("the push event names no pull request")}, run.Stopped,
 			"production was rolled back from 4d8b3f2 to 9f2c1e7 at 2026-11-25T10:09:41Z (https://x/runs/1). the push event names no pull request.", false},

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -249,26 +248,4 @@ func TruncateDescription(s string) string {
 	}
 	r := []rune(s)
 	return strings.TrimRight(string(r[:MaxDescriptionLength-1]), " ") + "…"
-}
-
-// RunURL is the web page of a workflow run, e.g. for a status's log URL.
-func RunURL(serverURL, repository string, runID int64) string {
-	return webRoot(serverURL) + "/" + repository + "/actions/runs/" + strconv.FormatInt(runID, 10)
-}
-
-// CommitURL is the web page of a commit.
-func CommitURL(serverURL, repository, sha string) string {
-	return webRoot(serverURL) + "/" + repository + "/commit/" + sha
-}
-
-// PullRequestURL is the web page of a pull request.
-func PullRequestURL(serverURL, repository string, number int) string {
-	return webRoot(serverURL) + "/" + repository + "/pull/" + strconv.Itoa(number)
-}
-
-func webRoot(serverURL string) string {
-	if serverURL = strings.TrimRight(strings.TrimSpace(serverURL), "/"); serverURL == "" {
-		return "https://github.com"
-	}
-	return serverURL
 }

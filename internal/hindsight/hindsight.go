@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/immune-cd/immune/internal/run"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -54,9 +55,9 @@ func Run(ctx context.Context, d Deps, cfg *config.Config) error {
 		fmt.Fprintf(d.Stdout, "warning: %s\n", w)
 	}
 	switch cfg.Mode {
-	case config.ModeStats:
+	case run.ModeStats:
 		return runStats(ctx, d, cfg)
-	case config.ModeBacktest:
+	case run.ModeBacktest:
 		return runBacktest(ctx, d, cfg)
 	}
 	return fmt.Errorf("hindsight: mode %s is not stats or backtest", cfg.Mode)

@@ -269,6 +269,6 @@ func CanarySummary(canary, control Outcome) string {
 		unit = "point"
 	}
 	return fmt.Sprintf("metric %s: the canary %d of %d requests failed (%s), the control %d of %d (%s); at most %s %s more allowed",
-		canary.Metric, canary.Errors, canary.Requests, percent(canary.Errors, canary.Requests),
-		control.Errors, control.Requests, percent(control.Errors, control.Requests), formatValue(canary.Allowed*100), unit)
+		canary.Metric, canary.Errors, canary.Requests, ratioText(canary.Errors, canary.Requests),
+		control.Errors, control.Requests, ratioText(control.Errors, control.Requests), formatValue(canary.Allowed*100), unit)
 }

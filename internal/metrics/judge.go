@@ -2,7 +2,7 @@ package metrics
 
 import (
 	"fmt"
-	"strconv"
+	"github.com/immune-cd/immune/internal/pct"
 	"strings"
 	"time"
 
@@ -287,7 +287,7 @@ func (j *Judge) inconclusive(m *judged, end time.Time) string {
 // against its bounds.
 func (o Outcome) Summary() string {
 	if o.Kind == KindRate {
-		s := fmt.Sprintf("metric %s: %d of %d requests failed (%s)", o.Metric, o.Errors, o.Requests, percent(o.Errors, o.Requests))
+		s := fmt.Sprintf("metric %s: %d of %d requests failed (%s)", o.Metric, o.Errors, o.Requests, ratioText(o.Errors, o.Requests))
 		if o.Baseline == "against production" {
 			unit := "points"
 			if o.Allowed == 0.01 {
@@ -311,12 +311,13 @@ func (o Outcome) Summary() string {
 	return s + fmt.Sprintf(", %s in %d of them, never %d in a row", spec.boundsText(), o.OutOfBounds, o.Consecutive)
 }
 
-func percent(bad, n int64) string {
+// ratioText says bad out of n as a percentage, or that there were no
+// requests.
+func ratioText(bad, n int64) string {
 	if n == 0 {
 		return "no requests"
 	}
-	s := strconv.FormatFloat(100*float64(bad)/float64(n), 'f', 2, 64)
-	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".") + "%"
+	return pct.Ratio(bad, n, 2)
 }
 
 // Inconclusive lists why the watch cannot clear the build, one reason per

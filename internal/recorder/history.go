@@ -93,13 +93,38 @@ func holds(d ghapi.Deployment, now time.Time) bool {
 	return now.Before(d.CreatedAt.Add(p.Hold()))
 }
 
+// Deployment is one deployment of the environment, as the history rules
+// read it.
+type Deployment struct {
+	ID        int64
+	SHA       string
+	Task      Task
+	CreatedAt time.Time
+	Origin    Origin
+	// Payload is immune's, when Origin is Ours.
+	Payload Payload
+	// State and Description are its latest status's ("" when it has none,
+	// or it was not read).
+	State       State
+	Description string
+}
+
+// deploymentOf reads a deployment from GitHub's.
+func deploymentOf(d ghapi.Deployment) Deployment {
+	p, _ := PayloadOf(d)
+	return Deployment{
+		ID: d.ID, SHA: d.SHA, Task: Task(d.Task), CreatedAt: d.CreatedAt, Origin: OriginOf(d), Payload: p,
+		State: State(d.LatestState), Description: d.LatestDescription,
+	}
+}
+
 // Line is whether the line is stopped, read from the newest deployment of
 // the environment that is not a job's.
 type Line struct {
 	Stopped bool
 	// Newest is the deployment the verdict rests on; zero when the
 	// environment has none.
-	Newest ghapi.Deployment
+	Newest Deployment
 	// BadSHA is the commit that stopped the line ("" when it cannot be
 	// told, or the line is clear).
 	BadSHA string
@@ -119,7 +144,7 @@ func LineOf(history []ghapi.Deployment) Line {
 		return Line{}
 	}
 	d := history[0]
-	l := Line{Newest: d, RunURL: d.LogURL}
+	l := Line{Newest: deploymentOf(d), RunURL: d.LogURL}
 	p, ours := PayloadOf(d)
 	if ours && p.RunURL != "" {
 		l.RunURL = p.RunURL
@@ -149,9 +174,9 @@ func LineOf(history []ghapi.Deployment) Line {
 	case State(d.LatestState) == StateFailure || State(d.LatestState) == StateError:
 		l.Stopped = true
 		l.BadSHA = d.SHA
-		l.How = fmt.Sprintf("has a %s deployment of %s", StateName(d.LatestState), sha.Short(d.SHA))
+		l.How = fmt.Sprintf("has a %s deployment of %s", StateName(State(d.LatestState)), sha.Short(d.SHA))
 		if Task(d.Task) == TaskCanary {
-			l.How = fmt.Sprintf("has a canary of %s that ended in %s", sha.Short(d.SHA), StateName(d.LatestState))
+			l.How = fmt.Sprintf("has a canary of %s that ended in %s", sha.Short(d.SHA), StateName(State(d.LatestState)))
 		}
 	}
 	return l
@@ -169,9 +194,9 @@ func replaced(history []ghapi.Deployment) string {
 }
 
 // StateName is a status state for people: "in progress".
-func StateName(s string) string {
+func StateName(s State) string {
 	if s == "" {
 		return "status-less"
 	}
-	return strings.ReplaceAll(s, "_", " ")
+	return strings.ReplaceAll(string(s), "_", " ")
 }

@@ -2,11 +2,9 @@ package recorder
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/immune-cd/immune/internal/ghapi"
@@ -50,65 +48,42 @@ func IssueMarker(environment string) string {
 	return fmt.Sprintf("<!-- immune:stopped environment=%q -->", environment)
 }
 
-// PeopleGitHub is what People needs of GitHub. *ghapi.Client implements
-// it.
-type PeopleGitHub interface {
-	PullRequestsForCommit(ctx context.Context, commit string) ([]ghapi.PullRequest, error)
-	CompareCommits(ctx context.Context, base, head string) (ghapi.Comparison, error)
-	CommitAuthor(ctx context.Context, commit string) (ghapi.CommitInfo, error)
-	IssueComments(ctx context.Context, number int) ([]ghapi.IssueComment, error)
-	CreateIssueComment(ctx context.Context, number int, body, perm string) (ghapi.IssueComment, error)
-	EditIssueComment(ctx context.Context, id int64, body, perm string) (ghapi.IssueComment, error)
-	OpenIssues(ctx context.Context, label string, limit int, perm string) ([]ghapi.Issue, error)
-	CreateIssue(ctx context.Context, title, body string, labels []string) (ghapi.Issue, error)
-	EditIssue(ctx context.Context, number int, e ghapi.IssueEdit) (ghapi.Issue, error)
-	EnsureLabel(ctx context.Context, name, color, description string) (bool, error)
+// Tell queues work for the pull requests' comments: it runs after the work
+// queued there before it, on a goroutine of its own, and its context ends
+// when the run gives up waiting (FinishTelling).
+func (r *Recorder) Tell(work func(ctx context.Context)) {
+	if r.Enabled() {
+		r.people.add(work)
+	}
 }
 
-// People writes and reads what immune tells people. Like the Recorder, it
-// never fails a run: a call GitHub refuses for want of a permission is
-// remembered once per permission (Denied) and later calls that need it are
-// skipped; any other failure is logged and listed (Failed). It is safe for
-// use from another goroutine than the run's, so that nothing it waits for
-// delays a rollback.
-type People struct {
-	gh     PeopleGitHub
-	env    string
-	logf   func(format string, args ...any)
-	budget time.Duration // per call, as the Recorder's
-
-	mu       sync.Mutex
-	alsoDown []func() bool     // other signs that GitHub was given up on
-	denied   map[string]string // permission → what it kept from being done
-	order    []string          // permissions in the order denied
-	failed   []string
-	down     error
+// TellLine queues work for the tracking issue, as Tell does, in a lane of
+// its own: comments on many pull requests never hold up the issue that
+// stops the line.
+func (r *Recorder) TellLine(work func(ctx context.Context)) {
+	if r.Enabled() {
+		r.line.add(work)
+	}
 }
 
-// People returns the writer of what people are told, nil when there is no
-// GitHub (or it cannot do what People needs). logf receives its log lines
-// (nil: the Recorder's); it must be safe to call from another goroutine
-// when People is used from one.
-func (r *Recorder) People(logf func(format string, args ...any)) *People {
-	gh, ok := r.o.GitHub.(PeopleGitHub)
-	if !ok || r.o.GitHub == nil {
-		return nil
-	}
-	if logf == nil {
-		logf = r.o.Logf
-	}
-	return &People{gh: gh, env: r.o.Environment, logf: logf, budget: r.o.CallBudget, denied: map[string]string{}}
+// FinishTelling waits, at most wait in all (real time: the lanes make
+// real requests), for what people are told; past it, the lanes are given
+// up and done is false: their work may still be running, and nothing more
+// of it should be read.
+func (r *Recorder) FinishTelling(wait time.Duration) (done bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	line, _ := r.line.wait(ctx)
+	people, _ := r.people.wait(ctx)
+	r.line.cancel()
+	r.people.cancel()
+	return line && people
 }
 
-// ShareDown makes People give up on GitHub when rec has: what the run's
-// own records found out spares people a call budget each.
-func (p *People) ShareDown(rec *Recorder) {
-	if p == nil || rec == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.alsoDown = append(p.alsoDown, rec.Down)
+// tell runs fn for people (see calls.do); it reports whether fn succeeded.
+// perm is the permission to name should GitHub refuse it.
+func (r *Recorder) tell(ctx context.Context, what, perm string, fn func(context.Context, GitHub) error) bool {
+	return r.c.do(ctx, forPeople, what, perm, fn) == nil
 }
 
 // Denial is a permission GitHub refused, and what it kept from being done.
@@ -118,80 +93,52 @@ type Denial struct {
 }
 
 // Denied lists the permissions GitHub refused, once each, in order.
-func (p *People) Denied() []Denial {
-	if p == nil {
-		return nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func (r *Recorder) Denied() []Denial {
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
 	var out []Denial
-	for _, perm := range p.order {
-		out = append(out, Denial{Permission: perm, What: p.denied[perm]})
+	for _, perm := range r.c.order {
+		out = append(out, Denial{Permission: perm, What: r.c.denied[perm]})
 	}
 	return out
 }
 
-// Failed lists what could not be done for another reason.
-func (p *People) Failed() []string {
-	if p == nil {
-		return nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.failed...)
+// NotTold lists what people could not be told, for another reason than a
+// refused permission.
+func (r *Recorder) NotTold() []string {
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
+	return append([]string(nil), r.c.notTold...)
 }
 
-// call runs fn, within the call budget, unless perm was refused before or
-// GitHub is down; what names the call for people. It returns false when fn
-// did not succeed. A call cut short by the budget marks GitHub down, as the
-// Recorder does.
-func (p *People) call(ctx context.Context, what, perm string, fn func(ctx context.Context) error) bool {
-	p.mu.Lock()
-	_, refused := p.denied[perm]
-	down := p.down
-	others := p.alsoDown
-	p.mu.Unlock()
-	for _, given := range others {
-		if given() {
-			down = errors.New("GitHub was given up on by the run's records")
-		}
-	}
-	if refused || down != nil || ctx.Err() != nil {
-		if down != nil && !refused {
-			p.mu.Lock()
-			p.failed = append(p.failed, what+" (skipped: GitHub unreachable)")
-			p.mu.Unlock()
-		}
-		return false
-	}
-	cctx, cancel := context.WithTimeout(ctx, p.budget)
-	defer cancel()
-	err := fn(cctx)
-	if err == nil {
-		return true
-	}
-	if errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-		err = fmt.Errorf("GitHub did not answer within %s: %w", p.budget, err)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var pe *ghapi.PermissionError
-	var unavailable *ghapi.UnavailableError
-	var limited *ghapi.RateLimitError
-	switch {
-	case errors.As(err, &pe) && perm != "":
-		if _, seen := p.denied[perm]; !seen {
-			p.denied[perm] = what
-			p.order = append(p.order, perm)
-		}
-		p.logf("GitHub: could not %s: %v", what, err)
-		return false
-	case errors.As(err, &unavailable) || errors.As(err, &limited) || errors.Is(err, context.DeadlineExceeded):
-		p.down = err
-	}
-	p.failed = append(p.failed, fmt.Sprintf("%s: %v", what, err))
-	p.logf("GitHub: could not %s: %v", what, err)
-	return false
+func (r *Recorder) refused(perm string) bool {
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
+	_, ok := r.c.denied[perm]
+	return ok
+}
+
+// Issue is an issue immune wrote.
+type Issue struct {
+	Number int
+	Title  string
+	State  string // open or closed
+	URL    string
+}
+
+func issueOf(is ghapi.Issue) Issue {
+	return Issue{Number: is.Number, Title: is.Title, State: is.State, URL: is.HTMLURL}
+}
+
+// PullRequest is a merged pull request told about a regression.
+type PullRequest struct {
+	Number int
+	Title  string
+	URL    string
+	// Author is the login of who opened it; MergeCommitSHA the commit its
+	// merge made on the base branch.
+	Author         string
+	MergeCommitSHA string
 }
 
 // Person is who wrote a commit or opened a pull request.
@@ -207,7 +154,7 @@ type Blame struct {
 	// who wrote it.
 	Author Person
 	// Pulls are the merged pull requests, the regressed commit's first.
-	Pulls []ghapi.PullRequest
+	Pulls []PullRequest
 	// BadPull is the number of the regressed commit's own pull request, 0
 	// when it came without one.
 	BadPull int
@@ -222,13 +169,13 @@ type Blame struct {
 // Blame finds the merged pull requests of the commits between good (the
 // previous good commit, "" when unknown) and bad, newest first, within
 // MaxBlameCommits commits and MaxBlamePulls pull requests.
-func (p *People) Blame(ctx context.Context, good, bad string) Blame {
+func (r *Recorder) Blame(ctx context.Context, good, bad string) Blame {
 	b := Blame{Commits: 1}
 	commits := []ghapi.CommitInfo{{SHA: bad}}
 	if good != "" && !sha.Same(good, bad) {
 		var cmp ghapi.Comparison
-		if p.call(ctx, fmt.Sprintf("compare %s...%s", sha.Short(good), sha.Short(bad)), "", func(ctx context.Context) (err error) {
-			cmp, err = p.gh.CompareCommits(ctx, good, bad)
+		if r.tell(ctx, fmt.Sprintf("compare %s...%s", sha.Short(good), sha.Short(bad)), "", func(ctx context.Context, gh GitHub) (err error) {
+			cmp, err = gh.CompareCommits(ctx, good, bad)
 			return err
 		}) && len(cmp.Commits) > 0 && cmp.Status != "behind" {
 			commits = commits[:0]
@@ -253,8 +200,8 @@ func (p *People) Blame(ctx context.Context, good, bad string) Blame {
 		}
 		b.Examined++
 		var prs []ghapi.PullRequest
-		if !p.call(ctx, "find the pull request of "+sha.Short(c.SHA), "", func(ctx context.Context) (err error) {
-			prs, err = p.gh.PullRequestsForCommit(ctx, c.SHA)
+		if !r.tell(ctx, "find the pull request of "+sha.Short(c.SHA), "", func(ctx context.Context, gh GitHub) (err error) {
+			prs, err = gh.PullRequestsForCommit(ctx, c.SHA)
 			return err
 		}) {
 			continue
@@ -272,14 +219,14 @@ func (p *People) Blame(ctx context.Context, good, bad string) Blame {
 				continue
 			}
 			seen[pr.Number] = true
-			b.Pulls = append(b.Pulls, pr)
+			b.Pulls = append(b.Pulls, PullRequest{Number: pr.Number, Title: pr.Title, URL: pr.HTMLURL, Author: pr.Author, MergeCommitSHA: pr.MergeCommitSHA})
 		}
 	}
 	if b.Author == (Person{}) {
 		c := commits[0]
 		if c.AuthorLogin == "" && c.AuthorName == "" {
-			_ = p.call(ctx, "read the author of "+sha.Short(bad), "", func(ctx context.Context) (err error) {
-				c, err = p.gh.CommitAuthor(ctx, bad)
+			_ = r.tell(ctx, "read the author of "+sha.Short(bad), "", func(ctx context.Context, gh GitHub) (err error) {
+				c, err = gh.CommitAuthor(ctx, bad)
 				return err
 			})
 		}
@@ -291,12 +238,12 @@ func (p *People) Blame(ctx context.Context, good, bad string) Blame {
 // Comment writes body, under the hidden marker, as the one comment on pull
 // request pr about commit: it edits the comment a previous run left, or
 // adds it. It returns the comment's link, "" when it could not.
-func (p *People) Comment(ctx context.Context, pr int, commit, body string) string {
-	marker := CommentMarker(p.env, commit)
+func (r *Recorder) Comment(ctx context.Context, pr int, commit, body string) string {
+	marker := CommentMarker(r.env(), commit)
 	body = marker + "\n" + body
 	var existing []ghapi.IssueComment
-	if !p.call(ctx, fmt.Sprintf("read the comments of #%d", pr), ghapi.PullsWrite, func(ctx context.Context) (err error) {
-		existing, err = p.gh.IssueComments(ctx, pr)
+	if !r.tell(ctx, fmt.Sprintf("read the comments of #%d", pr), ghapi.PullsWrite, func(ctx context.Context, gh GitHub) (err error) {
+		existing, err = gh.IssueComments(ctx, pr)
 		return err
 	}) {
 		return ""
@@ -307,8 +254,8 @@ func (p *People) Comment(ctx context.Context, pr int, commit, body string) strin
 			if e.Body == body {
 				return e.HTMLURL
 			}
-			if p.call(ctx, fmt.Sprintf("update the comment on #%d", pr), ghapi.PullsWrite, func(ctx context.Context) (err error) {
-				c, err = p.gh.EditIssueComment(ctx, e.ID, body, ghapi.PullsWrite)
+			if r.tell(ctx, fmt.Sprintf("update the comment on #%d", pr), ghapi.PullsWrite, func(ctx context.Context, gh GitHub) (err error) {
+				c, err = gh.EditIssueComment(ctx, e.ID, body, ghapi.PullsWrite)
 				return err
 			}) {
 				return c.HTMLURL
@@ -316,8 +263,8 @@ func (p *People) Comment(ctx context.Context, pr int, commit, body string) strin
 			return ""
 		}
 	}
-	if p.call(ctx, fmt.Sprintf("comment on #%d", pr), ghapi.PullsWrite, func(ctx context.Context) (err error) {
-		c, err = p.gh.CreateIssueComment(ctx, pr, body, ghapi.PullsWrite)
+	if r.tell(ctx, fmt.Sprintf("comment on #%d", pr), ghapi.PullsWrite, func(ctx context.Context, gh GitHub) (err error) {
+		c, err = gh.CreateIssueComment(ctx, pr, body, ghapi.PullsWrite)
 		return err
 	}) {
 		return c.HTMLURL
@@ -325,17 +272,24 @@ func (p *People) Comment(ctx context.Context, pr int, commit, body string) strin
 	return ""
 }
 
-// StoppedIssue finds the environment's open tracking issue. perm is the
-// permission to name should GitHub refuse (issues: read for the gate).
-func (p *People) StoppedIssue(ctx context.Context, perm string) (ghapi.Issue, bool) {
+// TrackingIssue finds the environment's open tracking issue, for the gate
+// (which needs issues: read).
+func (r *Recorder) TrackingIssue(ctx context.Context) (Issue, bool) {
+	is, ok := r.stoppedIssue(ctx, ghapi.IssuesRead)
+	return issueOf(is), ok
+}
+
+// stoppedIssue finds the environment's open tracking issue. perm is the
+// permission to name should GitHub refuse.
+func (r *Recorder) stoppedIssue(ctx context.Context, perm string) (ghapi.Issue, bool) {
 	var open []ghapi.Issue
-	if !p.call(ctx, "find the tracking issue of "+p.env, perm, func(ctx context.Context) (err error) {
-		open, err = p.gh.OpenIssues(ctx, StoppedLabel, maxStoppedIssues, perm)
+	if !r.tell(ctx, "find the tracking issue of "+r.env(), perm, func(ctx context.Context, gh GitHub) (err error) {
+		open, err = gh.OpenIssues(ctx, StoppedLabel, maxStoppedIssues, perm)
 		return err
 	}) {
 		return ghapi.Issue{}, false
 	}
-	marker := IssueMarker(p.env)
+	marker := IssueMarker(r.env())
 	i := slices.IndexFunc(open, func(is ghapi.Issue) bool { return strings.HasPrefix(is.Body, marker) })
 	if i < 0 {
 		return ghapi.Issue{}, false
@@ -343,70 +297,66 @@ func (p *People) StoppedIssue(ctx context.Context, perm string) (ghapi.Issue, bo
 	return open[i], true
 }
 
-// Stopped opens the environment's tracking issue with title and body, or,
+// StopLine opens the environment's tracking issue with title and body, or,
 // when one is open, updates it and adds update as a comment (so that its
 // watchers hear of the further rollback). opened says which; ok is false
 // when GitHub could not be written.
-func (p *People) Stopped(ctx context.Context, title, body, update string) (is ghapi.Issue, opened, ok bool) {
+func (r *Recorder) StopLine(ctx context.Context, title, body, update string) (is Issue, opened, ok bool) {
 	const perm = ghapi.IssuesWrite
-	body = IssueMarker(p.env) + "\n" + body
-	existing, found := p.StoppedIssue(ctx, perm)
-	if p.refused(perm) {
-		return ghapi.Issue{}, false, false
+	body = IssueMarker(r.env()) + "\n" + body
+	existing, found := r.stoppedIssue(ctx, perm)
+	if r.refused(perm) {
+		return Issue{}, false, false
 	}
 	if found {
-		ok = p.call(ctx, fmt.Sprintf("update the tracking issue #%d", existing.Number), perm, func(ctx context.Context) (err error) {
-			is, err = p.gh.EditIssue(ctx, existing.Number, ghapi.IssueEdit{Title: &title, Body: &body})
+		ok = r.tell(ctx, fmt.Sprintf("update the tracking issue #%d", existing.Number), perm, func(ctx context.Context, gh GitHub) error {
+			got, err := gh.EditIssue(ctx, existing.Number, ghapi.IssueEdit{Title: &title, Body: &body})
+			is = issueOf(got)
 			return err
 		})
 		if ok && update != "" {
-			p.call(ctx, fmt.Sprintf("comment on the tracking issue #%d", existing.Number), perm, func(ctx context.Context) error {
-				_, err := p.gh.CreateIssueComment(ctx, existing.Number, update, perm)
+			r.tell(ctx, fmt.Sprintf("comment on the tracking issue #%d", existing.Number), perm, func(ctx context.Context, gh GitHub) error {
+				_, err := gh.CreateIssueComment(ctx, existing.Number, update, perm)
 				return err
 			})
 		}
 		return is, false, ok
 	}
-	if !p.call(ctx, fmt.Sprintf("create the label %q", StoppedLabel), perm, func(ctx context.Context) error {
-		_, err := p.gh.EnsureLabel(ctx, StoppedLabel, stoppedColor, stoppedDescription)
+	if !r.tell(ctx, fmt.Sprintf("create the label %q", StoppedLabel), perm, func(ctx context.Context, gh GitHub) error {
+		_, err := gh.EnsureLabel(ctx, StoppedLabel, stoppedColor, stoppedDescription)
 		return err
 	}) {
-		return ghapi.Issue{}, false, false
+		return Issue{}, false, false
 	}
-	ok = p.call(ctx, "open the tracking issue of "+p.env, perm, func(ctx context.Context) (err error) {
-		is, err = p.gh.CreateIssue(ctx, title, body, []string{StoppedLabel})
+	ok = r.tell(ctx, "open the tracking issue of "+r.env(), perm, func(ctx context.Context, gh GitHub) error {
+		got, err := gh.CreateIssue(ctx, title, body, []string{StoppedLabel})
+		is = issueOf(got)
 		return err
 	})
 	return is, ok, ok
 }
 
-// Clear closes the environment's open tracking issue with comment; closed
+// ClearLine closes the environment's open tracking issue with comment; closed
 // is false when there was none (or it could not be closed).
-func (p *People) Clear(ctx context.Context, comment string) (is ghapi.Issue, closed bool) {
+func (r *Recorder) ClearLine(ctx context.Context, comment string) (is Issue, closed bool) {
 	const perm = ghapi.IssuesWrite
-	existing, found := p.StoppedIssue(ctx, perm)
+	existing, found := r.stoppedIssue(ctx, perm)
 	if !found {
-		return ghapi.Issue{}, false
+		return Issue{}, false
 	}
-	if !p.call(ctx, fmt.Sprintf("comment on the tracking issue #%d", existing.Number), perm, func(ctx context.Context) error {
-		_, err := p.gh.CreateIssueComment(ctx, existing.Number, comment, perm)
+	if !r.tell(ctx, fmt.Sprintf("comment on the tracking issue #%d", existing.Number), perm, func(ctx context.Context, gh GitHub) error {
+		_, err := gh.CreateIssueComment(ctx, existing.Number, comment, perm)
 		return err
 	}) {
-		return existing, false
+		return issueOf(existing), false
 	}
 	state, reason := "closed", "completed"
-	closed = p.call(ctx, fmt.Sprintf("close the tracking issue #%d", existing.Number), perm, func(ctx context.Context) (err error) {
-		is, err = p.gh.EditIssue(ctx, existing.Number, ghapi.IssueEdit{State: &state, StateReason: &reason})
+	closed = r.tell(ctx, fmt.Sprintf("close the tracking issue #%d", existing.Number), perm, func(ctx context.Context, gh GitHub) error {
+		got, err := gh.EditIssue(ctx, existing.Number, ghapi.IssueEdit{State: &state, StateReason: &reason})
+		is = issueOf(got)
 		return err
 	})
 	return is, closed
-}
-
-func (p *People) refused(perm string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, ok := p.denied[perm]
-	return ok
 }
 
 // LineBefore reads whether the line was stopped just before deployment id

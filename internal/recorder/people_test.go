@@ -21,7 +21,7 @@ func TestBlameAPush(t *testing.T) {
 	f.AddAuthoredCommit(githubfake.Commit{SHA: commit(3), Message: "direct push", Author: "octocat"})
 	f.AddPull(githubfake.PullRequest{Number: 12, Author: "monalisa", Merged: true, MergeCommitSHA: commit(4),
 		Commits: []githubfake.Commit{{SHA: commit(40), Message: "tax table"}}})
-	p := r.People(nil)
+	p := r
 	b := p.Blame(context.Background(), good, commit(4))
 	if len(b.Pulls) != 2 || b.Pulls[0].Number != 12 || b.Pulls[1].Number != 11 || b.BadPull != 12 || b.Author.Login != "monalisa" {
 		t.Fatalf("blame: %+v", b)
@@ -43,7 +43,7 @@ func TestBlameIsCapped(t *testing.T) {
 		f.AddPull(githubfake.PullRequest{Number: i, Author: "dev", Merged: true, MergeCommitSHA: commit(i),
 			Commits: []githubfake.Commit{{SHA: commit(100 + i)}}})
 	}
-	b := r.People(nil).Blame(context.Background(), commit(0), commit(30))
+	b := r.Blame(context.Background(), commit(0), commit(30))
 	if b.Commits != 30 || b.Examined != MaxBlameCommits || len(b.Pulls) != MaxBlamePulls || !b.Capped || b.Pulls[0].Number != 30 {
 		t.Errorf("capped blame: %d commits, %d examined, %d pulls, capped %v", b.Commits, b.Examined, len(b.Pulls), b.Capped)
 	}
@@ -57,7 +57,7 @@ func TestCommentEditsItsOwn(t *testing.T) {
 	f.AddCommit(commit(1), "x")
 	f.AddPull(githubfake.PullRequest{Number: 12, Merged: true, MergeCommitSHA: commit(2)})
 	f.AddComment(githubfake.IssueComment{Number: 12, Body: "LGTM", Author: "octocat"})
-	p := r.People(nil)
+	p := r
 	ctx := context.Background()
 	first := p.Comment(ctx, 12, commit(2), "regressed")
 	second := p.Comment(ctx, 12, commit(2), "rolled back")
@@ -73,7 +73,7 @@ func TestCommentEditsItsOwn(t *testing.T) {
 		t.Errorf("%d edits, want 1 (an unchanged body is left alone)", n)
 	}
 	// Another environment's comment is another comment.
-	other := New(Options{GitHub: r.o.GitHub, Environment: "staging"}).People(nil)
+	other := New(Options{GitHub: r.o.GitHub, Environment: "staging"})
 	other.Comment(ctx, 12, commit(2), "staging")
 	if len(f.Comments(12)) != 3 {
 		t.Errorf("staging's comment replaced production's")
@@ -85,9 +85,9 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func TestTrackingIssue(t *testing.T) {
 	f, r, _ := setup(t, start)
 	f.AddIssue(githubfake.Issue{Title: "unrelated", Labels: []string{StoppedLabel}, Body: "no marker"})
-	p := r.People(nil)
+	p := r
 	ctx := context.Background()
-	is, opened, ok := p.Stopped(ctx, "production is stopped", "first", "")
+	is, opened, ok := p.StopLine(ctx, "production is stopped", "first", "")
 	if !ok || !opened || is.Number == 0 {
 		t.Fatalf("open: %+v %v %v", is, opened, ok)
 	}
@@ -95,7 +95,7 @@ func TestTrackingIssue(t *testing.T) {
 		// The seeded issue created the label with GitHub's default color.
 		t.Errorf("labels: %+v", ls)
 	}
-	again, opened, ok := p.Stopped(ctx, "production is stopped again", "second", "rolled back again")
+	again, opened, ok := p.StopLine(ctx, "production is stopped again", "second", "rolled back again")
 	if !ok || opened || again.Number != is.Number || again.Title != "production is stopped again" {
 		t.Fatalf("update: %+v %v %v", again, opened, ok)
 	}
@@ -103,24 +103,24 @@ func TestTrackingIssue(t *testing.T) {
 		t.Errorf("update comment: %+v", cs)
 	}
 	// Staging has its own issue.
-	if st, opened, _ := New(Options{GitHub: r.o.GitHub, Environment: "staging"}).People(nil).Stopped(ctx, "staging", "s", ""); !opened || st.Number == is.Number {
+	if st, opened, _ := New(Options{GitHub: r.o.GitHub, Environment: "staging"}).StopLine(ctx, "staging", "s", ""); !opened || st.Number == is.Number {
 		t.Errorf("staging reused production's issue")
 	}
-	closed, ok := p.Clear(ctx, "healthy again")
+	closed, ok := p.ClearLine(ctx, "healthy again")
 	if !ok || closed.State != "closed" {
 		t.Fatalf("clear: %+v %v", closed, ok)
 	}
-	if _, found := p.StoppedIssue(ctx, ghapi.IssuesWrite); found {
+	if _, found := p.stoppedIssue(ctx, ghapi.IssuesWrite); found {
 		t.Error("still open")
 	}
-	if _, ok := p.Clear(ctx, "nothing to close"); ok {
+	if _, ok := p.ClearLine(ctx, "nothing to close"); ok {
 		t.Error("closed a second time")
 	}
 }
 
 func TestTrackingIssueCreatesTheLabel(t *testing.T) {
 	f, r, _ := setup(t, start)
-	if _, opened, ok := r.People(nil).Stopped(context.Background(), "t", "b", ""); !opened || !ok {
+	if _, opened, ok := r.StopLine(context.Background(), "t", "b", ""); !opened || !ok {
 		t.Fatal("not opened")
 	}
 	if ls := f.Labels(); len(ls) != 1 || ls[0].Name != StoppedLabel || ls[0].Color != "b60205" {
@@ -137,18 +137,18 @@ func TestPeopleDenied(t *testing.T) {
 	f.AddCommit(commit(1), "x")
 	f.AddPull(githubfake.PullRequest{Number: 1, Merged: true, MergeCommitSHA: commit(2)})
 	f.AddPull(githubfake.PullRequest{Number: 3, Merged: true, MergeCommitSHA: commit(4)})
-	p := r.People(nil)
+	p := r
 	ctx := context.Background()
 	if p.Comment(ctx, 1, commit(2), "x") != "" {
 		t.Error("commented without the permission")
 	}
 	p.Comment(ctx, 3, commit(4), "x")
-	if _, _, ok := p.Stopped(ctx, "t", "b", ""); ok {
+	if _, _, ok := p.StopLine(ctx, "t", "b", ""); ok {
 		t.Error("opened an issue without the permission")
 	}
 	d := p.Denied()
-	if len(d) != 2 || d[0].Permission != ghapi.PullsWrite || d[1].Permission != ghapi.IssuesWrite || len(p.Failed()) != 0 {
-		t.Errorf("denied %+v, failed %v", d, p.Failed())
+	if len(d) != 2 || d[0].Permission != ghapi.PullsWrite || d[1].Permission != ghapi.IssuesWrite || len(p.NotTold()) != 0 {
+		t.Errorf("denied %+v, failed %v", d, p.NotTold())
 	}
 	if n := f.CallCount("GET", "/repos/octo-org/shop/issues/3/comments"); n != 0 {
 		t.Errorf("asked again after the refusal: %d", n)
@@ -170,7 +170,8 @@ func TestLineBefore(t *testing.T) {
 	}
 }
 
-// Once the run's records gave up on GitHub, People makes no call.
+// Once the run's records gave up on GitHub, what people are told makes no
+// call: one gave-up state for every call.
 func TestPeopleShareDown(t *testing.T) {
 	f, r, _ := setup(t, start)
 	f.AddCommit(commit(1), "x")
@@ -182,12 +183,10 @@ func TestPeopleShareDown(t *testing.T) {
 	}
 	f.SetDown(false)
 	f.ResetCalls()
-	p := New(Options{GitHub: r.o.GitHub, Environment: "production"}).People(nil)
-	p.ShareDown(r)
-	if p.Comment(context.Background(), 12, commit(2), "x") != "" || len(f.Calls()) != 0 {
+	if r.Comment(context.Background(), 12, commit(2), "x") != "" || len(f.Calls()) != 0 {
 		t.Errorf("%d calls after GitHub was given up on", len(f.Calls()))
 	}
-	if len(p.Failed()) != 1 || !strings.Contains(p.Failed()[0], "skipped: GitHub unreachable") {
-		t.Errorf("failed: %q", p.Failed())
+	if len(r.NotTold()) != 1 || !strings.Contains(r.NotTold()[0], "skipped: GitHub unreachable") {
+		t.Errorf("not told: %q", r.NotTold())
 	}
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/immune-cd/immune/internal/sha"
 )
 
-// GitHub is what the recorder needs of GitHub's API. *ghapi.Client
-// implements it.
+// GitHub is what the recorder needs of GitHub's API, for the records and
+// for what people are told. *ghapi.Client implements it.
 type GitHub interface {
 	CreateDeployment(ctx context.Context, r ghapi.DeploymentRequest) (ghapi.Deployment, error)
 	SetDeploymentStatus(ctx context.Context, id int64, s ghapi.DeploymentStatus) error
@@ -26,6 +26,17 @@ type GitHub interface {
 	ResolveCommit(ctx context.Context, ref string) (string, error)
 	PullRequestLabels(ctx context.Context, number int) ([]string, error)
 	PullRequestCommits(ctx context.Context, number int) ([]ghapi.Commit, error)
+
+	PullRequestsForCommit(ctx context.Context, commit string) ([]ghapi.PullRequest, error)
+	CompareCommits(ctx context.Context, base, head string) (ghapi.Comparison, error)
+	CommitAuthor(ctx context.Context, commit string) (ghapi.CommitInfo, error)
+	IssueComments(ctx context.Context, number int) ([]ghapi.IssueComment, error)
+	CreateIssueComment(ctx context.Context, number int, body, perm string) (ghapi.IssueComment, error)
+	EditIssueComment(ctx context.Context, id int64, body, perm string) (ghapi.IssueComment, error)
+	OpenIssues(ctx context.Context, label string, limit int, perm string) ([]ghapi.Issue, error)
+	CreateIssue(ctx context.Context, title, body string, labels []string) (ghapi.Issue, error)
+	EditIssue(ctx context.Context, number int, e ghapi.IssueEdit) (ghapi.Issue, error)
+	EnsureLabel(ctx context.Context, name, color, description string) (bool, error)
 }
 
 // HistoryLimit bounds how many deployments one read of the history walks.
@@ -45,6 +56,9 @@ type Options struct {
 	EnvironmentURL string
 	// Logf receives a line per failed call and per ignored deployment.
 	Logf func(format string, args ...any)
+	// TellLogf receives the lines of what people are told, which come from
+	// the lanes' goroutines (default Logf).
+	TellLogf func(format string, args ...any)
 	// Now is the clock that judges whether a deployment still holds the
 	// environment.
 	Now func() time.Time
@@ -65,27 +79,33 @@ const DefaultCallBudget = 5 * time.Second
 // history fetches (one request each).
 const MaxStatusReads = 50
 
-// Recorder reads and writes one environment's records. Reads answer at
-// once (within the call budget); writes go to a queue that one goroutine
-// works through in order, so that no write ever holds up a deploy or a
-// rollback. Flush waits for the queue.
+// Recorder reads and writes one environment's records, and what people are
+// told about it. Reads answer at once (within the call budget); writes go
+// to a lane, each worked through in order by a goroutine of its own, so
+// that no write ever holds up a deploy or a rollback: the records
+// (deployments and commit statuses); the line (the tracking issue); and the
+// comments on pull requests. What people are told never delays a record,
+// and the comments never delay the tracking issue. Every call takes
+// the same path (calls): one budget, one gave-up state, one list of
+// refused permissions.
 type Recorder struct {
-	o Options
+	o       Options
+	c       *calls
+	records *lane
+	line    *lane // the tracking issue, and what waits for it
+	people  *lane // the pull requests' comments
 
 	mu      sync.Mutex
-	missing []string // what could not be recorded or read
-	down    error    // set once GitHub proved unreachable or too slow
 	ignored map[int64]bool
-
-	queue   []func()
-	working bool
-	idle    *sync.Cond // signalled when the queue is empty and no write runs
 }
 
 // New returns a Recorder.
 func New(o Options) *Recorder {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
+	}
+	if o.TellLogf == nil {
+		o.TellLogf = o.Logf
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -96,9 +116,14 @@ func New(o Options) *Recorder {
 	if o.RequestID == nil {
 		o.RequestID = randomID
 	}
-	r := &Recorder{o: o, ignored: map[int64]bool{}}
-	r.idle = sync.NewCond(&r.mu)
-	return r
+	return &Recorder{
+		o:       o,
+		c:       &calls{gh: o.GitHub, budget: o.CallBudget, logf: o.Logf, tellLogf: o.TellLogf, denied: map[string]string{}},
+		records: newLane(),
+		line:    newLane(),
+		people:  newLane(),
+		ignored: map[int64]bool{},
+	}
 }
 
 func randomID() string {
@@ -113,107 +138,36 @@ var ErrDisabled = errors.New("no GitHub token")
 // Enabled reports whether GitHub is in use.
 func (r *Recorder) Enabled() bool { return r.o.GitHub != nil }
 
-// call runs fn against GitHub, within the call budget, unless GitHub is
-// disabled or down. what names the call for the log ("create the
-// deployment"). A call cut short by the budget marks GitHub down: a slow
-// GitHub is treated like a missing one, so that it costs the run one
-// budget, not one per call.
+// call runs fn against GitHub for the records (see calls.do).
 func (r *Recorder) call(ctx context.Context, what string, fn func(context.Context, GitHub) error) error {
-	if r.o.GitHub == nil {
-		return ErrDisabled
-	}
-	r.mu.Lock()
-	down := r.down
-	if down != nil {
-		r.missing = append(r.missing, what+" (skipped: GitHub unreachable)")
-	}
-	r.mu.Unlock()
-	if down != nil {
-		return down
-	}
-	cctx, cancel := context.WithTimeout(ctx, r.o.CallBudget)
-	defer cancel()
-	err := fn(cctx, r.o.GitHub)
-	if err == nil {
-		return nil
-	}
-	var unavailable *ghapi.UnavailableError
-	var limited *ghapi.RateLimitError
-	slow := errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
-	if slow {
-		err = fmt.Errorf("GitHub did not answer within %s: %w", r.o.CallBudget, err)
-	}
-	r.mu.Lock()
-	if slow || errors.As(err, &unavailable) || errors.As(err, &limited) {
-		r.down = err
-	}
-	r.missing = append(r.missing, what)
-	r.mu.Unlock()
-	r.o.Logf("GitHub: could not %s: %v", what, err)
-	return err
+	return r.c.do(ctx, forRecords, what, "", fn)
 }
 
 // Missing lists what could not be recorded or read, and why GitHub was
 // given up on, if it was.
 func (r *Recorder) Missing() (what []string, down error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.missing...), r.down
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
+	return append([]string(nil), r.c.missing...), r.c.down
 }
 
 // Down reports whether GitHub was given up on.
 func (r *Recorder) Down() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.down != nil
+	r.c.mu.Lock()
+	defer r.c.mu.Unlock()
+	return r.c.down != nil
 }
 
-// enqueue adds a write to the queue and starts the worker if it sleeps.
+// enqueue adds a write to the records' lane.
 func (r *Recorder) enqueue(write func()) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.queue = append(r.queue, write)
-	if !r.working {
-		r.working = true
-		go r.work()
-	}
+	r.records.add(func(context.Context) { write() })
 }
 
-// work runs the queued writes in order.
-func (r *Recorder) work() {
-	r.mu.Lock()
-	for len(r.queue) > 0 {
-		w := r.queue[0]
-		r.queue = r.queue[1:]
-		r.mu.Unlock()
-		w()
-		r.mu.Lock()
-	}
-	r.working = false
-	r.idle.Broadcast()
-	r.mu.Unlock()
-}
-
-// Flush waits until every queued write was made, or ctx ends; then it
+// Flush waits until every queued record was written, or ctx ends; then it
 // reports the writes still queued as missing.
 func (r *Recorder) Flush(ctx context.Context) {
-	done := make(chan struct{})
-	go func() {
-		r.mu.Lock()
-		for r.working {
-			r.idle.Wait()
-		}
-		r.mu.Unlock()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		r.mu.Lock()
-		if n := len(r.queue); n > 0 {
-			r.missing = append(r.missing, fmt.Sprintf("%d more record(s) (the run ended before GitHub took them)", n))
-		}
-		r.mu.Unlock()
+	if done, n := r.records.wait(ctx); !done && n > 0 {
+		r.c.note(fmt.Sprintf("%d more record(s) (the run ended before GitHub took them)", n))
 	}
 }
 
@@ -292,7 +246,7 @@ func (r *Recorder) env() string { return r.o.Environment }
 // LastGood finds the newest of immune's deployments that was watched
 // healthy and whose commit is not exclude. Canaries do not count: a
 // canary's success says nothing of the whole environment.
-func (r *Recorder) LastGood(ctx context.Context, exclude string) (ghapi.Deployment, bool, error) {
+func (r *Recorder) LastGood(ctx context.Context, exclude string) (Deployment, bool, error) {
 	return r.newestOurs(ctx, "read the last healthy deployment of "+r.env(),
 		func(d ghapi.Deployment) bool { return isCanary(d) || exclude != "" && sha.Same(d.SHA, exclude) }, wasHealthy)
 }
@@ -300,7 +254,7 @@ func (r *Recorder) LastGood(ctx context.Context, exclude string) (ghapi.Deployme
 // Current finds what the environment runs now: the newest of immune's
 // deployments that got as far as its command, canaries aside (they ran on
 // a subset only).
-func (r *Recorder) Current(ctx context.Context) (ghapi.Deployment, bool, error) {
+func (r *Recorder) Current(ctx context.Context) (Deployment, bool, error) {
 	return r.newestOurs(ctx, "find what "+r.env()+" runs now", isCanary, ran)
 }
 
@@ -308,7 +262,7 @@ func isCanary(d ghapi.Deployment) bool { return Task(d.Task) == TaskCanary }
 
 // newestOurs finds the newest of immune's deployments that match, by
 // their latest status; skip spares the status read of those that cannot.
-func (r *Recorder) newestOurs(ctx context.Context, what string, skip, match func(ghapi.Deployment) bool) (ghapi.Deployment, bool, error) {
+func (r *Recorder) newestOurs(ctx context.Context, what string, skip, match func(ghapi.Deployment) bool) (Deployment, bool, error) {
 	var found *ghapi.Deployment
 	err := r.walk(ctx, what, onlyOurs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
 		if skip(*d) {
@@ -324,16 +278,16 @@ func (r *Recorder) newestOurs(ctx context.Context, what string, skip, match func
 		return true, nil
 	})
 	if err != nil || found == nil {
-		return ghapi.Deployment{}, false, err
+		return Deployment{}, false, err
 	}
-	return *found, true, nil
+	return deploymentOf(*found), true, nil
 }
 
 // Newer returns the deployments created after than that went live or are
 // going live, by immune or not (jobs' excepted), newest first: rolling back
 // than would undo them.
-func (r *Recorder) Newer(ctx context.Context, than ghapi.Deployment) ([]ghapi.Deployment, error) {
-	var newer []ghapi.Deployment
+func (r *Recorder) Newer(ctx context.Context, than Deployment) ([]Deployment, error) {
+	var newer []Deployment
 	err := r.walk(ctx, "check for deployments newer than "+fmt.Sprint(than.ID), notAJobs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
 		if d.ID <= than.ID {
 			return false, nil // newest first: the rest is older
@@ -342,7 +296,7 @@ func (r *Recorder) Newer(ctx context.Context, than ghapi.Deployment) ([]ghapi.De
 			return false, err
 		}
 		if started(*d) {
-			newer = append(newer, *d)
+			newer = append(newer, deploymentOf(*d))
 		}
 		return true, nil
 	})
@@ -352,9 +306,9 @@ func (r *Recorder) Newer(ctx context.Context, than ghapi.Deployment) ([]ghapi.De
 // Holders returns immune's deployments that hold the environment now
 // (queued or in progress within their run's hold), older than before (all
 // when before is 0), newest first.
-func (r *Recorder) Holders(ctx context.Context, before int64) ([]ghapi.Deployment, error) {
+func (r *Recorder) Holders(ctx context.Context, before int64) ([]Deployment, error) {
 	now := r.o.Now()
-	var held []ghapi.Deployment
+	var held []Deployment
 	err := r.walk(ctx, "check whether another run is deploying to "+r.env(), onlyOurs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
 		if before != 0 && d.ID >= before {
 			return true, nil
@@ -367,7 +321,7 @@ func (r *Recorder) Holders(ctx context.Context, before int64) ([]ghapi.Deploymen
 			return false, err
 		}
 		if holds(*d, now) {
-			held = append(held, *d)
+			held = append(held, deploymentOf(*d))
 		}
 		return true, nil
 	})
@@ -416,41 +370,54 @@ func (r *Recorder) Labels(ctx context.Context, pr int) ([]string, error) {
 	return labels, err
 }
 
+// Commit is a commit of a pull request.
+type Commit struct {
+	SHA     string
+	Message string
+}
+
 // Commits returns a pull request's commits.
-func (r *Recorder) Commits(ctx context.Context, pr int) ([]ghapi.Commit, error) {
-	var commits []ghapi.Commit
-	err := r.call(ctx, fmt.Sprintf("read the commits of #%d", pr), func(ctx context.Context, gh GitHub) (err error) {
-		commits, err = gh.PullRequestCommits(ctx, pr)
+func (r *Recorder) Commits(ctx context.Context, pr int) ([]Commit, error) {
+	var commits []Commit
+	err := r.call(ctx, fmt.Sprintf("read the commits of #%d", pr), func(ctx context.Context, gh GitHub) error {
+		got, err := gh.PullRequestCommits(ctx, pr)
+		for _, c := range got {
+			commits = append(commits, Commit{SHA: c.SHA, Message: c.Message})
+		}
 		return err
 	})
 	return commits, err
 }
 
+// ErrNoSuchCommit is returned by Resolve for a ref that is not a commit of
+// the repository.
+var ErrNoSuchCommit = ghapi.ErrNoSuchCommit
+
 // Handle is a deployment this run records. GitHub's answer to the create
 // arrives in the background; Known and Wait read it.
 type Handle struct {
 	done chan struct{}
-	dep  ghapi.Deployment
+	dep  Deployment
 }
 
 // Known returns the deployment if GitHub has answered the create.
-func (h *Handle) Known() (ghapi.Deployment, bool) {
+func (h *Handle) Known() (Deployment, bool) {
 	if h == nil {
-		return ghapi.Deployment{}, false
+		return Deployment{}, false
 	}
 	select {
 	case <-h.done:
 		return h.dep, h.dep.ID != 0
 	default:
-		return ghapi.Deployment{}, false
+		return Deployment{}, false
 	}
 }
 
 // Wait waits, at most max (real time: it waits for GitHub), for GitHub's
 // answer to the create.
-func (h *Handle) Wait(ctx context.Context, max time.Duration) (ghapi.Deployment, bool) {
+func (h *Handle) Wait(ctx context.Context, max time.Duration) (Deployment, bool) {
 	if h == nil {
-		return ghapi.Deployment{}, false
+		return Deployment{}, false
 	}
 	t := time.NewTimer(max)
 	defer t.Stop()
@@ -496,7 +463,7 @@ func (r *Recorder) Create(task Task, commit string, p Payload, first State, desc
 			return
 		}
 		dep.LatestState, dep.LatestDescription = string(first), desc
-		h.dep = dep
+		h.dep = deploymentOf(dep)
 		r.setStatus(dep.ID, first, desc)
 	})
 	return h
@@ -542,9 +509,7 @@ func (r *Recorder) CommitStatus(commit string, state CommitState, desc string) {
 		return
 	}
 	if !sha.IsFull(commit) {
-		r.mu.Lock()
-		r.missing = append(r.missing, fmt.Sprintf("set the %s commit status of %q (not a full commit SHA)", StatusContext(r.env()), commit))
-		r.mu.Unlock()
+		r.c.note(fmt.Sprintf("set the %s commit status of %q (not a full commit SHA)", StatusContext(r.env()), commit))
 		return
 	}
 	r.enqueue(func() {

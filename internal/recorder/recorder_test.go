@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
@@ -127,7 +128,7 @@ func TestLastGoodAndCurrentIgnoreJobDeployments(t *testing.T) {
 	bad.Finish(true)
 
 	good, found, err := r.LastGood(ctx, commit(3))
-	if err != nil || !found || good.SHA != commit(1) || good.Task != string(TaskRollback) {
+	if err != nil || !found || good.SHA != commit(1) || good.Task != TaskRollback {
 		t.Fatalf("LastGood = %s %s, %v, %v; want immune's rollback to %s", good.Task, good.SHA, found, err, commit(1))
 	}
 	// The first success was made inactive by a job's success; it still was
@@ -174,11 +175,11 @@ func TestCanariesAreNotTheEnvironments(t *testing.T) {
 	ours(f, TaskDeploy, commit(2), Payload{}, start, "in_progress", "failure")
 	ours(f, TaskCanary, commit(3), Payload{}, start, "in_progress", "success")
 	good, found, err := r.LastGood(ctx, commit(4))
-	if err != nil || !found || good.SHA != commit(1) || good.Task != string(TaskDeploy) {
+	if err != nil || !found || good.SHA != commit(1) || good.Task != TaskDeploy {
 		t.Errorf("LastGood = %s of %s, %v, %v; want the deploy of %s", good.Task, good.SHA, found, err, commit(1))
 	}
 	cur, found, err := r.Current(ctx)
-	if err != nil || !found || cur.SHA != commit(2) || cur.Task != string(TaskDeploy) {
+	if err != nil || !found || cur.SHA != commit(2) || cur.Task != TaskDeploy {
 		t.Errorf("Current = %s of %s, %v, %v; want the deploy of %s", cur.Task, cur.SHA, found, err, commit(2))
 	}
 }
@@ -205,7 +206,7 @@ func TestNewer(t *testing.T) {
 	ours(f, TaskDeploy, commit(3), Payload{}, start, "queued")               // waiting for mine: not started
 	hand := byHand(f, "deploy", commit(4))                                   // by hand, no status: it happened
 	other := ours(f, TaskDeploy, commit(5), Payload{}, start, "in_progress") // another run of ours
-	newer, err := r.Newer(context.Background(), ghapi.Deployment{ID: mine.ID})
+	newer, err := r.Newer(context.Background(), Deployment{ID: mine.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,8 +306,11 @@ func TestWrites(t *testing.T) {
 	ctx := context.Background()
 	h := r.Create(TaskDeploy, commit(1), Payload{Version: "1.0", HoldSeconds: 60}, StateQueued, "waiting")
 	d, ok := h.Wait(ctx, 5*time.Second)
-	if !ok || d.ID == 0 || d.Ref != commit(1) || OriginOf(d) != Ours {
+	if !ok || d.ID == 0 || d.Origin != Ours {
 		t.Fatalf("Create = %+v, %v", d, ok)
+	}
+	if made, _ := f.Deployment(d.ID); made.Ref != commit(1) {
+		t.Errorf("ref %q, want the full SHA", made.Ref)
 	}
 	r.SetStatus(h, StateSuccess, "healthy")
 	r.CommitStatus(commit(1)[:7], CommitSuccess, "healthy")
@@ -324,15 +328,11 @@ func TestWrites(t *testing.T) {
 	}
 }
 
-func TestCheckEnvironment(t *testing.T) {
+// The environment input's limit (config's) keeps immune's commit status
+// context within GitHub's.
+func TestLongestEnvironmentFitsTheContext(t *testing.T) {
 	t.Parallel()
-	if err := CheckEnvironment(strings.Repeat("e", 248)); err != nil {
-		t.Errorf("248 characters: %v", err)
-	}
-	if err := CheckEnvironment(strings.Repeat("e", 249)); err == nil || !strings.Contains(err.Error(), "at most 248 characters") {
-		t.Errorf("249 characters: %v", err)
-	}
-	if err := CheckEnvironment("prod\nx"); err == nil {
-		t.Error("a newline was accepted")
+	if n := len(StatusContext(strings.Repeat("e", config.MaxEnvironment))); n != MaxContext {
+		t.Errorf("the longest environment makes a context of %d characters, GitHub's limit is %d", n, MaxContext)
 	}
 }

@@ -5,18 +5,18 @@
 // now, what was last known good, whether the line is stopped, whether a
 // newer deploy superseded this one, and which run holds the environment.
 //
-// It writes through the small GitHub interface and never lets GitHub stop a
-// deploy, a watch or a rollback: a failed call becomes a line in the log
-// and, at the end, one warning listing what could not be recorded. After
-// GitHub proved unreachable, later calls are skipped rather than retried
-// again.
+// It also writes what people are told: the comments on the pull requests
+// of a rolled-back push and the tracking issue of a stopped line. Every
+// call takes one path (call.go) and never lets GitHub stop a deploy, a
+// watch or a rollback: a failed call becomes a line in the log and, at the
+// end, one warning listing what could not be recorded or told; after GitHub
+// proved unreachable or too slow, later calls are skipped rather than tried
+// again; a refused optional permission is named once. It returns its own
+// types: no other package of the run needs GitHub's.
 package recorder
 
 import (
-	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/sha"
@@ -177,16 +177,3 @@ const MaxContext = 255
 // StatusContext is the commit status context of an environment, which a
 // repository can require in branch protection.
 func StatusContext(environment string) string { return "immune/" + environment }
-
-// CheckEnvironment says what is wrong with an environment name for the
-// records, or nil.
-func CheckEnvironment(environment string) error {
-	if n := utf8.RuneCountInString(StatusContext(environment)); n > MaxContext {
-		return fmt.Errorf("expected at most %d characters, so that the commit status context %q fits GitHub's limit of %d (got %d characters)",
-			MaxContext-utf8.RuneCountInString(StatusContext("")), StatusContext("…"), MaxContext, utf8.RuneCountInString(environment))
-	}
-	if strings.ContainsAny(environment, "\r\n") {
-		return fmt.Errorf("expected a name on one line")
-	}
-	return nil
-}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"github.com/immune-cd/immune/internal/pct"
 	"math"
 	"strconv"
 	"strings"
@@ -119,9 +120,9 @@ func canaryRows(r *Run, row func(k, v string)) {
 		case w.Verdict == run.Cancelled:
 			verdict = "🛑 cancelled"
 		}
-		detail := fmt.Sprintf("%s after %s: %d of %d probes failed (%s)", verdict, FormatDuration(w.End.Sub(w.Start)), w.Stats.Failed, w.Stats.Probes, pctOf(w.Stats.ErrorRate))
+		detail := fmt.Sprintf("%s after %s: %d of %d probes failed (%s)", verdict, FormatDuration(w.End.Sub(w.Start)), w.Stats.Failed, w.Stats.Probes, pct.Of(w.Stats.ErrorRate, 1))
 		if ctl := c.Control; ctl != nil {
-			detail += fmt.Sprintf("; the control %d of %d (%s)", ctl.Stats.Failed, ctl.Stats.Probes, pctOf(ctl.Stats.ErrorRate))
+			detail += fmt.Sprintf("; the control %d of %d (%s)", ctl.Stats.Failed, ctl.Stats.Probes, pct.Of(ctl.Stats.ErrorRate, 1))
 		}
 		row("Canary", detail)
 		if ctl := c.Control; ctl != nil {
@@ -191,9 +192,9 @@ func canaryText(b *strings.Builder, r *Run) {
 		return
 	}
 	w := c.Watch
-	fmt.Fprintf(b, "  canary    %s: %d probes, %d failed (%s)", sha.Short(w.SHA), w.Stats.Probes, w.Stats.Failed, pctOf(w.Stats.ErrorRate))
+	fmt.Fprintf(b, "  canary    %s: %d probes, %d failed (%s)", sha.Short(w.SHA), w.Stats.Probes, w.Stats.Failed, pct.Of(w.Stats.ErrorRate, 1))
 	if ctl := c.Control; ctl != nil {
-		fmt.Fprintf(b, "; control %d probes, %d failed (%s)", ctl.Stats.Probes, ctl.Stats.Failed, pctOf(ctl.Stats.ErrorRate))
+		fmt.Fprintf(b, "; control %d probes, %d failed (%s)", ctl.Stats.Probes, ctl.Stats.Failed, pct.Of(ctl.Stats.ErrorRate, 1))
 	}
 	switch {
 	case c.Promoted && c.Early:

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"github.com/immune-cd/immune/internal/pct"
 	"math"
 	"strconv"
 	"strings"
@@ -219,7 +220,7 @@ func noDataText(m MetricWatch) string {
 func MetricLine(m MetricWatch) string {
 	var s string
 	if m.Kind == metrics.KindRate {
-		s = fmt.Sprintf("%d of %d requests failed (%s), allowed %s", m.Errors, m.Requests, pctOf(m.ErrorRate), pctOf(m.Allowed))
+		s = fmt.Sprintf("%d of %d requests failed (%s), allowed %s", m.Errors, m.Requests, pct.Of(m.ErrorRate, 1), pct.Of(m.Allowed, 1))
 		if m.Judged != "" && m.Judged != "absolute" {
 			s += " " + m.Judged
 		}
@@ -322,7 +323,7 @@ func writeMetricChart(b *strings.Builder, w *Watch, m MetricWatch, rw *Watch, rm
 			top = math.Max(top, v)
 			bars[i], lines[i] = chartNumber(v), chartNumber(allowed)
 		}
-		title = fmt.Sprintf("%s: errors per column (bars, %%) and the allowed %s (line); ∅ = no data", m.Name, pctOf(m.Allowed))
+		title = fmt.Sprintf("%s: errors per column (bars, %%) and the allowed %s (line); ∅ = no data", m.Name, pct.Of(m.Allowed, 1))
 		axis = "errors (%)"
 	} else {
 		bound := 0.0

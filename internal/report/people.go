@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"github.com/immune-cd/immune/internal/pct"
 	"strconv"
 	"strings"
 	"time"
@@ -163,7 +164,7 @@ func seen(w *Watch) string {
 		return ""
 	}
 	s := fmt.Sprintf("%d of %d probes failed (%s) · latency p50 %s, p95 %s", w.Stats.Failed, w.Stats.Probes,
-		pctOf(w.Stats.ErrorRate), FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95))
+		pct.Of(w.Stats.ErrorRate, 1), FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95))
 	if d := w.DetectedAfter(); d > 0 {
 		s += " · detected after " + FormatDuration(d)
 	}

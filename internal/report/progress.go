@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"github.com/immune-cd/immune/internal/pct"
 	"strconv"
 	"strings"
 
@@ -74,7 +75,7 @@ func (pr *Progress) Line(round health.Round) string {
 	}
 	line := fmt.Sprintf("  %7s  round %-3d %s", "+"+FormatDuration(round.Elapsed), round.N, shown)
 	if pr.judged > 0 {
-		line += fmt.Sprintf("  failed %d/%d (%s)  %s %s", pr.failed, pr.judged, pctOf(float64(pr.failed)/float64(pr.judged)),
+		line += fmt.Sprintf("  failed %d/%d (%s)  %s %s", pr.failed, pr.judged, pct.Of(float64(pr.failed)/float64(pr.judged), 1),
 			pr.name, FormatDuration(pr.latencies.Quantile(pr.pct/100)))
 	} else {
 		line += "  not live yet"

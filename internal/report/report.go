@@ -1,6 +1,6 @@
-// Package report renders a finished run: the step outputs, the job summary
-// (markdown with a chart), the plain-text report for terminals, and the JSON
-// report with every probe. It only renders; it decides nothing.
+// Package report renders a finished run and writes it (Publish): the step
+// outputs, the job summary (markdown with a chart), the plain-text report
+// for terminals, and the JSON report with every probe. It decides nothing.
 package report
 
 import (
@@ -85,8 +85,11 @@ type Watch struct {
 	Verdict    run.Verdict    `json:"verdict"` // healthy or regressed
 	Rule       string         `json:"rule,omitempty"`
 	Reason     string         `json:"reason"`
-	Detected   bool           `json:"-"` // the watch ended early on a regression
-	Stats      Stats          `json:"stats"`
+	// Why says in a few words why the watch regressed or was not judged,
+	// for GitHub's 140-character descriptions.
+	Why      string `json:"-"`
+	Detected bool   `json:"-"` // the watch ended early on a regression
+	Stats    Stats  `json:"stats"`
 	// Evidence is the verdict engine's numbers behind Verdict, when it
 	// judged (not for a startup timeout or a cancelled watch).
 	Evidence *verdict.Evidence `json:"-"`

@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/immune-cd/immune/internal/pct"
 	"math"
 	"sort"
 	"strconv"
@@ -24,7 +25,7 @@ func StatsSummary(r stats.Report) string {
 	c := r.Changes
 	row("Deployments per day", fmt.Sprintf("%s (%d changes: %s)", strconv.FormatFloat(r.PerDay, 'f', 1, 64), c.Total, changeParts(c)))
 	if f := r.ChangeFailureRate; f != nil {
-		row("Change failure rate", fmt.Sprintf("%s (%d of %d changes judged)", pctOf(f.Rate), f.Count, f.Of))
+		row("Change failure rate", fmt.Sprintf("%s (%d of %d changes judged)", pct.Of(f.Rate, 1), f.Count, f.Of))
 	} else {
 		row("Change failure rate", "— (no change judged)")
 	}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"github.com/immune-cd/immune/internal/pct"
 	"math"
 	"strconv"
 	"strings"
@@ -123,7 +124,7 @@ func writeTable(b *strings.Builder, r *Run) {
 	if w := r.Watch; w != nil {
 		if w.Stats.Probes > 0 || len(w.Metrics) == 0 {
 			row("Probes", fmt.Sprintf("%d judged, %d failed", w.Stats.Probes, w.Stats.Failed))
-			row("Error rate", pctOf(w.Stats.ErrorRate))
+			row("Error rate", pct.Of(w.Stats.ErrorRate, 1))
 			row("Latency", fmt.Sprintf("p50 %s · p95 %s", FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95)))
 		}
 		for _, m := range w.Metrics {
@@ -212,10 +213,6 @@ func writeList(b *strings.Builder, title string, items []string) {
 		fmt.Fprintf(b, "- %s\n", md(it, maxNote))
 	}
 	b.WriteString("\n")
-}
-
-func pctOf(f float64) string {
-	return strings.TrimSuffix(strconv.FormatFloat(f*100, 'f', 1, 64), ".0") + "%"
 }
 
 // maxColumns bounds the chart's width; longer watches merge rounds.
@@ -358,7 +355,7 @@ func Text(r *Run) string {
 	}
 	canaryText(&b, r)
 	if w := r.Watch; w != nil {
-		fmt.Fprintf(&b, "  watched   %s: %d probes, %d failed (%s), p50 %s, p95 %s", sha.Short(w.SHA), w.Stats.Probes, w.Stats.Failed, pctOf(w.Stats.ErrorRate), FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95))
+		fmt.Fprintf(&b, "  watched   %s: %d probes, %d failed (%s), p50 %s, p95 %s", sha.Short(w.SHA), w.Stats.Probes, w.Stats.Failed, pct.Of(w.Stats.ErrorRate, 1), FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95))
 		if d := w.DetectedAfter(); d > 0 {
 			fmt.Fprintf(&b, ", detected after %s", FormatDuration(d))
 		}

@@ -97,3 +97,20 @@ const (
 	// StageFull: the deploy command ran for the whole fleet.
 	StageFull Stage = "full"
 )
+
+// Mode is what a run does. Its string is the `mode` input.
+type Mode string
+
+// The modes. ModeAuto is resolved from the event before a run starts.
+const (
+	ModeAuto     Mode = "auto"
+	ModeDeploy   Mode = "deploy"
+	ModeWatch    Mode = "watch"
+	ModeRollback Mode = "rollback"
+	ModeGate     Mode = "gate"
+	// ModeBacktest replays the environment's last deploys against the
+	// metrics inputs; ModeStats writes its delivery record. Neither
+	// deploys anything.
+	ModeBacktest Mode = "backtest"
+	ModeStats    Mode = "stats"
+)

@@ -45,9 +45,11 @@ func (b *Baseline) Failures() int64 { return b.failures }
 // FailureRate is production's observed failure rate, 0 without requests.
 func (b *Baseline) FailureRate() float64 { return rate(b.failures, b.n) }
 
-// Latency is production's nearest-rank pct-th latency percentile over
+// Latency is production's nearest-rank percentile-th latency percentile over
 // answered requests, 0 without any.
-func (b *Baseline) Latency(pct float64) time.Duration { return b.latencies.Quantile(pct / 100) }
+func (b *Baseline) Latency(percentile float64) time.Duration {
+	return b.latencies.Quantile(percentile / 100)
+}
 
 // Unhealthy reports whether production itself breaks the absolute limits,
 // judged like a watch of the baseline's looks, and why. A baseline

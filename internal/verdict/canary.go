@@ -2,6 +2,7 @@ package verdict
 
 import (
 	"fmt"
+	"github.com/immune-cd/immune/internal/pct"
 	"math"
 	"time"
 )
@@ -264,19 +265,19 @@ func (c *Canary) Finish() Decision {
 
 // Stats returns the canary's and the control's counts so far.
 func (c *Canary) Stats() (canary, control Counts) {
-	pct := c.limits.LatencyPercentile
-	return c.canary.counts(pct), c.control.counts(pct)
+	percentile := c.limits.LatencyPercentile
+	return c.canary.counts(percentile), c.control.counts(percentile)
 }
 
 func (c *Canary) errorEvidence(t *twoSample) Evidence {
-	pct := c.limits.LatencyPercentile
+	percentile := c.limits.LatencyPercentile
 	return Evidence{
 		Judged: t.nc, Bad: t.xc, ErrorRate: rate(t.xc, t.nc),
 		AllowedErrorRate: rate(t.xs, t.ns) + c.limits.MaxErrorRate, Confidence: c.limits.Confidence,
-		Percentile: pct, Latency: c.canary.latencies.Quantile(pct / 100), MaxLatency: c.slowest,
+		Percentile: percentile, Latency: c.canary.latencies.Quantile(percentile / 100), MaxLatency: c.slowest,
 		Canary: &CanaryEvidence{
 			ControlJudged: t.ns, ControlBad: t.xs, ControlErrorRate: rate(t.xs, t.ns),
-			ControlLatency: c.control.latencies.Quantile(pct / 100),
+			ControlLatency: c.control.latencies.Quantile(percentile / 100),
 			Margin:         c.limits.MaxErrorRate, Ratio: t.ratio(c.temper), Bound: bound(t),
 		},
 	}
@@ -299,14 +300,14 @@ func (c *Canary) errorRegressed() Decision {
 	return Decision{
 		Outcome: Regressed, Rule: RuleCanaryErrorRate, Evidence: c.errorEvidence(t),
 		Reason: fmt.Sprintf("%s; the canary's failure rate is more than %s above the control's with %s confidence (the two-sample test's likelihood ratio is %s, at least %s%s)",
-			c.sideBySide(t, "failed"), pointsOf(c.limits.MaxErrorRate), percent(c.limits.Confidence), ratioText(t.ratio(c.temper)), trimFloat(bound(t)), c.tempered()),
+			c.sideBySide(t, "failed"), pointsOf(c.limits.MaxErrorRate), pct.Of(c.limits.Confidence, 2), ratioText(t.ratio(c.temper)), trimFloat(bound(t)), c.tempered()),
 	}
 }
 
 func (c *Canary) latencyRegressed() Decision {
 	t := c.latUp
-	pct := c.limits.LatencyPercentile
-	name := "p" + trimFloat(pct)
+	percentile := c.limits.LatencyPercentile
+	name := "p" + trimFloat(percentile)
 	ev := c.errorEvidence(c.errUp)
 	ev.Judged, ev.Bad, ev.ErrorRate = t.nc, t.xc, rate(t.xc, t.nc)
 	ev.Canary.ControlJudged, ev.Canary.ControlBad, ev.Canary.ControlErrorRate = t.ns, t.xs, rate(t.xs, t.ns)
@@ -314,15 +315,15 @@ func (c *Canary) latencyRegressed() Decision {
 	return Decision{
 		Outcome: Regressed, Rule: RuleCanaryLatency, Evidence: ev,
 		Reason: fmt.Sprintf("the canary's %s latency is %s against the control's %s: %d of %d answered canary %s were slower than %s (%s), against %d of %d (%s) for the control; more than %s above the control's with %s confidence (likelihood ratio %s, at least %s)",
-			name, duration(ev.Latency), duration(ev.Canary.ControlLatency), t.xc, t.nc, c.unit, duration(c.slowest), ratio(t.xc, t.nc),
-			t.xs, t.ns, ratio(t.xs, t.ns), pointsOf(t.margin), percent(c.limits.Confidence), ratioText(t.ratio(1)), trimFloat(bound(t))),
+			name, duration(ev.Latency), duration(ev.Canary.ControlLatency), t.xc, t.nc, c.unit, duration(c.slowest), pct.Ratio(t.xc, t.nc, 1),
+			t.xs, t.ns, pct.Ratio(t.xs, t.ns, 1), pointsOf(t.margin), pct.Of(c.limits.Confidence, 2), ratioText(t.ratio(1)), trimFloat(bound(t))),
 	}
 }
 
 func (c *Canary) promoted() Decision {
 	t := c.errDown
 	reason := fmt.Sprintf("%s; the canary's failure rate is less than %s above the control's with %s confidence (likelihood ratio %s, at least %s)",
-		c.sideBySide(t, "failed"), pointsOf(c.limits.MaxErrorRate), percent(c.limits.Confidence), ratioText(t.ratio(c.temper)), trimFloat(bound(t)))
+		c.sideBySide(t, "failed"), pointsOf(c.limits.MaxErrorRate), pct.Of(c.limits.Confidence, 2), ratioText(t.ratio(c.temper)), trimFloat(bound(t)))
 	if l := c.latDown; l != nil {
 		reason += fmt.Sprintf(", and at most %s more of its answers are slower than %s", pointsOf(l.margin), duration(c.slowest))
 	}
@@ -337,7 +338,7 @@ func (c *Canary) sideBySide(t *twoSample, what string) string {
 		same = "looks"
 	}
 	return fmt.Sprintf("the canary %s %d of %d %s (%s), the control %d of %d (%s) in the same %s",
-		what, t.xc, t.nc, c.unit, ratio(t.xc, t.nc), t.xs, t.ns, ratio(t.xs, t.ns), same)
+		what, t.xc, t.nc, c.unit, pct.Ratio(t.xc, t.nc, 1), t.xs, t.ns, pct.Ratio(t.xs, t.ns, 1), same)
 }
 
 func (c *Canary) healthyReason() string {
@@ -349,14 +350,14 @@ func (c *Canary) healthyReason() string {
 	switch over := rate(t.xc, t.nc) - rate(t.xs, t.ns); {
 	case over > c.limits.MaxErrorRate:
 		r += fmt.Sprintf(": %s above the control's, more than the allowed %s but not with %s confidence over so few %s",
-			trimFloat(over*100), pointsOf(c.limits.MaxErrorRate), percent(c.limits.Confidence), c.unit)
+			trimFloat(over*100), pointsOf(c.limits.MaxErrorRate), pct.Of(c.limits.Confidence, 2), c.unit)
 	default:
 		r += fmt.Sprintf(", within the allowed %s more", pointsOf(c.limits.MaxErrorRate))
 	}
 	if c.canary.answered > 0 {
-		pct := c.limits.LatencyPercentile
-		r += fmt.Sprintf("; p%s latency %s against the control's %s", trimFloat(pct),
-			duration(c.canary.latencies.Quantile(pct/100)), duration(c.control.latencies.Quantile(pct/100)))
+		percentile := c.limits.LatencyPercentile
+		r += fmt.Sprintf("; p%s latency %s against the control's %s", trimFloat(percentile),
+			duration(c.canary.latencies.Quantile(percentile/100)), duration(c.control.latencies.Quantile(percentile/100)))
 	}
 	return r
 }
@@ -371,7 +372,7 @@ func ratioText(r float64) string {
 
 // pointsOf prints an increase in points: "1 point", "0.5 points".
 func pointsOf(x float64) string {
-	if p := points(x); p != "1" {
+	if p := pct.Points(x, 2); p != "1" {
 		return p + " points"
 	}
 	return "1 point"

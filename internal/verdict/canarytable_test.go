@@ -2,6 +2,7 @@ package verdict
 
 import (
 	"fmt"
+	"github.com/immune-cd/immune/internal/pct"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -372,12 +373,12 @@ func TestCanaryTable(t *testing.T) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Canary against control: %d simulated watches per row, seed %d. Traffic is split at random between the\n", watches, canarySeed)
-	fmt.Fprintf(&b, "canary (its share) and the stable fleet, whose failure rate is %s; the canary runs the build. Each watch lasts\n", percent(canaryControl))
+	fmt.Fprintf(&b, "canary (its share) and the stable fleet, whose failure rate is %s; the canary runs the build. Each watch lasts\n", pct.Of(canaryControl, 2))
 	fmt.Fprintf(&b, "%v. immune looks at both tracks' request and error counts every %v and judges them as a rate metric:\n", canaryWatch, canaryLook)
-	fmt.Fprintf(&b, "its two-sample test (max-error-rate %s points over the control, confidence 99%%, dispersion correction).\n", points(canaryMargin))
-	fmt.Fprintf(&b, "Kayenta judges the per-minute failure rates every %d minutes with its Mann-Whitney classifier (%s confidence,\n", kayentaEvery, percent(kayentaConf))
+	fmt.Fprintf(&b, "its two-sample test (max-error-rate %s points over the control, confidence 99%%, dispersion correction).\n", pct.Points(canaryMargin, 2))
+	fmt.Fprintf(&b, "Kayenta judges the per-minute failure rates every %d minutes with its Mann-Whitney classifier (%s confidence,\n", kayentaEvery, pct.Of(kayentaConf, 2))
 	fmt.Fprintf(&b, "tolerance %s, over the minutes so far) and fails at the first High. The Argo experiment measures the canary's\n", trimFloat(kayentaTolerance))
-	fmt.Fprintf(&b, "success rate each minute against %s (the control's usual rate plus the allowed %s points) and fails when\n", percent(argoThreshold), points(canaryMargin))
+	fmt.Fprintf(&b, "success rate each minute against %s (the control's usual rate plus the allowed %s points) and fails when\n", pct.Of(argoThreshold, 2), pct.Points(canaryMargin, 2))
 	b.WriteString("failed measurements > failureLimit.\n")
 	b.WriteString("Cells: share of watches failed (a false alarm for the identical build and the one at the limit, a detection\n")
 	b.WriteString("for 2× and 5×), then median/p95 minutes to the failure.\n\n")
@@ -399,10 +400,10 @@ func TestCanaryTable(t *testing.T) {
 		}
 		b.WriteString("\n")
 	}
-	fmt.Fprintf(&b, "\nShared incident: identical builds, and from minute %d to %d a downstream outage fails %s of both tracks'\n", incidentFrom, incidentTo, percent(incidentRate))
+	fmt.Fprintf(&b, "\nShared incident: identical builds, and from minute %d to %d a downstream outage fails %s of both tracks'\n", incidentFrom, incidentTo, pct.Of(incidentRate, 2))
 	fmt.Fprintf(&b, "requests. Every failure is a false alarm. \"immune baseline\" is immune's baseline mode on the same traffic\n")
 	fmt.Fprintf(&b, "without a canary: production looked at for %d minutes before the deploy, then the new build, serving\n", baselineMinutes)
-	fmt.Fprintf(&b, "everyone, judged against it (max-error-rate %s points: baseline mode also checks production itself against\n", points(baselineMargin))
+	fmt.Fprintf(&b, "everyone, judged against it (max-error-rate %s points: baseline mode also checks production itself against\n", pct.Points(baselineMargin, 2))
 	b.WriteString("max-error-rate, so it must be above production's 1%).\n\n")
 	header(incidentPolicies)
 	for _, r := range rows {

@@ -2,6 +2,7 @@ package verdict
 
 import (
 	"fmt"
+	"github.com/immune-cd/immune/internal/pct"
 	"time"
 
 	"github.com/immune-cd/immune/internal/latency"
@@ -70,7 +71,7 @@ type stream struct {
 	disp      dispersion     // with Limits.Dispersion
 }
 
-func (s *stream) counts(pct float64) Counts {
+func (s *stream) counts(percentile float64) Counts {
 	return Counts{
 		Probes:     s.n,
 		Failures:   s.failures,
@@ -78,7 +79,7 @@ func (s *stream) counts(pct float64) Counts {
 		Slow:       s.slow,
 		P50:        s.latencies.Quantile(0.50),
 		P95:        s.latencies.Quantile(0.95),
-		Percentile: s.latencies.Quantile(pct / 100),
+		Percentile: s.latencies.Quantile(percentile / 100),
 	}
 }
 
@@ -298,10 +299,10 @@ func (e *Engine) Finish() Decision {
 
 // Stats returns the counts so far.
 func (e *Engine) Stats() Stats {
-	pct := e.limits.LatencyPercentile
-	s := Stats{Overall: e.overall.counts(pct)}
+	percentile := e.limits.LatencyPercentile
+	s := Stats{Overall: e.overall.counts(percentile)}
 	for _, t := range e.order {
-		s.Targets = append(s.Targets, TargetCounts{Target: t.target, Counts: t.counts(pct)})
+		s.Targets = append(s.Targets, TargetCounts{Target: t.target, Counts: t.counts(percentile)})
 	}
 	return s
 }
@@ -383,10 +384,10 @@ func (e *Engine) tryLatency(test rateTest, s *stream, final bool) (Decision, boo
 		return Decision{}, false
 	}
 	lim := test.limit(s.answered, final, 1)
-	pct := e.limits.LatencyPercentile
+	percentile := e.limits.LatencyPercentile
 	ev := Evidence{
 		Judged: s.answered, Bad: s.slow, Limit: lim, Final: final,
-		Percentile: pct, Latency: s.latencies.Quantile(pct / 100), MaxLatency: e.slowerThan, Confidence: e.limits.Confidence,
+		Percentile: percentile, Latency: s.latencies.Quantile(percentile / 100), MaxLatency: e.slowerThan, Confidence: e.limits.Confidence,
 	}
 	e.withBaseline(&ev)
 	return Decision{Outcome: Regressed, Rule: e.latencyRule, Target: e.targetOf(s), Reason: e.latencyReason(s, lim, final), Evidence: ev}, true
@@ -405,10 +406,10 @@ func (e *Engine) withBaseline(ev *Evidence) {
 }
 
 func (e *Engine) healthyEvidence() Evidence {
-	s, pct := &e.overall, e.limits.LatencyPercentile
+	s, percentile := &e.overall, e.limits.LatencyPercentile
 	ev := Evidence{
 		Judged: s.n, Bad: s.failures, ErrorRate: rate(s.failures, s.n), AllowedErrorRate: e.allowedRate,
-		Percentile: pct, Latency: s.latencies.Quantile(pct / 100), MaxLatency: e.slowerThan, Confidence: e.limits.Confidence,
+		Percentile: percentile, Latency: s.latencies.Quantile(percentile / 100), MaxLatency: e.slowerThan, Confidence: e.limits.Confidence,
 		Dispersion: e.temper(s),
 	}
 	e.withBaseline(&ev)
@@ -459,32 +460,32 @@ func when(n, lim int64, final bool, what string) string {
 }
 
 func (e *Engine) errorReason(s *stream, lim int64, final bool, phi float64) string {
-	conf := percent(e.limits.Confidence)
+	conf := pct.Of(e.limits.Confidence, 2)
 	tempered := ""
 	if phi >= 1.05 {
 		tempered = fmt.Sprintf(", the evidence divided by the errors' over-dispersion (%.1f)", phi)
 	}
-	got := fmt.Sprintf("%s%d of %d %s failed (%s)", e.scope(s), s.failures, s.n, e.unit, ratio(s.failures, s.n))
+	got := fmt.Sprintf("%s%d of %d %s failed (%s)", e.scope(s), s.failures, s.n, e.unit, pct.Ratio(s.failures, s.n, 1))
 	if e.base != nil {
 		return fmt.Sprintf("%s, against %d of %d (%s) in production before the deploy; the failure rate is more than %s points above production's with %s confidence (%s%s)",
-			got, e.base.failures, e.base.n, ratio(e.base.failures, e.base.n), points(e.limits.MaxErrorRate), conf, when(s.n, lim, final, e.unit), tempered)
+			got, e.base.failures, e.base.n, pct.Ratio(e.base.failures, e.base.n, 1), pct.Points(e.limits.MaxErrorRate, 2), conf, when(s.n, lim, final, e.unit), tempered)
 	}
 	return fmt.Sprintf("%s; the failure rate is above the allowed %s with %s confidence (%s%s)",
-		got, percent(e.limits.MaxErrorRate), conf, when(s.n, lim, final, e.unit), tempered)
+		got, pct.Of(e.limits.MaxErrorRate, 2), conf, when(s.n, lim, final, e.unit), tempered)
 }
 
 func (e *Engine) latencyReason(s *stream, lim int64, final bool) string {
-	pct := e.limits.LatencyPercentile
-	name := "p" + trimFloat(pct)
-	got := s.latencies.Quantile(pct / 100)
+	percentile := e.limits.LatencyPercentile
+	name := "p" + trimFloat(percentile)
+	got := s.latencies.Quantile(percentile / 100)
 	allowed := fmt.Sprintf("the allowed %s", duration(e.slowerThan))
 	if e.base != nil {
-		allowed = fmt.Sprintf("%s× production's %s (%s)", trimFloat(e.limits.MaxLatencyIncrease), duration(e.base.Latency(pct)), duration(e.slowerThan))
+		allowed = fmt.Sprintf("%s× production's %s (%s)", trimFloat(e.limits.MaxLatencyIncrease), duration(e.base.Latency(percentile)), duration(e.slowerThan))
 	}
 	answered := "answered " + e.unit
 	return fmt.Sprintf("%sthe %s latency is %s, above %s: %d of %d %s were slower than %s, more than the %s a %s allows, with %s confidence (%s)",
 		e.scope(s), name, duration(got), allowed, s.slow, s.answered, answered, duration(e.slowerThan),
-		percent(1-pct/100), name, percent(e.limits.Confidence), when(s.answered, lim, final, answered))
+		pct.Of(1-percentile/100, 2), name, pct.Of(e.limits.Confidence, 2), when(s.answered, lim, final, answered))
 }
 
 func (e *Engine) healthyReason() string {
@@ -492,28 +493,28 @@ func (e *Engine) healthyReason() string {
 	if s.n == 0 {
 		return "no " + e.unit + " were made"
 	}
-	r := fmt.Sprintf("%d of %d %s failed (%s)", s.failures, s.n, e.unit, ratio(s.failures, s.n))
+	r := fmt.Sprintf("%d of %d %s failed (%s)", s.failures, s.n, e.unit, pct.Ratio(s.failures, s.n, 1))
 	if e.base != nil {
 		r += fmt.Sprintf(", against %d of %d (%s) in production, within the allowed %s points more",
-			e.base.failures, e.base.n, ratio(e.base.failures, e.base.n), points(e.limits.MaxErrorRate))
+			e.base.failures, e.base.n, pct.Ratio(e.base.failures, e.base.n, 1), pct.Points(e.limits.MaxErrorRate, 2))
 	} else if float64(s.failures) > e.limits.MaxErrorRate*float64(s.n) {
 		r += fmt.Sprintf(", above the allowed %s but not with %s confidence over so few %s",
-			percent(e.limits.MaxErrorRate), percent(e.limits.Confidence), e.unit)
+			pct.Of(e.limits.MaxErrorRate, 2), pct.Of(e.limits.Confidence, 2), e.unit)
 	} else {
-		r += ", within the allowed " + percent(e.limits.MaxErrorRate)
+		r += ", within the allowed " + pct.Of(e.limits.MaxErrorRate, 2)
 	}
 	if s.answered == 0 {
 		return r
 	}
-	pct := e.limits.LatencyPercentile
-	name := "p" + trimFloat(pct)
-	got := s.latencies.Quantile(pct / 100)
+	percentile := e.limits.LatencyPercentile
+	name := "p" + trimFloat(percentile)
+	got := s.latencies.Quantile(percentile / 100)
 	r += fmt.Sprintf("; %s latency %s", name, duration(got))
 	switch {
 	case e.base != nil && e.slowerThan > 0:
-		r += fmt.Sprintf(", against %s in production (allowed %s)", duration(e.base.Latency(pct)), duration(e.slowerThan))
+		r += fmt.Sprintf(", against %s in production (allowed %s)", duration(e.base.Latency(percentile)), duration(e.slowerThan))
 	case e.slowerThan > 0 && got > e.slowerThan:
-		r += fmt.Sprintf(", above the allowed %s but not with %s confidence", duration(e.slowerThan), percent(e.limits.Confidence))
+		r += fmt.Sprintf(", above the allowed %s but not with %s confidence", duration(e.slowerThan), pct.Of(e.limits.Confidence, 2))
 	case e.slowerThan > 0:
 		r += fmt.Sprintf(", within the allowed %s", duration(e.slowerThan))
 	}

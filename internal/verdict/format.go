@@ -17,21 +17,6 @@ func roundTo(x float64, decimals int) float64 {
 	return r
 }
 
-// percent prints a configured fraction as a percentage: 0.05 is "5%".
-func percent(x float64) string { return trimFloat(x*100) + "%" }
-
-// points prints a difference of rates in percentage points: 0.05 is "5".
-func points(x float64) string { return trimFloat(x * 100) }
-
-// ratio prints bad out of n as a percentage with one decimal at most:
-// "35%", "0.7%".
-func ratio(bad, n int64) string {
-	if n == 0 {
-		return "0%"
-	}
-	return strconv.FormatFloat(roundTo(100*float64(bad)/float64(n), 1), 'f', -1, 64) + "%"
-}
-
 // duration prints a latency to the millisecond: "812ms", "1.204s".
 func duration(d time.Duration) string {
 	if d < time.Millisecond {

@@ -2,6 +2,7 @@ package verdict
 
 import (
 	"fmt"
+	"github.com/immune-cd/immune/internal/pct"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -375,7 +376,7 @@ func formatTable(all [][]rowResult, watches int) string {
 func formatFleetTable(tables map[fleet][][]rowResult, fleets []fleet) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Quality of verdicts with many URLs: the rows, limits and seed of quality.txt, on k URLs probed once per round\n")
-	fmt.Fprintf(&b, "for %d rounds (Horizon %d, Targets k). One bad: the row's build on one URL, the other URLs healthy (%s failing;\n", qualityProbes, qualityProbes, percent(fleetNoise))
+	fmt.Fprintf(&b, "for %d rounds (Horizon %d, Targets k). One bad: the row's build on one URL, the other URLs healthy (%s failing;\n", qualityProbes, qualityProbes, pct.Of(fleetNoise, 2))
 	b.WriteString("baseline rows: as production). All bad: the row's build on every URL. The references judge each URL on its own\n")
 	b.WriteString("and roll back when any URL trips. \"rates only\" is immune with consecutive-failures off: its false alarms are\n")
 	b.WriteString("the rate tests' alone, which confidence bounds (at most 1% at the limit, over all URLs together).\n")

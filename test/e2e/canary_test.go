@@ -4,7 +4,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/immune-cd/immune/internal/testkit/githubfake"
 	"github.com/immune-cd/immune/internal/testkit/testservice"
@@ -176,41 +175,6 @@ func TestCanaryCommandFails(t *testing.T) {
 	}
 	if !strings.Contains(res.log, "canary pool is full") {
 		t.Errorf("the command's output is not in the log:\n%s", res.log)
-	}
-}
-
-// A cancel during the canary's watch: the canary command's build stays on
-// the canary subset unjudged, the run says so, and its records end in
-// error, within seconds.
-func TestCanaryCancelled(t *testing.T) {
-	t.Parallel()
-	f := fakeGitHub(t)
-	seedOurs(f, "production", "deploy", shaGood, nil, "in_progress", "success")
-	svc, url := tracks(t, nil, shaGood)
-	run := canaryRun(t, url, map[string]string{"canary-duration": "30s"}).useGitHub(f)
-	c := run.cancelWhen(func() bool { return svc.Canary.Current() == shaNew }, 300*time.Millisecond)
-	out, outputs := c.log, c.outputs
-	if c.code != 1 {
-		t.Fatalf("exit %d, want 1\n%s", c.code, out)
-	}
-	if c.took > 5*time.Second {
-		t.Errorf("the run took %s to end after SIGTERM", c.took)
-	}
-	if outputs["verdict"] != "cancelled" || outputs["stage"] != "canary" {
-		t.Errorf("verdict %q, stage %q", outputs["verdict"], outputs["stage"])
-	}
-	want := "::error title=Cancelled::the job was cancelled during the canary-watch phase: 4d8b3f2 is live on the canary subset of production, unjudged, and was not removed; the rest of production never got it"
-	if !strings.Contains(out, want) {
-		t.Errorf("the log does not say what runs where:\n%s", out)
-	}
-	if len(svc.Stable.Deploys()) != 0 {
-		t.Errorf("the stable track was deployed: %v", svc.Stable.Deploys())
-	}
-	if got := strings.Join(tasks(f), " "); got != "deploy:canary:queued,in_progress,error" {
-		t.Errorf("deployments %s", got)
-	}
-	if got := commitStates(f, shaNew); got != "pending,error" {
-		t.Errorf("commit statuses %s", got)
 	}
 }
 

@@ -2,13 +2,10 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
@@ -253,20 +250,6 @@ func TestNothingToRollBackTo(t *testing.T) {
 	}
 }
 
-func TestWatchMode(t *testing.T) {
-	t.Parallel()
-	svc, url := service(t, map[string]testservice.Behaviour{shaGood: {FailRate: 0.5}}, shaGood)
-	run := newActionRun(t, "push", fast(url, map[string]string{"mode": "watch", "deploy-command": ""}))
-	run.env["GITHUB_SHA"] = shaGood
-	res := run.exec()
-	if res.code != 1 || res.outputs["verdict"] != "regressed" || res.outputs["rolled-back"] != "false" {
-		t.Fatalf("exit %d, verdict %q, rolled-back %q; want 1, regressed, false\n%s", res.code, res.outputs["verdict"], res.outputs["rolled-back"], res.log)
-	}
-	if len(svc.Deploys()) != 0 {
-		t.Errorf("watch mode deployed %v", svc.Deploys())
-	}
-}
-
 // TestInvalidInput: every invalid input ends with exit 2, a message naming
 // the input, and nothing deployed.
 func TestInvalidInput(t *testing.T) {
@@ -342,38 +325,5 @@ func TestUnknownEvent(t *testing.T) {
 	res := newActionRun(t, "schedule", fast(url, nil)).exec()
 	if res.code != 2 || !strings.Contains(res.log, `auto cannot pick a mode for the \"schedule\" event`) && !strings.Contains(res.log, `auto cannot pick a mode for the "schedule" event`) {
 		t.Fatalf("exit %d, want 2 with a message about the event\n%s", res.code, res.log)
-	}
-}
-
-// TestCancelled: the runner cancels the job (SIGTERM) during the watch. The
-// run ends at once without a verdict and rolls nothing back, since a newer
-// run may already be deploying.
-func TestCancelled(t *testing.T) {
-	t.Parallel()
-	svc, url := service(t, nil, shaGood)
-	run := newActionRun(t, "push", fast(url, map[string]string{"duration": "1m"}))
-	cmd := run.command()
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the watch is under way, then cancel as the runner does.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(svc.Current(), shaNew) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	err := cmd.Wait()
-	exit, ok := err.(*exec.ExitError)
-	if !ok || exit.ExitCode() != 1 {
-		t.Fatalf("Wait() = %v, want exit 1\n%s", err, out.String())
-	}
-	outputs := parseOutputs(t, run.env["GITHUB_OUTPUT"])
-	if outputs["verdict"] != "cancelled" || outputs["rolled-back"] != "false" || len(svc.Deploys()) != 1 {
-		t.Errorf("verdict %q, rolled-back %q, deploys %v; want cancelled, false, one deploy\n%s", outputs["verdict"], outputs["rolled-back"], svc.Deploys(), out.String())
 	}
 }

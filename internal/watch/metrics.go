@@ -1,11 +1,11 @@
-package action
+package watch
 
-// The metrics side of a run, wired to the phases: the Prometheus source,
-// checked before anything is deployed; one look per interval on the watch's
-// schedule (health.Watch.Look); the looks judged by metrics.Judge, or kept
-// as production's baseline by metrics.Baselines. What is measured is
+// The metrics side of a watch: the Prometheus source, checked before
+// anything is deployed; one look per interval on the watch's schedule
+// (health.Watch.Look); the looks judged by metrics.Judge, or kept as
+// production's baseline by metrics.Baselines. What is measured is
 // internal/metrics', what it means internal/verdict's; this file only
-// connects them to the run, its log and its report.
+// connects them to the watch, the log and the report.
 
 import (
 	"context"
@@ -17,18 +17,20 @@ import (
 
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/metrics"
+	"github.com/immune-cd/immune/internal/pct"
 	"github.com/immune-cd/immune/internal/promql"
 	"github.com/immune-cd/immune/internal/redact"
 	"github.com/immune-cd/immune/internal/report"
+	"github.com/immune-cd/immune/internal/run"
 )
 
 // hasMetrics reports whether the run reads metrics.
-func (r *runner) hasMetrics() bool { return len(r.cfg.Metrics) > 0 }
+func (w *Watcher) hasMetrics() bool { return len(w.cfg.Metrics) > 0 }
 
 // metricSpecs are the metrics input as package metrics takes them.
-func (r *runner) metricSpecs() []metrics.Spec {
-	specs := make([]metrics.Spec, len(r.cfg.Metrics))
-	for i, m := range r.cfg.Metrics {
+func (w *Watcher) metricSpecs() []metrics.Spec {
+	specs := make([]metrics.Spec, len(w.cfg.Metrics))
+	for i, m := range w.cfg.Metrics {
 		specs[i] = metrics.Spec{Name: m.Name, Errors: m.Errors, Total: m.Total, MaxErrorRate: m.MaxErrorRate,
 			Query: m.Query, Max: m.Max, Min: m.Min, Consecutive: m.Consecutive}
 		if m.Kind == config.MetricThreshold {
@@ -38,32 +40,12 @@ func (r *runner) metricSpecs() []metrics.Spec {
 	return specs
 }
 
-// signals counts the watch's signals that run an error-rate test: the
-// health probes (all URLs together) and each rate metric. Each takes an
-// equal share of the error rule's false-alarm allowance (see
-// verdict.Limits.Signals).
-func (r *runner) signals() int { return r.countSignals(r.cfg.HealthURLs) }
-
-// countSignals counts the signals of a watch that probes urls.
-func (r *runner) countSignals(urls []string) int {
-	n := 0
-	if len(urls) > 0 {
-		n++
-	}
-	for _, m := range r.cfg.Metrics {
-		if m.Kind == config.MetricRate {
-			n++
-		}
-	}
-	return max(n, 1)
-}
-
 // metricVars fills in the placeholders of a watch of commit, which
 // replaced previous.
-func (r *runner) metricVars(commit, previous string) promql.Vars {
-	v := promql.Vars{SHA: commit, PreviousSHA: previous, Environment: r.cfg.Environment}
-	if r.hasCanary() {
-		// Outside the canary's own watch (canarymetrics.go), a deploy with
+func (w *Watcher) metricVars(commit, previous string) promql.Vars {
+	v := promql.Vars{SHA: commit, PreviousSHA: previous, Environment: w.cfg.Environment}
+	if w.cfg.Mode == run.ModeDeploy && w.cfg.CanaryCommand != "" {
+		// Outside the canary's own watch (canary.go), a deploy with
 		// a canary reads the stable fleet: production before the deploy,
 		// the whole fleet after it, and the rollback.
 		v.Track = trackStable
@@ -72,42 +54,42 @@ func (r *runner) metricVars(commit, previous string) promql.Vars {
 }
 
 // newSource reads specs with vars from prometheus-url.
-func (r *runner) newSource(specs []metrics.Spec, vars promql.Vars) (*metrics.Source, error) {
+func (w *Watcher) newSource(specs []metrics.Spec, vars promql.Vars) (*metrics.Source, error) {
 	header := http.Header{}
-	for _, h := range r.cfg.PrometheusHeaders {
+	for _, h := range w.cfg.PrometheusHeaders {
 		header.Add(h.Name, h.Value)
 	}
-	client := r.d.HTTP
+	client := w.d.HTTP
 	if client == nil {
 		client = http.DefaultClient
 	}
 	return metrics.New(specs, vars, metrics.Options{
-		URL:    r.cfg.PrometheusURL,
+		URL:    w.cfg.PrometheusURL,
 		Header: header,
 		HTTP:   client,
-		Clock:  r.d.Clock,
+		Clock:  w.d.Clock,
 		// Prometheus's warnings and the retries; its text goes through the
 		// logger, which escapes every line.
-		Log:            func(msg string) { r.log.Printf("Prometheus: %s", msg) },
-		RequestTimeout: r.cfg.Timeout,
-		Backoff:        min(250*time.Millisecond, r.cfg.Interval/4),
+		Log:            func(msg string) { w.d.Log.Printf("Prometheus: %s", msg) },
+		RequestTimeout: w.cfg.Timeout,
+		Backoff:        min(250*time.Millisecond, w.cfg.Interval/4),
 	})
 }
 
-// checkMetrics sends every query once, with the placeholders of a watch of
+// Check sends every query once, with the placeholders of a watch of
 // commit (which replaces previous), before anything is deployed. A query
 // Prometheus rejects, or one whose placeholders have no value in this run,
-// is invalid input (exit 2). Prometheus unreachable is not: the deploy
-// goes ahead, the watch keeps trying, and a metric that stays without data
-// makes the run inconclusive, never healthy.
-func (r *runner) checkMetrics(ctx context.Context, commit, previous string) bool {
-	if !r.hasMetrics() {
-		return true
+// is invalid input: the error says so, for the run to refuse it (exit 2).
+// Prometheus unreachable is not: the deploy goes ahead, the watch keeps
+// trying, and a metric that stays without data makes the run inconclusive,
+// never healthy; Check warns and returns nil.
+func (w *Watcher) Check(ctx context.Context, commit, previous string) error {
+	if !w.hasMetrics() {
+		return nil
 	}
-	src, err := r.newSource(r.metricSpecs(), r.metricVars(commit, previous))
+	src, err := w.newSource(w.metricSpecs(), w.metricVars(commit, previous))
 	if err != nil {
-		r.refuse("Invalid input", "input metrics: "+err.Error())
-		return false
+		return fmt.Errorf("input metrics: %w", err)
 	}
 	var rejected, down []string
 	for _, e := range unjoin(src.Check(ctx)) {
@@ -120,26 +102,25 @@ func (r *runner) checkMetrics(ctx context.Context, commit, previous string) bool
 		}
 	}
 	if ctx.Err() != nil {
-		return true // the machine reports the cancel
+		return nil // the run reports the cancel
 	}
 	if len(rejected) > 0 {
-		r.refuse("Invalid input", "input metrics: Prometheus at "+redact.URL(r.cfg.PrometheusURL)+" cannot run them: "+strings.Join(rejected, "; "))
-		return false
+		return fmt.Errorf("input metrics: Prometheus at %s cannot run them: %s", redact.URL(w.cfg.PrometheusURL), strings.Join(rejected, "; "))
 	}
 	if len(down) > 0 {
-		r.warn("Prometheus unreachable", fmt.Sprintf("%s; the deploy goes ahead: the watch keeps trying, and a metric without data past startup-timeout makes the run inconclusive, never healthy",
+		w.d.Log.Warn("Prometheus unreachable", fmt.Sprintf("%s; the deploy goes ahead: the watch keeps trying, and a metric without data past startup-timeout makes the run inconclusive, never healthy",
 			strings.Join(down, "; ")))
 	}
 	var names []string
-	for _, m := range r.cfg.Metrics {
+	for _, m := range w.cfg.Metrics {
 		if m.Kind == config.MetricRate {
-			names = append(names, fmt.Sprintf("%s (errors at most %s)", m.Name, pct(m.MaxErrorRate)))
+			names = append(names, fmt.Sprintf("%s (errors at most %s)", m.Name, pct.Of(m.MaxErrorRate, 1)))
 		} else {
 			names = append(names, fmt.Sprintf("%s (%s)", m.Name, boundsText(m)))
 		}
 	}
-	r.log.Printf("Metrics from %s: %s.", redact.URL(r.cfg.PrometheusURL), strings.Join(names, ", "))
-	return true
+	w.d.Log.Printf("Metrics from %s: %s.", redact.URL(w.cfg.PrometheusURL), strings.Join(names, ", "))
+	return nil
 }
 
 func boundsText(m config.Metric) string {
@@ -168,7 +149,7 @@ func unjoin(err error) []error {
 // looks for the report, and what judges them: a Judge, or, before the
 // deploy, production's Baselines.
 type metricWatch struct {
-	r        *runner
+	w        *Watcher
 	src      *metrics.Source
 	log      *report.MetricLog
 	judge    *metrics.Judge
@@ -181,21 +162,21 @@ type metricWatch struct {
 // newMetricWatch reads specs for a watch of commit that replaced previous,
 // starting now, judged (against production's baselines when set), or,
 // with judge false, kept as a baseline.
-func (r *runner) newMetricWatch(specs []metrics.Spec, commit, previous string, base *metrics.Baselines, judge bool) (*metricWatch, error) {
-	src, err := r.newSource(specs, r.metricVars(commit, previous))
+func (w *Watcher) newMetricWatch(specs []metrics.Spec, commit, previous string, base *metrics.Baselines, judge bool) (*metricWatch, error) {
+	src, err := w.newSource(specs, w.metricVars(commit, previous))
 	if err != nil {
 		return nil, err
 	}
-	start := r.d.Clock.Now()
-	m := &metricWatch{r: r, src: src, start: start, interval: r.cfg.Interval,
+	start := w.d.Clock.Now()
+	m := &metricWatch{w: w, src: src, start: start, interval: w.cfg.Interval,
 		log: report.NewMetricLog(start, specs, 0), totals: make([]struct{ requests, errors int64 }, len(specs))}
 	if judge {
 		m.judge = metrics.NewJudge(specs, metrics.JudgeOptions{
-			Confidence:  r.cfg.Confidence,
-			Signals:     r.signals(),
-			MinRequests: int64(r.cfg.MinRequests),
+			Confidence:  w.cfg.Confidence,
+			Signals:     w.countSignals(w.cfg.HealthURLs),
+			MinRequests: int64(w.cfg.MinRequests),
 			Start:       start,
-			Grace:       max(r.cfg.StartupTimeout, 2*r.cfg.Interval),
+			Grace:       max(w.cfg.StartupTimeout, 2*w.cfg.Interval),
 			Baselines:   base,
 		})
 	} else {
@@ -254,7 +235,7 @@ func (m *metricWatch) progress(l metrics.Look) {
 			parts = append(parts, fmt.Sprintf("%s %.4g %s", rd.Metric, rd.Value, mark))
 		}
 	}
-	m.r.log.Printf("  %7s  metrics  %s", "+"+report.FormatDuration(l.At.Sub(m.start)), strings.Join(parts, " · "))
+	m.w.d.Log.Printf("  %7s  metrics  %s", "+"+report.FormatDuration(l.At.Sub(m.start)), strings.Join(parts, " · "))
 }
 
 // finish ends the watch at end and returns what it saw of each metric, and
@@ -267,7 +248,7 @@ func (m *metricWatch) finish(end time.Time, final bool) ([]report.MetricWatch, [
 		for _, name := range m.base.Names() {
 			req, errs := m.base.Counts(name)
 			o := metrics.Outcome{Metric: name, Kind: metrics.KindRate, Requests: req, Errors: errs}
-			if ok, why := m.base.Usable(name, int64(m.r.cfg.MinRequests)); ok {
+			if ok, why := m.base.Usable(name, int64(m.w.cfg.MinRequests)); ok {
 				o.Baseline = "the new build is judged against it"
 			} else {
 				o.Baseline = "not a yardstick: " + why
@@ -283,21 +264,21 @@ func (m *metricWatch) finish(end time.Time, final bool) ([]report.MetricWatch, [
 // schedule. Without a target, or when a query cannot be filled in, there is
 // no metrics baseline and the rate metrics are judged by their absolute
 // limits; the run says so.
-func (r *runner) metricsBaseline(target string) *metricWatch {
-	if !r.hasMetrics() {
+func (w *Watcher) metricsBaseline(target string) *metricWatch {
+	if !w.hasMetrics() {
 		return nil
 	}
-	base := metrics.NewBaselines(r.metricSpecs(), r.cfg.Confidence, r.signals())
+	base := metrics.NewBaselines(w.metricSpecs(), w.cfg.Confidence, w.countSignals(w.cfg.HealthURLs))
 	if len(base.Specs()) == 0 {
 		return nil
 	}
 	if target == "" {
-		r.note("no metrics baseline: the commit production runs is not known, so ${SHA} cannot be filled in; the rate metrics are judged by their absolute limits")
+		w.d.Log.Note("no metrics baseline: the commit production runs is not known, so ${SHA} cannot be filled in; the rate metrics are judged by their absolute limits")
 		return nil
 	}
-	mw, err := r.newMetricWatch(base.Specs(), target, "", base, false)
+	mw, err := w.newMetricWatch(base.Specs(), target, "", base, false)
 	if err != nil {
-		r.note(fmt.Sprintf("no metrics baseline: %v; the rate metrics are judged by their absolute limits", err))
+		w.d.Log.Note(fmt.Sprintf("no metrics baseline: %v; the rate metrics are judged by their absolute limits", err))
 		return nil
 	}
 	return mw

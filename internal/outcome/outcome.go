@@ -1,0 +1,382 @@
+// Package outcome decides, as one pure function, what a run leaves behind
+// once it stops: the final state and description of each of its GitHub
+// deployments, the commit status, what the state file remembers, who is
+// told and what the chat webhook hears last, and, for a run stopped before
+// its end, what production runs. Every mode, stage and verdict is a row of
+// Decide; the run applies what it returns. A new mode adds its rows here.
+package outcome
+
+import (
+	"fmt"
+
+	"github.com/immune-cd/immune/internal/notify"
+	"github.com/immune-cd/immune/internal/recorder"
+	"github.com/immune-cd/immune/internal/report"
+	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/sha"
+)
+
+// Held says why a regression was not rolled back.
+type Held int
+
+// The reasons.
+const (
+	NotHeld      Held = iota
+	AutoRollback      // auto-rollback is false
+	NoTarget          // no commit to roll back to is known
+	Superseded        // a newer deploy would be undone
+)
+
+// Record names one of the run's deployments.
+type Record int
+
+// The deployments a run may hold.
+const (
+	DeployRecord   Record = iota // the deploy's (task deploy)
+	RollbackRecord               // the rollback's, after a regression or by hand
+	CanaryRecord                 // the canary's (task deploy:canary)
+)
+
+// Facts are what the run knows when it stops, as typed fields.
+type Facts struct {
+	Mode    run.Mode
+	Stage   run.Stage // how far a deploy got
+	Verdict run.Verdict
+	// Stopped is set for a run that did not finish (a cancel, immune
+	// failing): the phase it stopped in, and how its records in flight are
+	// closed ("cancelled during watch").
+	Stopped     run.Phase
+	StoppedDesc string
+
+	Environment string
+	// SHA is the commit deployed (deploy), watched (watch) or rolled back
+	// to (rollback); Target the commit rolled back to (deploy), or the same
+	// as SHA (rollback); Current what ran before a manual rollback.
+	SHA, Target, Current string
+	// PendingOn is the commit whose status the run set pending.
+	PendingOn string
+
+	// The run's deployments that exist (were created), and whether their
+	// commands were started.
+	HasDeploy, HasRollback     bool
+	DeployStarted, RollbackRan bool
+	CanaryOpen, CanaryStarted  bool // the canary's record is still in flight; its command started
+	CanaryRemoving             bool // the canary's removal was started
+	CanaryPromoted             bool
+	// RolledBack: the rollback (or the canary's removal) command ran.
+	RolledBack bool
+	// RollbackCommandFailed: it ran and failed.
+	RollbackCommandFailed bool
+	Held                  Held
+
+	// Why says in a few words why the build regressed or was not judged;
+	// Healthy, how its healthy watch went; RollbackHealthy and RollbackWhy
+	// the same of the rollback's watch ("" when it was not watched).
+	Why, Healthy, RollbackHealthy, RollbackWhy string
+}
+
+// Status is a final deployment status.
+type Status struct {
+	Of          Record
+	State       recorder.State
+	Description string
+}
+
+// CommitStatus is the run's last commit status.
+type CommitStatus struct {
+	SHA         string
+	State       recorder.CommitState
+	Description string
+}
+
+// Memory is a verdict the state file remembers about a commit.
+type Memory struct {
+	SHA     string
+	Verdict run.Verdict
+}
+
+// Tell is what people hear when the run ends.
+type Tell struct {
+	// Story is what the authors, the tracking issue and the chat are told
+	// about.
+	Story report.StoryKind
+	// StopsLine: the tracking issue is opened (or updated).
+	StopsLine bool
+	// Hook is the webhook's last event; "" when it heard its last already.
+	Hook notify.Kind
+}
+
+// Outcome is what the run leaves behind.
+type Outcome struct {
+	Statuses []Status
+	Commit   *CommitStatus
+	Remember []Memory
+	// Tell is what people hear; nil for nothing.
+	Tell *Tell
+	// Recovered: a healthy deploy; if the line was stopped before it, the
+	// tracking issue is closed and the webhook hears it recovered.
+	Recovered bool
+	// WarnDegraded: a healthy watch whose numbers were above the limits is
+	// worth a warning.
+	WarnDegraded bool
+	// Production says what production runs, for a run that stopped early.
+	Production string
+}
+
+// Decide is what a run with facts f leaves behind.
+func Decide(f Facts) Outcome {
+	if f.Stopped != run.Done {
+		return stopped(f)
+	}
+	switch f.Mode {
+	case run.ModeWatch:
+		return watch(f)
+	case run.ModeRollback:
+		return manual(f)
+	}
+	if f.Stage == run.StageCanary {
+		return canary(f)
+	}
+	return deploy(f)
+}
+
+// deploy: a deploy that reached the whole fleet.
+func deploy(f Facts) Outcome {
+	var o Outcome
+	switch f.Verdict {
+	case run.Healthy:
+		desc := "healthy: " + f.Healthy
+		o.remember(f.SHA, run.Healthy)
+		o.status(DeployRecord, recorder.StateSuccess, desc)
+		o.commit(f.SHA, recorder.CommitSuccess, desc)
+		o.WarnDegraded, o.Recovered = true, true
+	case run.RolledBack:
+		o.remember(f.SHA, run.Regressed)
+		o.remember(f.Target, run.RolledBack)
+		o.status(RollbackRecord, recorder.StateSuccess, "rolled back from "+sha.Short(f.SHA)+": "+f.RollbackHealthy)
+		o.commit(f.SHA, recorder.CommitFailure, "rolled back: "+f.Why)
+		o.tell(report.RolledBack, notify.RolledBack)
+	case run.Inconclusive:
+		if f.RolledBack {
+			// The regression was rolled back; the rolled-back build was
+			// not seen healthy.
+			o.remember(f.SHA, run.Regressed)
+			o.remember(f.Target, run.Inconclusive)
+			o.status(RollbackRecord, recorder.StateError, recorder.Inconclusive+f.RollbackWhy)
+			o.commit(f.SHA, recorder.CommitFailure, "rolled back: "+f.Why)
+			o.tell(report.RolledBack, notify.RolledBack)
+			break
+		}
+		// GitHub has no state for "not judged": error is the terminal one
+		// that claims neither health nor a regression, and its description
+		// says which. The gate does not stop the line for it.
+		o.remember(f.SHA, run.Inconclusive)
+		o.status(DeployRecord, recorder.StateError, recorder.Inconclusive+f.Why)
+		o.commit(f.SHA, recorder.CommitError, recorder.Inconclusive+f.Why)
+	case run.RollbackFailed:
+		o.remember(f.SHA, run.Regressed)
+		o.remember(f.Target, run.RollbackFailed)
+		why := "rollback command failed"
+		if f.RollbackWhy != "" {
+			why = "rollback unhealthy: " + f.RollbackWhy
+		}
+		o.status(RollbackRecord, recorder.StateFailure, why)
+		o.commit(f.SHA, recorder.CommitFailure, "rollback failed after: "+f.Why)
+		o.tell(report.RollbackFailed, notify.RollbackFailed)
+	default: // regressed, not rolled back
+		o.remember(f.SHA, run.Regressed)
+		o.status(DeployRecord, recorder.StateFailure, "regressed: "+f.Why)
+		o.commit(f.SHA, recorder.CommitFailure, "regressed: "+f.Why)
+		// The webhook heard "regressed" already. The line is stopped by
+		// this run unless another deploy superseded it.
+		o.Tell = &Tell{Story: report.NotRolledBack, StopsLine: f.Held != Superseded}
+	}
+	return o
+}
+
+// canary: a deploy that ended in its canary stage: the canary regressed,
+// or could not be judged; the rest of the fleet never got the build.
+func canary(f Facts) Outcome {
+	var o Outcome
+	if f.Verdict == run.Inconclusive {
+		// Not judged: neither healthy nor regressed, and no stop of the
+		// line (see recorder.Inconclusive). Nothing is told.
+		desc := recorder.Inconclusive + "canary not judged: " + f.Why
+		if f.RolledBack && !f.RollbackCommandFailed {
+			desc += "; removed"
+		}
+		o.remember(f.SHA, run.Inconclusive)
+		o.closeCanary(f, recorder.StateError, desc)
+		o.commit(f.SHA, recorder.CommitError, desc)
+		return o
+	}
+	desc := "canary regressed: " + f.Why
+	switch f.Verdict {
+	case run.RolledBack:
+		desc += "; removed"
+		o.tell(report.RolledBack, notify.RolledBack)
+	case run.RollbackFailed:
+		desc += "; its removal failed"
+		o.tell(report.RollbackFailed, notify.RollbackFailed)
+	default:
+		desc += "; not removed"
+		o.Tell = &Tell{Story: report.NotRolledBack, StopsLine: f.Held != Superseded}
+	}
+	o.remember(f.SHA, run.Regressed)
+	o.closeCanary(f, recorder.StateFailure, desc)
+	o.commit(f.SHA, recorder.CommitFailure, desc)
+	return o
+}
+
+// watch: a watch of what runs, with no deploy; the webhook heard a
+// regression when the watch found it.
+func watch(f Facts) Outcome {
+	var o Outcome
+	if f.SHA == "" {
+		// Nothing to mark or remember.
+		o.WarnDegraded = f.Verdict == run.Healthy
+		return o
+	}
+	switch f.Verdict {
+	case run.Healthy:
+		o.remember(f.SHA, run.Healthy)
+		o.commit(f.SHA, recorder.CommitSuccess, "healthy: "+f.Healthy)
+		o.WarnDegraded = true
+	case run.Inconclusive:
+		o.commit(f.SHA, recorder.CommitError, recorder.Inconclusive+f.Why)
+	default:
+		o.commit(f.SHA, recorder.CommitFailure, "regressed: "+f.Why)
+	}
+	return o
+}
+
+// manual: a rollback by hand, to f.SHA from f.Current.
+func manual(f Facts) Outcome {
+	var o Outcome
+	switch f.Verdict {
+	case run.RolledBack:
+		o.remember(f.SHA, run.Healthy)
+		o.status(RollbackRecord, recorder.StateSuccess, "manual rollback: "+f.Healthy)
+		o.commit(f.SHA, recorder.CommitSuccess, "rolled back here by hand: "+f.Healthy)
+		o.tell(report.ManualRollback, notify.RolledBack)
+	case run.Inconclusive:
+		// Rolled back, but not confirmed healthy: the story says so.
+		o.remember(f.SHA, run.Inconclusive)
+		o.status(RollbackRecord, recorder.StateError, recorder.Inconclusive+f.Why)
+		o.commit(f.SHA, recorder.CommitError, recorder.Inconclusive+f.Why)
+		o.tell(report.ManualRollback, notify.RolledBack)
+	default:
+		o.status(RollbackRecord, recorder.StateFailure, f.Why)
+		o.commit(f.SHA, recorder.CommitFailure, "rollback failed: "+f.Why)
+		o.tell(report.ManualRollbackFailed, notify.RollbackFailed)
+	}
+	return o
+}
+
+// stopped: a run that did not finish. What it was doing was stopped; its
+// records in flight are closed as errors (never as healthy, nor as a
+// rollback it did not see), and it says what production runs.
+func stopped(f Facts) Outcome {
+	o := Outcome{Production: production(f)}
+	desc := f.StoppedDesc
+	switch {
+	case f.CanaryOpen:
+		o.closeCanary(f, recorder.StateError, desc)
+	case f.HasRollback && !f.RollbackRan:
+		o.status(RollbackRecord, recorder.StateError, recorder.NotDeployed+desc)
+	case f.HasRollback:
+		o.status(RollbackRecord, recorder.StateError, desc)
+	case f.HasDeploy && !f.DeployStarted:
+		o.status(DeployRecord, recorder.StateError, recorder.NotDeployed+desc)
+	case f.HasDeploy:
+		o.status(DeployRecord, recorder.StateError, desc)
+	}
+	if f.PendingOn != "" {
+		o.commit(f.PendingOn, recorder.CommitError, desc)
+	}
+	return o
+}
+
+// production says what production runs after a run stopped in f.Stopped.
+func production(f Facts) string {
+	ph, env, sh := f.Stopped, f.Environment, sha.Short(f.SHA)
+	target := orUnknown(sha.Short(f.Target))
+	switch f.Mode {
+	case run.ModeWatch:
+		if ph == run.Validate {
+			return "nothing was watched"
+		}
+		return fmt.Sprintf("the watch of %s did not finish, so it was not judged", sh)
+	case run.ModeRollback:
+		to, from := sha.Short(f.SHA), sha.Short(f.Current)
+		switch {
+		case ph == run.Confirm:
+			return fmt.Sprintf("%s was rolled back to %s, but the rollback was not confirmed healthy", env, to)
+		case f.RollbackRan:
+			return fmt.Sprintf("the rollback command was stopped midway, so %s's state is unknown: it was being restored to %s (replacing %s)", env, to, orUnknown(from))
+		}
+		return fmt.Sprintf("nothing was rolled back; %s still runs %s", env, orUnknown(from))
+	}
+	switch {
+	case ph == run.CanaryDeploy && !f.CanaryStarted:
+		return fmt.Sprintf("nothing was deployed; %s still runs what it ran before", env)
+	case ph == run.CanaryDeploy:
+		return fmt.Sprintf("the canary command was stopped midway, so the canary subset of %s may run %s in part; the rest of %s never got it, and nothing was rolled back", env, sh, env)
+	case ph == run.CanaryWatch:
+		return fmt.Sprintf("%s is live on the canary subset of %s, unjudged, and was not removed; the rest of %s never got it", sh, env, env)
+	case ph == run.CanaryRollback && f.CanaryRemoving:
+		return fmt.Sprintf("%s regressed as a canary and its removal was stopped midway, so the canary subset's state is unknown: it was being put back on %s; the rest of %s never got %s", sh, target, env, sh)
+	case ph == run.CanaryRollback:
+		return fmt.Sprintf("%s regressed as a canary and is still live on the canary subset of %s: its removal was not started; the rest of %s never got it", sh, env, env)
+	case ph == run.Deploy && !f.DeployStarted && f.CanaryPromoted:
+		return fmt.Sprintf("%s passed as a canary and is live on the canary subset of %s; the deploy to the whole fleet was not started", sh, env)
+	case ph == run.Record && f.Stage == run.StageCanary && f.RolledBack:
+		return fmt.Sprintf("%s regressed as a canary and was removed; the rest of %s never got it", sh, env)
+	case ph == run.Confirm:
+		return fmt.Sprintf("%s regressed and %s was rolled back to %s, but the rollback was not confirmed healthy", sh, env, target)
+	case ph == run.Rollback && f.RollbackRan:
+		return fmt.Sprintf("%s regressed, and the rollback command was stopped midway, so %s's state is unknown: it was being restored to %s", sh, env, target)
+	case ph == run.Rollback:
+		return fmt.Sprintf("%s regressed and is still live on %s: the rollback to %s was not started", sh, env, target)
+	case ph == run.Watch || ph == run.Decide:
+		return fmt.Sprintf("%s is live on %s, but its watch did not finish: it was not judged, and nothing was rolled back", sh, env)
+	case ph == run.Deploy && f.DeployStarted:
+		return fmt.Sprintf("the deploy command was stopped midway, so %s may run %s in part, or still %s; nothing was rolled back", env, sh, target)
+	}
+	return fmt.Sprintf("nothing was deployed; %s still runs what it ran before", env)
+}
+
+func (o *Outcome) remember(commit string, v run.Verdict) {
+	o.Remember = append(o.Remember, Memory{SHA: commit, Verdict: v})
+}
+
+func (o *Outcome) status(of Record, state recorder.State, desc string) {
+	o.Statuses = append(o.Statuses, Status{Of: of, State: state, Description: desc})
+}
+
+// closeCanary closes the canary's record, when it is still in flight: as
+// never deployed when its command never started and it ends in an error.
+func (o *Outcome) closeCanary(f Facts, state recorder.State, desc string) {
+	if !f.CanaryOpen {
+		return
+	}
+	if state == recorder.StateError && !f.CanaryStarted {
+		desc = recorder.NotDeployed + desc
+	}
+	o.status(CanaryRecord, state, desc)
+}
+
+func (o *Outcome) commit(commit string, state recorder.CommitState, desc string) {
+	o.Commit = &CommitStatus{SHA: commit, State: state, Description: desc}
+}
+
+func (o *Outcome) tell(story report.StoryKind, hook notify.Kind) {
+	o.Tell = &Tell{Story: story, StopsLine: true, Hook: hook}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "an unknown build"
+	}
+	return s
+}
