@@ -320,10 +320,18 @@ func (r *runner) tellFinish() {
 		// The runner kills the container seconds after the cancel.
 		wait, hookWait = time.Second, time.Second
 	}
-	done := true
+	line, comments := true, true
 	if r.rec.Enabled() {
-		if done = r.rec.FinishTelling(wait); !done {
-			r.Warn("People not told in time", fmt.Sprintf("the comments and the tracking issue were not finished within %s of the end of the run, and were given up", wait))
+		line, comments = r.rec.FinishTelling(wait)
+		var late []string
+		if !comments {
+			late = append(late, "the comments on the pull requests")
+		}
+		if !line {
+			late = append(late, "the tracking issue")
+		}
+		if len(late) > 0 {
+			r.Warn("People not told in time", fmt.Sprintf("%s were not finished within %s of the end of the run, and were given up", strings.Join(late, " and "), wait))
 		}
 	}
 	t := &r.tell
@@ -341,9 +349,12 @@ func (r *runner) tellFinish() {
 	t.mu.Lock()
 	lines, told, issue, did := t.lines, t.told, t.issue, t.issueDid
 	t.mu.Unlock()
-	if !done {
-		// Given up: the lanes may still write; read nothing more of them.
-		told, did = nil, ""
+	// A lane given up may still write: read nothing more of it.
+	if !comments {
+		told = nil
+	}
+	if !line {
+		did = ""
 	}
 	for _, l := range lines {
 		r.log.Printf("%s", l)

@@ -67,17 +67,18 @@ func (r *Recorder) TellLine(work func(ctx context.Context)) {
 }
 
 // FinishTelling waits, at most wait in all (real time: the lanes make
-// real requests), for what people are told; past it, the lanes are given
-// up and done is false: their work may still be running, and nothing more
-// of it should be read.
-func (r *Recorder) FinishTelling(wait time.Duration) (done bool) {
+// real requests), for what people are told: the tracking issue's lane
+// (line) and the comments' (comments). A lane not done by then is given
+// up: its work may still be running, and nothing more of it should be
+// read.
+func (r *Recorder) FinishTelling(wait time.Duration) (line, comments bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	line, _ := r.line.wait(ctx)
-	people, _ := r.people.wait(ctx)
+	line, _ = r.line.wait(ctx)
+	comments, _ = r.people.wait(ctx)
 	r.line.cancel()
 	r.people.cancel()
-	return line && people
+	return line, comments
 }
 
 // tell runs fn for people (see calls.do); it reports whether fn succeeded.

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -369,5 +370,40 @@ func TestManualRollbackTellsAndTheGateLinksTheIssue(t *testing.T) {
 	link := f.ServerURL() + "/octo-org/shop/issues/" + strconv.Itoa(issues[0].Number)
 	if res.code != 1 || res.outputs["verdict"] != "stopped" || !strings.Contains(res.log, "tracking issue: "+link) || !strings.Contains(res.summary, link) {
 		t.Errorf("gate: exit %d, verdict %s; want stopped, linking %s\n%s", res.code, res.outputs["verdict"], link, res.log)
+	}
+}
+
+// A slow GitHub (every call about people takes a second) on a push of ten
+// pull requests: the comments cannot all be written within the run's
+// budget, but the webhook hears the rollback and the tracking issue opens
+// all the same: the line's issue has a lane of its own, and the webhook
+// waits on GitHub for one call budget at most.
+func TestSlowGitHubStillStopsTheLineAndTellsTheWebhook(t *testing.T) {
+	t.Parallel()
+	f := githubfake.Start(t, githubfake.Options{Owner: "octo-org", Repo: "shop", Token: token})
+	f.AddCommit(shaGood, "Search: faster facets")
+	for i := 1; i <= 10; i++ {
+		merge := fmt.Sprintf("%02d%038x", i, i)
+		if i == 10 {
+			merge = shaNew
+		}
+		f.AddPull(githubfake.PullRequest{Number: 100 + i, Title: fmt.Sprintf("Change %d", i), Author: "dev" + strconv.Itoa(i), Merged: true, MergeCommitSHA: merge,
+			Commits: []githubfake.Commit{{SHA: fmt.Sprintf("%02d%038x", 50+i, i), Message: "change"}}})
+	}
+	seedOurs(f, "production", "deploy", shaGood, nil, "in_progress", "success")
+	for _, p := range []string{"issues", "commits", "compare", "labels", "pulls"} {
+		f.Inject(githubfake.Fault{PathPrefix: "/repos/octo-org/shop/" + p, Delay: time.Second})
+	}
+	h := newHook(t)
+	svc, url := service(t, map[string]testservice.Behaviour{shaNew: {FailRate: 1}}, shaGood)
+	res := newActionRun(t, "push", fast(url, h.inputs(map[string]string{"startup-timeout": "0s"}))).useGitHub(f).exec()
+	if res.code != 1 || res.outputs["verdict"] != "rolled-back" || svc.Current() != shaGood {
+		t.Fatalf("exit %d, verdict %s, service runs %s\n%s", res.code, res.outputs["verdict"], svc.Current(), res.log)
+	}
+	if got := h.kinds(); got != "regressed → rolled-back" {
+		t.Errorf("the webhook heard %q, want regressed → rolled-back\n%s", got, res.log)
+	}
+	if is := f.Issues(); len(is) != 1 || is[0].State != "open" {
+		t.Errorf("tracking issues %+v, want one open\n%s", is, res.log)
 	}
 }
