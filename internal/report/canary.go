@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"github.com/immune-cd/immune/internal/pct"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -139,14 +138,23 @@ func canaryRows(r *Run, row func(k, v string)) {
 	}
 }
 
-// writeCanaryChart draws both tracks' failed probes per round.
+// writeCanaryChart draws the canary beside its control, round by round
+// (or group of rounds): the share of each one's probes that failed, then
+// each one's slowest answer. The canary is the bars, the control the line.
 func writeCanaryChart(b *strings.Builder, r *Run) {
 	if r.Canary == nil || r.Canary.Series == nil || len(r.Canary.Series.Points) == 0 {
 		return
 	}
-	s := r.Canary.Series
+	c, s := r.Canary, r.Canary.Series
 	per := max((len(s.Points)+maxColumns-1)/maxColumns, 1)
-	var labels, canary, control []string
+	var width time.Duration
+	if len(s.Points) > 1 {
+		width = time.Duration(per) * (s.Points[1].Elapsed - s.Points[0].Elapsed)
+	}
+	var labels []string
+	var keep []bool
+	var canaryFailed, controlFailed, canarySlow, controlSlow []float64
+	var top time.Duration
 	for i := 0; i < len(s.Points); i += per {
 		p := s.Points[i]
 		for _, q := range s.Points[i+1 : min(i+per, len(s.Points))] {
@@ -154,26 +162,53 @@ func writeCanaryChart(b *strings.Builder, r *Run) {
 		}
 		label := "canary"
 		if i > 0 {
-			label = "+" + FormatDuration(p.Elapsed.Round(10*time.Millisecond))
+			label = sinceLabel(p.Elapsed, width)
 		}
-		labels = append(labels, strconv.Quote(label))
-		canary = append(canary, share(p.CanaryFailed, p.Canary))
-		control = append(control, share(p.ControlFailed, p.Control))
+		labels, keep = append(labels, label), append(keep, i == 0)
+		canaryFailed = append(canaryFailed, shareOf(p.CanaryFailed, p.Canary))
+		controlFailed = append(controlFailed, shareOf(p.ControlFailed, p.Control))
+		canarySlow = append(canarySlow, msOrNaN(p.CanarySlowest))
+		controlSlow = append(controlSlow, msOrNaN(p.ControlSlowest))
+		top = max(top, p.CanarySlowest, p.ControlSlowest)
 	}
-	b.WriteString("```mermaid\nxychart-beta\n")
-	b.WriteString("  title \"Failed probes (%): the canary (bars) against the control, the stable fleet (line), in the same rounds\"\n")
-	fmt.Fprintf(b, "  x-axis [%s]\n", strings.Join(labels, ", "))
-	b.WriteString("  y-axis \"failed (%)\" 0 --> 100\n")
-	fmt.Fprintf(b, "  bar [%s]\n", strings.Join(canary, ", "))
-	fmt.Fprintf(b, "  line [%s]\n", strings.Join(control, ", "))
-	b.WriteString("```\n\n")
+	canary, control := "canary", "control"
+	if c.Watch != nil {
+		canary = "canary " + sha.Short(c.Watch.SHA)
+	}
+	if c.Control != nil {
+		control = "control " + sha.Short(c.Control.SHA)
+	}
+	failed := &xyChart{title: "Failed probes (%), " + every(width), yTitle: "failed (%)", yMax: 100, labels: labels, keep: keep,
+		colours: []string{colourFailed, colourControl},
+		series:  []plot{{name: canary, values: canaryFailed}, {name: control, line: true, values: controlFailed}}}
+	slow := &xyChart{title: "Slowest answer (ms), " + every(width), yTitle: "ms", labels: labels, keep: keep,
+		yMax:    niceCeil(math.Max(float64(top)/1e6, 10) * 1.1),
+		colours: []string{colourLatency, colourControl},
+		series:  []plot{{name: canary, values: canarySlow}, {name: control, line: true, values: controlSlow}}}
+	failed.write(b)
+	slow.write(b)
+	fmt.Fprintf(b, "<sub>One column %s, in the same rounds: the bars are the canary (%s), the grey line the control, the stable fleet.", every(width), strings.TrimPrefix(canary, "canary "))
+	if c.Watch != nil {
+		if st := startupNote(part{commit: c.Watch.SHA, startup: startupOf(c.Watch)}); st != "" {
+			b.WriteString(" The canary " + st)
+		}
+	}
+	b.WriteString("</sub>\n\n")
 }
 
-func share(bad, n int) string {
+// shareOf is the percentage of n that bad is, NaN for no probes.
+func shareOf(bad, n int) float64 {
 	if n == 0 {
-		return "0"
+		return math.NaN()
 	}
-	return strconv.FormatFloat(math.Round(1000*float64(bad)/float64(n))/10, 'f', -1, 64)
+	return 100 * float64(bad) / float64(n)
+}
+
+func msOrNaN(d time.Duration) float64 {
+	if d <= 0 {
+		return math.NaN()
+	}
+	return float64(d) / 1e6
 }
 
 // judged is the watch whose numbers the outputs carry: the full watch, or

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/immune-cd/immune/internal/metrics"
 )
@@ -292,85 +293,105 @@ func writeMetrics(b *strings.Builder, r *Run) {
 // metricColumn is one column of a metric's chart.
 type metricColumn struct {
 	label            string
+	first            bool
 	requests, errors int64
 	worst            *float64
 	looks, noData    int
 }
 
-// writeMetricChart draws a rate metric's error rate per column (bars) with
-// its allowed rate (line), or a threshold metric's worst value per column
-// with its bound. Columns whose every look had no data are marked ∅ and
-// drawn at 0.
+// writeMetricChart draws a rate metric's error rate per column (red bars)
+// beside its allowed rate (grey line), or a threshold metric's worst value
+// per column (blue bars) beside its bound, across the watch and the
+// rollback's watch on one clock. A column whose every look had no data
+// has no bar, and the caption counts them.
 func writeMetricChart(b *strings.Builder, w *Watch, m MetricWatch, rw *Watch, rm *MetricWatch) {
-	cols := metricColumns(w, m, "deploy")
+	units := metricUnits(m)
 	if rm != nil {
-		cols = append(cols, metricColumns(rw, *rm, "rollback")...)
+		units += metricUnits(*rm)
+	}
+	per := max((units+maxColumns-1)/maxColumns, 1)
+	cols, width := metricColumns(w, m, "deploy", per, w.Start)
+	if rm != nil {
+		more, _ := metricColumns(rw, *rm, "rollback", per, w.Start)
+		cols = append(cols, more...)
 	}
 	if len(cols) == 0 {
 		return
 	}
-	labels, bars, lines := make([]string, len(cols)), make([]string, len(cols)), make([]string, len(cols))
+	c := &xyChart{colours: []string{colourFailed, colourControl}}
+	values, bound := nanSeries(len(cols)), make([]float64, len(cols))
+	noData := 0
+	name := m.Name
+	if utf8.RuneCountInString(name) > 30 {
+		name = string([]rune(name)[:29]) + "…"
+	}
 	var top float64
-	var title, axis string
 	if m.Kind == metrics.KindRate {
 		allowed := m.Allowed * 100
 		top = allowed * 2
-		for i, c := range cols {
-			v := 0.0
-			if c.requests > 0 {
-				v = 100 * float64(c.errors) / float64(c.requests)
+		for i, col := range cols {
+			if col.requests > 0 {
+				values[i] = 100 * float64(col.errors) / float64(col.requests)
+				top = math.Max(top, values[i])
 			}
-			top = math.Max(top, v)
-			bars[i], lines[i] = chartNumber(v), chartNumber(allowed)
+			bound[i] = allowed
 		}
-		title = fmt.Sprintf("%s: errors per column (bars, %%) and the allowed %s (line); ∅ = no data", m.Name, pct.Of(m.Allowed, 1))
-		axis = "errors (%)"
+		c.title, c.yTitle = name+": errors (%), "+every(width), "errors (%)"
+		c.series = []plot{{name: "errors", values: values}, {name: "allowed " + pct.Of(m.Allowed, 1), line: true, values: bound}}
 	} else {
-		bound := 0.0
+		limit, which := 0.0, ""
 		switch {
 		case m.Max != nil:
-			bound = *m.Max
+			limit, which = *m.Max, "max "
 		case m.Min != nil:
-			bound = *m.Min
+			limit, which = *m.Min, "min "
 		}
-		top = math.Abs(bound) * 1.5
-		for i, c := range cols {
-			v := 0.0
-			if c.worst != nil {
-				v = *c.worst
+		top = math.Abs(limit) * 1.5
+		for i, col := range cols {
+			if col.worst != nil {
+				values[i] = *col.worst
+				top = math.Max(top, values[i])
 			}
-			top = math.Max(top, v)
-			bars[i], lines[i] = chartNumber(v), chartNumber(bound)
+			bound[i] = limit
 		}
-		title = fmt.Sprintf("%s: value per column (bars, the worst look) and the bound %s (line); ∅ = no data", m.Name, formatValue(bound))
-		axis = "value"
+		c.colours[0] = colourLatency
+		c.title, c.yTitle = name+": worst look, "+every(width), "value"
+		c.series = []plot{{name: "worst look", values: values}, {name: which + formatValue(limit), line: true, values: bound}}
 	}
-	for i, c := range cols {
-		label := c.label
-		if c.looks > 0 && c.noData == c.looks {
-			label += " ∅"
+	for _, col := range cols {
+		c.labels, c.keep = append(c.labels, col.label), append(c.keep, col.first)
+		if col.looks > 0 && col.noData == col.looks {
+			noData++
 		}
-		labels[i] = strconv.Quote(label)
 	}
 	if top <= 0 {
 		top = 1
 	}
-	b.WriteString("```mermaid\nxychart-beta\n")
-	fmt.Fprintf(b, "  title %s\n", strconv.Quote(title))
-	fmt.Fprintf(b, "  x-axis [%s]\n", strings.Join(labels, ", "))
-	fmt.Fprintf(b, "  y-axis %s 0 --> %s\n", strconv.Quote(axis), chartNumber(niceCeil(top*1.1)))
-	fmt.Fprintf(b, "  bar [%s]\n", strings.Join(bars, ", "))
-	fmt.Fprintf(b, "  line [%s]\n", strings.Join(lines, ", "))
-	b.WriteString("```\n\n")
+	c.yMax = niceCeil(top * 1.1)
+	c.write(b)
+	fmt.Fprintf(b, "<sub>One column %s, times from the deploy", every(width))
+	if rm != nil {
+		b.WriteString(", the rollback's watch after it")
+	}
+	b.WriteString(".")
+	if noData > 0 {
+		fmt.Fprintf(b, " No bar in %d %s: Prometheus had no data for %s.", noData, plural(noData, "column"), map[bool]string{true: "it", false: "them"}[noData == 1])
+	}
+	b.WriteString("</sub>\n\n")
 }
 
-func chartNumber(v float64) string {
-	return strconv.FormatFloat(math.Round(v*1000)/1000, 'f', -1, 64)
+// metricUnits is how many looks (or minutes, when aggregated) a metric has.
+func metricUnits(m MetricWatch) int {
+	if m.Aggregated {
+		return len(m.Minutes)
+	}
+	return len(m.LooksKept)
 }
 
-// metricColumns groups a metric's looks into at most maxColumns columns;
-// an aggregated one's minutes.
-func metricColumns(w *Watch, m MetricWatch, first string) []metricColumn {
+// metricColumns groups a metric's looks per columns of per looks (or
+// minutes, when aggregated), labelled on the clock that started at clock;
+// it returns the columns and their width.
+func metricColumns(w *Watch, m MetricWatch, first string, per int, clock time.Time) ([]metricColumn, time.Duration) {
 	worse := func(c *metricColumn, v *float64) {
 		if v == nil {
 			return
@@ -383,11 +404,11 @@ func metricColumns(w *Watch, m MetricWatch, first string) []metricColumn {
 	}
 	var cols []metricColumn
 	if m.Aggregated {
-		per := max((len(m.Minutes)+maxColumns-1)/maxColumns, 1)
+		width := time.Duration(per) * time.Minute
 		for i := 0; i < len(m.Minutes); i += per {
-			c := metricColumn{label: first}
+			c := metricColumn{label: first, first: i == 0}
 			if i > 0 {
-				c.label = fmt.Sprintf("+%dm", i)
+				c.label = sinceLabel(w.Start.Sub(clock)+time.Duration(m.Minutes[i].Minute)*time.Minute, width)
 			}
 			for _, agg := range m.Minutes[i:min(i+per, len(m.Minutes))] {
 				c.looks += agg.Looks
@@ -398,13 +419,16 @@ func metricColumns(w *Watch, m MetricWatch, first string) []metricColumn {
 			}
 			cols = append(cols, c)
 		}
-		return cols
+		return cols, width
 	}
-	per := max((len(m.LooksKept)+maxColumns-1)/maxColumns, 1)
+	var width time.Duration
+	if n := len(m.LooksKept); n > 1 {
+		width = time.Duration(per) * m.LooksKept[n-1].At.Sub(m.LooksKept[0].At) / time.Duration(n-1)
+	}
 	for i := 0; i < len(m.LooksKept); i += per {
-		c := metricColumn{label: first}
+		c := metricColumn{label: first, first: i == 0}
 		if i > 0 {
-			c.label = "+" + FormatDuration(m.LooksKept[i].At.Sub(w.Start).Round(10*time.Millisecond))
+			c.label = sinceLabel(m.LooksKept[i].At.Sub(clock), width)
 		}
 		for _, l := range m.LooksKept[i:min(i+per, len(m.LooksKept))] {
 			c.looks++
@@ -418,5 +442,5 @@ func metricColumns(w *Watch, m MetricWatch, first string) []metricColumn {
 		}
 		cols = append(cols, c)
 	}
-	return cols
+	return cols, width
 }

@@ -305,12 +305,12 @@ func (s Story) push() string {
 
 // facts is the table of a regression.
 func (s Story) facts(b *strings.Builder, withEnvironment bool) {
-	b.WriteString("| | |\n|---|---|\n")
+	table := tableRows(b)
 	// Every value is immune's text and escaped pieces: none holds a "|"
 	// that would end its cell.
 	row := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(b, "| %s | %s |\n", k, v)
+			table(k, v)
 		}
 	}
 	if withEnvironment {

@@ -109,7 +109,7 @@ func TestProbeLogAggregatesPastItsCap(t *testing.T) {
 	}
 	// The chart has one column per minute.
 	if sum := Summary(&Run{Mode: "watch", Environment: "production", SHA: newSHA, Verdict: run.Healthy, Watch: w}); !strings.Contains(sum, `x-axis ["deploy", "+1m", "+2m"]`) ||
-		!strings.Contains(sum, "per minute") {
+		!strings.Contains(sum, "every minute") {
 		t.Errorf("chart:\n%s", sum)
 	}
 }

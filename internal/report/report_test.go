@@ -253,7 +253,7 @@ func TestMetricLogBounded(t *testing.T) {
 	var b strings.Builder
 	w := &Watch{Start: t0, Metrics: []MetricWatch{m}}
 	writeMetricChart(&b, w, m, nil, nil)
-	if !strings.Contains(b.String(), `x-axis ["deploy", "+1m", "+2m"`) {
+	if !strings.Contains(b.String(), `x-axis ["deploy", "+1m", "+2m",`) || !strings.Contains(b.String(), "every minute") {
 		t.Errorf("chart of an aggregated metric:\n%s", b.String())
 	}
 }

@@ -2,13 +2,11 @@ package report
 
 import (
 	"fmt"
-	"github.com/immune-cd/immune/internal/pct"
-	"math"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/immune-cd/immune/internal/escape"
+	"github.com/immune-cd/immune/internal/pct"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
 )
@@ -102,8 +100,7 @@ func link(text, url string) string {
 }
 
 func writeTable(b *strings.Builder, r *Run) {
-	b.WriteString("| | |\n|---|---|\n")
-	row := func(k, v string) { fmt.Fprintf(b, "| %s | %s |\n", k, v) }
+	row := tableRows(b)
 	if r.Mode == "rollback" {
 		row("Rolled back to", link("`"+sha.Short(r.SHA)+"`", r.Links.Commit))
 		if r.PreviousSHA != "" {
@@ -175,8 +172,7 @@ func rollbackResult(r *Run, text func(string, int) string) string {
 
 func writeGate(b *strings.Builder, r *Run) {
 	g := r.Gate
-	b.WriteString("| | |\n|---|---|\n")
-	row := func(k, v string) { fmt.Fprintf(b, "| %s | %s |\n", k, v) }
+	row := tableRows(b)
 	row("Environment", md(r.Environment, 0))
 	if g.PullRequest != 0 {
 		row("Pull request", "#"+strconv.Itoa(g.PullRequest))
@@ -202,6 +198,19 @@ func writeGate(b *strings.Builder, r *Run) {
 	b.WriteString("\n")
 }
 
+// tableRows writes a table of facts, one per row; its first row is the
+// header GitHub's tables need (an empty one draws an empty band).
+func tableRows(b *strings.Builder) func(k, v string) {
+	first := true
+	return func(k, v string) {
+		fmt.Fprintf(b, "| %s | %s |\n", k, v)
+		if first {
+			b.WriteString("|:---|:---|\n")
+			first = false
+		}
+	}
+}
+
 func writeList(b *strings.Builder, title string, items []string) {
 	if len(items) == 0 {
 		return
@@ -213,136 +222,6 @@ func writeList(b *strings.Builder, title string, items []string) {
 		fmt.Fprintf(b, "- %s\n", md(it, maxNote))
 	}
 	b.WriteString("\n")
-}
-
-// maxColumns bounds the chart's width; longer watches merge rounds.
-const maxColumns = 40
-
-type column struct {
-	label     string
-	latencyMS float64
-	failed    float64 // share of the column's probes that failed
-}
-
-// writeChart draws latency (line) and failures (bars) per round, with the
-// deploy and the rollback marked on the x axis.
-func writeChart(b *strings.Builder, r *Run) {
-	var cols []column
-	cols = append(cols, columns(r.Watch, "deploy")...)
-	cols = append(cols, columns(r.RollbackWatch, "rollback")...)
-	if len(cols) == 0 {
-		return
-	}
-	top := 10.0
-	for _, c := range cols {
-		top = math.Max(top, c.latencyMS)
-	}
-	top = niceCeil(top * 1.1)
-	labels, bars, lines := make([]string, len(cols)), make([]string, len(cols)), make([]string, len(cols))
-	for i, c := range cols {
-		labels[i] = strconv.Quote(c.label)
-		bars[i] = strconv.FormatFloat(math.Round(c.failed*top), 'f', -1, 64)
-		lines[i] = strconv.FormatFloat(math.Round(c.latencyMS), 'f', -1, 64)
-	}
-	per := "round"
-	if r.Watch != nil && r.Watch.Aggregates != nil {
-		per = "minute"
-	}
-	b.WriteString("```mermaid\nxychart-beta\n")
-	fmt.Fprintf(b, "  title \"Slowest answer per %s (line, ms) and failed probes (bars, full height = all failed)\"\n", per)
-	fmt.Fprintf(b, "  x-axis [%s]\n", strings.Join(labels, ", "))
-	fmt.Fprintf(b, "  y-axis \"latency (ms)\" 0 --> %s\n", strconv.FormatFloat(top, 'f', -1, 64))
-	fmt.Fprintf(b, "  bar [%s]\n", strings.Join(bars, ", "))
-	fmt.Fprintf(b, "  line [%s]\n", strings.Join(lines, ", "))
-	b.WriteString("```\n\n")
-}
-
-// columns groups a watch's probes by round, merging rounds to fit the chart;
-// for an aggregated watch, by minute.
-func columns(w *Watch, first string) []column {
-	if w != nil && w.Aggregates != nil {
-		return minuteColumns(w.Aggregates.Minutes, first)
-	}
-	if w == nil || len(w.Probes) == 0 {
-		return nil
-	}
-	rounds := w.Probes[len(w.Probes)-1].Round
-	per := (rounds + maxColumns - 1) / maxColumns
-	if per < 1 {
-		per = 1
-	}
-	var cols []column
-	var probes, failed int
-	var slowest float64
-	var start int
-	flush := func() {
-		if probes == 0 {
-			return
-		}
-		label := first
-		if len(cols) > 0 {
-			label = "+" + FormatDuration(w.Probes[start].Time.Sub(w.Start).Round(10*time.Millisecond))
-		}
-		cols = append(cols, column{label: label, latencyMS: slowest, failed: float64(failed) / float64(probes)})
-		probes, failed, slowest = 0, 0, 0
-	}
-	for i, p := range w.Probes {
-		bucket := (p.Round - 1) / per
-		if i > 0 && bucket != (w.Probes[i-1].Round-1)/per {
-			flush()
-		}
-		if probes == 0 {
-			start = i
-		}
-		probes++
-		if p.Failed {
-			failed++
-		}
-		if p.Answered {
-			slowest = math.Max(slowest, float64(p.Latency)/1e6)
-		}
-	}
-	flush()
-	return cols
-}
-
-// minuteColumns groups per-minute aggregates, merging minutes to fit the
-// chart.
-func minuteColumns(minutes []MinuteAggregate, first string) []column {
-	per := max((len(minutes)+maxColumns-1)/maxColumns, 1)
-	var cols []column
-	for i := 0; i < len(minutes); i += per {
-		var probes, failed int
-		var slowest time.Duration
-		for _, m := range minutes[i:min(i+per, len(minutes))] {
-			probes += m.Probes
-			failed += m.Failed
-			slowest = max(slowest, m.Slowest)
-		}
-		label := first
-		if i > 0 {
-			label = fmt.Sprintf("+%dm", i)
-		}
-		c := column{label: label, latencyMS: float64(slowest) / 1e6}
-		if probes > 0 {
-			c.failed = float64(failed) / float64(probes)
-		}
-		cols = append(cols, c)
-	}
-	return cols
-}
-
-func niceCeil(v float64) float64 {
-	if v <= 0 {
-		return 10
-	}
-	mag := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 2.5, 5, 10} {
-		if m*mag >= v {
-			return m * mag
-		}
-	}
-	return 10 * mag
 }
 
 // Text renders a short plain-text report for terminals.
