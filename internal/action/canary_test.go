@@ -370,7 +370,7 @@ func TestCanaryRegressionTellsPeople(t *testing.T) {
 			body = c.Body
 		}
 	}
-	if !strings.Contains(body, "regressed on production") || !strings.Contains(body, "probes failed") || !strings.Contains(body, "the canary (bars) against the control") {
+	if !strings.Contains(body, "regressed on production") || !strings.Contains(body, "probes failed") || !strings.Contains(body, "the bars are the canary") {
 		t.Errorf("comment on #12:\n%s", body)
 	}
 	if issues := m.gh.Issues(); len(issues) != 1 || issues[0].State != "open" {

@@ -111,7 +111,10 @@ async function drawAll() {
     const labels = [...svg.querySelectorAll('.bottom-axis .label text, g.bottom-axis g.label text')];
     d.xLabels = labels.map((l) => l.textContent);
     d.overlaps = 0;
-    const rects = labels.map((l) => l.getBoundingClientRect()).sort((a, b) => a.left - b.left);
+    // Labels of zero-width spaces are columns left unlabelled.
+    const shown = labels.filter((l) => l.textContent.replace(/\u200b/g, '').trim() !== '');
+    d.shownLabels = shown.map((l) => l.textContent);
+    const rects = shown.map((l) => l.getBoundingClientRect()).sort((a, b) => a.left - b.left);
     for (let j = 1; j < rects.length; j++) {
       if (rects[j].left < rects[j - 1].right - 0.5) d.overlaps++;
     }

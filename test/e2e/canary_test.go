@@ -97,7 +97,7 @@ func TestCanaryPromotedAndWatched(t *testing.T) {
 	if got := commitStates(f, shaNew); got != "pending,pending,success" {
 		t.Errorf("commit statuses %s", got)
 	}
-	for _, want := range []string{"| Canary | ✅ passed after", "the canary (bars) against the control", "is healthy on production"} {
+	for _, want := range []string{"| Canary | ✅ passed after", "the bars are the canary", "is healthy on production"} {
 		if !strings.Contains(res.summary, want) {
 			t.Errorf("summary lacks %q:\n%s", want, res.summary)
 		}

@@ -149,7 +149,7 @@ func TestMetricsHealthyUnderRealTraffic(t *testing.T) {
 			t.Errorf("the log lacks %q:\n%s", want, res.log)
 		}
 	}
-	for _, want := range []string{"| `http-errors` (rate) |", "| `p99` (threshold) |", "http-errors: errors per column", "p99: value per column"} {
+	for _, want := range []string{"| `http-errors` (rate) |", "| `p99` (threshold) |", "http-errors: errors (%)", "p99: worst look"} {
 		if !strings.Contains(res.summary, want) {
 			t.Errorf("the summary lacks %q:\n%s", want, res.summary)
 		}
