@@ -105,7 +105,8 @@ func (c *Command) Main(ctx context.Context) (code int) {
 		fmt.Fprint(c.Stdout, usage)
 		return action.ExitOK
 	default:
-		fmt.Fprintf(c.Stderr, "immune: unknown command %q\n\n%s", sub, usage)
+		fmt.Fprintf(c.Stderr, "immune: unknown command %q%s\nRun 'immune help' for the commands.\n", sub,
+			didYouMean(sub, []string{"deploy", "watch", "rollback", "gate", "demo", "version", "help"}, ""))
 		return action.ExitConfig
 	}
 }
@@ -113,14 +114,17 @@ func (c *Command) Main(ctx context.Context) (code int) {
 // runAction runs as a container action: inputs come from INPUT_* variables.
 func (c *Command) runAction(ctx context.Context) int {
 	gha := githubactions.New(githubactions.WithGetenv(c.Getenv), githubactions.WithWriter(c.Stdout))
-	return c.run(ctx, gha, gha.GetInput, false)
+	return c.run(ctx, gha, gha.GetInput, false, false)
 }
 
 // runCLI runs with flags named like the inputs.
 func (c *Command) runCLI(ctx context.Context, mode run.Mode, args []string) int {
 	fs := flag.NewFlagSet("immune "+string(mode), flag.ContinueOnError)
-	fs.SetOutput(c.Stderr)
+	// A mistake gets a short answer below; -h gets the flags.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	values := map[string]*string{}
+	var names []string
 	for _, in := range config.Inputs {
 		if in.Name == "mode" {
 			continue
@@ -130,6 +134,7 @@ func (c *Command) runCLI(ctx context.Context, mode run.Mode, args []string) int 
 			desc += fmt.Sprintf(" (default %q)", in.Default)
 		}
 		values[in.Name] = fs.String(in.Name, "", desc)
+		names = append(names, in.Name)
 	}
 	var asJSON *bool
 	if mode == run.ModeBacktest || mode == run.ModeStats {
@@ -137,8 +142,12 @@ func (c *Command) runCLI(ctx context.Context, mode run.Mode, args []string) int 
 	}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
+			fmt.Fprintf(c.Stdout, "Usage: immune %s [flags]\n\nThe flags carry the action's input names:\n", mode)
+			fs.SetOutput(c.Stdout)
+			fs.PrintDefaults()
 			return action.ExitOK
 		}
+		fmt.Fprintf(c.Stderr, "immune %s: %s\nRun 'immune %s -h' for its flags.\n", mode, flagError(err, names), mode)
 		return action.ExitConfig
 	}
 	if fs.NArg() > 0 {
@@ -156,10 +165,63 @@ func (c *Command) runCLI(ctx context.Context, mode run.Mode, args []string) int 
 		return v
 	}
 	gha := githubactions.New(githubactions.WithGetenv(c.Getenv), githubactions.WithWriter(c.Stdout))
-	return c.run(ctx, gha, get, asJSON != nil && *asJSON)
+	return c.run(ctx, gha, get, true, asJSON != nil && *asJSON)
 }
 
-func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config.Getter, asJSON bool) int {
+// flagError says what was wrong with the command line, in one line.
+func flagError(err error, names []string) string {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		name = strings.TrimLeft(name, "-")
+		return fmt.Sprintf("unknown flag --%s%s", name, didYouMean(name, names, "--"))
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		name = strings.TrimLeft(name, "-")
+		return fmt.Sprintf("--%s needs a value: --%s=VALUE", name, name)
+	}
+	return msg
+}
+
+// didYouMean suggests the closest of names to a mistyped word: a name
+// it starts or ends, or one at most a third of its letters away.
+func didYouMean(word string, names []string, prefix string) string {
+	best, bestDist := "", (len(word)+1)/3+1
+	for _, n := range names {
+		d := editDistance(word, n)
+		if d < bestDist || (best == "" && len(word) >= 3 && (strings.HasPrefix(n, word) || strings.HasSuffix(n, word))) {
+			best, bestDist = n, min(d, bestDist)
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %s%s?", prefix, best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// run loads the configuration and runs; flags says the inputs came from
+// the command line, so that errors name them as flags.
+func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config.Getter, flags, asJSON bool) int {
 	plain := c.Getenv("GITHUB_ACTIONS") != "true"
 	if !plain {
 		// Secrets are masked before anything else is logged.
@@ -173,6 +235,7 @@ func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config
 		EventName: c.Getenv("GITHUB_EVENT_NAME"),
 		SHA:       c.Getenv("GITHUB_SHA"),
 		Workspace: workspace,
+		Flags:     flags,
 	})
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {

@@ -20,11 +20,22 @@ import (
 // unless interval is shorter.
 const DefaultTimeout = 2 * time.Second
 
+// DefaultInterval is the time between probes when the interval input is
+// empty, or a tenth of duration when that is shorter.
+const DefaultInterval = 5 * time.Second
+
+// DefaultStartupTimeout is the startup grace when the startup-timeout
+// input is empty, or half of duration when that is shorter.
+const DefaultStartupTimeout = time.Minute
+
 // Env is what the runner tells about the run, beyond the inputs.
 type Env struct {
 	EventName string // GITHUB_EVENT_NAME
 	SHA       string // GITHUB_SHA
 	Workspace string // GITHUB_WORKSPACE, or the working directory outside Actions
+	// Flags says the inputs came as command-line flags (--name=value):
+	// errors then name them as flags.
+	Flags bool
 }
 
 // Config is the validated configuration of one run.
@@ -99,9 +110,16 @@ type Config struct {
 type InputError struct {
 	Name   string
 	Reason string
+	// Flag: the input came as a command-line flag.
+	Flag bool
 }
 
-func (e *InputError) Error() string { return fmt.Sprintf("input %s: %s", e.Name, e.Reason) }
+func (e *InputError) Error() string {
+	if e.Flag {
+		return fmt.Sprintf("--%s: %s", e.Name, e.Reason)
+	}
+	return fmt.Sprintf("input %s: %s", e.Name, e.Reason)
+}
 
 // Getter returns the raw value of an input, "" when it is not set.
 type Getter func(name string) string
@@ -109,7 +127,7 @@ type Getter func(name string) string
 // Parse reads every input through get, applies the defaults of absent
 // inputs, and validates the result. All problems are reported at once.
 func Parse(get Getter, env Env) (*Config, error) {
-	p := parser{get: get}
+	p := parser{get: get, flags: env.Flags}
 	c := &Config{Workspace: env.Workspace}
 
 	c.Mode = p.mode(env.EventName)
@@ -144,14 +162,27 @@ func Parse(get Getter, env Env) (*Config, error) {
 	c.CanaryPromoteEarly = p.bool("canary-promote-early")
 
 	c.HealthURLs = p.urls("health-url")
-	c.Interval = p.positiveDuration("interval")
+	// What is not set follows duration: a short watch probes more often
+	// and gives the build less time to come up.
+	c.Duration = p.positiveDuration("duration")
+	if p.str("interval") == "" {
+		c.Interval = DefaultInterval
+		if c.Duration > 0 {
+			c.Interval = min(DefaultInterval, c.Duration/10)
+		}
+	} else {
+		c.Interval = p.positiveDuration("interval")
+	}
 	if p.str("timeout") == "" {
 		c.Timeout = min(DefaultTimeout, c.Interval)
 	} else {
 		c.Timeout = p.positiveDuration("timeout")
 	}
-	c.Duration = p.positiveDuration("duration")
-	c.StartupTimeout = p.duration("startup-timeout")
+	if p.str("startup-timeout") == "" {
+		c.StartupTimeout = min(DefaultStartupTimeout, c.Duration/2)
+	} else {
+		c.StartupTimeout = p.duration("startup-timeout")
+	}
 	c.ExpectStatus = p.statuses("expect-status")
 	c.ExpectBody = p.regexp("expect-body")
 	c.ExpectVersion = p.versionSource("expect-version")
@@ -224,7 +255,7 @@ func Parse(get Getter, env Env) (*Config, error) {
 	}
 	c.Warnings = p.unused(c.Mode)
 	if len(c.Metrics) > 0 && !hasRate(c.Metrics) && p.set("min-requests") {
-		c.Warnings = append(c.Warnings, "input min-requests is set but no metric is a rate metric (errors and total)")
+		c.Warnings = append(c.Warnings, fmt.Sprintf("%s is set but no metric is a rate metric (errors and total)", map[bool]string{true: "--min-requests", false: "input min-requests"}[p.flags]))
 	}
 	return c, nil
 }
@@ -239,7 +270,7 @@ func (p *parser) checkMode(c *Config) {
 	}
 	needsSignal := c.Mode == run.ModeDeploy || c.Mode == run.ModeWatch || c.Mode == run.ModeRollback
 	if needsSignal && len(c.HealthURLs) == 0 && len(c.Metrics) == 0 && !p.failed("health-url") && !p.failed("metrics") {
-		p.fail("health-url", fmt.Sprintf("%s mode needs a signal to watch: set health-url, metrics, or both", c.Mode))
+		p.fail("health-url", fmt.Sprintf("%s mode needs a signal to watch: %s, %s, or both", c.Mode, p.setIt("health-url"), p.in("metrics")))
 	}
 	if needsSignal {
 		p.checkMetrics(c)
@@ -258,9 +289,9 @@ func (p *parser) checkMode(c *Config) {
 	case run.ModeDeploy, run.ModeWatch:
 		switch {
 		case c.SHA == "" && c.Mode == run.ModeDeploy:
-			p.fail("sha", "no commit to deploy: set sha or run where GITHUB_SHA is set")
+			p.fail("sha", "no commit to deploy: "+p.setIt("sha")+" or run where GITHUB_SHA is set")
 		case c.SHA == "" && c.ExpectVersion.Kind != "":
-			p.fail("sha", "expect-version needs the version to expect: set sha or run where GITHUB_SHA is set")
+			p.fail("sha", p.in("expect-version")+" needs the version to expect: "+p.setIt("sha")+" or run where GITHUB_SHA is set")
 		case c.SHA != "" && !sha.IsRef(c.SHA):
 			p.failValue("sha", "expected a commit SHA or ref name")
 		}
@@ -283,25 +314,26 @@ func (p *parser) checkMode(c *Config) {
 		p.fail("github-token", "gate mode reads the environment's deployments from GitHub and needs a token")
 	}
 	if c.Interval > 0 && c.Timeout > c.Interval {
-		p.fail("timeout", fmt.Sprintf("%s is longer than interval (%s); a probe must end before the same URL's next one is due", c.Timeout, c.Interval))
+		p.fail("timeout", fmt.Sprintf("%s is longer than %s (%s); a probe must end before the same URL's next one is due", c.Timeout, p.in("interval"), c.Interval))
 	}
-	if c.Duration > 0 && c.Interval > c.Duration {
-		p.fail("interval", fmt.Sprintf("%s is longer than duration (%s); the watch would not probe twice", c.Interval, c.Duration))
+	if c.Duration > 0 && c.Interval >= c.Duration {
+		p.fail("interval", fmt.Sprintf("%s is not shorter than %s (%s): the watch would judge a single probe; shorten %s or lengthen %s",
+			c.Interval, p.in("duration"), c.Duration, p.in("interval"), p.in("duration")))
 	}
 	if c.StartupTimeout > c.Duration && c.Duration > 0 {
-		p.fail("startup-timeout", fmt.Sprintf("%s is longer than duration (%s)", c.StartupTimeout, c.Duration))
+		p.fail("startup-timeout", fmt.Sprintf("%s is longer than %s (%s); shorten it, or leave it unset for half of %s", c.StartupTimeout, p.in("duration"), c.Duration, p.in("duration")))
 	}
 	for _, w := range []struct {
 		name string
 		d    time.Duration
 	}{{"duration", c.Duration}, {"rollback-duration", c.RollbackDuration}, {"baseline-duration", c.BaselineDuration}, {"canary-duration", c.CanaryDuration}} {
 		if c.Interval > 0 && w.d/c.Interval > MaxProbesPerURL && !p.failed(w.name) {
-			p.fail(w.name, fmt.Sprintf("%s at an interval of %s is %d probes per URL; at most %d are allowed (a week at 1s): lengthen interval or shorten %s",
-				w.d, c.Interval, w.d/c.Interval, MaxProbesPerURL, w.name))
+			p.fail(w.name, fmt.Sprintf("%s at an interval of %s is %d probes per URL; at most %d are allowed (11½ days at 1s): lengthen %s or shorten %s",
+				w.d, c.Interval, w.d/c.Interval, MaxProbesPerURL, p.in("interval"), p.in(w.name)))
 		}
 	}
 	if c.BaselineDuration > 0 && c.BaselineDuration < c.Interval {
-		p.fail("baseline-duration", fmt.Sprintf("%s is shorter than interval (%s); the baseline would have no probes", c.BaselineDuration, c.Interval))
+		p.fail("baseline-duration", fmt.Sprintf("%s is shorter than %s (%s); the baseline would have no probes", c.BaselineDuration, p.in("interval"), c.Interval))
 	}
 }
 
@@ -312,16 +344,16 @@ func (p *parser) checkCanary(c *Config) {
 	if c.CanaryCommand == "" {
 		for _, name := range []string{"canary-rollback-command", "canary-health-url", "canary-duration", "canary-promote-early"} {
 			if p.set(name) && !p.failed(name) {
-				p.fail(name, "set without canary-command; set canary-command to deploy a canary first, or remove "+name)
+				p.fail(name, "set without "+p.in("canary-command")+"; "+p.setIt("canary-command")+" to deploy a canary first, or remove "+p.in(name))
 			}
 		}
 		return
 	}
 	switch {
 	case len(c.CanaryHealthURLs) > 0 && len(c.HealthURLs) == 0 && !p.failed("health-url"):
-		p.fail("health-url", "a canary is judged against the control: set health-url to the stable fleet's URLs, probed in the same rounds as canary-health-url")
+		p.fail("health-url", "a canary is judged against the control: "+p.setIt("health-url")+" to the stable fleet's URLs, probed in the same rounds as "+p.in("canary-health-url"))
 	case len(c.CanaryHealthURLs) == 0 && !hasRate(c.Metrics) && !p.failed("canary-health-url") && !p.failed("metrics"):
-		p.fail("canary-health-url", "canary-command needs a way to judge the canary against the control: set canary-health-url (and health-url for the stable fleet), or rate metrics that use ${TRACK}")
+		p.fail("canary-health-url", p.in("canary-command")+" needs a way to judge the canary against the control: "+p.setIt("canary-health-url")+" (and "+p.in("health-url")+" for the stable fleet), or rate metrics that use ${TRACK}")
 	}
 	for _, cu := range c.CanaryHealthURLs {
 		for _, u := range c.HealthURLs {
@@ -356,15 +388,15 @@ func (p *parser) checkMetrics(c *Config) {
 	case len(c.Metrics) > 0 && c.PrometheusURL == "" && !p.failed("prometheus-url"):
 		p.fail("prometheus-url", "required with metrics: the base URL of the Prometheus query API to read them from")
 	case len(c.Metrics) == 0 && c.PrometheusURL != "" && !p.failed("metrics"):
-		p.fail("prometheus-url", "set, but metrics lists nothing to read; add metrics or remove prometheus-url")
+		p.fail("prometheus-url", "set, but "+p.in("metrics")+" lists nothing to read; add metrics or remove "+p.in("prometheus-url"))
 	}
 	if len(c.PrometheusHeaders) > 0 && c.PrometheusURL == "" && !p.failed("prometheus-url") {
-		p.fail("prometheus-headers", "set without prometheus-url")
+		p.fail("prometheus-headers", "set without "+p.in("prometheus-url"))
 	}
 	for _, m := range c.Metrics {
 		switch {
 		case c.Mode == run.ModeWatch && c.SHA == "" && m.Uses(promql.SHA) && !p.failed("sha"):
-			p.fail("sha", fmt.Sprintf("metric %q reads ${SHA}: set sha, the commit whose metrics the watch reads", m.Name))
+			p.fail("sha", fmt.Sprintf("metric %q reads ${SHA}: %s, the commit whose metrics the watch reads", m.Name, p.setIt("sha")))
 		case c.Mode == run.ModeWatch && m.Uses(promql.PreviousSHA):
 			p.fail("metrics", fmt.Sprintf("metric %q reads ${PREVIOUS_SHA}, which watch mode has no value for", m.Name))
 		}
@@ -404,9 +436,10 @@ var modeInputs = map[run.Mode][]string{
 }
 
 type parser struct {
-	get  Getter
-	errs []error
-	seen map[string]bool // inputs that failed, so each is reported once
+	get   Getter
+	flags bool // the inputs are command-line flags
+	errs  []error
+	seen  map[string]bool // inputs that failed, so each is reported once
 }
 
 func (p *parser) raw(name string) string {
@@ -426,12 +459,29 @@ func (p *parser) raw(name string) string {
 
 func (p *parser) str(name string) string { return p.raw(name) }
 
+// in names an input as its user gives it: "--sha" on the command line,
+// "sha" in a workflow's with:.
+func (p *parser) in(name string) string {
+	if p.flags {
+		return "--" + name
+	}
+	return name
+}
+
+// setIt says how to give an input a value: "pass --sha", "set sha".
+func (p *parser) setIt(name string) string {
+	if p.flags {
+		return "pass --" + name
+	}
+	return "set " + name
+}
+
 func (p *parser) fail(name, reason string) {
 	if p.seen[name] {
 		return
 	}
 	p.mark(name)
-	p.errs = append(p.errs, &InputError{Name: name, Reason: reason})
+	p.errs = append(p.errs, &InputError{Name: name, Reason: reason, Flag: p.flags})
 }
 
 // mark records that name failed, so later checks do not pile on.
@@ -497,7 +547,7 @@ var maxDuration = map[string]time.Duration{
 	"notify-timeout":    5 * time.Minute, // the end of the run waits this long
 }
 
-// MaxProbesPerURL bounds one watch: a week of probes once a second.
+// MaxProbesPerURL bounds one watch: 11½ days of probes once a second.
 const MaxProbesPerURL = 1_000_000
 
 func (p *parser) duration(name string) time.Duration {
@@ -675,7 +725,11 @@ func (p *parser) unused(mode run.Mode) []string {
 		}
 		v := strings.TrimSpace(p.get(in.Name))
 		if v != "" && v != in.Default {
-			warnings = append(warnings, fmt.Sprintf("input %s is set but not used in %s mode", in.Name, mode))
+			what := "input " + in.Name
+			if p.flags {
+				what = "--" + in.Name
+			}
+			warnings = append(warnings, fmt.Sprintf("%s is set but not used in %s mode", what, mode))
 		}
 	}
 	return warnings

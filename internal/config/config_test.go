@@ -126,6 +126,33 @@ func TestDefaultTimeout(t *testing.T) {
 	}
 }
 
+// TestTimingsFollowDuration: interval and startup-timeout, when not set,
+// follow duration (a tenth and a half of it, at most 5s and 60s), so that
+// a short watch needs no other input; what is set is kept.
+func TestTimingsFollowDuration(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		duration, interval, startup string
+		wantInterval, wantStartup   time.Duration
+	}{
+		{"5m", "", "", 5 * time.Second, time.Minute},
+		{"5s", "", "", 500 * time.Millisecond, 2500 * time.Millisecond},
+		{"30s", "", "", 3 * time.Second, 15 * time.Second},
+		{"1h", "", "", 5 * time.Second, time.Minute},
+		{"5s", "1s", "", time.Second, 2500 * time.Millisecond},
+		{"5s", "", "4s", 500 * time.Millisecond, 4 * time.Second},
+	}
+	for _, tt := range tests {
+		in := valid()
+		in["duration"], in["interval"], in["startup-timeout"] = tt.duration, tt.interval, tt.startup
+		c, err := Parse(inputs(in), env)
+		if err != nil || c.Interval != tt.wantInterval || c.StartupTimeout != tt.wantStartup {
+			t.Errorf("duration %s, interval %q, startup-timeout %q: interval %v, startup %v (%v); want %v, %v",
+				tt.duration, tt.interval, tt.startup, c.Interval, c.StartupTimeout, err, tt.wantInterval, tt.wantStartup)
+		}
+	}
+}
+
 func TestParseInvalid(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -142,7 +169,8 @@ func TestParseInvalid(t *testing.T) {
 		{"deploy-command", "", "input deploy-command: a command is required in deploy mode"},
 		{"interval", "5", `input interval: "5" is not a duration like 250ms, 5s or 2m`},
 		{"interval", "0s", `input interval: got "0s": expected a duration above zero`},
-		{"interval", "10m", "input interval: 10m0s is longer than duration (5m0s)"},
+		{"interval", "10m", "input interval: 10m0s is not shorter than duration (5m0s): the watch would judge a single probe"},
+		{"interval", "5m", "input interval: 5m0s is not shorter than duration (5m0s)"},
 		{"timeout", "-1s", `input timeout: "-1s" is negative`},
 		{"timeout", "6s", "input timeout: 6s is longer than interval (5s); a probe must end before the same URL's next one is due"},
 		{"duration", "forever", `input duration: "forever" is not a duration`},

@@ -224,17 +224,35 @@ func writeList(b *strings.Builder, title string, items []string) {
 	b.WriteString("\n")
 }
 
+// commitOr is a commit's short SHA, or "what runs" for a watch of an
+// unnamed build.
+func commitOr(commit string) string {
+	if commit == "" {
+		return "what runs"
+	}
+	return sha.Short(commit)
+}
+
 // Text renders a short plain-text report for terminals.
 func Text(r *Run) string {
 	var b strings.Builder
 	_, text := headline(r)
-	fmt.Fprintf(&b, "\nVerdict: %s — %s\n", r.Verdict, text)
+	if r.Verdict == "" {
+		fmt.Fprintf(&b, "\nVerdict: %s\n", text)
+	} else {
+		fmt.Fprintf(&b, "\nVerdict: %s — %s\n", r.Verdict, text)
+	}
 	if r.Reason != "" {
 		fmt.Fprintf(&b, "  why       %s\n", r.Reason)
 	}
 	canaryText(&b, r)
 	if w := r.Watch; w != nil {
-		fmt.Fprintf(&b, "  watched   %s: %d probes, %d failed (%s), p50 %s, p95 %s", sha.Short(w.SHA), w.Stats.Probes, w.Stats.Failed, pct.Of(w.Stats.ErrorRate, 1), FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95))
+		if w.Stats.Probes == 0 {
+			fmt.Fprintf(&b, "  watched   %s: no probe judged", commitOr(w.SHA))
+		} else {
+			fmt.Fprintf(&b, "  watched   %s: %d %s, %d failed (%s), p50 %s, p95 %s", commitOr(w.SHA), w.Stats.Probes, plural(w.Stats.Probes, "probe"),
+				w.Stats.Failed, pct.Of(w.Stats.ErrorRate, 1), FormatDuration(w.Stats.P50), FormatDuration(w.Stats.P95))
+		}
 		if d := w.DetectedAfter(); d > 0 {
 			fmt.Fprintf(&b, ", detected after %s", FormatDuration(d))
 		}

@@ -62,8 +62,26 @@ func TestCLI(t *testing.T) {
 		t.Errorf("watch without --sha: exit %d\n%s", code, out)
 	}
 	code, out = cliRun(t, dir, "watch", "--health-url", url+"/health", "--expect-version=header:X-Version", "--duration=500ms")
-	if code != 2 || !strings.Contains(out, "input sha: expect-version needs the version to expect") {
+	if code != 2 || !strings.Contains(out, "--sha: --expect-version needs the version to expect: pass --sha") {
 		t.Errorf("watch for a version without --sha: exit %d, want 2\n%s", code, out)
+	}
+}
+
+// TestCLIFirstMinute: what a new user types first works with no other
+// flag: the interval and the startup grace follow --duration, and the
+// report has no empty field.
+func TestCLIFirstMinute(t *testing.T) {
+	t.Parallel()
+	_, url := service(t, map[string]testservice.Behaviour{}, shaGood)
+	code, out := cliRun(t, t.TempDir(), "watch", "--health-url", url+"/health", "--duration", "5s")
+	if code != 0 || !strings.Contains(out, "every 500ms for 5s (startup grace 2.5s)") || !strings.Contains(out, "Verdict: healthy — what runs is healthy on production") ||
+		!strings.Contains(out, "watched   what runs: 10 probes, 0 failed") {
+		t.Errorf("immune watch --health-url URL --duration 5s: exit %d\n%s", code, out)
+	}
+	for _, empty := range []string{"error:  ", "Verdict:  ", " : ", "watched   :"} {
+		if strings.Contains(out, empty) {
+			t.Errorf("an empty field (%q) in\n%s", empty, out)
+		}
 	}
 }
 
@@ -74,8 +92,14 @@ func TestCLIErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"deploy", "--interval=soon", "--sha=abc1234"}, 2, `immune: input interval: "soon" is not a duration`},
-		{[]string{"deploy", "--no-such-flag"}, 2, "flag provided but not defined: -no-such-flag"},
+		{[]string{"deploy", "--interval=soon", "--sha=abc1234"}, 2, `immune: --interval: "soon" is not a duration`},
+		{[]string{"deploy", "--no-such-flag"}, 2, "immune deploy: unknown flag --no-such-flag\nRun 'immune deploy -h' for its flags.\n"},
+		{[]string{"watch", "--helth-url=http://127.0.0.1:1/"}, 2, "immune watch: unknown flag --helth-url; did you mean --health-url?\n"},
+		{[]string{"watch", "--duration"}, 2, "immune watch: --duration needs a value: --duration=VALUE\n"},
+		{[]string{"watch", "--health-url=http://127.0.0.1:1/", "--duration=5s", "--interval=5s"}, 2,
+			"immune: --interval: 5s is not shorter than --duration (5s): the watch would judge a single probe"},
+		{[]string{"watch", "--health-url=http://127.0.0.1:1/", "--duration=5s", "--interval=6s"}, 2, "immune: --interval: 6s is not shorter than --duration (5s)"},
+		{[]string{"wacth"}, 2, "immune: unknown command \"wacth\"; did you mean watch?\n"},
 		{[]string{"deploy", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"ship"}, 2, `unknown command "ship"`},
 		{[]string{"version"}, 0, "immune "},
@@ -90,6 +114,10 @@ func TestCLIErrors(t *testing.T) {
 			code, out := cliRun(t, t.TempDir(), tt.args...)
 			if code != tt.code || !strings.Contains(out, tt.want) {
 				t.Errorf("exit %d, want %d with %q\n%s", code, tt.code, tt.want, out)
+			}
+			// A mistake is answered in a few lines, not with every flag.
+			if lines := strings.Count(out, "\n"); code == 2 && lines > 6 {
+				t.Errorf("%d lines for a mistake, want at most 6:\n%s", lines, out)
 			}
 		})
 	}
