@@ -413,10 +413,10 @@ func (p *parser) checkMetrics(c *Config) {
 		switch {
 		case !canary && m.UsesTrack():
 			p.mark("metrics")
-			p.errs = append(p.errs, &InputError{Name: "metrics", Reason: fmt.Sprintf("%q uses ${TRACK}, which only a canary deploy fills in (deploy mode with canary-command)", m.Name)})
+			p.errs = append(p.errs, &InputError{Name: "metrics", Reason: fmt.Sprintf("%q uses ${TRACK}, which only a canary deploy fills in (deploy mode with canary-command)", m.Name), Flag: p.flags})
 		case canary && m.Kind == MetricRate && (!usesTrack(m.Errors) || !usesTrack(m.Total)):
 			p.mark("metrics")
-			p.errs = append(p.errs, &InputError{Name: "metrics", Reason: fmt.Sprintf("%q: with canary-command, a rate metric must tell the canary from the stable fleet: use ${TRACK} in both errors and total (e.g. track=\"${TRACK}\")", m.Name)})
+			p.errs = append(p.errs, &InputError{Name: "metrics", Reason: fmt.Sprintf("%q: with canary-command, a rate metric must tell the canary from the stable fleet: use ${TRACK} in both errors and total (e.g. track=\"${TRACK}\")", m.Name), Flag: p.flags})
 		}
 	}
 }
@@ -679,7 +679,7 @@ func (p *parser) prometheusURL(name string) string {
 func (p *parser) metrics(name string, maxErrorRate float64) []Metric {
 	v, errs := ParseMetrics(p.raw(name), maxErrorRate)
 	for _, err := range errs {
-		p.errs = append(p.errs, &InputError{Name: name, Reason: err.Error()})
+		p.errs = append(p.errs, &InputError{Name: name, Reason: err.Error(), Flag: p.flags})
 	}
 	if len(errs) > 0 {
 		p.mark(name)

@@ -31,7 +31,8 @@ const (
 
 // stagedCommand deploys by IMMUNE_STAGE: the canary's release file alone,
 // or the stable fleet's and the canary's.
-const stagedCommand = `printf '%s\n' "$IMMUNE_SHA" > release.tmp
+const stagedCommand = `cd "$RELEASES"
+printf '%s\n' "$IMMUNE_SHA" > release.tmp
 case "$IMMUNE_STAGE" in
 canary) mv release.tmp release-canary ;;
 *) cp release.tmp release-canary && mv release.tmp release-stable ;;
@@ -48,7 +49,7 @@ type fleet struct {
 	dir      string
 	mu       sync.Mutex
 	rng      *rand.Rand
-	requests map[string]int // per track
+	requests map[string]int // per instance
 	outageAt time.Time      // when the outage started; zero before it
 	outage   bool           // an outage starts with the canary's next build
 }
@@ -61,17 +62,19 @@ func (f *fleet) release(track string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// instance answers /health as its track's build.
-func (f *fleet) instance(track string) http.Handler {
+// instance answers /health as its track's build; name tells it from the
+// track's other instances. The outage fails every third request of each
+// instance, the canary's and the stable ones' alike.
+func (f *fleet) instance(track, name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		version := f.release(track)
 		f.mu.Lock()
-		n := f.requests[track]
-		f.requests[track]++
+		n := f.requests[name]
+		f.requests[name]++
 		if f.outage && track == "canary" && version == v2SHA && f.outageAt.IsZero() {
 			f.outageAt = time.Now()
 		}
-		down := !f.outageAt.IsZero() && time.Since(f.outageAt) < outageFor && n%3 == 2
+		down := !f.outageAt.IsZero() && time.Since(f.outageAt) < outageFor && (n+len(name))%3 == 2
 		jitter := time.Duration(f.rng.IntN(10)) * time.Millisecond
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
@@ -111,6 +114,7 @@ func Canary(ctx context.Context, o Options) int {
 		fmt.Fprintf(o.Stdout, "demo: %v\n", err)
 		return action.ExitError
 	}
+	defer removeDemo(o.Stdout, dir)
 	return canaryAct(ctx, o, dir)
 }
 
@@ -134,22 +138,25 @@ func canaryAct(ctx context.Context, o Options, dir string) int {
 		}
 	}()
 	var stable []string
-	for range 3 {
-		u, err := serve(f.instance("stable"), &closers)
+	for i := range 3 {
+		u, err := serve(f.instance("stable", fmt.Sprintf("stable-%d", i+1)), &closers)
 		if err != nil {
 			fmt.Fprintf(w, "demo: %v\n", err)
 			return action.ExitError
 		}
 		stable = append(stable, u)
 	}
-	canary, err := serve(f.instance("canary"), &closers)
+	canary, err := serve(f.instance("canary", "canary"), &closers)
 	if err != nil {
 		fmt.Fprintf(w, "demo: %v\n", err)
 		return action.ExitError
 	}
 	fmt.Fprintf(w, "immune demo, canary act: a fleet of three stable instances and one canary instance on 127.0.0.1, all on v1 (%s).\n", goodSHA[:7])
 	fmt.Fprintf(w, "Each deploy puts the build on the canary first (IMMUNE_STAGE=canary), compares it with the stable fleet in the same\n")
-	fmt.Fprintf(w, "rounds, and only then releases it to every instance (IMMUNE_STAGE=full). The command:\n%s\n\n", indent(stagedCommand))
+	fmt.Fprintf(w, "rounds, and only then releases it to every instance (IMMUNE_STAGE=full). The command (RELEASES is the folder\n")
+	fmt.Fprintf(w, "the instances read their build from):\n%s\n", indent(stagedCommand))
+	fmt.Fprintf(w, "Each round below shows the canary's mark, then the control's: the three stable instances, in order\n")
+	fmt.Fprintf(w, "(✓ healthy, ✗ failed, · not up yet), and what failed so far on each side.\n\n")
 
 	inputs := func(sha, previous string) map[string]string {
 		return map[string]string{
@@ -171,13 +178,14 @@ func canaryAct(ctx context.Context, o Options, dir string) int {
 		}
 	}
 
-	fmt.Fprintf(w, "━━ Deploy v2 (%s) with a canary; during its canary a downstream outage fails 1 in 3 requests everywhere\n", v2SHA[:7])
+	fmt.Fprintf(w, "━━ Deploy v2 (%s) with a canary; for %s of its canary a downstream outage fails 1 in 3 requests on every\n", v2SHA[:7], outageFor)
+	fmt.Fprintf(w, "   instance, the canary and each stable one alike\n")
 	f.mu.Lock()
 	f.outage = true
 	f.mu.Unlock()
-	first := runDemo(ctx, o, dir, inputs(v2SHA, goodSHA))
-	fmt.Fprintf(w, "\n━━ Deploy v3 (%s) with a canary; v3 fails 2 of every 5 requests\n", v3SHA[:7])
-	second := runDemo(ctx, o, dir, inputs(v3SHA, ""))
+	first := runDemo(ctx, o, workspace(dir, 1, v2SHA), dir, inputs(v2SHA, goodSHA))
+	fmt.Fprintf(w, "\n━━ Deploy v3 (%s) with a canary; v3 fails 2 of every 5 requests on the canary\n", v3SHA[:7])
+	second := runDemo(ctx, o, workspace(dir, 2, v3SHA), dir, inputs(v3SHA, ""))
 
 	fmt.Fprintf(w, "\n━━ Result\n")
 	fmt.Fprintf(w, "v2 exit code %d: the outage hit the canary and the stable fleet alike, so it was not the build's doing; v2 went everywhere.\n", first)

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -42,8 +43,9 @@ const (
 
 // deployCommand is what a user's deploy-command would be: it only sees the
 // commit through IMMUNE_SHA and "deploys" by switching the file the
-// service reads its version from, atomically, like a symlink switch.
-const deployCommand = `printf '%s\n' "$IMMUNE_SHA" > release.tmp && mv release.tmp release && echo "released $IMMUNE_SHA ($IMMUNE_REASON)"`
+// service reads its version from (in RELEASES), atomically, like a symlink
+// switch.
+const deployCommand = `cd "$RELEASES" && printf '%s\n' "$IMMUNE_SHA" > release.tmp && mv release.tmp release && echo "released $IMMUNE_SHA ($IMMUNE_REASON)"`
 
 // Run runs the demo and returns 0 when the story went as it should.
 func Run(ctx context.Context, o Options) int {
@@ -52,6 +54,7 @@ func Run(ctx context.Context, o Options) int {
 		fmt.Fprintf(o.Stdout, "demo: %v\n", err)
 		return action.ExitError
 	}
+	defer removeDemo(o.Stdout, dir)
 
 	svc := &service{release: filepath.Join(dir, "release"), rng: rand.New(rand.NewPCG(1, 2))}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -66,10 +69,12 @@ func Run(ctx context.Context, o Options) int {
 
 	w := o.Stdout
 	fmt.Fprintf(w, "immune demo: a service on %s; v1 (%s) is healthy, v2 (%s) fails 2 of every 5 requests.\n", url, goodSHA[:7], badSHA[:7])
-	fmt.Fprintf(w, "Each deploy runs a real shell command: %s\n\n", deployCommand)
+	fmt.Fprintf(w, "Each deploy runs a real shell command (RELEASES is the folder the service reads its build from): %s\n\n", deployCommand)
 
+	n := 0
 	run := func(sha string) int {
-		return runDemo(ctx, o, dir, map[string]string{
+		n++
+		return runDemo(ctx, o, workspace(dir, n, sha), dir, map[string]string{
 			"mode":              "deploy",
 			"sha":               sha,
 			"deploy-command":    deployCommand,
@@ -98,14 +103,35 @@ func Run(ctx context.Context, o Options) int {
 		return action.ExitRegressed
 	}
 	fmt.Fprintf(w, "That is the loop: deploy every commit, watch it, revert what regresses.\n")
-	fmt.Fprintf(w, "The JSON report of the last run (every probe) and the state file are in %s\n\n", filepath.Join(dir, ".immune"))
+	fmt.Fprintf(w, "Each run's JSON report (every probe) is in its own folder, named above.\n\n")
 	return canaryAct(ctx, o, filepath.Join(dir, "canary"))
 }
 
-// runDemo runs one deploy with the given inputs, as the CLI would.
-func runDemo(ctx context.Context, o Options, dir string, inputs map[string]string) int {
+// workspace is the folder of the demo's nth run, where its report is
+// written: each run's report has a path of its own.
+func workspace(dir string, n int, commit string) string {
+	return filepath.Join(dir, fmt.Sprintf("run-%d-%s", n, short(commit)))
+}
+
+// removeDemo removes the demo's folder: the demo leaves nothing behind.
+func removeDemo(w io.Writer, dir string) {
+	if err := os.RemoveAll(dir); err != nil {
+		fmt.Fprintf(w, "demo: could not remove %s: %v\n", dir, err)
+		return
+	}
+	fmt.Fprintf(w, "\nThe demo's folder (%s: its reports and state file) is removed; the demo leaves nothing behind.\n", dir)
+}
+
+// runDemo runs one deploy with the given inputs, as the CLI would, in the
+// workspace ws, with RELEASES set to the folder the services read their
+// builds from.
+func runDemo(ctx context.Context, o Options, ws, releases string, inputs map[string]string) int {
 	w := o.Stdout
-	cfg, err := config.Parse(func(name string) string { return inputs[name] }, config.Env{Workspace: dir})
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		fmt.Fprintf(w, "demo: %v\n", err)
+		return action.ExitError
+	}
+	cfg, err := config.Parse(func(name string) string { return inputs[name] }, config.Env{Workspace: ws})
 	if err != nil {
 		fmt.Fprintf(w, "demo: %v\n", err)
 		return action.ExitError
@@ -117,7 +143,7 @@ func runDemo(ctx context.Context, o Options, dir string, inputs map[string]strin
 		Stdout:  w,
 		HTTP:    o.HTTP,
 		Clock:   clock.Real{},
-		Environ: o.Environ,
+		Environ: append(slices.Clip(o.Environ), "RELEASES="+releases),
 		Plain:   true,
 		Grace:   time.Second,
 	}, cfg)

@@ -128,3 +128,22 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("100 URLs:\n got %q\nwant %q", got, want)
 	}
 }
+
+// A canary's round says which mark is the canary and which the control,
+// and counts each apart.
+func TestCanaryProgressLine(t *testing.T) {
+	pr := NewCanaryProgress(95, []string{"https://app-3.example.com/healthz"})
+	round := health.Round{N: 2, Elapsed: 100 * time.Millisecond, Probes: fleetProbes(4, 1)}
+	round.Probes[3].Failed, round.Probes[3].Error = true, "status 500 is not an expected status"
+	pr.Line(health.Round{N: 1, Probes: fleetProbes(4, 1)})
+	want := "   +100ms  round 2   canary ✗  control ✓✓✓  failed: canary 1/2 (50%), control 0/6 (0%)  p95 13ms  canary https://app-3.example.com/healthz: status 500 is not an expected status"
+	if got := pr.Line(round); got != want {
+		t.Errorf("canary round:\n got %q\nwant %q", got, want)
+	}
+	start := NewCanaryProgress(95, []string{"https://app-3.example.com/healthz"})
+	round = health.Round{N: 1, Probes: fleetProbes(4, 1)}
+	round.Probes[3].Phase = health.PhaseStartup
+	if got := start.Line(round); !strings.Contains(got, "canary ·  control ✓✓✓  failed: canary not live yet, control 0/3 (0%)") {
+		t.Errorf("a canary starting: %q", got)
+	}
+}

@@ -25,6 +25,10 @@ type Progress struct {
 	pct            float64
 	judged, failed int64
 	latencies      latency.Sketch
+	// canary, for a canary's watch, holds the canary's URLs: its probes
+	// are marked and counted apart from the control's.
+	canary                     map[string]bool
+	canaryJudged, canaryFailed int64
 }
 
 // NewProgress starts the progress of a watch judging latency at
@@ -33,8 +37,24 @@ func NewProgress(percentile float64) *Progress {
 	return &Progress{name: "p" + strconv.FormatFloat(percentile, 'f', -1, 64), pct: percentile}
 }
 
+// NewCanaryProgress starts the progress of a canary's watch, whose rounds
+// probe the canary's URLs and the control's:
+//
+//	+1.2s  round 13  canary ✗  control ✓✓✓  failed: canary 3/13 (23.1%), control 0/39 (0%)  p95 14ms  canary http://c/health: ...
+func NewCanaryProgress(percentile float64, canaryURLs []string) *Progress {
+	pr := NewProgress(percentile)
+	pr.canary = map[string]bool{}
+	for _, u := range canaryURLs {
+		pr.canary[u] = true
+	}
+	return pr
+}
+
 // Line describes a round and adds it to the totals.
 func (pr *Progress) Line(round health.Round) string {
+	if pr.canary != nil {
+		return pr.canaryLine(round)
+	}
 	var marks strings.Builder
 	var ok, bad, starting int
 	firstErr := ""
@@ -79,6 +99,84 @@ func (pr *Progress) Line(round health.Round) string {
 			pr.name, FormatDuration(pr.latencies.Quantile(pr.pct/100)))
 	} else {
 		line += "  not live yet"
+	}
+	return line + firstErr
+}
+
+// mark is a probe's mark in a progress line.
+func mark(p health.Probe) string {
+	switch {
+	case p.Phase == health.PhaseStartup:
+		return "·"
+	case p.Failed:
+		return "✗"
+	}
+	return "✓"
+}
+
+// canaryLine is Line for a canary's watch: the canary's marks and counts,
+// then the control's.
+func (pr *Progress) canaryLine(round health.Round) string {
+	var canary, control []health.Probe
+	for _, p := range round.Probes {
+		if pr.canary[p.URL] {
+			canary = append(canary, p)
+		} else {
+			control = append(control, p)
+		}
+	}
+	marks := func(ps []health.Probe) string {
+		if len(ps) > markedURLs {
+			bad := 0
+			for _, p := range ps {
+				if p.Failed && p.Phase == health.PhaseLive {
+					bad++
+				}
+			}
+			return fmt.Sprintf("%d URLs, %d ✗", len(ps), bad)
+		}
+		var b strings.Builder
+		for _, p := range ps {
+			b.WriteString(mark(p))
+		}
+		return b.String()
+	}
+	firstErr := ""
+	for _, p := range round.Probes {
+		if p.Phase == health.PhaseLive {
+			if pr.canary[p.URL] {
+				pr.canaryJudged++
+				if p.Failed {
+					pr.canaryFailed++
+				}
+			} else {
+				pr.judged++
+				if p.Failed {
+					pr.failed++
+				}
+			}
+			if p.Answered {
+				pr.latencies.Add(p.Latency)
+			}
+		}
+		if firstErr == "" && p.Error != "" {
+			which := "control"
+			if pr.canary[p.URL] {
+				which = "canary"
+			}
+			firstErr = fmt.Sprintf("  %s %s: %s", which, p.URL, p.Error)
+		}
+	}
+	line := fmt.Sprintf("  %7s  round %-3d canary %s  control %s", "+"+FormatDuration(round.Elapsed), round.N, marks(canary), marks(control))
+	share := func(bad, n int64) string {
+		if n == 0 {
+			return "not live yet"
+		}
+		return fmt.Sprintf("%d/%d (%s)", bad, n, pct.Of(float64(bad)/float64(n), 1))
+	}
+	line += fmt.Sprintf("  failed: canary %s, control %s", share(pr.canaryFailed, pr.canaryJudged), share(pr.failed, pr.judged))
+	if pr.canaryJudged+pr.judged > 0 {
+		line += fmt.Sprintf("  %s %s", pr.name, FormatDuration(pr.latencies.Quantile(pr.pct/100)))
 	}
 	return line + firstErr
 }

@@ -235,6 +235,7 @@ func (w *Watcher) Canary(ctx context.Context, build, target string, series *repo
 		return true
 	}
 	hw := w.healthWatch(urls, build, d, startup)
+	hw.OnRound = w.canaryProgress()
 	hw.Steady = steady
 	if eng != nil {
 		hw.JudgeRound = func(round health.Round) bool {

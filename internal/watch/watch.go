@@ -409,6 +409,13 @@ func (w *Watcher) progress() func(health.Round) {
 	return func(round health.Round) { w.d.Log.Printf("%s", p.Line(round)) }
 }
 
+// canaryProgress prints one line per round of a canary's watch, the
+// canary's marks and counts apart from the control's.
+func (w *Watcher) canaryProgress() func(health.Round) {
+	p := report.NewCanaryProgress(w.cfg.LatencyPercentile, w.cfg.CanaryHealthURLs)
+	return func(round health.Round) { w.d.Log.Printf("%s", p.Line(round)) }
+}
+
 // noteSkipped notes the probes and looks a watch could not make on time
 // (skipped, never made up in a burst). what names the watch ("canary ").
 func (w *Watcher) noteSkipped(res health.Result, what string) {

@@ -145,16 +145,43 @@ func TestVersionStamped(t *testing.T) {
 	}
 }
 
-// TestDemo runs `immune demo`, the README's first command.
+// TestDemo runs `immune demo`, the README's first command: each run has
+// a report of its own, the canary act says which mark is which, and the
+// demo leaves nothing behind in TMPDIR.
 func TestDemo(t *testing.T) {
 	t.Parallel()
-	code, out := cliRun(t, t.TempDir(), "demo")
-	if code != 0 {
-		t.Fatalf("demo: exit %d\n%s", code, out)
+	dir, tmp := t.TempDir(), t.TempDir()
+	cmd := exec.Command(binary, "demo")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + tmp}
+	outb, err := cmd.CombinedOutput()
+	out := string(outb)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	reports := regexp.MustCompile(`(?m)^Report: (.*)$`).FindAllStringSubmatch(out, -1)
+	seen := map[string]bool{}
+	for _, r := range reports {
+		seen[r[1]] = true
+	}
+	if len(reports) != 4 || len(seen) != 4 {
+		t.Errorf("%d reports, %d paths: want 4 runs, each with its own report\n%v", len(reports), len(seen), reports)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("the demo left %d entries in TMPDIR: %v", len(left), left)
+	}
+	// The outage of the first canary is shared: it shows on each stable
+	// instance (a failure in each of the control's three marks).
+	for i := range 3 {
+		mark := regexp.MustCompile(`canary .  control ` + strings.Repeat(".", i) + `✗`)
+		if !mark.MatchString(out) {
+			t.Errorf("no round where stable instance %d failed: the outage is not shared\n%s", i+1, out)
+		}
 	}
 	for _, want := range []string{"━━ Deploy v1", "Verdict: healthy", "━━ Deploy v2", "Verdict: rolled-back", "the service now runs a1f3c9e",
 		"━━ Deploy v2 (5c0ffee) with a canary", "promoted", "Verdict: rolled-back — 9badd0c regressed as a canary on production and the canary was removed",
-		"the stable instances run 5c0ffee and never ran v3"} {
+		"the stable instances run 5c0ffee and never ran v3",
+		"Each round below shows the canary's mark, then the control's", "failed: canary ", ", control ", "the demo leaves nothing behind"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q\n%s", want, out)
 		}

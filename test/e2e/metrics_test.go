@@ -401,10 +401,10 @@ func TestMetricsFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"watch", "--sha=abc1234", "--metrics=- name: latency\n  query: up"}, `immune: input metrics: entry 1 ("latency"): needs max or min`},
-		{[]string{"watch", "--sha=abc1234", "--metrics=- name: e\n  errors: x{code=\"500\"}\n  total: x"}, "immune: input prometheus-url: required with metrics"},
-		{[]string{"watch", "--metrics=- name: e\n  errors: x{v=\"${SHA}\",code=\"500\"}\n  total: x{v=\"${SHA}\"}", "--prometheus-url=http://127.0.0.1:9"}, `immune: input sha: metric "e" reads ${SHA}: set sha`},
-		{[]string{"watch", "--sha=abc1234", "--health-url=http://127.0.0.1:9/h", "--prometheus-headers=X-Scope-OrgID: t1"}, "immune: input prometheus-headers: set without prometheus-url"},
+		{[]string{"watch", "--sha=abc1234", "--metrics=- name: latency\n  query: up"}, `immune: --metrics: entry 1 ("latency"): needs max or min`},
+		{[]string{"watch", "--sha=abc1234", "--metrics=- name: e\n  errors: x{code=\"500\"}\n  total: x"}, "immune: --prometheus-url: required with metrics"},
+		{[]string{"watch", "--metrics=- name: e\n  errors: x{v=\"${SHA}\",code=\"500\"}\n  total: x{v=\"${SHA}\"}", "--prometheus-url=http://127.0.0.1:9"}, `immune: --sha: metric "e" reads ${SHA}: pass --sha`},
+		{[]string{"watch", "--sha=abc1234", "--health-url=http://127.0.0.1:9/h", "--prometheus-headers=X-Scope-OrgID: t1"}, "immune: --prometheus-headers: set without --prometheus-url"},
 	}
 	for _, tt := range tests {
 		code, out := cliRun(t, t.TempDir(), tt.args...)
