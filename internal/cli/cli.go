@@ -106,7 +106,7 @@ func (c *Command) Main(ctx context.Context) (code int) {
 		return action.ExitOK
 	default:
 		fmt.Fprintf(c.Stderr, "immune: unknown command %q%s\nRun 'immune help' for the commands.\n", sub,
-			didYouMean(sub, []string{"deploy", "watch", "rollback", "gate", "replay", "demo", "version", "help"}, ""))
+			didYouMean(sub, []string{"deploy", "watch", "rollback", "gate", "backtest", "stats", "replay", "demo", "version", "help"}, ""))
 		return action.ExitConfig
 	}
 }
