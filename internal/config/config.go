@@ -377,7 +377,7 @@ func (p *parser) checkHindsight(c *Config) {
 		return
 	}
 	if len(c.Metrics) == 0 && !p.failed("metrics") {
-		p.fail("metrics", "backtest mode replays metrics from Prometheus (health probes are kept nowhere to be replayed): set metrics and prometheus-url")
+		p.fail("metrics", "backtest mode replays metrics from Prometheus (health probes are kept nowhere to be replayed): "+p.setIt("metrics")+" and "+p.in("prometheus-url"))
 	}
 	p.checkMetrics(c)
 }

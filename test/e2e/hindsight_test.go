@@ -269,7 +269,7 @@ func TestBacktestNeedsMetrics(t *testing.T) {
 	t.Parallel()
 	f := fakeGitHub(t)
 	code, out := backtestRun(t, f, "--health-url=http://127.0.0.1:1/health")
-	if code != 2 || !strings.Contains(out, "input metrics: backtest mode replays metrics from Prometheus") {
+	if code != 2 || !strings.Contains(out, "--metrics: backtest mode replays metrics from Prometheus (health probes are kept nowhere to be replayed): pass --metrics and --prometheus-url") {
 		t.Errorf("exit %d, want 2:\n%s", code, out)
 	}
 	if len(f.Calls()) != 0 {
