@@ -187,13 +187,13 @@ func writeCanaryChart(b *strings.Builder, r *Run) {
 		series:  []plot{{name: canary, values: canarySlow}, {name: control, line: true, values: controlSlow}}}
 	failed.write(b)
 	slow.write(b)
-	fmt.Fprintf(b, "<sub>One column %s, in the same rounds: the bars are the canary (%s), the grey line the control, the stable fleet.", every(width), strings.TrimPrefix(canary, "canary "))
+	fmt.Fprintf(b, "*One column %s, in the same rounds: the bars are the canary (%s), the grey line the control, the stable fleet.", every(width), strings.TrimPrefix(canary, "canary "))
 	if c.Watch != nil {
 		if st := startupNote(part{commit: c.Watch.SHA, startup: startupOf(c.Watch)}); st != "" {
 			b.WriteString(" The canary " + st)
 		}
 	}
-	b.WriteString("</sub>\n\n")
+	b.WriteString("*\n\n")
 }
 
 // shareOf is the percentage of n that bad is, NaN for no probes.

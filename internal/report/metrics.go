@@ -369,7 +369,7 @@ func writeMetricChart(b *strings.Builder, w *Watch, m MetricWatch, rw *Watch, rm
 	}
 	c.yMax = niceCeil(top * 1.1)
 	c.write(b)
-	fmt.Fprintf(b, "<sub>One column %s, times from the deploy", every(width))
+	fmt.Fprintf(b, "*One column %s, times from the deploy", every(width))
 	if rm != nil {
 		b.WriteString(", the rollback's watch after it")
 	}
@@ -377,7 +377,7 @@ func writeMetricChart(b *strings.Builder, w *Watch, m MetricWatch, rw *Watch, rm
 	if noData > 0 {
 		fmt.Fprintf(b, " No bar in %d %s: Prometheus had no data for %s.", noData, plural(noData, "column"), map[bool]string{true: "it", false: "them"}[noData == 1])
 	}
-	b.WriteString("</sub>\n\n")
+	b.WriteString("*\n\n")
 }
 
 // metricUnits is how many looks (or minutes, when aggregated) a metric has.

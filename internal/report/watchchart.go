@@ -237,7 +237,7 @@ func nanSeries(n int) []float64 {
 // the colours (for a Mermaid without a legend), and each build's startup.
 func caption(parts []part) string {
 	var s strings.Builder
-	s.WriteString("<sub>One column ")
+	s.WriteString("*One column ")
 	s.WriteString(every(parts[0].width))
 	fmt.Fprintf(&s, ", times from the %s", parts[0].first)
 	if len(parts) > 1 {
@@ -249,7 +249,7 @@ func caption(parts []part) string {
 			s.WriteString(" " + st)
 		}
 	}
-	s.WriteString("</sub>")
+	s.WriteString("*")
 	return s.String()
 }
 
@@ -262,8 +262,12 @@ func startupNote(pt part) string {
 	case !st.up:
 		return fmt.Sprintf("%s never answered healthy: its %d %s were all before it was up, and are not drawn.", short, st.probes, plural(st.probes, "probe"))
 	}
-	return fmt.Sprintf("%s answered healthy after %s; the %d %s before were its startup, not failures, and are not drawn.",
-		short, FormatDuration(st.after), st.probes, plural(st.probes, "probe"))
+	before := fmt.Sprintf("the %d probes before were its startup", st.probes)
+	if st.probes == 1 {
+		before = "the probe before was its startup"
+	}
+	return fmt.Sprintf("%s answered healthy after %s; %s, not failures, and %s not drawn.",
+		short, FormatDuration(st.after), before, map[bool]string{true: "is", false: "are"}[st.probes == 1])
 }
 
 func plural(n int, word string) string {
