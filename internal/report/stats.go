@@ -19,8 +19,7 @@ import (
 func StatsSummary(r stats.Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## 📈 immune: the record of %s\n\n", md(r.Environment, 0))
-	b.WriteString("| | |\n|---|---|\n")
-	row := func(k, v string) { fmt.Fprintf(&b, "| %s | %s |\n", k, v) }
+	row := tableRows(&b)
 	row("Period", fmt.Sprintf("%s to %s (%s days)", day(r.From), day(r.To), days(r.Days)))
 	c := r.Changes
 	row("Deployments per day", fmt.Sprintf("%s (%d changes: %s)", strconv.FormatFloat(r.PerDay, 'f', 1, 64), c.Total, changeParts(c)))
