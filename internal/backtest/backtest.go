@@ -284,7 +284,7 @@ type Sources func(specs []metrics.Spec, vars promql.Vars) (*metrics.Source, erro
 
 // Run reads the history, replays the last n deploys and reports.
 func Run(ctx context.Context, r history.Reader, sources Sources, s Settings, n int, now time.Time) (Report, error) {
-	h, err := r.Read(ctx, history.Query{Environment: s.Environment, Max: readMax(n)})
+	h, err := r.History(ctx, history.Query{Max: readMax(n)})
 	if err != nil {
 		return Report{}, err
 	}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/immune-cd/immune/internal/run"
 	"io"
 	"net/http"
 	"os"
@@ -23,10 +22,10 @@ import (
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/demo"
 	"github.com/immune-cd/immune/internal/hindsight"
-	"github.com/immune-cd/immune/internal/history"
 	"github.com/immune-cd/immune/internal/logline"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/replay"
+	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/version"
 )
 
@@ -275,18 +274,17 @@ func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config
 
 // runHindsight runs backtest or stats mode.
 func (c *Command) runHindsight(ctx context.Context, cfg *config.Config, plain, asJSON bool) int {
-	d := hindsight.Deps{HTTP: c.HTTP, Clock: c.Clock, Getenv: c.Getenv, Stdout: c.Stdout, Plain: plain, JSON: asJSON}
+	d := hindsight.Deps{HTTP: c.HTTP, Clock: c.Clock, Getenv: c.Getenv, Stdout: c.Stdout, Log: c.Stdout, Plain: plain, JSON: asJSON}
+	if plain {
+		d.Log = c.Stderr
+	}
 	if c.NewGitHub != nil {
-		client, err := c.NewGitHub(cfg.Token, c.Getenv("GITHUB_API_URL"), c.Getenv("GITHUB_REPOSITORY"), c.Stdout)
+		client, err := c.NewGitHub(cfg.Token, c.Getenv("GITHUB_API_URL"), c.Getenv("GITHUB_REPOSITORY"), d.Log)
 		if err != nil {
 			fmt.Fprintf(c.Stderr, "immune %s: GitHub: %v\n", cfg.Mode, err)
 			return action.ExitConfig
 		}
-		// Until the recorder reads the history itself, the client that
-		// records reads it (*ghapi.Client is both).
-		if gh, ok := client.(history.GitHub); ok {
-			d.History = history.FromGitHub(gh)
-		}
+		d.GitHub = client
 	}
 	err := hindsight.Run(ctx, d, cfg)
 	var pe *hindsight.PublishError

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/immune-cd/immune/internal/run"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -23,18 +22,23 @@ import (
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/history"
 	"github.com/immune-cd/immune/internal/jobfiles"
+	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/report"
+	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/stats"
 )
 
 // Deps are what the modes need from outside.
 type Deps struct {
-	// History reads GitHub's deployments; nil when there is no GitHub.
-	History history.Reader
-	HTTP    *http.Client
-	Clock   clock.Clock
-	Getenv  func(string) string
-	Stdout  io.Writer
+	// GitHub is the API the history is read from; nil without a token.
+	GitHub recorder.GitHub
+	HTTP   *http.Client
+	Clock  clock.Clock
+	Getenv func(string) string
+	Stdout io.Writer
+	// Log receives GitHub's failed calls (stderr on a terminal, where
+	// stdout may carry the JSON).
+	Log io.Writer
 	// Plain: on a terminal, not in GitHub Actions. JSON prints the JSON
 	// there instead of the Markdown.
 	Plain, JSON bool
@@ -46,30 +50,41 @@ type PublishError struct{ Err error }
 func (e *PublishError) Error() string { return "publishing the result: " + e.Err.Error() }
 func (e *PublishError) Unwrap() error { return e.Err }
 
+// callBudget is how long one read of GitHub may take: a history is read in
+// pages, and a run that deploys nothing waits for it.
+const callBudget = time.Minute
+
 // Run runs cfg's mode (backtest or stats).
 func Run(ctx context.Context, d Deps, cfg *config.Config) error {
-	if d.History == nil {
+	if d.GitHub == nil {
 		return history.ErrNoGitHub
 	}
+	if d.Log == nil {
+		d.Log = d.Stdout
+	}
+	rec := recorder.New(recorder.Options{
+		GitHub: d.GitHub, Environment: cfg.Environment, CallBudget: callBudget,
+		Logf: func(format string, args ...any) { fmt.Fprintf(d.Log, format+"\n", args...) },
+	})
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(d.Stdout, "warning: %s\n", w)
 	}
 	switch cfg.Mode {
 	case run.ModeStats:
-		return runStats(ctx, d, cfg)
+		return runStats(ctx, d, rec, cfg)
 	case run.ModeBacktest:
-		return runBacktest(ctx, d, cfg)
+		return runBacktest(ctx, d, rec, cfg)
 	}
 	return fmt.Errorf("hindsight: mode %s is not stats or backtest", cfg.Mode)
 }
 
-func runStats(ctx context.Context, d Deps, cfg *config.Config) error {
+func runStats(ctx context.Context, d Deps, rec *recorder.Recorder, cfg *config.Config) error {
 	now := d.Clock.Now()
 	p := stats.Period{From: now.Add(-cfg.StatsPeriod), To: now}
 	if !d.Plain {
 		fmt.Fprintf(d.Stdout, "Reading the deployments of %s since %s.\n", cfg.Environment, p.From.UTC().Format(time.RFC3339))
 	}
-	h, err := d.History.Read(ctx, history.Query{Environment: cfg.Environment, Since: p.From, Until: p.To, Commits: true})
+	h, err := rec.History(ctx, history.Query{Since: p.From, Until: p.To, Commits: true})
 	if err != nil {
 		return err
 	}
@@ -81,14 +96,14 @@ func runStats(ctx context.Context, d Deps, cfg *config.Config) error {
 	return publish(d, cfg, "stats.json", report.StatsSummary(r), data)
 }
 
-func runBacktest(ctx context.Context, d Deps, cfg *config.Config) error {
+func runBacktest(ctx context.Context, d Deps, rec *recorder.Recorder, cfg *config.Config) error {
 	s := backtest.SettingsOf(cfg)
 	// A range query reads a whole watch: it gets more time than one look.
 	sources := backtest.PrometheusSources(cfg, d.HTTP, d.Clock, max(cfg.Timeout, 30*time.Second))
 	if !d.Plain {
 		fmt.Fprintf(d.Stdout, "Replaying the last %d deploys of %s against the metrics in %s.\n", cfg.BacktestDeployments, cfg.Environment, cfg.PrometheusURL)
 	}
-	r, err := backtest.Run(ctx, d.History, sources, s, cfg.BacktestDeployments, d.Clock.Now())
+	r, err := backtest.Run(ctx, rec, sources, s, cfg.BacktestDeployments, d.Clock.Now())
 	if err != nil {
 		return err
 	}

@@ -8,11 +8,12 @@
 //
 // The types are plain data, so that what is computed over them (package
 // stats, package backtest) is pure and tested on tables. A Reader reads
-// them; the one that reads GitHub is in github.go.
+// them; the recorder reads them from GitHub (recorder.Recorder.History).
 package history
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -92,7 +93,6 @@ func (d Deployment) LiveSince() time.Time {
 
 // Query says which part of an environment's history to read.
 type Query struct {
-	Environment string
 	// Since and Until bound the deployments' creation: Since included,
 	// Until excluded; zero means no bound.
 	Since, Until time.Time
@@ -127,5 +127,8 @@ type Read struct {
 
 // Reader reads an environment's history.
 type Reader interface {
-	Read(ctx context.Context, q Query) (Read, error)
+	History(ctx context.Context, q Query) (Read, error)
 }
+
+// ErrNoGitHub is returned when there is no GitHub to read.
+var ErrNoGitHub = errors.New("the history is read from GitHub's deployments: set github-token (GITHUB_TOKEN) and GITHUB_REPOSITORY")

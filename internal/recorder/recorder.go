@@ -23,6 +23,8 @@ type GitHub interface {
 	SetCommitStatus(ctx context.Context, s ghapi.CommitStatus) error
 	WalkDeployments(ctx context.Context, environment string, limit int, fn func(*ghapi.Deployment) (bool, error)) error
 	LatestStatus(ctx context.Context, d *ghapi.Deployment) error
+	DeploymentStatuses(ctx context.Context, id int64) ([]ghapi.Status, error)
+	CommitTime(ctx context.Context, commit string) (time.Time, error)
 	ResolveCommit(ctx context.Context, ref string) (string, error)
 	PullRequestLabels(ctx context.Context, number int) ([]string, error)
 	PullRequestCommits(ctx context.Context, number int) ([]ghapi.Commit, error)

@@ -1,4 +1,4 @@
-package history
+package recorder
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/ghapi"
-	"github.com/immune-cd/immune/internal/recorder"
+	"github.com/immune-cd/immune/internal/history"
 	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
 
@@ -19,18 +19,18 @@ func TestOutcomeFromStatuses(t *testing.T) {
 	tests := []struct {
 		name     string
 		statuses []ghapi.Status // oldest first
-		outcome  Outcome
+		outcome  history.Outcome
 		started  time.Time
 		ended    time.Time
 	}{
 		{"healthy, then marked inactive by GitHub: healthy when it succeeded",
-			[]ghapi.Status{st("queued", 0, ""), st("in_progress", 1, ""), st("success", 6, "healthy: ..."), st("inactive", 60, "")}, Healthy, at(1), at(6)},
-		{"regressed", []ghapi.Status{st("queued", 0, ""), st("in_progress", 1, ""), st("failure", 3, "regressed: ...")}, Failed, at(1), at(3)},
-		{"inconclusive", []ghapi.Status{st("in_progress", 1, ""), st("error", 6, recorder.Inconclusive+"...")}, Inconclusive, at(1), at(6)},
-		{"gave up waiting", []ghapi.Status{st("queued", 0, ""), st("error", 15, recorder.NotDeployed+"...")}, NotDeployed, time.Time{}, at(15)},
-		{"cancelled while it ran", []ghapi.Status{st("in_progress", 1, ""), st("error", 2, "cancelled during the watch")}, Errored, at(1), at(2)},
-		{"running", []ghapi.Status{st("queued", 0, ""), st("in_progress", 1, "")}, Running, at(1), time.Time{}},
-		{"statuses of the same second keep GitHub's order", []ghapi.Status{st("queued", 0, ""), st("in_progress", 0, ""), st("failure", 0, "regressed: ...")}, Failed, at(0), at(0)},
+			[]ghapi.Status{st("queued", 0, ""), st("in_progress", 1, ""), st("success", 6, "healthy: ..."), st("inactive", 60, "")}, history.Healthy, at(1), at(6)},
+		{"regressed", []ghapi.Status{st("queued", 0, ""), st("in_progress", 1, ""), st("failure", 3, "regressed: ...")}, history.Failed, at(1), at(3)},
+		{"inconclusive", []ghapi.Status{st("in_progress", 1, ""), st("error", 6, Inconclusive+"...")}, history.Inconclusive, at(1), at(6)},
+		{"gave up waiting", []ghapi.Status{st("queued", 0, ""), st("error", 15, NotDeployed+"...")}, history.NotDeployed, time.Time{}, at(15)},
+		{"cancelled while it ran", []ghapi.Status{st("in_progress", 1, ""), st("error", 2, "cancelled during the watch")}, history.Errored, at(1), at(2)},
+		{"running", []ghapi.Status{st("queued", 0, ""), st("in_progress", 1, "")}, history.Running, at(1), time.Time{}},
+		{"statuses of the same second keep GitHub's order", []ghapi.Status{st("queued", 0, ""), st("in_progress", 0, ""), st("failure", 0, "regressed: ...")}, history.Failed, at(0), at(0)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -38,7 +38,7 @@ func TestOutcomeFromStatuses(t *testing.T) {
 			for i, s := range tt.statuses {
 				newestFirst[len(tt.statuses)-1-i] = s
 			}
-			d := fromGitHub(ghapi.Deployment{ID: 1, SHA: "abcdef1", Task: "deploy", Payload: map[string]any{"tool": "immune"}, CreatedAt: at(0)}, newestFirst)
+			d := pastOf(ghapi.Deployment{ID: 1, SHA: "abcdef1", Task: "deploy", Payload: map[string]any{"tool": "immune"}, CreatedAt: at(0)}, newestFirst)
 			if d.Outcome != tt.outcome || !d.Started.Equal(tt.started) || !d.Ended.Equal(tt.ended) {
 				t.Errorf("got %s, started %s, ended %s; want %s, %s, %s", d.Outcome, d.Started, d.Ended, tt.outcome, tt.started, tt.ended)
 			}
@@ -74,9 +74,9 @@ func testReadFromGitHub(t *testing.T, o githubfake.Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := FromGitHub(client)
+	r := New(Options{GitHub: client, Environment: "production"})
 
-	h, err := r.Read(context.Background(), Query{Environment: "production", Since: t0.Add(30 * time.Minute)})
+	h, err := r.History(context.Background(), history.Query{Since: t0.Add(30 * time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,15 +94,15 @@ func testReadFromGitHub(t *testing.T, o githubfake.Options) {
 
 	// The first deploy's success, which the job's success marked inactive
 	// later: healthy when it succeeded.
-	h, err = r.Read(context.Background(), Query{Environment: "production"})
+	h, err = r.History(context.Background(), history.Query{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := h.Deployments[0]; d.Outcome != Healthy || !d.Ended.Equal(t0.Add(2*time.Minute)) {
+	if d := h.Deployments[0]; d.Outcome != history.Healthy || !d.Ended.Equal(t0.Add(2*time.Minute)) {
 		t.Errorf("the first deploy: %s at %s, want healthy at %s", d.Outcome, d.Ended, t0.Add(2*time.Minute))
 	}
 
-	h, err = r.Read(context.Background(), Query{Environment: "production", Max: 2})
+	h, err = r.History(context.Background(), history.Query{Max: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
