@@ -169,40 +169,37 @@ func comment(ic *github.IssueComment) IssueComment {
 }
 
 // CreateIssueComment comments on an issue or a pull request. perm names the
-// permission to ask for should GitHub refuse.
-func (c *Client) CreateIssueComment(ctx context.Context, number int, body, perm string) (IssueComment, error) {
-	ic, _, err := c.gh().Issues.CreateComment(ctx, c.owner, c.repo, number, &github.IssueComment{Body: github.String(FitBody(body))})
-	if err != nil {
-		return IssueComment{}, c.wrap(err, access{op: "create comment", permission: perm, item: fmt.Sprintf("#%d", number)},
-			"comment on #%d", number)
-	}
-	return comment(ic), nil
-}
-
-// CreateIssueCommentOnce comments on an issue or a pull request like
-// CreateIssueComment, but never twice: when the answer to the create is
-// lost, the comments are read (as GitHub lists them, oldest first) and the
-// newest that same recognises is taken as made, before any retry.
-func (c *Client) CreateIssueCommentOnce(ctx context.Context, number int, body, perm string, same func(IssueComment) bool) (IssueComment, error) {
+// permission to ask for should GitHub refuse. With same, never twice: when
+// the answer to the create is lost, the comments are read (as GitHub lists
+// them, oldest first) and the newest that same recognises is taken as
+// made, before any retry; without, the create is retried as any request.
+func (c *Client) CreateIssueComment(ctx context.Context, number int, body, perm string, same func(IssueComment) bool) (IssueComment, error) {
 	body = FitBody(body)
-	ic, err := lookBeforeRetry(c, ctx, fmt.Sprintf("a comment on #%d", number), func(ctx context.Context) (IssueComment, error) {
+	create := func(ctx context.Context) (IssueComment, error) {
 		ic, _, err := c.gh().Issues.CreateComment(ctx, c.owner, c.repo, number, &github.IssueComment{Body: github.String(body)})
 		if err != nil {
 			return IssueComment{}, err
 		}
 		return comment(ic), nil
-	}, func(ctx context.Context) (IssueComment, string, bool) {
-		all, err := c.IssueComments(ctx, number)
-		if err != nil {
-			return IssueComment{}, "", false
-		}
-		for i := len(all) - 1; i >= 0; i-- {
-			if same(all[i]) {
-				return all[i], fmt.Sprintf("comment %d", all[i].ID), true
+	}
+	var ic IssueComment
+	var err error
+	if same == nil {
+		ic, err = create(ctx)
+	} else {
+		ic, err = lookBeforeRetry(c, ctx, fmt.Sprintf("a comment on #%d", number), create, func(ctx context.Context) (IssueComment, string, bool) {
+			all, err := c.IssueComments(ctx, number)
+			if err != nil {
+				return IssueComment{}, "", false
 			}
-		}
-		return IssueComment{}, "", false
-	})
+			for i := len(all) - 1; i >= 0; i-- {
+				if same(all[i]) {
+					return all[i], fmt.Sprintf("comment %d", all[i].ID), true
+				}
+			}
+			return IssueComment{}, "", false
+		})
+	}
 	if err != nil {
 		return IssueComment{}, c.wrap(err, access{op: "create comment", permission: perm, item: fmt.Sprintf("#%d", number)},
 			"comment on #%d", number)
@@ -254,38 +251,35 @@ func (c *Client) OpenIssues(ctx context.Context, label string, limit int, perm s
 	return out, nil
 }
 
-// CreateIssue opens an issue.
-func (c *Client) CreateIssue(ctx context.Context, title, body string, labels []string) (Issue, error) {
-	req := &github.IssueRequest{Title: github.String(title), Body: github.String(FitBody(body))}
-	if len(labels) > 0 {
-		req.Labels = &labels
-	}
-	i, _, err := c.gh().Issues.Create(ctx, c.owner, c.repo, req)
-	if err != nil {
-		return Issue{}, c.wrap(c.gone(err), access{op: "create issue", permission: IssuesWrite, notFound: true}, "open an issue")
-	}
-	return issue(i), nil
-}
-
 // lostIssueSearch is how many of the newest open issues are searched for
 // one whose create lost its answer.
 const lostIssueSearch = 30
 
-// CreateIssueOnce opens an issue like CreateIssue, but never twice: when
-// the answer to the create is lost, the newest open issues are read and
-// the first that same recognises is taken as made, before any retry.
-func (c *Client) CreateIssueOnce(ctx context.Context, title, body string, labels []string, same func(Issue) bool) (Issue, error) {
+// CreateIssue opens an issue. With same, never twice: when the answer to
+// the create is lost, the newest open issues are read and the first that
+// same recognises is taken as made, before any retry; without, the create
+// is retried as any request. GitHub silently drops the labels of a user
+// without push access: the issue returned says which labels it has.
+func (c *Client) CreateIssue(ctx context.Context, title, body string, labels []string, same func(Issue) bool) (Issue, error) {
 	req := &github.IssueRequest{Title: github.String(title), Body: github.String(FitBody(body))}
 	if len(labels) > 0 {
 		req.Labels = &labels
 	}
-	is, err := lookBeforeRetry(c, ctx, "an issue", func(ctx context.Context) (Issue, error) {
+	create := func(ctx context.Context) (Issue, error) {
 		i, _, err := c.gh().Issues.Create(ctx, c.owner, c.repo, req)
 		if err != nil {
 			return Issue{}, err
 		}
 		return issue(i), nil
-	}, func(ctx context.Context) (Issue, string, bool) {
+	}
+	if same == nil {
+		is, err := create(ctx)
+		if err != nil {
+			return Issue{}, c.wrap(c.gone(err), access{op: "create issue", permission: IssuesWrite, notFound: true}, "open an issue")
+		}
+		return is, nil
+	}
+	is, err := lookBeforeRetry(c, ctx, "an issue", create, func(ctx context.Context) (Issue, string, bool) {
 		opts := &github.IssueListByRepoOptions{State: "open", Sort: "created", Direction: "desc", ListOptions: github.ListOptions{PerPage: lostIssueSearch}}
 		list, _, err := c.gh().Issues.ListByRepo(ctx, c.owner, c.repo, opts)
 		if err != nil {

@@ -40,7 +40,7 @@ func TestComments(t *testing.T) {
 	for i := 0; i < 150; i++ {
 		e.fake.AddComment(githubfake.IssueComment{Number: 12, Body: "chatter", Author: "octocat"})
 	}
-	c, err := e.client.CreateIssueComment(ctx(t), 12, "<!-- marker -->\nhello", PullsWrite)
+	c, err := e.client.CreateIssueComment(ctx(t), 12, "<!-- marker -->\nhello", PullsWrite, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestIssues(t *testing.T) {
 	if err != nil || !created {
 		t.Errorf("new label: created %v, %v", created, err)
 	}
-	is, err := e.client.CreateIssue(ctx(t), "production is stopped", "body", []string{"immune:stopped"})
+	is, err := e.client.CreateIssue(ctx(t), "production is stopped", "body", []string{"immune:stopped"}, nil)
 	if err != nil || is.Number != 2 || is.State != "open" {
 		t.Fatalf("create: %+v %v", is, err)
 	}
@@ -96,12 +96,12 @@ func TestIssuePermissionErrors(t *testing.T) {
 	e := setup(t, githubfake.Options{Permissions: map[string]string{"contents": "read", "pull-requests": "read"}}, nil)
 	e.fake.AddCommit(commitID(1), "x")
 	e.fake.AddPullRequest(1, commitID(1), nil, nil)
-	_, err := e.client.CreateIssueComment(ctx(t), 1, "b", PullsWrite)
+	_, err := e.client.CreateIssueComment(ctx(t), 1, "b", PullsWrite, nil)
 	var pe *PermissionError
 	if !errors.As(err, &pe) || pe.Permission != PullsWrite || !strings.Contains(err.Error(), `add "pull-requests: write"`) {
 		t.Errorf("comment: %v", err)
 	}
-	_, err = e.client.CreateIssue(ctx(t), "t", "b", nil)
+	_, err = e.client.CreateIssue(ctx(t), "t", "b", nil, nil)
 	if !errors.As(err, &pe) || pe.Permission != IssuesWrite {
 		t.Errorf("issue: %v", err)
 	}
@@ -111,7 +111,7 @@ func TestIssuePermissionErrors(t *testing.T) {
 
 	g := setup(t, githubfake.Options{}, nil)
 	g.fake.Inject(githubfake.Fault{Method: "POST", Path: "/repos/octo-org/shop/issues", Status: http.StatusGone, Message: "Issues are disabled for this repo"})
-	if _, err := g.client.CreateIssue(ctx(t), "t", "b", nil); !errors.Is(err, ErrIssuesDisabled) {
+	if _, err := g.client.CreateIssue(ctx(t), "t", "b", nil, nil); !errors.Is(err, ErrIssuesDisabled) {
 		t.Errorf("410: %v", err)
 	}
 }
@@ -127,11 +127,11 @@ func TestBodiesFitGitHubsLimit(t *testing.T) {
 	if utf8.RuneCountInString(long) <= MaxBody {
 		t.Fatal("the body fits already")
 	}
-	c, err := e.client.CreateIssueComment(ctx(t), 12, long, PullsWrite)
+	c, err := e.client.CreateIssueComment(ctx(t), 12, long, PullsWrite, nil)
 	if err != nil {
 		t.Fatalf("a long comment: %v", err)
 	}
-	is, err := e.client.CreateIssue(ctx(t), "title", long, nil)
+	is, err := e.client.CreateIssue(ctx(t), "title", long, nil, nil)
 	if err != nil {
 		t.Fatalf("a long issue: %v", err)
 	}
@@ -173,12 +173,12 @@ func TestCreatesOfIssuesAndCommentsAreIdempotent(t *testing.T) {
 		e.fake.Inject(issueFault)
 		e.fake.Inject(commentFault)
 
-		is, err := e.client.CreateIssueOnce(ctx(t), "stopped", marker+"\nbody", []string{"immune:stopped"},
+		is, err := e.client.CreateIssue(ctx(t), "stopped", marker+"\nbody", []string{"immune:stopped"},
 			func(is Issue) bool { return strings.HasPrefix(is.Body, marker) && is.Author == "github-actions[bot]" })
 		if err != nil || is.Number == 0 || len(e.fake.Issues()) != 1 {
 			t.Errorf("%+v: issue %+v, %v; %d issues, want 1", fault, is, err, len(e.fake.Issues()))
 		}
-		c, err := e.client.CreateIssueCommentOnce(ctx(t), 12, marker+"\nours", PullsWrite,
+		c, err := e.client.CreateIssueComment(ctx(t), 12, marker+"\nours", PullsWrite,
 			func(c IssueComment) bool {
 				return strings.HasPrefix(c.Body, marker) && c.Author == "github-actions[bot]"
 			})

@@ -13,8 +13,14 @@ import (
 
 // What immune writes to GitHub for people, beside its records: a comment on
 // the merged pull requests of a rolled-back commit, and one tracking issue
-// per environment while its line is stopped. Both are found again by a
-// hidden marker, so that a re-run edits rather than adds.
+// per environment while its line is stopped. Both are found again by what
+// only immune can claim: their author, the token's identity (see
+// identity), and a hidden marker; not by a label people can remove (or
+// GitHub can drop), nor by where the marker sits (people add notes above
+// it). So a re-run edits rather than adds, and a comment someone else
+// wrote with immune's marker is left alone. A create whose answer is lost
+// looks for what GitHub made before it tries again, so that nothing is
+// written twice.
 
 // StoppedLabel marks the tracking issue of a stopped line.
 const StoppedLabel = "immune:stopped"
@@ -46,6 +52,73 @@ func CommentMarker(environment, commit string) string {
 // IssueMarker is the hidden first line of an environment's tracking issue.
 func IssueMarker(environment string) string {
 	return fmt.Sprintf("<!-- immune:stopped environment=%q -->", environment)
+}
+
+// learn notes who immune's deployments are created by: the token's
+// identity, which GitHub writes immune's issues and comments under too. A
+// deployment this run created settles it (own); until then, the newest of
+// immune's deployments read in the history stands for it.
+func (r *Recorder) learn(login string, own bool) {
+	if login == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if own || r.me == "" {
+		r.me = login
+	}
+}
+
+// identity is the login GitHub writes immune's records under, learnt from
+// the deployments this run created or read (see learn), or else read from
+// the newest of immune's deployments; "" when there is none.
+func (r *Recorder) identity(ctx context.Context) string {
+	r.mu.Lock()
+	me := r.me
+	r.mu.Unlock()
+	if me != "" || r.Down() {
+		return me
+	}
+	_ = r.tell(ctx, "read which account immune writes as", "", func(ctx context.Context, gh GitHub) error {
+		return gh.WalkDeployments(ctx, r.env(), HistoryLimit, func(d *ghapi.Deployment) (bool, error) {
+			if OriginOf(*d) == Ours && d.Creator != "" {
+				r.learn(d.Creator, false)
+				return false, nil
+			}
+			return true, nil
+		})
+	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.me
+}
+
+// mine reports whether author is immune: the token's identity me when it
+// is known; else an app's bot account ("…[bot]", as GITHUB_TOKEN's
+// github-actions[bot]), which no person can be.
+func mine(author, me string) bool {
+	if me != "" {
+		return strings.EqualFold(author, me)
+	}
+	return strings.HasSuffix(author, "[bot]")
+}
+
+// indexMarker is where body holds marker, -1 if nowhere, in any letter case
+// of ASCII: environments that differ only in letter case are one
+// environment, as they are to GitHub (see StatusContext).
+func indexMarker(body, marker string) int {
+	return strings.Index(foldASCII(body), foldASCII(marker))
+}
+
+// foldASCII lowers ASCII letters only, so that offsets stay the text's.
+func foldASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // Tell queues work for the pull requests' comments: it runs after the work
@@ -102,6 +175,15 @@ func (r *Recorder) Denied() []Denial {
 		out = append(out, Denial{Permission: perm, What: r.c.denied[perm]})
 	}
 	return out
+}
+
+// notTell lists something people were not told, found without a failed
+// call, and logs it.
+func (r *Recorder) notTell(what string) {
+	r.c.mu.Lock()
+	r.c.notTold = append(r.c.notTold, what)
+	r.c.mu.Unlock()
+	r.o.TellLogf("GitHub: could not %s", what)
 }
 
 // NotTold lists what people could not be told, for another reason than a
@@ -242,6 +324,8 @@ func (r *Recorder) Blame(ctx context.Context, good, bad string) Blame {
 func (r *Recorder) Comment(ctx context.Context, pr int, commit, body string) string {
 	marker := CommentMarker(r.env(), commit)
 	body = marker + "\n" + body
+	me := r.identity(ctx)
+	ours := func(c ghapi.IssueComment) bool { return mine(c.Author, me) && indexMarker(c.Body, marker) == 0 }
 	var existing []ghapi.IssueComment
 	if !r.tell(ctx, fmt.Sprintf("read the comments of #%d", pr), ghapi.PullsWrite, func(ctx context.Context, gh GitHub) (err error) {
 		existing, err = gh.IssueComments(ctx, pr)
@@ -251,7 +335,7 @@ func (r *Recorder) Comment(ctx context.Context, pr int, commit, body string) str
 	}
 	var c ghapi.IssueComment
 	for _, e := range existing {
-		if strings.HasPrefix(e.Body, marker) {
+		if ours(e) {
 			if e.Body == body {
 				return e.HTMLURL
 			}
@@ -265,7 +349,7 @@ func (r *Recorder) Comment(ctx context.Context, pr int, commit, body string) str
 		}
 	}
 	if r.tell(ctx, fmt.Sprintf("comment on #%d", pr), ghapi.PullsWrite, func(ctx context.Context, gh GitHub) (err error) {
-		c, err = gh.CreateIssueComment(ctx, pr, body, ghapi.PullsWrite)
+		c, err = gh.CreateIssueComment(ctx, pr, body, ghapi.PullsWrite, ours)
 		return err
 	}) {
 		return c.HTMLURL
@@ -283,15 +367,20 @@ func (r *Recorder) TrackingIssue(ctx context.Context) (Issue, bool) {
 // stoppedIssue finds the environment's open tracking issue. perm is the
 // permission to name should GitHub refuse.
 func (r *Recorder) stoppedIssue(ctx context.Context, perm string) (ghapi.Issue, bool) {
+	me := r.identity(ctx)
 	var open []ghapi.Issue
 	if !r.tell(ctx, "find the tracking issue of "+r.env(), perm, func(ctx context.Context, gh GitHub) (err error) {
-		open, err = gh.OpenIssues(ctx, StoppedLabel, maxStoppedIssues, perm)
+		if me != "" {
+			open, err = gh.OpenIssuesBy(ctx, me, maxStoppedIssues, perm)
+		} else {
+			open, err = gh.OpenIssues(ctx, StoppedLabel, maxStoppedIssues, perm)
+		}
 		return err
 	}) {
 		return ghapi.Issue{}, false
 	}
 	marker := IssueMarker(r.env())
-	i := slices.IndexFunc(open, func(is ghapi.Issue) bool { return strings.HasPrefix(is.Body, marker) })
+	i := slices.IndexFunc(open, func(is ghapi.Issue) bool { return mine(is.Author, me) && indexMarker(is.Body, marker) >= 0 })
 	if i < 0 {
 		return ghapi.Issue{}, false
 	}
@@ -304,12 +393,16 @@ func (r *Recorder) stoppedIssue(ctx context.Context, perm string) (ghapi.Issue, 
 // when GitHub could not be written.
 func (r *Recorder) StopLine(ctx context.Context, title, body, update string) (is Issue, opened, ok bool) {
 	const perm = ghapi.IssuesWrite
-	body = IssueMarker(r.env()) + "\n" + body
+	marker := IssueMarker(r.env())
+	body = marker + "\n" + body
 	existing, found := r.stoppedIssue(ctx, perm)
 	if r.refused(perm) {
 		return Issue{}, false, false
 	}
+	me := r.identity(ctx)
 	if found {
+		// What people wrote above the marker (triage notes) stays.
+		body = existing.Body[:indexMarker(existing.Body, marker)] + body
 		ok = r.tell(ctx, fmt.Sprintf("update the tracking issue #%d", existing.Number), perm, func(ctx context.Context, gh GitHub) error {
 			got, err := gh.EditIssue(ctx, existing.Number, ghapi.IssueEdit{Title: &title, Body: &body})
 			is = issueOf(got)
@@ -317,7 +410,9 @@ func (r *Recorder) StopLine(ctx context.Context, title, body, update string) (is
 		})
 		if ok && update != "" {
 			r.tell(ctx, fmt.Sprintf("comment on the tracking issue #%d", existing.Number), perm, func(ctx context.Context, gh GitHub) error {
-				_, err := gh.CreateIssueComment(ctx, existing.Number, update, perm)
+				_, err := gh.CreateIssueComment(ctx, existing.Number, update, perm, func(c ghapi.IssueComment) bool {
+					return mine(c.Author, me) && c.Body == update
+				})
 				return err
 			})
 		}
@@ -329,12 +424,19 @@ func (r *Recorder) StopLine(ctx context.Context, title, body, update string) (is
 	}) {
 		return Issue{}, false, false
 	}
-	ok = r.tell(ctx, "open the tracking issue of "+r.env(), perm, func(ctx context.Context, gh GitHub) error {
-		got, err := gh.CreateIssue(ctx, title, body, []string{StoppedLabel})
-		is = issueOf(got)
+	var got ghapi.Issue
+	ok = r.tell(ctx, "open the tracking issue of "+r.env(), perm, func(ctx context.Context, gh GitHub) (err error) {
+		got, err = gh.CreateIssue(ctx, title, body, []string{StoppedLabel}, func(is ghapi.Issue) bool {
+			return mine(is.Author, me) && indexMarker(is.Body, marker) >= 0
+		})
 		return err
 	})
-	return is, ok, ok
+	if ok && !slices.ContainsFunc(got.Labels, func(l string) bool { return strings.EqualFold(l, StoppedLabel) }) {
+		// GitHub drops the labels of a user without push access, and says
+		// nothing: the issue is found by its author and marker all the same.
+		r.notTell(fmt.Sprintf("label the tracking issue #%d %q: GitHub dropped the label (only accounts with push access can label issues); the issue is found again by its author and marker", got.Number, StoppedLabel))
+	}
+	return issueOf(got), ok, ok
 }
 
 // ClearLine closes the environment's open tracking issue with comment; closed
@@ -345,8 +447,11 @@ func (r *Recorder) ClearLine(ctx context.Context, comment string) (is Issue, clo
 	if !found {
 		return Issue{}, false
 	}
+	me := r.identity(ctx)
 	if !r.tell(ctx, fmt.Sprintf("comment on the tracking issue #%d", existing.Number), perm, func(ctx context.Context, gh GitHub) error {
-		_, err := gh.CreateIssueComment(ctx, existing.Number, comment, perm)
+		_, err := gh.CreateIssueComment(ctx, existing.Number, comment, perm, func(c ghapi.IssueComment) bool {
+			return mine(c.Author, me) && c.Body == comment
+		})
 		return err
 	}) {
 		return issueOf(existing), false

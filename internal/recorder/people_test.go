@@ -190,3 +190,110 @@ func TestPeopleShareDown(t *testing.T) {
 		t.Errorf("not told: %q", r.NotTold())
 	}
 }
+
+// recorderFor is a Recorder of environment on f.
+func recorderFor(t *testing.T, f *githubfake.Server, environment string) *Recorder {
+	gh, err := ghapi.New(ghapi.Options{HTTPClient: f.Client(), APIURL: f.URL(), Token: token, Repository: f.Repository(), MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(Options{GitHub: gh, Environment: environment})
+}
+
+// The tracking issue is immune's by its author and marker: a human who
+// removes its label and writes notes above it does not make the next stop
+// open a second one, and the notes stay; an issue someone else opened with
+// immune's marker is not taken for it. The spelling of the environment's
+// letter case does not matter.
+func TestTrackingIssueIsFoundByAuthorAndMarker(t *testing.T) {
+	f, r, _ := setup(t, start)
+	ours(f, TaskDeploy, commit(1), Payload{}, start, "success")
+	f.AddIssue(githubfake.Issue{Title: "fake", Body: IssueMarker("production") + "\nnot immune's", Author: "mallory", Labels: []string{StoppedLabel}})
+	is, opened, ok := r.StopLine(context.Background(), "stopped", "first", "")
+	if !ok || !opened {
+		t.Fatalf("StopLine: %+v %v %v; not told %q", is, opened, ok, r.NotTold())
+	}
+	f.UpdateIssue(is.Number, func(i *githubfake.Issue) {
+		i.Labels = nil
+		i.Body = "Triage: @oncall is on it.\n\n" + i.Body
+	})
+	again := recorderFor(t, f, "production")
+	is2, opened, ok := again.StopLine(context.Background(), "stopped again", "second", "update")
+	if !ok || opened || is2.Number != is.Number {
+		t.Fatalf("second stop: %+v opened %v ok %v, want #%d updated", is2, opened, ok, is.Number)
+	}
+	var got githubfake.Issue
+	for _, i := range f.Issues() {
+		if i.Number == is.Number {
+			got = i
+		}
+	}
+	if !strings.HasPrefix(got.Body, "Triage: @oncall is on it.\n\n"+IssueMarker("production")) && !strings.HasPrefix(got.Body, "Triage: @oncall is on it.\n\n"+IssueMarker("Production")) ||
+		!strings.HasSuffix(got.Body, "second") || len(f.Issues()) != 2 {
+		t.Errorf("issues %d; body %q", len(f.Issues()), got.Body)
+	}
+	// Another spelling of the environment, whose own history holds one of
+	// immune's deployments: the same issue.
+	p := Payload{Tool: Tool}
+	f.AddDeployment(githubfake.Deployment{SHA: commit(1), Environment: "Production", Payload: p.Map()})
+	if _, closed := recorderFor(t, f, "Production").ClearLine(context.Background(), "clear"); !closed {
+		t.Errorf("the line was not cleared from \"Production\"")
+	}
+}
+
+// GitHub drops the labels of an account without push access: the issue
+// is opened all the same, people hear that the label is missing, and the
+// next stop finds the issue.
+func TestTrackingIssueWithoutItsLabel(t *testing.T) {
+	f := githubfake.Start(t, githubfake.Options{Token: token, NoPushAccess: true})
+	f.AddCommit(commit(1), "x")
+	ours(f, TaskDeploy, commit(1), Payload{}, start, "success")
+	r := recorderFor(t, f, "production")
+	is, opened, ok := r.StopLine(context.Background(), "stopped", "first", "")
+	if !ok || !opened || len(f.Issues()[0].Labels) != 0 {
+		t.Fatalf("StopLine: %+v %v %v", is, opened, ok)
+	}
+	if nt := r.NotTold(); len(nt) != 1 || !strings.Contains(nt[0], "GitHub dropped the label") {
+		t.Errorf("not told: %q", nt)
+	}
+	if _, opened, ok := recorderFor(t, f, "production").StopLine(context.Background(), "stopped", "again", "u"); !ok || opened || len(f.Issues()) != 1 {
+		t.Errorf("second stop: opened %v ok %v, %d issues", opened, ok, len(f.Issues()))
+	}
+}
+
+// A comment someone else wrote with immune's marker is not edited: immune
+// posts its own, and edits only its own after.
+func TestCommentLeavesOthersWithTheMarker(t *testing.T) {
+	f, r, _ := setup(t, start)
+	f.AddCommit(commit(1), "x")
+	ours(f, TaskDeploy, commit(1), Payload{}, start, "success")
+	f.AddPull(githubfake.PullRequest{Number: 12, Merged: true, MergeCommitSHA: commit(2)})
+	theirs := f.AddComment(githubfake.IssueComment{Number: 12, Body: CommentMarker("production", commit(2)) + "\nI am immune", Author: "mallory"})
+	if r.Comment(context.Background(), 12, commit(2), "one") == "" || r.Comment(context.Background(), 12, commit(2), "two") == "" {
+		t.Fatalf("not told: %q", r.NotTold())
+	}
+	cs := f.Comments(12)
+	if len(cs) != 2 || cs[0].Body != theirs.Body || cs[1].Author != "github-actions[bot]" || !strings.HasSuffix(cs[1].Body, "two") {
+		t.Errorf("comments: %+v", cs)
+	}
+}
+
+// The answer to a create is lost after GitHub acted: one issue, one
+// comment, not two.
+func TestLostAnswersDoNotDuplicate(t *testing.T) {
+	f, r, _ := setup(t, start)
+	f.AddCommit(commit(1), "x")
+	ours(f, TaskDeploy, commit(1), Payload{}, start, "success")
+	f.AddPull(githubfake.PullRequest{Number: 12, Merged: true, MergeCommitSHA: commit(2)})
+	f.Inject(githubfake.Fault{Method: "POST", Path: "/repos/octo-org/shop/issues", Times: 1, Status: 502, AfterServing: true})
+	f.Inject(githubfake.Fault{Method: "POST", Path: "/repos/octo-org/shop/issues/12/comments", Times: 1, Drop: true, AfterServing: true})
+	if _, _, ok := r.StopLine(context.Background(), "stopped", "body", ""); !ok {
+		t.Errorf("StopLine failed: %q", r.NotTold())
+	}
+	if r.Comment(context.Background(), 12, commit(2), "body") == "" {
+		t.Errorf("Comment failed: %q", r.NotTold())
+	}
+	if len(f.Issues()) != 1 || len(f.Comments(12)) != 1 {
+		t.Errorf("%d issues, %d comments; want one each", len(f.Issues()), len(f.Comments(12)))
+	}
+}

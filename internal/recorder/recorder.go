@@ -33,10 +33,11 @@ type GitHub interface {
 	CompareCommits(ctx context.Context, base, head string) (ghapi.Comparison, error)
 	CommitAuthor(ctx context.Context, commit string) (ghapi.CommitInfo, error)
 	IssueComments(ctx context.Context, number int) ([]ghapi.IssueComment, error)
-	CreateIssueComment(ctx context.Context, number int, body, perm string) (ghapi.IssueComment, error)
+	CreateIssueComment(ctx context.Context, number int, body, perm string, same func(ghapi.IssueComment) bool) (ghapi.IssueComment, error)
 	EditIssueComment(ctx context.Context, id int64, body, perm string) (ghapi.IssueComment, error)
 	OpenIssues(ctx context.Context, label string, limit int, perm string) ([]ghapi.Issue, error)
-	CreateIssue(ctx context.Context, title, body string, labels []string) (ghapi.Issue, error)
+	OpenIssuesBy(ctx context.Context, creator string, limit int, perm string) ([]ghapi.Issue, error)
+	CreateIssue(ctx context.Context, title, body string, labels []string, same func(ghapi.Issue) bool) (ghapi.Issue, error)
 	EditIssue(ctx context.Context, number int, e ghapi.IssueEdit) (ghapi.Issue, error)
 	EnsureLabel(ctx context.Context, name, color, description string) (bool, error)
 }
@@ -99,6 +100,9 @@ type Recorder struct {
 
 	mu      sync.Mutex
 	ignored map[int64]bool
+	// me is the login GitHub writes immune's records under, the token's
+	// identity (see identity); "" until known.
+	me string
 }
 
 // New returns a Recorder.
@@ -191,7 +195,11 @@ func (r *Recorder) walk(ctx context.Context, what string, keep func(Origin) bool
 		}
 		err := gh.WalkDeployments(ctx, r.o.Environment, HistoryLimit, func(d *ghapi.Deployment) (bool, error) {
 			seen++
-			if o := OriginOf(*d); !keep(o) {
+			o := OriginOf(*d)
+			if o == Ours {
+				r.learn(d.Creator, false)
+			}
+			if !keep(o) {
 				r.mu.Lock()
 				if !r.ignored[d.ID] {
 					r.ignored[d.ID] = true
@@ -464,6 +472,7 @@ func (r *Recorder) Create(task Task, commit string, p Payload, first State, desc
 		if err != nil && dep.ID == 0 {
 			return
 		}
+		r.learn(dep.Creator, true)
 		dep.LatestState, dep.LatestDescription = string(first), desc
 		h.dep = deploymentOf(dep)
 		r.setStatus(dep.ID, first, desc)

@@ -176,4 +176,12 @@ const MaxContext = 255
 
 // StatusContext is the commit status context of an environment, which a
 // repository can require in branch protection.
+//
+// GitHub compares contexts without letter case, as it does environment
+// names: "Production" and "production" write one context. immune
+// normalises rather than refuses: environments that differ only in letter
+// case are one environment to it as well, wherever it compares names
+// itself (the tracking issue, the pull-request comments, the state file),
+// so that the two spellings share one line, one issue and one context
+// instead of fighting over the context.
 func StatusContext(environment string) string { return "immune/" + environment }

@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,7 +63,7 @@ func (f *File) LastGood(env, exclude string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	e := doc.Environments[env]
+	e := doc.environment(env)
 	if e == nil {
 		return "", nil
 	}
@@ -74,6 +75,21 @@ func (f *File) LastGood(env, exclude string) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// environment is env's entry. Environments that differ only in letter case
+// are one, as they are to GitHub (one environment, one commit status
+// context): the entry of another spelling is env's when env has none.
+func (d *document) environment(env string) *environment {
+	if e := d.Environments[env]; e != nil {
+		return e
+	}
+	for name, e := range d.Environments {
+		if strings.EqualFold(name, env) {
+			return e
+		}
+	}
+	return nil
 }
 
 // Check reports whether the file can be used: it does not exist yet, or
@@ -95,7 +111,7 @@ func (f *File) Record(env string, entry Entry) error {
 	if err != nil {
 		return err
 	}
-	e := doc.Environments[env]
+	e := doc.environment(env)
 	if e == nil {
 		e = &environment{}
 		doc.Environments[env] = e
@@ -201,7 +217,7 @@ func (f *File) Current(env string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if e := doc.Environments[env]; e != nil {
+	if e := doc.environment(env); e != nil {
 		for i := len(e.History) - 1; i >= 0; i-- {
 			if c := e.History[i].SHA; sha.IsRef(c) {
 				return c, nil

@@ -179,3 +179,23 @@ func TestConcurrentRuns(t *testing.T) {
 		t.Errorf("%d of 40 records kept", n)
 	}
 }
+
+// Environments that differ only in letter case are one, as they are to
+// GitHub: "Production" reads and extends what "production" recorded.
+func TestEnvironmentsIgnoreLetterCase(t *testing.T) {
+	t.Parallel()
+	f := &File{Path: filepath.Join(t.TempDir(), "state.json")}
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	if err := f.Record("production", Entry{SHA: "aaa", Verdict: run.Healthy, At: at}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Record("Production", Entry{SHA: "bbb", Verdict: run.Regressed, At: at}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.LastGood("PRODUCTION", ""); err != nil || got != "aaa" {
+		t.Errorf("LastGood = %q, %v; want aaa", got, err)
+	}
+	if got, err := f.Current("production"); err != nil || got != "bbb" {
+		t.Errorf("Current = %q, %v; want bbb, recorded as Production", got, err)
+	}
+}

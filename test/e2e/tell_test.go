@@ -407,3 +407,84 @@ func TestSlowGitHubStillStopsTheLineAndTellsTheWebhook(t *testing.T) {
 		t.Errorf("tracking issues %+v, want one open\n%s", is, res.log)
 	}
 }
+
+// What immune made is found again by what only immune can claim, and
+// never made twice: the answers to the POSTs that open the tracking issue
+// and comment on #12 are lost after GitHub acted, yet there is one of
+// each; a comment someone else wrote with immune's marker is left as it
+// is; a human who removes the issue's label and writes notes above it does
+// not make the re-run open a second issue, and the notes stay.
+func TestTellOnceAndOnlyOwnWhatImmuneMade(t *testing.T) {
+	t.Parallel()
+	f := pushOfThree(t, githubfake.Options{})
+	marker := `<!-- immune:regression environment="production" sha=` + shaNew + ` -->`
+	theirs := f.AddComment(githubfake.IssueComment{Number: 12, Body: marker + "\nnot immune's", Author: "mallory"})
+	f.Inject(githubfake.Fault{Method: "POST", Path: "/repos/octo-org/shop/issues", Times: 1, Status: 502, AfterServing: true})
+	f.Inject(githubfake.Fault{Method: "POST", Path: "/repos/octo-org/shop/issues/12/comments", Times: 1, Drop: true, AfterServing: true})
+	svc, url := service(t, map[string]testservice.Behaviour{shaNew: {FailRate: 1}}, shaGood)
+	in := map[string]string{"startup-timeout": "0s"}
+
+	res := newActionRun(t, "push", fast(url, in)).useGitHub(f).exec()
+	if res.code != 1 || res.outputs["verdict"] != "rolled-back" || svc.Current() != shaGood {
+		t.Fatalf("exit %d, verdict %s, service runs %s\n%s", res.code, res.outputs["verdict"], svc.Current(), res.log)
+	}
+	issues := f.Issues()
+	if len(issues) != 1 {
+		t.Fatalf("%d tracking issues after a lost answer, want 1\n%s", len(issues), res.log)
+	}
+	own := func() []githubfake.IssueComment {
+		var out []githubfake.IssueComment
+		for _, c := range ours(f, 12) {
+			if c.Author == "github-actions[bot]" {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	if len(own()) != 1 || f.Comments(12)[1].Body != theirs.Body {
+		t.Fatalf("comments on #12 after a lost answer: %+v", f.Comments(12))
+	}
+	if !strings.Contains(res.log, "but GitHub had made it") {
+		t.Errorf("the log does not say the lost creates were found:\n%s", res.log)
+	}
+
+	// A human removes the label and writes notes above immune's text.
+	f.UpdateIssue(issues[0].Number, func(is *githubfake.Issue) {
+		is.Labels = nil
+		is.Body = "Triage: @oncall is on it.\n\n" + is.Body
+	})
+	rerun := newActionRun(t, "push", fast(url, in)).useGitHub(f)
+	rerun.env["GITHUB_RUN_ATTEMPT"] = "2"
+	if res = rerun.exec(); res.code != 1 {
+		t.Fatalf("re-run: exit %d\n%s", res.code, res.log)
+	}
+	issues = f.Issues()
+	if len(issues) != 1 || !strings.HasPrefix(issues[0].Body, "Triage: @oncall is on it.\n\n<!-- immune:stopped") || len(f.Comments(issues[0].Number)) != 1 {
+		t.Errorf("re-run: %d issues; body %.80q; %d comments on the issue", len(issues), issues[0].Body, len(f.Comments(issues[0].Number)))
+	}
+	if len(own()) != 1 || f.Comments(12)[1].Body != theirs.Body {
+		t.Errorf("re-run: comments on #12: %+v", f.Comments(12))
+	}
+}
+
+// An account without push access opens the tracking issue without its
+// label (GitHub drops it silently): the run says so, and the next stop
+// finds the issue all the same.
+func TestTrackingIssueWhoseLabelGitHubDropped(t *testing.T) {
+	t.Parallel()
+	f := pushOfThree(t, githubfake.Options{NoPushAccess: true})
+	svc, url := service(t, map[string]testservice.Behaviour{shaNew: {FailRate: 1}}, shaGood)
+	in := map[string]string{"startup-timeout": "0s"}
+	res := newActionRun(t, "push", fast(url, in)).useGitHub(f).exec()
+	if res.code != 1 || svc.Current() != shaGood || len(f.Issues()) != 1 || len(f.Issues()[0].Labels) != 0 {
+		t.Fatalf("exit %d, %d issues %+v\n%s", res.code, len(f.Issues()), f.Issues(), res.log)
+	}
+	if !strings.Contains(res.log, "GitHub dropped the label") || !strings.Contains(res.summary, "GitHub dropped the label") {
+		t.Errorf("the run does not say the label was dropped:\n%s", res.log)
+	}
+	rerun := newActionRun(t, "push", fast(url, in)).useGitHub(f)
+	rerun.env["GITHUB_RUN_ATTEMPT"] = "2"
+	if res = rerun.exec(); res.code != 1 || len(f.Issues()) != 1 {
+		t.Errorf("re-run: exit %d, %d issues", res.code, len(f.Issues()))
+	}
+}

@@ -87,6 +87,22 @@ func (f *Server) AddIssue(is Issue) Issue {
 	return is
 }
 
+// UpdateIssue changes an issue as a person would in GitHub's web page
+// (remove a label, add notes to the body); it panics for an unknown issue.
+func (f *Server) UpdateIssue(number int, change func(*Issue)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	is, ok := f.st.issues[number]
+	if !ok {
+		panic(fmt.Sprintf("githubfake: UpdateIssue: no issue #%d", number))
+	}
+	change(is)
+	for _, l := range is.Labels {
+		f.st.label(l)
+	}
+	is.UpdatedAt = f.now()
+}
+
 // Issues returns every issue (not pull requests), by number.
 func (f *Server) Issues() []Issue {
 	f.mu.Lock()
