@@ -160,10 +160,7 @@ func TestHostileTextTellsNoOne(t *testing.T) {
 				t.Errorf("issue title %q mentions %v", is.Title, m)
 			}
 			body := outline(t, is.Body)
-			if strings.Join(body.headings, " | ") != "## ⛔ The line is stopped on production | ### Until the fix is deployed" {
-				t.Errorf("issue headings: %q", body.headings)
-			}
-			if len(body.html) != 1 || !strings.HasPrefix(body.html[0], "<!-- immune:stopped") {
+			if len(body.html) == 0 || !strings.HasPrefix(body.html[0], "<!-- immune:stopped") {
 				t.Errorf("issue HTML: %q", body.html)
 			}
 			if !strings.HasPrefix(body.last, "immune keeps this issue up to date") {
@@ -174,20 +171,39 @@ func TestHostileTextTellsNoOne(t *testing.T) {
 				t.Fatalf("%d comments on #11, want 1\n%s", len(comments), res.log)
 			}
 			comment := outline(t, comments[0].Body)
-			if len(comment.headings) != 1 || !strings.HasPrefix(comment.headings[0], "### ⏪ 4d8b3f2 regressed on production") {
+			if len(comment.headings) == 0 || !strings.HasPrefix(comment.headings[0], "### ⏪ 4d8b3f2 regressed on production") {
 				t.Errorf("comment headings: %q", comment.headings)
 			}
-			if len(comment.html) != 3 || !strings.HasPrefix(comment.html[0], "<!-- immune:regression") || comment.html[1] != "<sub>" || comment.html[2] != "</sub>" {
+			if len(comment.html) == 0 || !strings.HasPrefix(comment.html[0], "<!-- immune:regression") {
 				t.Errorf("comment HTML: %q", comment.html)
 			}
 			if !strings.HasPrefix(comment.last, "Posted by immune") {
 				t.Errorf("the comment's last block is %q: something swallowed the end", comment.last)
 			}
 			summary := outline(t, res.summary)
-			if len(summary.html) != 0 || len(summary.headings) != 1 {
-				t.Errorf("summary: headings %q, HTML %q", summary.headings, summary.html)
-			}
 			for doc, s := range map[string]shape{"issue": body, "comment": comment, "summary": summary} {
+				// immune's own layout may change; what the hostile text
+				// tried may not show: a heading of its own, an HTML
+				// comment or a tag left open or closed.
+				for _, h := range s.headings {
+					if strings.Contains(h, "Hijacked") || strings.HasPrefix(h, "# ") {
+						t.Errorf("the %s has the heading %q", doc, h)
+					}
+				}
+				tags := map[string]int{}
+				for i, h := range s.html {
+					if strings.HasPrefix(h, "<!--") && i > 0 || strings.HasPrefix(h, "<!--") && doc == "summary" {
+						t.Errorf("the %s has the HTML comment %q", doc, h)
+					}
+					if m := regexp.MustCompile(`^<(/?)([a-z]+)`).FindStringSubmatch(h); m != nil {
+						tags[m[2]] += map[string]int{"": 1, "/": -1}[m[1]]
+					}
+				}
+				for tag, open := range tags {
+					if open != 0 {
+						t.Errorf("the %s leaves <%s> unbalanced (%+d): %q", doc, tag, open, s.html)
+					}
+				}
 				for _, m := range mentioned(s.words) {
 					if m != "hubot" {
 						t.Errorf("the %s mentions @%s", doc, m)
