@@ -104,6 +104,10 @@ type runner struct {
 	// held says why a regression was not rolled back; heldWhy, in words.
 	held    outcome.Held
 	heldWhy string
+	// A shadow run's first "would have" (shadow.go): its verdict, reason
+	// and why in a few words.
+	shadowVerdict           run.Verdict
+	shadowReason, shadowWhy string
 
 	tell teller // what people are told (tell.go)
 }
@@ -212,6 +216,7 @@ func newRunner(d Deps, cfg *config.Config) *runner {
 		Environment: cfg.Environment,
 		SHA:         cfg.SHA,
 		Start:       d.Clock.Now(),
+		Shadow:      cfg.Shadow && cfg.Mode == run.ModeDeploy,
 	}
 	r.out.Links.Run = r.ev.RunURL()
 	r.rec = recorder.New(recorder.Options{

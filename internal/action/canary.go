@@ -96,6 +96,14 @@ func (r *runner) canaryWatch(ctx context.Context) run.Phase {
 		return run.Deploy
 	}
 	r.why = cw.Why
+	if r.shadow() {
+		// A live run would remove the canary here; a shadow run promotes
+		// it as if it had passed, so that the whole flow runs.
+		r.wouldHave(report.ActionRemoveCanary, cw, cw.Verdict, cw.Reason, cw.Why)
+		c.Promoted = true
+		r.log.Printf("Canary (shadow mode): promoted as if it had passed. Deploying %s to the whole of %s.", sha.Short(r.cfg.SHA), r.cfg.Environment)
+		return run.Deploy
+	}
 	if cw.Verdict == run.Inconclusive {
 		// A canary that could not be judged is not passed on to everyone;
 		// it is removed like one that regressed, and the run says why.
@@ -108,8 +116,14 @@ func (r *runner) canaryWatch(ctx context.Context) run.Phase {
 }
 
 // canaryFailed decides what follows a canary that regressed or whose
-// command failed: its removal, unless auto-rollback is off.
+// command failed: its removal, unless auto-rollback is off (or, in shadow
+// mode, the deploy of the whole fleet, as if it had passed).
 func (r *runner) canaryFailed() run.Phase {
+	if r.shadow() {
+		r.wouldHave(report.ActionRemoveCanary, r.out.Canary.Watch, r.out.Verdict, r.out.Reason, r.why)
+		r.out.Canary.Promoted = true
+		return run.Deploy
+	}
 	r.log.Error(fmt.Sprintf("%s regressed as a canary on %s", sha.Short(r.cfg.SHA), r.cfg.Environment), r.out.Reason+"; the rest of the fleet was not deployed")
 	r.tellRegressed()
 	return r.removeCanary()
@@ -168,6 +182,10 @@ func (r *runner) openDeployment(ctx context.Context, p recorder.Payload, desc st
 	p.HoldSeconds = int64(r.holdFor(span) / time.Second)
 	dep = r.rec.Create(recorder.TaskDeploy, cfg.SHA, p, recorder.StateInProgress, desc)
 	r.canary.open = false
-	r.rec.SetStatus(r.canary.dep, recorder.StateSuccess, "canary healthy against the control: "+watch.Healthy(r.out.Canary.Watch)+"; promoted")
+	closing := "canary healthy against the control: " + watch.Healthy(r.out.Canary.Watch) + "; promoted"
+	if r.out.WouldHave != nil {
+		closing = recorder.Shadow + r.shadowRecord() + "; promoted"
+	}
+	r.rec.SetStatus(r.canary.dep, recorder.StateSuccess, closing)
 	return dep, false, true
 }

@@ -185,6 +185,12 @@ func (r *runner) watchPhase(ctx context.Context) run.Phase {
 // rolled back unless auto-rollback is off, there is no target, or a newer
 // deploy superseded this one.
 func (r *runner) decide(ctx context.Context) run.Phase {
+	if r.shadow() {
+		r.shadowDecide()
+		if r.out.WouldHave != nil {
+			return run.Record
+		}
+	}
 	switch r.out.Verdict {
 	case run.Healthy:
 		if !r.d.Plain {

@@ -22,6 +22,7 @@ func (r *runner) recordPhase(ctx context.Context) run.Phase {
 		r.log.Error("Rollback failed — "+r.cfg.Environment+" may be down", r.out.Reason)
 	}
 	r.tellEnd(o)
+	r.shadowExit()
 	return run.Done
 }
 
@@ -40,6 +41,8 @@ func (r *runner) facts() outcome.Facts {
 	if rw := r.out.RollbackWatch; rw != nil {
 		f.RollbackWhy = rw.Why
 	}
+	f.Shadow, f.WouldHave = r.shadow(), r.shadowRecord()
+	f.DeployFailed = r.out.Deploy != nil && r.out.Deploy.Error != ""
 	if r.cfg.Mode == run.ModeRollback {
 		f.SHA = r.target
 	}

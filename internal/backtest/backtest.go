@@ -62,9 +62,11 @@ type Settings struct {
 	Track string
 }
 
-// SettingsOf takes a backtest's settings from a configuration.
-func SettingsOf(c *config.Config) Settings {
+// SettingsOf takes a backtest's settings from a configuration, its
+// metrics entries as package metrics takes them (watch.Specs).
+func SettingsOf(c *config.Config, specs []metrics.Spec) Settings {
 	s := Settings{
+		Specs:            specs,
 		Environment:      c.Environment,
 		Interval:         c.Interval,
 		Duration:         c.Duration,
@@ -77,15 +79,6 @@ func SettingsOf(c *config.Config) Settings {
 	}
 	if c.CanaryCommand != "" {
 		s.Track = "stable"
-	}
-	for _, m := range c.Metrics {
-		spec := metrics.Spec{Name: m.Name, MaxErrorRate: m.MaxErrorRate}
-		if m.Kind == config.MetricThreshold {
-			spec.Query, spec.Max, spec.Min, spec.Consecutive = m.Query, m.Max, m.Min, m.Consecutive
-		} else {
-			spec.Errors, spec.Total = m.Errors, m.Total
-		}
-		s.Specs = append(s.Specs, spec)
 	}
 	return s
 }
@@ -218,6 +211,9 @@ type Result struct {
 	// (regressed deploys: when it was found to regress).
 	RecordedAfter  time.Duration `json:"-"`
 	RecordedReason string        `json:"recorded_reason,omitempty"`
+	// RecordedShadow: a run in shadow mode recorded it (a regression it
+	// would have rolled back, and did not).
+	RecordedShadow bool `json:"recorded_in_shadow_mode,omitempty"`
 
 	Verdict Verdict `json:"verdict"`
 	// After is when it would have regressed, from the watch's start.
@@ -346,7 +342,7 @@ func (c *Counts) add(r Result) {
 func replay(ctx context.Context, sources Sources, s Settings, c Case) (r Result) {
 	d := c.Deployment
 	r = Result{ID: d.ID, SHA: d.SHA, PreviousSHA: d.PreviousSHA, RunURL: d.RunURL, Start: c.Start, Cut: c.Cut,
-		Recorded: d.Outcome, RecordedReason: d.Description}
+		Recorded: d.Outcome, RecordedReason: d.Description, RecordedShadow: d.Shadow}
 	if !d.Ended.IsZero() {
 		r.RecordedAfter = d.Ended.Sub(c.Start)
 		sec := r.RecordedAfter.Seconds()

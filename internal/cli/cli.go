@@ -132,7 +132,15 @@ func (c *Command) runCLI(ctx context.Context, mode run.Mode, args []string) int 
 		if in.Default != "" && !strings.HasPrefix(in.Default, "${{") {
 			desc += fmt.Sprintf(" (default %q)", in.Default)
 		}
-		values[in.Name] = fs.String(in.Name, "", desc)
+		if in.Default == "true" || in.Default == "false" {
+			// A yes-or-no input is a flag of its own: --shadow is
+			// --shadow=true.
+			v := &boolInput{}
+			fs.Var(v, in.Name, desc)
+			values[in.Name] = &v.value
+		} else {
+			values[in.Name] = fs.String(in.Name, "", desc)
+		}
 		names = append(names, in.Name)
 	}
 	var asJSON *bool
@@ -271,6 +279,14 @@ func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config
 		CancelGrace: 2 * time.Second,
 	}, cfg)
 }
+
+// boolInput is the flag of a yes-or-no input: given alone it is "true";
+// with a value, the value is the input's, which config checks.
+type boolInput struct{ value string }
+
+func (b *boolInput) String() string     { return b.value }
+func (b *boolInput) Set(v string) error { b.value = v; return nil }
+func (b *boolInput) IsBoolFlag() bool   { return true }
 
 // runHindsight runs backtest or stats mode.
 func (c *Command) runHindsight(ctx context.Context, cfg *config.Config, plain, asJSON bool) int {

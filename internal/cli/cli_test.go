@@ -34,6 +34,9 @@ func TestCommandMain(t *testing.T) {
 		{"an argument that is not a flag", []string{"watch", "now"}, nil, action.ExitConfig, "", `unexpected argument "now"`},
 		{"invalid input, named", []string{"watch", "--health-url", "ftp://x", "--duration", "1s"}, nil, action.ExitConfig, "", "health-url"},
 		{"the action without inputs", nil, map[string]string{"GITHUB_ACTIONS": "true"}, action.ExitConfig, "Invalid input", ""},
+		{"--shadow alone is shadow: true (watch mode does not read it, and says so)", []string{"watch", "--shadow", "--health-url", healthy.URL, "--duration", "1s", "--interval", "100ms", "--startup-timeout", "1s"},
+			nil, action.ExitOK, "--shadow is set but not used in watch mode", ""},
+		{"a yes-or-no flag takes a value too", []string{"watch", "--shadow=maybe", "--health-url", healthy.URL}, nil, action.ExitConfig, "", `--shadow: "maybe" is not true or false`},
 		{"a healthy watch", []string{"watch", "--health-url", healthy.URL, "--duration", "1s", "--interval", "100ms", "--startup-timeout", "1s"},
 			nil, action.ExitOK, "healthy", ""},
 	}

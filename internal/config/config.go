@@ -84,7 +84,9 @@ type Config struct {
 	BaselineDuration    time.Duration
 	MaxLatencyIncrease  float64
 
-	AutoRollback     bool
+	AutoRollback bool
+	// Shadow: judge as usual, act on nothing (see the shadow input).
+	Shadow           bool
 	RollbackDuration time.Duration
 	LockTimeout      time.Duration
 	StateFile        string // absolute path
@@ -217,6 +219,7 @@ func Parse(get Getter, env Env) (*Config, error) {
 	}
 
 	c.AutoRollback = p.bool("auto-rollback")
+	c.Shadow = p.bool("shadow")
 	c.RollbackDuration = p.positiveDuration("rollback-duration")
 	c.LockTimeout = p.duration("lock-timeout")
 	c.StateFile = p.str("state-file")
@@ -271,6 +274,10 @@ func (p *parser) checkMode(c *Config) {
 	needsSignal := c.Mode == run.ModeDeploy || c.Mode == run.ModeWatch || c.Mode == run.ModeRollback
 	if needsSignal && len(c.HealthURLs) == 0 && len(c.Metrics) == 0 && !p.failed("health-url") && !p.failed("metrics") {
 		p.fail("health-url", fmt.Sprintf("%s mode needs a signal to watch: %s, %s, or both", c.Mode, p.setIt("health-url"), p.in("metrics")))
+	}
+	if needsSignal && len(c.HealthURLs) == 0 && len(c.Metrics) > 0 && allShadow(c.Metrics) && !p.failed("metrics") {
+		p.fail("metrics", fmt.Sprintf("every metric is a shadow one, so nothing would judge the build: %s, a metric without shadow, or %s to trial the whole configuration",
+			p.setIt("health-url"), p.in("shadow")))
 	}
 	if needsSignal {
 		p.checkMetrics(c)
@@ -425,7 +432,7 @@ func (p *parser) checkMetrics(c *Config) {
 // non-default value outside this list produce a warning, so nothing a user
 // configured is silently ignored.
 var modeInputs = map[run.Mode][]string{
-	run.ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "canary-command", "canary-rollback-command", "canary-health-url", "canary-duration", "canary-promote-early", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "rollback-duration", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
+	run.ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "canary-command", "canary-rollback-command", "canary-health-url", "canary-duration", "canary-promote-early", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "shadow", "rollback-duration", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
 	run.ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file", "notify-webhook", "notify-secret", "notify-timeout"},
 	run.ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
 	run.ModeGate:     {"environment", "github-token", "fix-label"},
@@ -692,6 +699,15 @@ func (p *parser) set(name string) bool {
 	in, _ := Lookup(name)
 	v := strings.TrimSpace(p.get(name))
 	return v != "" && v != in.Default
+}
+
+func allShadow(ms []Metric) bool {
+	for _, m := range ms {
+		if !m.Shadow {
+			return false
+		}
+	}
+	return true
 }
 
 func hasRate(ms []Metric) bool {

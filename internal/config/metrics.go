@@ -42,6 +42,10 @@ type Metric struct {
 	Max         *float64
 	Min         *float64
 	Consecutive int
+
+	// Shadow trials the metric: judged and shown, never regressing the
+	// build.
+	Shadow bool
 }
 
 // DefaultConsecutive is the default of a threshold metric's consecutive.
@@ -49,7 +53,7 @@ const DefaultConsecutive = 3
 
 // metricKeys are the keys an entry may have, in the order the errors list
 // them.
-var metricKeys = []string{"name", "errors", "total", "max-error-rate", "query", "max", "min", "consecutive"}
+var metricKeys = []string{"name", "errors", "total", "max-error-rate", "query", "max", "min", "consecutive", "shadow"}
 
 var metricName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$`)
 
@@ -143,6 +147,14 @@ func parseMetric(node *yaml.Node, maxErrorRate float64) (Metric, []error) {
 	case !metricName.MatchString(m.Name):
 		fail("name %q: expected 1 to 63 letters, digits, spaces, dots, dashes or underscores", clip(m.Name))
 		m.Name = ""
+	}
+
+	if v := values["shadow"]; v != nil {
+		shadow, err := ParseBool(v.Value)
+		if err != nil {
+			fail("shadow: %v", err)
+		}
+		m.Shadow = shadow
 	}
 
 	rate := values["errors"] != nil || values["total"] != nil

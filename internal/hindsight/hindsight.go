@@ -26,6 +26,7 @@ import (
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/stats"
+	"github.com/immune-cd/immune/internal/watch"
 )
 
 // Deps are what the modes need from outside.
@@ -97,7 +98,7 @@ func runStats(ctx context.Context, d Deps, rec *recorder.Recorder, cfg *config.C
 }
 
 func runBacktest(ctx context.Context, d Deps, rec *recorder.Recorder, cfg *config.Config) error {
-	s := backtest.SettingsOf(cfg)
+	s := backtest.SettingsOf(cfg, watch.Specs(cfg.Metrics))
 	// A range query reads a whole watch: it gets more time than one look.
 	sources := backtest.PrometheusSources(cfg, d.HTTP, d.Clock, max(cfg.Timeout, 30*time.Second))
 	if !d.Plain {

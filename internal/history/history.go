@@ -36,8 +36,8 @@ const (
 	// Healthy: watched and seen healthy (success, or inactive after it:
 	// GitHub marks older successes inactive).
 	Healthy Outcome = "healthy"
-	// Failed: a deploy or a canary that regressed (failure, "regressed:"),
-	// or a rollback that failed.
+	// Failed: a deploy or a canary that regressed (failure, "regressed:",
+	// or a shadow run's "shadow:" status), or a rollback that failed.
 	Failed Outcome = "failed"
 	// Inconclusive: watched, neither seen healthy nor seen to regress.
 	Inconclusive Outcome = "inconclusive"
@@ -70,7 +70,10 @@ type Deployment struct {
 	Outcome Outcome   `json:"outcome"`
 	// Description is that of the status that ended it ("regressed: ...").
 	Description string `json:"description,omitempty"`
-	RunURL      string `json:"run_url,omitempty"`
+	// Shadow: a run in shadow mode ended it; Failed then means it would
+	// have been rolled back, and was not.
+	Shadow bool   `json:"shadow,omitempty"`
+	RunURL string `json:"run_url,omitempty"`
 	// Committed is when its commit was made (the committer's date), zero
 	// when it was not read or GitHub did not say.
 	Committed time.Time `json:"committed,omitempty"`

@@ -1,6 +1,6 @@
 // Package notify tells a chat webhook what happened to a deploy: one small
 // JSON document per event (regressed, rolled-back, rollback-failed,
-// recovered) with a Slack-compatible "text" and structured fields, signed
+// recovered, would-roll-back) with a Slack-compatible "text" and structured fields, signed
 // like GitHub signs its webhooks (X-Immune-Signature-256: sha256=<HMAC-SHA256
 // of the body, keyed with the secret>).
 //
@@ -47,6 +47,9 @@ const (
 	RolledBack     Kind = "rolled-back"
 	RollbackFailed Kind = "rollback-failed"
 	Recovered      Kind = "recovered"
+	// WouldRollBack: a run in shadow mode found a regression it would
+	// have rolled back (or a canary it would have removed), and did not.
+	WouldRollBack Kind = "would-roll-back"
 )
 
 // SignatureHeader carries the body's signature when a secret is set.

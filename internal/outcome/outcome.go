@@ -69,6 +69,13 @@ type Facts struct {
 	RollbackCommandFailed bool
 	Held                  Held
 
+	// Shadow: a deploy in shadow mode; WouldHave says what it would have
+	// done, in a few words ("would have rolled back at +45.0s: ..."), ""
+	// when nothing. DeployFailed: the deploy command failed.
+	Shadow       bool
+	WouldHave    string
+	DeployFailed bool
+
 	// Why says in a few words why the build regressed or was not judged;
 	// Healthy, how its healthy watch went; RollbackHealthy and RollbackWhy
 	// the same of the rollback's watch ("" when it was not watched).
@@ -142,6 +149,9 @@ func Decide(f Facts) Outcome {
 
 // deploy: a deploy that reached the whole fleet.
 func deploy(f Facts) Outcome {
+	if f.Shadow && f.WouldHave != "" {
+		return shadow(f)
+	}
 	var o Outcome
 	switch f.Verdict {
 	case run.Healthy:
@@ -191,6 +201,27 @@ func deploy(f Facts) Outcome {
 		// this run unless another deploy superseded it.
 		o.Tell = &Tell{Story: report.NotRolledBack, StopsLine: f.Held != Superseded}
 	}
+	return o
+}
+
+// shadow: a deploy in shadow mode that would have rolled back (or removed
+// its canary), and did not: the deployment stays success (error when its
+// command failed) and the commit status is never failure, both saying what
+// would have been done; the state file remembers the regression, so that
+// it is no rollback target; nobody is told (the webhook heard
+// would-roll-back when it was found), and the line stays clear.
+func shadow(f Facts) Outcome {
+	var o Outcome
+	desc := recorder.Shadow + f.WouldHave
+	o.remember(f.SHA, run.Regressed)
+	if f.DeployFailed {
+		desc = recorder.Shadow + "the deploy command failed; " + f.WouldHave
+		o.status(DeployRecord, recorder.StateError, desc)
+		o.commit(f.SHA, recorder.CommitError, desc)
+		return o
+	}
+	o.status(DeployRecord, recorder.StateSuccess, desc)
+	o.commit(f.SHA, recorder.CommitSuccess, desc)
 	return o
 }
 

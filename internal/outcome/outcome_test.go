@@ -76,6 +76,28 @@ func TestDecide(t *testing.T) {
 			Statuses: st(RollbackRecord, recorder.StateFailure, "rollback unhealthy: 12 of 12 probes failed"),
 			Commit:   cs(bad, recorder.CommitFailure, "rollback failed after: 9 of 20 probes failed"),
 			Remember: mem(bad, run.Regressed, good, run.RollbackFailed), Tell: told(report.RollbackFailed, true, notify.RollbackFailed)}},
+		{"shadow: would have rolled back: the deployment stays success, the commit status is not failure, nobody is told", with(deploy, func(f *Facts) {
+			f.Verdict, f.Shadow, f.WouldHave = run.Regressed, true, "would have rolled back at +45.0s: 9 of 20 probes failed"
+		}), Outcome{
+			Statuses: st(DeployRecord, recorder.StateSuccess, "shadow: would have rolled back at +45.0s: 9 of 20 probes failed"),
+			Commit:   cs(bad, recorder.CommitSuccess, "shadow: would have rolled back at +45.0s: 9 of 20 probes failed"),
+			Remember: mem(bad, run.Regressed)}},
+		{"shadow: would have removed the canary, promoted, the whole fleet healthy: the canary's verdict stands", with(deploy, func(f *Facts) {
+			f.Verdict, f.Shadow, f.WouldHave, f.CanaryPromoted = run.Regressed, true, "would have removed the canary at +10.0s: the canary failed 9 of 20", true
+		}), Outcome{
+			Statuses: st(DeployRecord, recorder.StateSuccess, "shadow: would have removed the canary at +10.0s: the canary failed 9 of 20"),
+			Commit:   cs(bad, recorder.CommitSuccess, "shadow: would have removed the canary at +10.0s: the canary failed 9 of 20"),
+			Remember: mem(bad, run.Regressed)}},
+		{"shadow: the deploy command failed: an error, never failure", with(deploy, func(f *Facts) {
+			f.Verdict, f.Shadow, f.DeployFailed, f.WouldHave = run.Regressed, true, true, "would have rolled back at +3.0s: deploy command failed"
+		}), Outcome{
+			Statuses: st(DeployRecord, recorder.StateError, "shadow: the deploy command failed; would have rolled back at +3.0s: deploy command failed"),
+			Commit:   cs(bad, recorder.CommitError, "shadow: the deploy command failed; would have rolled back at +3.0s: deploy command failed"),
+			Remember: mem(bad, run.Regressed)}},
+		{"shadow, healthy: as a live deploy", with(deploy, func(f *Facts) { f.Verdict, f.Shadow = run.Healthy, true }), Outcome{
+			Statuses: st(DeployRecord, recorder.StateSuccess, "healthy: 0 of 60 probes failed, p95 20ms"),
+			Commit:   cs(bad, recorder.CommitSuccess, "healthy: 0 of 60 probes failed, p95 20ms"),
+			Remember: mem(bad, run.Healthy), Recovered: true, WarnDegraded: true}},
 		{"regressed, auto-rollback off", with(deploy, func(f *Facts) { f.Verdict, f.Held = run.Regressed, AutoRollback }), Outcome{
 			Statuses: st(DeployRecord, recorder.StateFailure, "regressed: 9 of 20 probes failed"),
 			Commit:   cs(bad, recorder.CommitFailure, "regressed: 9 of 20 probes failed"),

@@ -46,11 +46,14 @@ func OriginOf(d ghapi.Deployment) Origin {
 }
 
 // wasHealthy reports whether one of immune's deployments was watched
-// healthy. GitHub marks earlier successful deployments "inactive" when a
+// healthy (a shadow run's success after a regression was not). GitHub marks earlier successful deployments "inactive" when a
 // newer one succeeds (the job deployments it makes do, with auto_inactive
 // left on), and it only ever does that to deployments whose state was
 // success; immune itself never sets inactive.
 func wasHealthy(d ghapi.Deployment) bool {
+	if strings.HasPrefix(d.LatestDescription, Shadow) {
+		return false // it regressed, and a shadow run let it be
+	}
 	return State(d.LatestState) == StateSuccess || State(d.LatestState) == StateInactive
 }
 
@@ -171,6 +174,8 @@ func LineOf(history []ghapi.Deployment) Line {
 		}
 	case State(d.LatestState) == StateError && strings.HasPrefix(d.LatestDescription, Inconclusive):
 		// Not seen to regress: the line goes on.
+	case strings.HasPrefix(d.LatestDescription, Shadow):
+		// A shadow run never stops the line.
 	case State(d.LatestState) == StateFailure || State(d.LatestState) == StateError:
 		l.Stopped = true
 		l.BadSHA = d.SHA

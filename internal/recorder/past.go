@@ -152,6 +152,7 @@ func pastOf(d ghapi.Deployment, statuses []ghapi.Status) history.Deployment {
 			if out.Ended.IsZero() {
 				out.Ended, out.Description = s.CreatedAt, s.Description
 				out.Outcome = outcomeOf(State(s.State), s.Description)
+				out.Shadow = strings.HasPrefix(s.Description, Shadow)
 			}
 		}
 	}
@@ -170,6 +171,10 @@ func reversed(ss []ghapi.Status) []ghapi.Status {
 // wire format. GitHub only marks successes inactive (and immune never
 // does), so an inactive first end was a success whose status was lost.
 func outcomeOf(state State, desc string) history.Outcome {
+	if strings.HasPrefix(desc, Shadow) {
+		// A shadow run recorded what would have been acted on.
+		return history.Failed
+	}
 	switch state {
 	case StateSuccess, StateInactive:
 		return history.Healthy

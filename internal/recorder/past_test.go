@@ -29,6 +29,7 @@ func TestOutcomeFromStatuses(t *testing.T) {
 		{"inconclusive", []ghapi.Status{st("in_progress", 1, ""), st("error", 6, Inconclusive+"...")}, history.Inconclusive, at(1), at(6)},
 		{"gave up waiting", []ghapi.Status{st("queued", 0, ""), st("error", 15, NotDeployed+"...")}, history.NotDeployed, time.Time{}, at(15)},
 		{"cancelled while it ran", []ghapi.Status{st("in_progress", 1, ""), st("error", 2, "cancelled during the watch")}, history.Errored, at(1), at(2)},
+		{"a shadow run's regression, left running: a regression", []ghapi.Status{st("in_progress", 1, ""), st("success", 3, Shadow+"would have rolled back at +2m: ...")}, history.Failed, at(1), at(3)},
 		{"running", []ghapi.Status{st("queued", 0, ""), st("in_progress", 1, "")}, history.Running, at(1), time.Time{}},
 		{"statuses of the same second keep GitHub's order", []ghapi.Status{st("queued", 0, ""), st("in_progress", 0, ""), st("failure", 0, "regressed: ...")}, history.Failed, at(0), at(0)},
 	}

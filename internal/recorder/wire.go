@@ -171,6 +171,14 @@ const NotDeployed = "not deployed: "
 // does not stop the line.
 const Inconclusive = "inconclusive: "
 
+// Shadow opens the description of a status a run in shadow mode set where
+// a live run would have acted (rolled back, removed a canary): the
+// deployment stays success, or error when its deploy command failed, and
+// the commit status is never failure. Such a deployment never stops the
+// line and is never a rollback target; the history reads it as a
+// regression that was not acted on.
+const Shadow = "shadow: "
+
 // MaxContext is GitHub's limit on a commit status context.
 const MaxContext = 255
 

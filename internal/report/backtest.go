@@ -76,6 +76,9 @@ func recorded(r backtest.Result) string {
 	case history.Healthy:
 		return "✅ healthy"
 	case history.Failed:
+		if r.RecordedShadow {
+			return fmt.Sprintf("🕶️ regressed at +%s (shadow mode: not rolled back)", FormatDuration(r.RecordedAfter))
+		}
 		return fmt.Sprintf("❌ regressed at +%s", FormatDuration(r.RecordedAfter))
 	case history.Inconclusive:
 		return "❔ inconclusive"

@@ -112,6 +112,8 @@ func canaryRows(r *Run, row func(k, v string)) {
 	if w := c.Watch; w != nil {
 		verdict := "regressed"
 		switch {
+		case c.Promoted && r.WouldHave != nil && r.WouldHave.Action == ActionRemoveCanary:
+			verdict = "🕶️ " + string(w.Verdict) + ", promoted as if it had passed (shadow mode),"
 		case c.Promoted && c.Early:
 			verdict = "✅ promoted early"
 		case c.Promoted:

@@ -46,11 +46,23 @@ type MetricWatch struct {
 	// could not clear it.
 	Regressed    bool   `json:"regressed,omitempty"`
 	Inconclusive string `json:"inconclusive,omitempty"`
+	// Shadow: a shadow metric, judged but never regressing the build;
+	// WouldHave, when it would have regressed it.
+	Shadow    bool             `json:"shadow,omitempty"`
+	WouldHave *MetricWouldHave `json:"would_have_regressed,omitempty"`
 	// LooksKept are the looks in full, up to DefaultLookCap; Minutes, the
 	// looks per minute when there were more (then Aggregated).
 	LooksKept  []MetricLook   `json:"looks_kept"`
 	Aggregated bool           `json:"aggregated"`
 	Minutes    []MetricMinute `json:"per_minute,omitempty"`
+}
+
+// MetricWouldHave is when and why a shadow metric would have regressed the
+// build.
+type MetricWouldHave struct {
+	After        time.Duration `json:"-"`
+	AfterSeconds float64       `json:"after_seconds"`
+	Reason       string        `json:"reason"`
 }
 
 // MetricLook is one look at one metric.
@@ -181,7 +193,11 @@ func (l *MetricLog) Metrics(outcomes []metrics.Outcome, queries []metrics.Expand
 			if len(o.NoData) > 0 {
 				w.NoData = o.NoData
 			}
-			w.Regressed, w.Inconclusive = o.Regressed, o.Inconclusive
+			w.Regressed, w.Inconclusive, w.Shadow = o.Regressed, o.Inconclusive, o.Shadow
+			if reg := o.Shadowed; reg != nil {
+				after := reg.At.Sub(l.start)
+				w.WouldHave = &MetricWouldHave{After: after, AfterSeconds: after.Seconds(), Reason: reg.Reason}
+			}
 			if m.kind == metrics.KindRate {
 				w.Requests, w.Errors, w.Allowed, w.Judged = o.Requests, o.Errors, o.Allowed, o.Baseline
 				if o.Requests > 0 {
@@ -250,6 +266,12 @@ func formatValue(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
 
 func metricVerdict(m MetricWatch) string {
 	switch {
+	case m.WouldHave != nil:
+		return fmt.Sprintf("🕶️ shadow: would have regressed at +%s", FormatDuration(m.WouldHave.After))
+	case m.Shadow && m.Inconclusive != "":
+		return "🕶️ shadow: would be inconclusive"
+	case m.Shadow:
+		return "🕶️ shadow: ✅"
 	case m.Regressed:
 		return "❌ regressed"
 	case m.Inconclusive != "":
@@ -277,6 +299,11 @@ func writeMetrics(b *strings.Builder, r *Run) {
 			fmt.Fprintf(b, "| `%s` (%s) | %s | %s | %s |\n", m.Name, m.Kind, noDataText(m), MetricLine(m), verdict)
 		}
 		b.WriteString("\n")
+		for _, m := range w.watch.Metrics {
+			if m.WouldHave != nil {
+				fmt.Fprintf(b, "🕶️ `%s` is a shadow metric: it would have regressed the build at +%s: %s. It did not.\n\n", m.Name, FormatDuration(m.WouldHave.After), md(m.WouldHave.Reason, maxReason))
+			}
+		}
 	}
 	if r.Watch == nil {
 		return

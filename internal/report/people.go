@@ -66,6 +66,10 @@ const (
 	ManualRollbackFailed
 	// Recovered: a healthy deploy cleared a stopped line.
 	Recovered
+	// WouldRollBack: a run in shadow mode found a regression and did
+	// nothing (Story.WouldHave says what it would have done). Only the
+	// chat is told.
+	WouldRollBack
 )
 
 // Person is who wrote a commit or opened a pull request.
@@ -142,6 +146,8 @@ type Story struct {
 	Blame              Blame
 	IssueNumber        int
 	IssueURL           string
+	// WouldHave is what a run in shadow mode would have done.
+	WouldHave *WouldHave
 }
 
 // Chart is the job summary's chart of a run's watches, "" when there were
@@ -564,6 +570,12 @@ func ChatText(s Story) string {
 		fmt.Fprintf(&b, "🚨 %sthe rollback by hand of %s from %s to %s failed: %s may be down.", repo, env, bad, good, env)
 	case Recovered:
 		fmt.Fprintf(&b, "✅ %s%s is healthy on %s: the line is clear again.", repo, good, env)
+	case WouldRollBack:
+		fmt.Fprintf(&b, "🕶️ %s%s%s regressed on %s", repo, bad, by, env)
+		if s.WouldHave != nil {
+			fmt.Fprintf(&b, ": immune %s", escape.Slack(s.WouldHave.Text(), maxChatReason))
+		}
+		b.WriteString(". Shadow mode: nothing was done.")
 	}
 	if s.IssueURL != "" && s.Kind != Recovered && s.Kind != RollingBack {
 		fmt.Fprintf(&b, " The line is stopped: %s", escape.Slack(s.IssueURL, 0))

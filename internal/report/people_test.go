@@ -54,9 +54,11 @@ func stories() map[string]Story {
 	recovered := Story{Kind: Recovered, Repository: "octo-org/shop", Environment: "production",
 		RunningSHA: olderSHA, RunningURL: "https://github.com/octo-org/shop/commit/" + olderSHA,
 		Watch: rs["healthy"].Watch, RunURL: runURL, At: t0.Add(time.Hour)}
+	shadow := rolling
+	shadow.Kind, shadow.Reason, shadow.WouldHave = WouldRollBack, rs["shadow"].Reason, rs["shadow"].WouldHave
 	return map[string]Story{
 		"rolled-back": base, "push-of-three": push, "capped": capped, "rolling-back": rolling,
-		"rollback-failed": fail, "not-rolled-back": notBack, "manual": manual, "recovered": recovered,
+		"rollback-failed": fail, "not-rolled-back": notBack, "manual": manual, "recovered": recovered, "would-roll-back": shadow,
 	}
 }
 
@@ -95,7 +97,7 @@ func TestIssueGolden(t *testing.T) {
 func TestChatTextGolden(t *testing.T) {
 	ss := stories()
 	var b strings.Builder
-	for _, name := range []string{"rolling-back", "rolled-back", "rollback-failed", "not-rolled-back", "manual", "recovered"} {
+	for _, name := range []string{"rolling-back", "rolled-back", "rollback-failed", "not-rolled-back", "manual", "recovered", "would-roll-back"} {
 		fmt.Fprintf(&b, "%s: %s\n", name, ChatText(ss[name]))
 	}
 	golden(t, "chat.txt", b.String())

@@ -52,7 +52,42 @@ type Run struct {
 	DeploymentID int64 `json:"deployment_id,omitempty"`
 	// Gate holds the gate's findings in gate mode.
 	Gate *Gate `json:"gate,omitempty"`
+
+	// Shadow: the run was in shadow mode; WouldHave is what it would have
+	// done, had it not been (nil when it would have done nothing).
+	Shadow    bool       `json:"shadow,omitempty"`
+	WouldHave *WouldHave `json:"would_have,omitempty"`
 }
+
+// WouldHave is what a run in shadow mode would have done.
+type WouldHave struct {
+	// Action is "roll back" or "remove the canary"; Target the commit it
+	// would have rolled back to.
+	Action string `json:"action"`
+	Target string `json:"target,omitempty"`
+	// After is when, from the start of the watch that found it (the
+	// canary's, for a canary).
+	After  time.Duration `json:"-"`
+	Reason string        `json:"reason"`
+	// AfterSeconds is After for scripts.
+	AfterSeconds float64 `json:"after_seconds"`
+}
+
+// Text says what a shadow run would have done: "would have rolled back at
+// +45.0s: on metric ...".
+func (w *WouldHave) Text() string {
+	did := "rolled back"
+	if w.Action == ActionRemoveCanary {
+		did = "removed the canary"
+	}
+	return fmt.Sprintf("would have %s at +%s: %s", did, FormatDuration(w.After), w.Reason)
+}
+
+// The actions a shadow run would have taken.
+const (
+	ActionRollBack     = "roll back"
+	ActionRemoveCanary = "remove the canary"
+)
 
 // Links point at the run's records in GitHub.
 type Links struct {
@@ -179,6 +214,7 @@ func Outputs(r *Run, reportPath string) []Output {
 		{"detected-after", detected},
 		{"report", reportPath},
 		{"deployment-id", deployment},
+		{"shadow", strconv.FormatBool(r.Shadow)},
 	}
 }
 

@@ -164,9 +164,16 @@ func runs() map[string]*Run {
 		},
 		Watch: watchOf(newSHA, t0.Add(80*time.Second), time.Minute, "............", run.Healthy, "", false, 39, 44),
 	}
+	// Shadow mode: the same regression, seen and let be.
+	shadow := &Run{
+		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
+		Verdict: run.Regressed, Reason: mWatch.Reason, Start: t0, Deploy: deploy, Links: links(), DeploymentID: 1000002, Watch: mWatch,
+		Shadow: true, WouldHave: &WouldHave{Action: ActionRollBack, Target: goodSHA, After: 45 * time.Second, AfterSeconds: 45, Reason: mWatch.Reason},
+	}
+	shadow.Links.RollbackDeployment = ""
 	return map[string]*Run{"healthy": healthy, "rolled-back": rolledBack, "rollback-failed": failed, "gate-stopped": gate,
 		"metrics-rolled-back": metricsRolledBack, "inconclusive": inconclusive,
-		"canary-removed": removed, "canary-promoted": promoted}
+		"canary-removed": removed, "canary-promoted": promoted, "shadow": shadow}
 }
 
 // series is a canary's chart data: one round per 5s, the canary's probe

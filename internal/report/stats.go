@@ -85,6 +85,9 @@ func changeParts(c stats.Counts) string {
 		if p.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
 		}
+		if p.what == "regressed" && c.Shadowed > 0 {
+			parts[len(parts)-1] += fmt.Sprintf(" (%d in shadow mode, not rolled back)", c.Shadowed)
+		}
 	}
 	if len(parts) == 0 {
 		return "none"

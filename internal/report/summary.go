@@ -11,8 +11,27 @@ import (
 	"github.com/immune-cd/immune/internal/sha"
 )
 
+// shadowLine says what a run in shadow mode would have done.
+func shadowLine(r *Run) string {
+	if w := r.WouldHave; w != nil {
+		to := ""
+		if w.Action == ActionRollBack && w.Target != "" {
+			to = " to " + sha.Short(w.Target)
+		}
+		return strings.Replace(w.Text(), "rolled back at", "rolled back"+to+" at", 1) + ". Nothing was done: the deployment stays success, nobody was told but the webhook, and the line is clear."
+	}
+	return "nothing would have been rolled back."
+}
+
 // headline says the verdict in one line.
 func headline(r *Run) (icon, text string) {
+	if r.Shadow && r.WouldHave != nil {
+		did := "rolled it back"
+		if r.WouldHave.Action == ActionRemoveCanary {
+			did = "removed its canary"
+		}
+		return "🕶️", fmt.Sprintf("shadow: %s regressed on %s; immune would have %s, and did nothing", sha.Short(r.SHA), r.Environment, did)
+	}
 	if icon, text, ok := canaryHeadline(r); ok {
 		return icon, text
 	}
@@ -79,6 +98,9 @@ func Summary(r *Run) string {
 	}
 	if r.Reason != "" {
 		fmt.Fprintf(&b, "**Why:** %s\n\n", md(r.Reason, maxReason))
+	}
+	if r.Shadow {
+		fmt.Fprintf(&b, "**Shadow mode:** %s\n\n", md(shadowLine(r), maxReason))
 	}
 	if r.Mode != "gate" {
 		writeCanaryChart(&b, r)
@@ -152,6 +174,8 @@ func writeTable(b *strings.Builder, r *Run) {
 // outside (the command's error, the watch's reason) for where it is shown.
 func rollbackResult(r *Run, text func(string, int) string) string {
 	switch {
+	case !r.RolledBack && r.WouldHave != nil:
+		return "none: shadow mode"
 	case !r.RolledBack:
 		return "none"
 	case r.Rollback != nil && r.Rollback.Error != "":
@@ -244,6 +268,9 @@ func Text(r *Run) string {
 	}
 	if r.Reason != "" {
 		fmt.Fprintf(&b, "  why       %s\n", r.Reason)
+	}
+	if r.Shadow {
+		fmt.Fprintf(&b, "  shadow    %s\n", shadowLine(r))
 	}
 	canaryText(&b, r)
 	if w := r.Watch; w != nil {

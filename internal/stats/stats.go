@@ -80,9 +80,12 @@ type Report struct {
 
 // Counts are the changes by how they ended.
 type Counts struct {
-	Total        int `json:"total"`
-	Healthy      int `json:"healthy"`
-	Regressed    int `json:"regressed"`
+	Total     int `json:"total"`
+	Healthy   int `json:"healthy"`
+	Regressed int `json:"regressed"`
+	// Shadowed counts the regressed ones that a run in shadow mode let
+	// be (it would have rolled them back).
+	Shadowed     int `json:"regressed_in_shadow_mode"`
 	Inconclusive int `json:"inconclusive"`
 	Cancelled    int `json:"cancelled"`
 	Running      int `json:"running"`
@@ -231,6 +234,9 @@ func Compute(h history.Read, p Period) Report {
 				r.Changes.Healthy++
 			case history.Failed:
 				r.Changes.Regressed++
+				if d.Shadow {
+					r.Changes.Shadowed++
+				}
 				rec.Used = append(rec.Used, UsedFailure)
 			case history.Inconclusive:
 				r.Changes.Inconclusive++

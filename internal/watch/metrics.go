@@ -28,11 +28,14 @@ import (
 func (w *Watcher) hasMetrics() bool { return len(w.cfg.Metrics) > 0 }
 
 // metricSpecs are the metrics input as package metrics takes them.
-func (w *Watcher) metricSpecs() []metrics.Spec {
-	specs := make([]metrics.Spec, len(w.cfg.Metrics))
-	for i, m := range w.cfg.Metrics {
+func (w *Watcher) metricSpecs() []metrics.Spec { return Specs(w.cfg.Metrics) }
+
+// Specs are metrics entries as package metrics takes them.
+func Specs(ms []config.Metric) []metrics.Spec {
+	specs := make([]metrics.Spec, len(ms))
+	for i, m := range ms {
 		specs[i] = metrics.Spec{Name: m.Name, Errors: m.Errors, Total: m.Total, MaxErrorRate: m.MaxErrorRate,
-			Query: m.Query, Max: m.Max, Min: m.Min, Consecutive: m.Consecutive}
+			Query: m.Query, Max: m.Max, Min: m.Min, Consecutive: m.Consecutive, Shadow: m.Shadow}
 		if m.Kind == config.MetricThreshold {
 			specs[i].Errors, specs[i].Total = "", ""
 		}

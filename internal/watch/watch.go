@@ -379,19 +379,10 @@ func (w *Watcher) limits(d time.Duration) verdict.Limits {
 
 // countSignals counts the signals of a watch that probes urls and run an
 // error-rate test: the health probes (all URLs together) and each rate
-// metric. Each takes an equal share of the error rule's false-alarm
-// allowance (see verdict.Limits.Signals).
+// metric but the shadow ones (metrics.Signals). Each takes an equal share
+// of the error rule's false-alarm allowance (see verdict.Limits.Signals).
 func (w *Watcher) countSignals(urls []string) int {
-	n := 0
-	if len(urls) > 0 {
-		n++
-	}
-	for _, m := range w.cfg.Metrics {
-		if m.Kind == config.MetricRate {
-			n++
-		}
-	}
-	return max(n, 1)
+	return metrics.Signals(len(urls) > 0, w.metricSpecs())
 }
 
 // observation turns a probe into what the verdict engine judges.
