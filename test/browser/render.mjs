@@ -63,19 +63,24 @@ pre { box-sizing: border-box; width: ${width}px; margin: 0; padding: 16px; color
 </style></head><body><pre>${esc(text)}</pre></body></html>`;
 }
 
-function page(md, width) {
-  const body = marked.parse(md, { gfm: true });
+// shell is the page every Markdown file is drawn in, one after the
+// other, so that Mermaid is loaded once.
+function shell() {
   return `<!doctype html><html><head><meta charset="utf-8"><style>${css}
 body { margin: 0; background: #fff; }
-.markdown-body { box-sizing: border-box; width: ${width}px; padding: 16px; }
+.markdown-body { box-sizing: border-box; padding: 16px; }
 .mermaid-frame { border: 1px solid #d1d9e0; border-radius: 6px; margin: 0 0 16px; padding: 8px; }
 .mermaid-error { color: #d1242f; white-space: pre-wrap; font-family: monospace; }
-</style></head><body><article class="markdown-body">${body}</article></body></html>`;
+</style></head><body><article class="markdown-body"></article></body></html>`;
 }
 
 // drawAll runs in the page: it replaces each mermaid code block with its
 // drawing, as GitHub does, and measures it.
-async function drawAll() {
+async function drawAll([html, width, k]) {
+  const article = document.querySelector('article');
+  article.style.width = width + 'px';
+  article.innerHTML = html;
+  window.scrollTo(0, 0);
   const m = window.mermaid;
   m.initialize({ startOnLoad: false, theme: 'default', securityLevel: 'strict' });
   const found = [];
@@ -90,7 +95,7 @@ async function drawAll() {
     found.push(d);
     try {
       await m.parse(code);
-      const { svg } = await m.render(`diagram${i}`, code);
+      const { svg } = await m.render(`diagram${k}x${i}`, code);
       frame.innerHTML = svg;
     } catch (e) {
       d.ok = false;
@@ -120,6 +125,10 @@ async function drawAll() {
     }
     const legend = svg.querySelectorAll('.legend, g.legend');
     d.legend = legend.length;
+    // Bars drawn, per bar series: a rect of no height (or a negative one,
+    // which is not drawn) does not count.
+    d.bars = [...svg.querySelectorAll('g[class^="bar-plot-"]')].map(
+      (g) => [...g.querySelectorAll('rect')].filter((r) => parseFloat(r.getAttribute('height')) > 0.5).length);
   }
   return found;
 }
@@ -133,23 +142,30 @@ const results = [];
 try {
   const outDir = join(opts.out, `mermaid-${mermaidPkg.version}`);
   mkdirSync(outDir, { recursive: true });
-  for (const file of opts.files) {
+  let md = null; // the page Markdown files are drawn in
+  let errors = [];
+  for (const [k, file] of opts.files.entries()) {
     const width = widthOf(file);
-    const p = await browser.newPage({ viewport: { width, height: 600 }, deviceScaleFactor: 1 });
-    const errors = [];
-    p.on('pageerror', (e) => errors.push(String(e)));
+    let p = md;
     let diagrams = [];
     if (file.endsWith('.txt')) {
+      p = await browser.newPage({ viewport: { width, height: 600 }, deviceScaleFactor: 1 });
       await p.setContent(terminal(readFileSync(file, 'utf8'), width));
     } else {
-      await p.setContent(page(readFileSync(file, 'utf8'), width));
-      await p.addScriptTag({ path: mermaidJS });
-      diagrams = await p.evaluate(drawAll);
+      if (!md) {
+        md = p = await browser.newPage({ viewport: { width, height: 600 }, deviceScaleFactor: 1 });
+        p.on('pageerror', (e) => errors.push(String(e)));
+        await p.setContent(shell());
+        await p.addScriptTag({ path: mermaidJS });
+      }
+      await p.setViewportSize({ width, height: 600 });
+      errors = [];
+      diagrams = await p.evaluate(drawAll, [marked.parse(readFileSync(file, 'utf8'), { gfm: true }), width, k]);
     }
     const png = join(outDir, basename(file).replace(/\.[^.]+$/, '') + '.png');
     await p.screenshot({ path: png, fullPage: true });
     results.push({ file, mermaid: mermaidPkg.version, width, png, diagrams, pageErrors: errors });
-    await p.close();
+    if (p !== md) await p.close();
   }
 } finally {
   await browser.close();
