@@ -74,13 +74,44 @@ func TestREADMEWorkflows(t *testing.T) {
 			t.Errorf("README.md does not show internal/verdict/testdata/%s verbatim", name)
 		}
 	}
-	for _, name := range []string{"deploy.yml", "deploy-metrics.yml", "rollback.yml", "gate.yml", "waves.yml", "gate-waves.yml"} {
+	for _, name := range []string{"deploy.yml", "deploy-metrics.yml", "rollback.yml", "gate.yml", "waves.yml", "gate-waves.yml", "adopt.yml"} {
 		wf, err := os.ReadFile("testdata/workflows/" + name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(string(data), "```yaml\n"+string(wf)+"```") {
 			t.Errorf("README.md does not show testdata/workflows/%s verbatim", name)
+		}
+	}
+}
+
+// TestREADMEAdoption: the adoption section shows what shadow mode, the
+// backtest and the stats render, as the report package's golden files
+// have them (regenerated with go test ./internal/report -update).
+func TestREADMEAdoption(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	read := func(name string) string {
+		b, err := os.ReadFile("internal/report/testdata/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, name := range []string{"summary-shadow.md", "backtest-week.md", "stats-fifty.md"} {
+		if !strings.Contains(readme, "</summary>\n\n"+read(name)+"\n</details>") {
+			t.Errorf("README.md does not show internal/report/testdata/%s verbatim", name)
+		}
+	}
+	if !strings.Contains(readme, "```text\n"+read("outputs-shadow.txt")+"```") {
+		t.Error("README.md does not show internal/report/testdata/outputs-shadow.txt verbatim")
+	}
+	for _, line := range strings.Split(read("chat.txt"), "\n") {
+		if text, ok := strings.CutPrefix(line, "would-roll-back: "); ok && !strings.Contains(readme, "> "+text+"\n") {
+			t.Error("README.md does not show the would-roll-back chat text of internal/report/testdata/chat.txt")
 		}
 	}
 }
