@@ -12,7 +12,9 @@ import (
 
 	"github.com/immune-cd/immune/internal/health"
 	"github.com/immune-cd/immune/internal/metrics"
+	"github.com/immune-cd/immune/internal/pct"
 	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/verdict"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -57,6 +59,114 @@ func watchOf(commit string, start time.Time, planned time.Duration, pattern stri
 	return w
 }
 
+// judge runs the verdict engine over a watch's probes as a watch does
+// (startup probes are not judged): the watch stops at the first
+// regression, whose probes after it are never made, and its verdict, reason
+// and evidence are the engine's. The fixtures' numbers are what the real
+// code makes of their probes, never written by hand.
+func judge(w *Watch) *Watch {
+	eng := verdict.New(limitsOf(w))
+	var d verdict.Decision
+	for i, p := range w.Probes {
+		if p.Phase != health.PhaseLive {
+			continue
+		}
+		d = eng.Observe(observe(p))
+		if d.Outcome == verdict.Regressed {
+			w.Probes, w.Detected, w.End = w.Probes[:i+1], true, p.Time.Add(40*time.Millisecond)
+			break
+		}
+	}
+	if d.Outcome != verdict.Regressed {
+		d = eng.Finish()
+	}
+	w.Verdict, w.Rule, w.Reason = run.Healthy, "", d.Reason
+	if d.Outcome == verdict.Regressed {
+		w.Verdict, w.Rule = run.Regressed, d.Rule
+	}
+	ev := d.Evidence
+	w.Evidence, w.Stats = &ev, StatsOf(w.Probes)
+	w.LiveAfter = map[string]time.Duration{}
+	for _, p := range w.Probes {
+		if p.Phase == health.PhaseLive {
+			w.LiveAfter[p.URL] = p.Time.Sub(w.Start)
+			break
+		}
+	}
+	return w
+}
+
+// limitsOf are the action's default limits for a watch of one URL every 5s.
+func limitsOf(w *Watch) verdict.Limits {
+	l := verdict.DefaultLimits()
+	l.Horizon, l.Targets, l.Signals = int(w.Planned/(5*time.Second)), 1, 1
+	return l
+}
+
+func observe(p health.Probe) verdict.Observation {
+	var latency time.Duration
+	if p.Answered {
+		latency = p.Latency
+	}
+	return verdict.Probe(p.URL, p.Failed, latency)
+}
+
+// judgeCanary runs the canary's judgment over both tracks round by round,
+// as a canary's watch does: it stops at a regression or, with early
+// promotion, once the canary is shown no worse. The canary's watch gets
+// the verdict and reason; both are cut to the rounds made, and the series
+// is built from them.
+func judgeCanary(c *Canary, early bool) {
+	cw, ctl := c.Watch, c.Control
+	eng := verdict.NewCanary(limitsOf(cw), verdict.CanaryOptions{PromoteEarly: early})
+	d := verdict.Decision{Outcome: verdict.Continue}
+	rounds := min(len(cw.Probes), len(ctl.Probes))
+	series := &CanarySeries{}
+	n := 0
+	for n < rounds && d.Outcome == verdict.Continue {
+		cp, xp := cw.Probes[n], ctl.Probes[n]
+		pt := CanaryPoint{Elapsed: cp.Time.Sub(cw.Start)}
+		var canary, control []verdict.Observation
+		if cp.Phase == health.PhaseLive {
+			canary = append(canary, observe(cp))
+			pt.Canary++
+			if cp.Failed {
+				pt.CanaryFailed++
+			}
+			pt.CanarySlowest = cp.Latency
+		}
+		if xp.Phase == health.PhaseLive {
+			control = append(control, observe(xp))
+			pt.Control++
+			if xp.Failed {
+				pt.ControlFailed++
+			}
+			pt.ControlSlowest = xp.Latency
+		}
+		series.Add(pt)
+		d = eng.Look(canary, control)
+		if p, ok := eng.NoWorse(); ok && early && d.Outcome == verdict.Continue {
+			d = p
+			c.Promoted, c.Early = true, true
+		}
+		n++
+	}
+	if d.Outcome == verdict.Continue {
+		d = eng.Finish()
+		c.Promoted = d.Outcome == verdict.Healthy
+	}
+	cw.Probes, ctl.Probes = cw.Probes[:n], ctl.Probes[:n]
+	end := cw.Probes[n-1].Time.Add(40 * time.Millisecond)
+	cw.End, ctl.End = end, end
+	cw.Verdict, cw.Reason, cw.Rule = run.Healthy, d.Reason, d.Rule
+	if d.Outcome == verdict.Regressed {
+		cw.Verdict, cw.Detected = run.Regressed, true
+	}
+	ev := d.Evidence
+	cw.Evidence, cw.Stats, ctl.Stats = &ev, StatsOf(cw.Probes), StatsOf(ctl.Probes)
+	c.Series = series
+}
+
 func links() Links {
 	return Links{
 		Run:                "https://github.com/octo-org/shop/actions/runs/7412345678",
@@ -77,33 +187,36 @@ func canaryLinks() Links {
 func runs() map[string]*Run {
 	deploy := &Step{SHA: newSHA, Start: t0, End: t0.Add(12 * time.Second)}
 	watchStart := t0.Add(12 * time.Second)
+	healthyWatch := judge(watchOf(newSHA, watchStart, time.Minute, "....x.......", "", "", false, 40, 42, 38, 61, 45))
 	healthy := &Run{
 		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
-		Verdict: run.Healthy, Reason: "1 of 12 probes failed (8.3%), above the allowed 5% but not with 99% confidence over so few probes; p95 latency 61ms",
+		Verdict: healthyWatch.Verdict, Reason: healthyWatch.Reason,
 		Start: t0, End: watchStart.Add(time.Minute), Deploy: deploy, Links: links(), DeploymentID: 1000002,
-		Watch:    watchOf(newSHA, watchStart, time.Minute, "....x.......", run.Healthy, "", false, 40, 42, 38, 61, 45),
-		Warnings: []string{"1 of 12 probes failed (8.3%), above the allowed 5%; not enough evidence to call it a regression"},
+		Watch:    healthyWatch,
+		Warnings: []string{fmt.Sprintf("%d of %d probes failed (%s), above the allowed 5%%; not enough evidence to call it a regression", healthyWatch.Stats.Failed, healthyWatch.Stats.Probes, pct.Of(healthyWatch.Stats.ErrorRate, 1))},
 	}
+	// 2 of every 5 probes fail once the build is up (never 3 in a row):
+	// the error-rate test stops the watch.
+	regressed := judge(watchOf(newSHA, watchStart, 5*time.Minute, "ss"+strings.Repeat(".x.x.", 12), "", "", false, 40, 180, 220, 390))
+	rbStart := regressed.End.Add(8 * time.Second)
 	rolledBack := &Run{
 		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
-		Verdict: run.RolledBack, RolledBack: true,
-		Reason: "on https://shop.example.com/healthz, 9 of 12 probes failed (75%); the failure rate is above the allowed 5% with 99% confidence (the sequential test's limit after 12 probes is 4)",
-		Start:  t0, Deploy: deploy, Links: links(), DeploymentID: 1000002,
-		Watch:         watchOf(newSHA, watchStart, 5*time.Minute, "ss.x.xx.xxxxxx", run.Regressed, "", true, 40, 180, 220, 390),
-		Rollback:      &Step{SHA: goodSHA, Start: watchStart.Add(70 * time.Second), End: watchStart.Add(78 * time.Second)},
-		RollbackWatch: watchOf(goodSHA, watchStart.Add(78*time.Second), time.Minute, "............", run.Healthy, "0 of 12 probes failed (0%), within the allowed 5%; p95 latency 44ms", false, 39, 44),
+		Verdict: run.RolledBack, RolledBack: true, Reason: regressed.Reason,
+		Start: t0, Deploy: deploy, Links: links(), DeploymentID: 1000002,
+		Watch:         regressed,
+		Rollback:      &Step{SHA: goodSHA, Start: regressed.End, End: rbStart},
+		RollbackWatch: judge(watchOf(goodSHA, rbStart, time.Minute, "............", "", "", false, 39, 44)),
 	}
-	rolledBack.Watch.Stats = StatsOf(rolledBack.Watch.Probes)
 	failed := &Run{
 		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "the state file",
 		Verdict: run.RollbackFailed, RolledBack: true,
-		Reason: "3 probes in a row failed on https://shop.example.com/healthz",
-		Start:  t0, Deploy: deploy, Links: Links{Run: "https://github.com/octo-org/shop/actions/runs/7412345678"},
-		Watch:         watchOf(newSHA, watchStart, 5*time.Minute, "..xxx", run.Regressed, "", true, 35),
+		Start: t0, Deploy: deploy, Links: Links{Run: "https://github.com/octo-org/shop/actions/runs/7412345678"},
+		Watch:         judge(watchOf(newSHA, watchStart, 5*time.Minute, "..xxxx", "", "", false, 35)),
 		Rollback:      &Step{SHA: goodSHA, Start: watchStart.Add(25 * time.Second), End: watchStart.Add(31 * time.Second)},
 		RollbackWatch: watchOf(goodSHA, watchStart.Add(31*time.Second), time.Minute, "ssssssssssss", run.Regressed, "no healthy answer from https://shop.example.com/healthz within the startup timeout of 1m00s (last answer: connection refused)", true, 0),
 		Notes:         []string{"the rollback target came from the state file"},
 	}
+	failed.Reason = failed.Watch.Reason
 	gate := &Run{
 		Mode: "gate", Environment: "production", Verdict: run.Stopped,
 		Reason: "production was rolled back from 4d8b3f2 to 9f2c1e7 at 2026-11-25T10:09:41Z; #123 is not marked as a fix. To merge the fix, add the label \"immune:fix\" to its pull request, or revert 4d8b3f2.",
@@ -113,24 +226,18 @@ func runs() map[string]*Run {
 	}
 	// Judged by metrics: a rate metric whose errors jump, a latency
 	// threshold, Prometheus down for two looks.
-	mWatch := &Watch{SHA: newSHA, Start: watchStart, End: watchStart.Add(45 * time.Second), Planned: 5 * time.Minute,
-		Verdict: run.Regressed, Rule: "error-rate", Metric: "http-errors", Detected: true,
-		Reason: "on metric http-errors, 62 of 1250 requests failed (5%); the failure rate is above the allowed 1% with 99% confidence (the sequential test's limit after 1250 requests is 55)"}
-	mWatch.Metrics = metricWatches(watchStart, 10, 0.05, true)
-	mRollback := &Watch{SHA: goodSHA, Start: watchStart.Add(60 * time.Second), End: watchStart.Add(120 * time.Second), Planned: time.Minute,
-		Verdict: run.Healthy, Reason: "metric http-errors: 0 of 2750 requests failed (0%), within the allowed 1%; metric p99: worst 0.1 in 12 looks, within its max of 0.3"}
-	mRollback.Metrics = metricWatches(watchStart.Add(60*time.Second), 12, 0, false)
+	mWatch := metricWatch(newSHA, watchStart, 5*time.Minute, 60, 250, 0.05)
+	mRollStart := mWatch.End.Add(10 * time.Second)
+	mRollback := metricWatch(goodSHA, mRollStart, time.Minute, 12, 250, 0)
 	metricsRolledBack := &Run{
 		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
 		Verdict: run.RolledBack, RolledBack: true, Reason: mWatch.Reason,
 		Start: t0, Deploy: deploy, Links: links(), DeploymentID: 1000002, Watch: mWatch,
-		Rollback:      &Step{SHA: goodSHA, Start: watchStart.Add(50 * time.Second), End: watchStart.Add(60 * time.Second)},
+		Rollback:      &Step{SHA: goodSHA, Start: mWatch.End, End: mRollStart},
 		RollbackWatch: mRollback,
 	}
-	iWatch := &Watch{SHA: newSHA, Start: watchStart, End: watchStart.Add(time.Minute), Planned: time.Minute, Verdict: run.Inconclusive, Rule: "inconclusive",
-		Reason: "not judged: metric http-errors counted 12 requests over the watch, fewer than min-requests (20): too few to clear the build"}
-	iWatch.Metrics = metricWatches(watchStart, 12, 0, false)
-	iWatch.Metrics[0].Requests, iWatch.Metrics[0].Inconclusive = 12, "metric http-errors counted 12 requests over the watch, fewer than min-requests (20): too few to clear the build"
+	// One request a look: too few to clear the build.
+	iWatch := metricWatch(newSHA, watchStart, time.Minute, 12, 1, 0)
 	inconclusive := &Run{
 		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
 		Verdict: run.Inconclusive, Reason: iWatch.Reason, Start: t0, Deploy: deploy, Links: links(), DeploymentID: 1000002, Watch: iWatch,
@@ -138,37 +245,37 @@ func runs() map[string]*Run {
 	inconclusive.Links.RollbackDeployment = ""
 	canaryStep := &Step{SHA: newSHA, Start: t0, End: t0.Add(6 * time.Second)}
 	canaryStart := t0.Add(6 * time.Second)
+	bad := &Canary{
+		Deploy:  canaryStep,
+		Watch:   watchOf(newSHA, canaryStart, 5*time.Minute, "s"+strings.Repeat("..x.x", 12), "", "", false, 40, 45, 52),
+		Control: watchOf(goodSHA, canaryStart, 5*time.Minute, strings.Repeat(".", 61), "", "", false, 38, 41),
+	}
+	judgeCanary(bad, false)
+	bad.Removal = &Step{SHA: goodSHA, Start: bad.Watch.End, End: bad.Watch.End.Add(4 * time.Second)}
 	removed := &Run{
 		Mode: "deploy", Environment: "production", Stage: run.StageCanary, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
-		Verdict: run.RolledBack, RolledBack: true,
-		Reason: "the canary failed 7 of 14 probes (50%), the control 0 of 14 (0%) in the same rounds; the canary's failure rate is more than 5 points above the control's with 99% confidence (the two-sample test's likelihood ratio is 233, at least 100)",
-		Start:  t0, Links: canaryLinks(), DeploymentID: 1000002,
-		Canary: &Canary{
-			Deploy:  canaryStep,
-			Watch:   watchOf(newSHA, canaryStart, 5*time.Minute, "s..x.xx..xx.x.x", run.Regressed, "", true, 40, 45, 52),
-			Control: watchOf(goodSHA, canaryStart, 5*time.Minute, "..............", "", "", false, 38, 41),
-			Series:  series(15, 1, "s..x.xx..xx.x.x", "s.............."),
-			Removal: &Step{SHA: goodSHA, Start: canaryStart.Add(75 * time.Second), End: canaryStart.Add(79 * time.Second)},
-		},
+		Verdict: run.RolledBack, RolledBack: true, Reason: bad.Watch.Reason,
+		Start: t0, Links: canaryLinks(), DeploymentID: 1000002, Canary: bad,
 	}
+	good := &Canary{
+		Deploy:  canaryStep,
+		Watch:   watchOf(newSHA, canaryStart, 5*time.Minute, strings.Repeat(".", 60), "", "", false, 40, 45),
+		Control: watchOf(goodSHA, canaryStart, 5*time.Minute, strings.Repeat("....x.......", 5), "", "", false, 38, 41),
+	}
+	judgeCanary(good, true)
+	fullStart := good.Watch.End.Add(10 * time.Second)
+	full := judge(watchOf(newSHA, fullStart, time.Minute, "............", "", "", false, 39, 44))
 	promoted := &Run{
 		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
-		Verdict: run.Healthy, Reason: "0 of 12 probes failed (0%), within the allowed 5%; p95 latency 44ms",
-		Start: t0, Deploy: &Step{SHA: newSHA, Start: t0.Add(70 * time.Second), End: t0.Add(80 * time.Second)}, Links: canaryLinks(), DeploymentID: 1000003,
-		Canary: &Canary{
-			Deploy:   canaryStep,
-			Watch:    watchOf(newSHA, canaryStart, 5*time.Minute, "............", run.Healthy, "", false, 40, 45),
-			Control:  watchOf(goodSHA, canaryStart, 5*time.Minute, "....x.......", "", "", false, 38, 41),
-			Series:   series(12, 1, "............", "....x......."),
-			Promoted: true, Early: true,
-		},
-		Watch: watchOf(newSHA, t0.Add(80*time.Second), time.Minute, "............", run.Healthy, "", false, 39, 44),
+		Verdict: full.Verdict, Reason: full.Reason,
+		Start: t0, Deploy: &Step{SHA: newSHA, Start: good.Watch.End, End: fullStart}, Links: canaryLinks(), DeploymentID: 1000003,
+		Canary: good, Watch: full,
 	}
 	// Shadow mode: the same regression, seen and let be.
 	shadow := &Run{
 		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
 		Verdict: run.Regressed, Reason: mWatch.Reason, Start: t0, Deploy: deploy, Links: links(), DeploymentID: 1000002, Watch: mWatch,
-		Shadow: true, WouldHave: &WouldHave{Action: ActionRollBack, Target: goodSHA, After: 45 * time.Second, AfterSeconds: 45, Reason: mWatch.Reason},
+		Shadow: true, WouldHave: &WouldHave{Action: ActionRollBack, Target: goodSHA, After: mWatch.DetectedAfter(), AfterSeconds: mWatch.DetectedAfter().Seconds(), Reason: mWatch.Reason},
 	}
 	shadow.Links.RollbackDeployment = ""
 	return map[string]*Run{"healthy": healthy, "rolled-back": rolledBack, "rollback-failed": failed, "gate-stopped": gate,
@@ -176,42 +283,21 @@ func runs() map[string]*Run {
 		"canary-removed": removed, "canary-promoted": promoted, "shadow": shadow}
 }
 
-// series is a canary's chart data: one round per 5s, the canary's probe
-// failing where canary has an "x", each of controls control probes where
-// control has one.
-func series(rounds, controls int, canary, control string) *CanarySeries {
-	s := &CanarySeries{}
-	for i := range rounds {
-		p := CanaryPoint{Elapsed: time.Duration(i) * 5 * time.Second, Canary: 1, Control: controls}
-		if canary[i] == 'x' {
-			p.CanaryFailed = 1
-		}
-		if canary[i] == 's' {
-			p.Canary = 0
-		}
-		if control[i] == 'x' {
-			p.ControlFailed = 1
-		}
-		if control[i] == 's' {
-			p.Control = 0
-		}
-		s.Add(p)
-	}
-	return s
-}
-
-// metricWatches are a watch's metrics: http-errors (a rate, 1% allowed)
-// at errShare of 250 requests a look, and p99 (a threshold, at most 0.3),
-// over looks 5s apart, the second and third without data (Prometheus
-// down), the last regressed when regressed.
-func metricWatches(start time.Time, looks int, errShare float64, regressed bool) []MetricWatch {
+// metricWatch is a watch judged by metrics alone: http-errors (a rate, 1%
+// allowed) at errShare of perLook requests a look, and p99 (a threshold,
+// at most 0.3), over looks 5s apart, the second and third without data
+// (Prometheus down). The looks go to the real judge, as a watch's do: the
+// watch stops at a regression, and its verdict and reason are the judge's.
+func metricWatch(commit string, start time.Time, planned time.Duration, looks int, perLook int64, errShare float64) *Watch {
 	max, p99 := 0.3, 0.1
 	specs := []metrics.Spec{
 		{Name: "http-errors", Errors: `x{code="500"}`, Total: "x", MaxErrorRate: 0.01},
 		{Name: "p99", Query: "q", Max: &max, Consecutive: 3},
 	}
 	l := NewMetricLog(start, specs, 0)
-	var requests, errs int64
+	j := metrics.NewJudge(specs, metrics.JudgeOptions{Confidence: 0.99, Signals: 1, MinRequests: 20, Start: start, Grace: 30 * time.Second})
+	w := &Watch{SHA: commit, Start: start, Planned: planned, Verdict: run.Healthy}
+	var reg *metrics.Regression
 	for i := range looks {
 		at := start.Add(time.Duration(i) * 5 * time.Second)
 		rate := metrics.Reading{Metric: "http-errors", Kind: metrics.KindRate, Attempts: 1}
@@ -223,26 +309,38 @@ func metricWatches(start time.Time, looks int, errShare float64, regressed bool)
 			rate = metrics.Reading{Metric: "http-errors", Kind: metrics.KindRate, NoData: metrics.NoDataUnreachable, Error: "total: HTTP 503", Attempts: 3}
 			lat = metrics.Reading{Metric: "p99", Kind: metrics.KindThreshold, NoData: metrics.NoDataUnreachable, Error: "HTTP 503", Attempts: 3}
 		default:
-			rate.Requests = 250
+			rate.Requests = perLook
 			if i == 3 {
-				rate.Requests = 750 // what the outage missed
+				rate.Requests = 3 * perLook // what the outage missed
 			}
 			rate.Errors = int64(float64(rate.Requests) * errShare)
-			requests, errs = requests+rate.Requests, errs+rate.Errors
 			lat.Value = p99 + float64(i)/100
 		}
-		l.Add(metrics.Look{At: at, Readings: []metrics.Reading{rate, lat}})
+		look := metrics.Look{At: at, Readings: []metrics.Reading{rate, lat}}
+		l.Add(look)
+		w.End = at
+		if reg = j.Observe(look); reg != nil {
+			break
+		}
 	}
-	outcomes := []metrics.Outcome{
-		{Metric: "http-errors", Kind: metrics.KindRate, Looks: looks, NoData: map[metrics.NoData]int{metrics.NoDataUnreachable: 2},
-			Requests: requests, Errors: errs, Allowed: 0.01, Baseline: "absolute", Regressed: regressed},
-		{Metric: "p99", Kind: metrics.KindThreshold, Looks: looks, NoData: map[metrics.NoData]int{metrics.NoDataUnreachable: 2},
-			Value: p99 + float64(looks-1)/100, Worst: p99 + float64(looks-1)/100, Max: &max, Consecutive: 3},
+	outcomes := j.Finish(w.End, reg == nil)
+	switch {
+	case reg != nil:
+		w.Verdict, w.Rule, w.Metric, w.Reason, w.Detected, w.Evidence = run.Regressed, reg.Rule, reg.Metric, reg.Reason, true, reg.Evidence
+	case len(metrics.Inconclusive(outcomes)) > 0:
+		w.Verdict, w.Rule, w.Reason = run.Inconclusive, "inconclusive", "not judged: "+strings.Join(metrics.Inconclusive(outcomes), "; ")
+	default:
+		var why []string
+		for _, o := range outcomes {
+			why = append(why, o.Summary())
+		}
+		w.Reason = strings.Join(why, "; ")
 	}
-	return l.Metrics(outcomes, []metrics.Expanded{
-		{Name: "http-errors", Kind: metrics.KindRate, Errors: `http_requests_total{version="4d8b3f2e1c0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c",code=~"5.."}`, Total: `http_requests_total{version="4d8b3f2e1c0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c"}`},
+	w.Metrics = l.Metrics(outcomes, []metrics.Expanded{
+		{Name: "http-errors", Kind: metrics.KindRate, Errors: `http_requests_total{version="` + commit + `",code=~"5.."}`, Total: `http_requests_total{version="` + commit + `"}`},
 		{Name: "p99", Kind: metrics.KindThreshold, Query: "q"},
 	})
+	return w
 }
 
 // TestMetricLogBounded: past its cap a metric log keeps its looks per
@@ -331,7 +429,7 @@ func TestJSONReportHasEveryProbe(t *testing.T) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc.Verdict != string(run.RolledBack) || doc.Reason != rb.Reason || len(doc.Watch.Probes) != 14 || len(doc.RollbackWatch.Probes) != 12 {
+	if doc.Verdict != string(run.RolledBack) || doc.Reason != rb.Reason || len(doc.Watch.Probes) != len(rb.Watch.Probes) || len(doc.RollbackWatch.Probes) != 12 {
 		t.Fatalf("report = verdict %s, %d + %d probes", doc.Verdict, len(doc.Watch.Probes), len(doc.RollbackWatch.Probes))
 	}
 	p := doc.Watch.Probes[3]
@@ -378,7 +476,7 @@ func TestJSONReportHasTheCanary(t *testing.T) {
 	if err := json.Unmarshal(data, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc.Stage != "canary" || len(doc.Canary.Watch.Probes) != 15 || len(doc.Canary.Control.Probes) != 14 || doc.Canary.Removal.SHA != goodSHA {
+	if doc.Stage != "canary" || len(doc.Canary.Watch.Probes) != len(r.Canary.Watch.Probes) || len(doc.Canary.Control.Probes) != len(r.Canary.Control.Probes) || doc.Canary.Removal.SHA != goodSHA {
 		t.Errorf("report = %+v", doc)
 	}
 }
