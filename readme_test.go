@@ -74,7 +74,7 @@ func TestREADMEWorkflows(t *testing.T) {
 			t.Errorf("README.md does not show internal/verdict/testdata/%s verbatim", name)
 		}
 	}
-	for _, name := range []string{"deploy.yml", "deploy-metrics.yml", "rollback.yml", "gate.yml", "waves.yml", "gate-waves.yml", "adopt.yml"} {
+	for _, name := range []string{"deploy.yml", "deploy-metrics.yml", "rollback.yml", "gate.yml", "waves.yml", "gate-waves.yml", "adopt.yml", "deploy-workflow.yml", "ship.yml", "deploy-hook.yml"} {
 		wf, err := os.ReadFile("testdata/workflows/" + name)
 		if err != nil {
 			t.Fatal(err)

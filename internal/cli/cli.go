@@ -241,6 +241,7 @@ func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config
 	cfg, err := config.Parse(get, config.Env{
 		EventName: c.Getenv("GITHUB_EVENT_NAME"),
 		SHA:       c.Getenv("GITHUB_SHA"),
+		Ref:       c.Getenv("GITHUB_REF"),
 		Workspace: workspace,
 		Flags:     flags,
 	})

@@ -32,11 +32,27 @@ const DefaultStartupTimeout = time.Minute
 type Env struct {
 	EventName string // GITHUB_EVENT_NAME
 	SHA       string // GITHUB_SHA
+	Ref       string // GITHUB_REF: deploy-workflow-ref's default
 	Workspace string // GITHUB_WORKSPACE, or the working directory outside Actions
 	// Flags says the inputs came as command-line flags (--name=value):
 	// errors then name them as flags.
 	Flags bool
 }
+
+// Deployer is how a run deploys: through exactly one of them.
+type Deployer string
+
+// The deployers.
+const (
+	// DeployByCommand runs deploy-command (rollback-command, the canary's
+	// commands) in the action's container.
+	DeployByCommand Deployer = "command"
+	// DeployByWorkflow dispatches deploy-workflow for every step, told
+	// apart by its reason and stage inputs.
+	DeployByWorkflow Deployer = "workflow"
+	// DeployByHook POSTs every step to deploy-hook.
+	DeployByHook Deployer = "hook"
+)
 
 // Config is the validated configuration of one run.
 type Config struct {
@@ -48,13 +64,28 @@ type Config struct {
 	Reason         string
 	Token          string
 
+	// Deployer is how this run deploys (deploy and rollback modes; empty
+	// in the others). The commands are set with DeployByCommand only.
+	Deployer        Deployer
 	DeployCommand   string
 	RollbackCommand string
 	DeployTimeout   time.Duration
 
-	// A canary: CanaryCommand deploys to a subset first, judged against
-	// the control (HealthURLs) through CanaryHealthURLs for CanaryDuration.
-	// CanaryRollbackCommand is never empty when CanaryCommand is set.
+	// DeployWorkflow is the workflow dispatched for each step (a file name
+	// or an id), on DeployWorkflowRef (a branch or tag).
+	DeployWorkflow    string
+	DeployWorkflowRef string
+	// DeployHook is the URL POSTed for each step; DeployHookSecret signs
+	// the bodies.
+	DeployHook       string
+	DeployHookSecret string
+
+	// A canary (Canary): the deployer puts the build on a subset first
+	// (stage canary), judged against the control (HealthURLs) through
+	// CanaryHealthURLs for CanaryDuration. With DeployByCommand,
+	// CanaryCommand deploys it (deploy-command when only canary: true is
+	// set) and CanaryRollbackCommand, never empty then, removes it.
+	Canary                bool
 	CanaryCommand         string
 	CanaryRollbackCommand string
 	CanaryHealthURLs      []string
@@ -155,8 +186,13 @@ func Parse(get Getter, env Env) (*Config, error) {
 	}
 	c.DeployTimeout = p.positiveDuration("deploy-timeout")
 	c.CanaryCommand = p.str("canary-command")
+	c.Canary = p.bool("canary") || c.CanaryCommand != ""
 	c.CanaryRollbackCommand = p.str("canary-rollback-command")
-	if c.CanaryRollbackCommand == "" {
+	p.deployer(c, env)
+	if c.Deployer == DeployByCommand && c.Canary && c.CanaryCommand == "" {
+		c.CanaryCommand = c.DeployCommand
+	}
+	if c.CanaryRollbackCommand == "" && c.CanaryCommand != "" {
 		c.CanaryRollbackCommand = c.RollbackCommand
 	}
 	c.CanaryHealthURLs = p.urls("canary-health-url")
@@ -282,15 +318,17 @@ func (p *parser) checkMode(c *Config) {
 	if needsSignal {
 		p.checkMetrics(c)
 	}
-	if (c.Mode == run.ModeDeploy || c.Mode == run.ModeRollback) && c.RollbackCommand == "" {
-		if c.Mode == run.ModeDeploy {
-			p.fail("deploy-command", "a command is required in deploy mode")
-		} else {
-			p.fail("rollback-command", "a rollback-command or deploy-command is required in rollback mode")
+	if c.Deployer == DeployByCommand || c.Deployer == "" {
+		if (c.Mode == run.ModeDeploy || c.Mode == run.ModeRollback) && c.RollbackCommand == "" {
+			if c.Mode == run.ModeDeploy {
+				p.fail("deploy-command", "a command is required in deploy mode (or deploy through deploy-workflow or deploy-hook)")
+			} else {
+				p.fail("rollback-command", "a rollback-command or deploy-command is required in rollback mode (or deploy-workflow or deploy-hook)")
+			}
 		}
-	}
-	if c.Mode == run.ModeDeploy && c.DeployCommand == "" && c.RollbackCommand != "" {
-		p.fail("deploy-command", "a command is required in deploy mode")
+		if c.Mode == run.ModeDeploy && c.DeployCommand == "" && c.RollbackCommand != "" {
+			p.fail("deploy-command", "a command is required in deploy mode (or deploy through deploy-workflow or deploy-hook)")
+		}
 	}
 	switch c.Mode {
 	case run.ModeDeploy, run.ModeWatch:
@@ -348,10 +386,10 @@ func (p *parser) checkMode(c *Config) {
 // way to be told apart from the control, and canary inputs mean nothing
 // without canary-command.
 func (p *parser) checkCanary(c *Config) {
-	if c.CanaryCommand == "" {
+	if !c.Canary {
 		for _, name := range []string{"canary-rollback-command", "canary-health-url", "canary-duration", "canary-promote-early"} {
 			if p.set(name) && !p.failed(name) {
-				p.fail(name, "set without "+p.in("canary-command")+"; "+p.setIt("canary-command")+" to deploy a canary first, or remove "+p.in(name))
+				p.fail(name, "set without "+p.in("canary-command")+" or "+p.in("canary")+": true; "+p.setIt("canary-command")+" or "+p.in("canary")+" to deploy a canary first, or remove "+p.in(name))
 			}
 		}
 		return
@@ -360,7 +398,7 @@ func (p *parser) checkCanary(c *Config) {
 	case len(c.CanaryHealthURLs) > 0 && len(c.HealthURLs) == 0 && !p.failed("health-url"):
 		p.fail("health-url", "a canary is judged against the control: "+p.setIt("health-url")+" to the stable fleet's URLs, probed in the same rounds as "+p.in("canary-health-url"))
 	case len(c.CanaryHealthURLs) == 0 && !hasRate(c.Metrics) && !p.failed("canary-health-url") && !p.failed("metrics"):
-		p.fail("canary-health-url", p.in("canary-command")+" needs a way to judge the canary against the control: "+p.setIt("canary-health-url")+" (and "+p.in("health-url")+" for the stable fleet), or rate metrics that use ${TRACK}")
+		p.fail("canary-health-url", p.canaryName()+" needs a way to judge the canary against the control: "+p.setIt("canary-health-url")+" (and "+p.in("health-url")+" for the stable fleet), or rate metrics that use ${TRACK}")
 	}
 	for _, cu := range c.CanaryHealthURLs {
 		for _, u := range c.HealthURLs {
@@ -415,15 +453,15 @@ func (p *parser) checkMetrics(c *Config) {
 	// ${TRACK} tells the canary's series from the stable fleet's: it means
 	// something only in a canary deploy, and there a rate metric without it
 	// would compare the fleet with itself.
-	canary := (c.Mode == run.ModeDeploy || c.Mode == run.ModeBacktest) && c.CanaryCommand != ""
+	canary := (c.Mode == run.ModeDeploy || c.Mode == run.ModeBacktest) && c.Canary
 	for _, m := range c.Metrics {
 		switch {
 		case !canary && m.UsesTrack():
 			p.mark("metrics")
-			p.errs = append(p.errs, &InputError{Name: "metrics", Reason: fmt.Sprintf("%q uses ${TRACK}, which only a canary deploy fills in (deploy mode with canary-command)", m.Name), Flag: p.flags})
+			p.errs = append(p.errs, &InputError{Name: "metrics", Reason: fmt.Sprintf("%q uses ${TRACK}, which only a canary deploy fills in (deploy mode with %s or %s: true)", m.Name, p.in("canary-command"), p.in("canary")), Flag: p.flags})
 		case canary && m.Kind == MetricRate && (!usesTrack(m.Errors) || !usesTrack(m.Total)):
 			p.mark("metrics")
-			p.errs = append(p.errs, &InputError{Name: "metrics", Reason: fmt.Sprintf("%q: with canary-command, a rate metric must tell the canary from the stable fleet: use ${TRACK} in both errors and total (e.g. track=\"${TRACK}\")", m.Name), Flag: p.flags})
+			p.errs = append(p.errs, &InputError{Name: "metrics", Reason: fmt.Sprintf("%q: with %s, a rate metric must tell the canary from the stable fleet: use ${TRACK} in both errors and total (e.g. track=\"${TRACK}\")", m.Name, p.canaryName()), Flag: p.flags})
 		}
 	}
 }
@@ -432,13 +470,13 @@ func (p *parser) checkMetrics(c *Config) {
 // non-default value outside this list produce a warning, so nothing a user
 // configured is silently ignored.
 var modeInputs = map[run.Mode][]string{
-	run.ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "canary-command", "canary-rollback-command", "canary-health-url", "canary-duration", "canary-promote-early", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "shadow", "rollback-duration", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
+	run.ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "deploy-workflow", "deploy-workflow-ref", "deploy-hook", "deploy-hook-secret", "canary", "canary-command", "canary-rollback-command", "canary-health-url", "canary-duration", "canary-promote-early", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "shadow", "rollback-duration", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
 	run.ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file", "notify-webhook", "notify-secret", "notify-timeout"},
-	run.ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
+	run.ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-workflow", "deploy-workflow-ref", "deploy-hook", "deploy-hook-secret", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
 	run.ModeGate:     {"environment", "github-token", "fix-label"},
 	// A backtest takes the inputs of a deploy that judge its metrics, so
 	// that a deploy's configuration can be backtested as it is.
-	run.ModeBacktest: {"environment", "github-token", "canary-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "confidence", "baseline-duration", "backtest-deployments"},
+	run.ModeBacktest: {"environment", "github-token", "canary", "canary-command", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "confidence", "baseline-duration", "backtest-deployments"},
 	run.ModeStats:    {"environment", "github-token", "stats-period"},
 }
 
