@@ -53,7 +53,11 @@ type Run struct {
 
 // Defaults of Workflow.
 const (
-	DefaultPoll       = 10 * time.Second
+	DefaultPoll = 10 * time.Second
+	// firstPoll is the first wait between two looks; each next one is
+	// twice as long, up to Poll: a run that finishes quickly is seen
+	// quickly, and a long one costs a request per Poll.
+	firstPoll         = 500 * time.Millisecond
 	DefaultCancelWait = time.Minute
 	// findFor bounds the search for a run GitHub did not name: its lists
 	// show a new run within seconds.
@@ -77,7 +81,8 @@ type Workflow struct {
 	Workflow string // file name (deploy.yml) or id
 	Ref      string // the branch or tag whose workflow file runs
 	Timeout  time.Duration
-	// Poll is how often the run is looked at; default DefaultPoll.
+	// Poll is how often the run is looked at, once it has run for a
+	// while (the first looks come sooner); default DefaultPoll.
 	Poll time.Duration
 	// CancelWait is how long a run cancelled at Timeout is awaited, so
 	// that a rollback does not race it; default DefaultCancelWait.
@@ -192,6 +197,7 @@ func (w *Workflow) find(ctx context.Context, id string, since, until time.Time) 
 	// GitHub's clock and ours differ a little; the id, not the time,
 	// decides.
 	from := since.Add(-5 * time.Minute)
+	wait := w.firstWait()
 	for {
 		runs, err := w.API.WorkflowRuns(ctx, w.Workflow, ghapi.RunFilter{Event: "workflow_dispatch", CreatedFrom: from})
 		if err == nil {
@@ -203,14 +209,15 @@ func (w *Workflow) find(ctx context.Context, id string, since, until time.Time) 
 		} else if isPermanent(err) {
 			return ghapi.WorkflowRun{}, false, fmt.Errorf("look for the dispatched run: %w", err)
 		}
-		if !w.Clock.Now().Add(w.Poll).Before(until) {
+		if !w.Clock.Now().Add(wait).Before(until) {
 			return ghapi.WorkflowRun{}, false, nil
 		}
 		select {
 		case <-ctx.Done():
 			return ghapi.WorkflowRun{}, false, w.cancelledDispatch(ctx, id, since)
-		case <-w.Clock.After(w.Poll):
+		case <-w.Clock.After(wait):
 		}
+		wait = min(2*wait, w.Poll)
 	}
 }
 
@@ -236,6 +243,7 @@ func (w *Workflow) cancelledDispatch(ctx context.Context, id string, since time.
 func (w *Workflow) await(ctx context.Context, run ghapi.WorkflowRun, deadline time.Time) error {
 	status := run.Status
 	var lastErr error
+	poll := w.firstWait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -277,12 +285,13 @@ func (w *Workflow) await(ctx context.Context, run ghapi.WorkflowRun, deadline ti
 			}
 			return w.stopAtTimeout(ctx, run, why)
 		}
-		wait := min(w.Poll, deadline.Sub(w.Clock.Now()))
+		wait := min(poll, deadline.Sub(w.Clock.Now()))
 		select {
 		case <-ctx.Done():
 			return w.cancelRun(ctx, run, fmt.Errorf("cancelled: %w", ctx.Err()))
 		case <-w.Clock.After(wait):
 		}
+		poll = min(2*poll, w.Poll)
 	}
 }
 
@@ -318,6 +327,7 @@ func (w *Workflow) stopAtTimeout(ctx context.Context, run ghapi.WorkflowRun, why
 	}
 	w.printf("Cancelled workflow run %s: it did not finish within %s.", run.HTMLURL, w.Timeout)
 	until := w.Clock.Now().Add(w.CancelWait)
+	poll := w.firstWait()
 	for {
 		got, err := w.API.GetWorkflowRun(ctx, run.ID)
 		if err == nil && got.Completed() {
@@ -328,10 +338,13 @@ func (w *Workflow) stopAtTimeout(ctx context.Context, run ghapi.WorkflowRun, why
 		}
 		select {
 		case <-ctx.Done():
-		case <-w.Clock.After(min(w.Poll, until.Sub(w.Clock.Now()))):
+		case <-w.Clock.After(min(poll, until.Sub(w.Clock.Now()))):
 		}
+		poll = min(2*poll, w.Poll)
 	}
 }
+
+func (w *Workflow) firstWait() time.Duration { return min(firstPoll, w.Poll) }
 
 // isPermanent tells errors that waiting will not cure: a missing
 // permission, an unknown workflow or run.
