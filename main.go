@@ -14,7 +14,6 @@ import (
 	"github.com/immune-cd/immune/internal/cli"
 	"github.com/immune-cd/immune/internal/clock"
 	"github.com/immune-cd/immune/internal/ghapi"
-	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/version"
 )
 
@@ -49,7 +48,7 @@ func main() {
 		HTTP:       httpClient,
 		Clock:      clock.Real{},
 		Executable: exe,
-		NewGitHub: func(token, apiURL, repository string, log io.Writer) (recorder.GitHub, error) {
+		NewGitHub: func(token, apiURL, repository string, log io.Writer) (cli.GitHub, error) {
 			return ghapi.New(ghapi.Options{
 				HTTPClient: httpClient,
 				APIURL:     apiURL,

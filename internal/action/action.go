@@ -4,7 +4,8 @@
 // pull-request gate is one decision). It is the one place that knows the
 // order, and the one place that checks for cancellation, between phases and
 // after each one returns. The phases call packages that each do one thing:
-// deploy runs commands, watch runs and judges the watches, outcome decides
+// deploy puts commits live (a command, a dispatched workflow or a hook; the
+// choice is made in deployer.go), watch runs and judges the watches, outcome decides
 // what a finished run records, recorder owns the GitHub records, gate
 // decides the gate, report renders.
 //
@@ -65,8 +66,11 @@ type Deps struct {
 	// LockPoll is how often a run waiting for the environment looks again.
 	// Default: the probe interval, between 2s and 10s.
 	LockPoll time.Duration
+	// Workflows dispatches and follows the deploy workflow's runs (the
+	// GitHub client); nil when there is no token.
+	Workflows deploy.WorkflowAPI
 	// Deployer, when set, replaces the shell command deployer (in-process
-	// tests use a fake).
+	// tests use a fake); it gets the command the step would run.
 	Deployer func(script string) deploy.Deployer
 	// Probe, when set, replaces HTTP probes (in-process tests).
 	Probe func(ctx context.Context, url, want string) health.Probe

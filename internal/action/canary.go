@@ -25,7 +25,7 @@ import (
 
 // hasCanary reports whether this run deploys a canary first.
 func (r *runner) hasCanary() bool {
-	return r.cfg.Mode == run.ModeDeploy && r.cfg.CanaryCommand != ""
+	return r.cfg.Mode == run.ModeDeploy && r.cfg.Canary
 }
 
 // firstDeploy is the phase that deploys first: the canary's, or the
@@ -58,8 +58,8 @@ func (r *runner) canaryDeploy(ctx context.Context) run.Phase {
 	}
 	r.setPending(cfg.SHA, fmt.Sprintf("canary of %s on %s: comparing it with the stable fleet", sha.Short(cfg.SHA), cfg.Environment))
 	r.canary.started = true
-	step := r.runCommandAs(ctx, fmt.Sprintf("Canary: deploy %s to part of %s", sha.Short(cfg.SHA), cfg.Environment),
-		"The canary's deploy of "+sha.Short(cfg.SHA), cfg.CanaryCommand, deploy.Request{
+	step := r.runStepAs(ctx, fmt.Sprintf("Canary: deploy %s to part of %s", sha.Short(cfg.SHA), cfg.Environment),
+		"The canary's deploy of "+sha.Short(cfg.SHA), deploy.Request{
 			SHA: cfg.SHA, PreviousSHA: r.target, Environment: cfg.Environment, Reason: deploy.ReasonDeploy, Stage: string(run.StageCanary),
 		})
 	r.out.Canary.Deploy = step
@@ -69,8 +69,8 @@ func (r *runner) canaryDeploy(ctx context.Context) run.Phase {
 	if step.Error != "" {
 		// A canary command that failed may have half-applied: the canary is
 		// removed like one that regressed.
-		r.end(run.Regressed, ExitRegressed, "the canary command failed: "+step.Error)
-		r.why = "canary command failed"
+		r.end(run.Regressed, ExitRegressed, r.failed("canary")+": "+step.Error)
+		r.why = r.failedWhy("canary")
 		return r.canaryFailed()
 	}
 	return run.CanaryWatch
@@ -148,8 +148,8 @@ func (r *runner) canaryRollback(ctx context.Context) run.Phase {
 		r.Note("the stable build is not known (no previous-sha input, no healthy deployment in GitHub or the state file, no push event's before): the canary's removal gets an empty IMMUNE_SHA")
 	}
 	r.canaryRemoving = true
-	step := r.runCommandAs(ctx, fmt.Sprintf("Canary removal: put the canary of %s back on %s", cfg.Environment, orUnknown(sha.Short(r.target))),
-		"The canary's removal", cfg.CanaryRollbackCommand, deploy.Request{
+	step := r.runStepAs(ctx, fmt.Sprintf("Canary removal: put the canary of %s back on %s", cfg.Environment, orUnknown(sha.Short(r.target))),
+		"The canary's removal", deploy.Request{
 			SHA: r.target, PreviousSHA: cfg.SHA, Environment: cfg.Environment, Reason: deploy.ReasonRollback, Stage: string(run.StageCanary),
 		})
 	r.out.Canary.Removal, r.out.RolledBack = step, true
@@ -158,7 +158,7 @@ func (r *runner) canaryRollback(ctx context.Context) run.Phase {
 	}
 	if step.Error != "" {
 		r.end(run.RollbackFailed, ExitRegressed, r.out.Reason)
-		r.log.Error("Canary removal failed", fmt.Sprintf("the canary-rollback-command failed: %s; part of %s may still run %s (the rest of the fleet never got it)", step.Error, cfg.Environment, sha.Short(cfg.SHA)))
+		r.log.Error("Canary removal failed", fmt.Sprintf("%s: %s; part of %s may still run %s (the rest of the fleet never got it)", r.failed("canary removal"), step.Error, cfg.Environment, sha.Short(cfg.SHA)))
 		return run.Record
 	}
 	if r.out.Verdict != run.Inconclusive {

@@ -29,7 +29,7 @@ func (r *runner) validateDeploy(ctx context.Context) run.Phase {
 		r.log.Printf("Skipped: %s.", r.out.Reason)
 		return run.Done
 	}
-	if !r.checkStateFile() || !r.resolveSHA(ctx) {
+	if !r.checkStateFile() || !r.resolveSHA(ctx) || !r.checkDeployer(ctx) {
 		return run.Done
 	}
 	if ok, _ := r.awaitEnvironment(ctx, 0); !ok {
@@ -110,7 +110,7 @@ func (r *runner) baselinePhase(ctx context.Context) run.Phase {
 	return r.firstDeploy()
 }
 
-// deployPhase records the deployment and runs the deploy command.
+// deployPhase records the deployment and deploys.
 func (r *runner) deployPhase(ctx context.Context) run.Phase {
 	cfg := r.cfg
 	p := r.payload()
@@ -128,7 +128,7 @@ func (r *runner) deployPhase(ctx context.Context) run.Phase {
 
 	r.deploy.started = true
 	r.out.Stage = run.StageFull
-	step := r.runCommand(ctx, "Deploy", cfg.DeployCommand, deploy.Request{
+	step := r.runStep(ctx, "Deploy", deploy.Request{
 		SHA: cfg.SHA, PreviousSHA: r.target, Environment: cfg.Environment, Reason: deploy.ReasonDeploy, Stage: string(run.StageFull),
 	})
 	r.out.Deploy = step
@@ -138,8 +138,8 @@ func (r *runner) deployPhase(ctx context.Context) run.Phase {
 	if step.Error != "" {
 		// A failed deploy may have half-applied: it is rolled back like a
 		// regression.
-		r.end(run.Regressed, ExitRegressed, "the deploy command failed: "+step.Error)
-		r.why = "deploy command failed"
+		r.end(run.Regressed, ExitRegressed, r.failed("deploy")+": "+step.Error)
+		r.why = r.failedWhy("deploy")
 		return run.Decide
 	}
 	return run.Watch
@@ -262,7 +262,7 @@ func (r *runner) superseded(ctx context.Context) bool {
 }
 
 // rollbackPhase records the rollback deployment, closes the regressed one,
-// and runs the rollback command.
+// and rolls back.
 func (r *runner) rollbackPhase(ctx context.Context) run.Phase {
 	r.tellRollingBack()
 	cfg := r.cfg
@@ -277,7 +277,7 @@ func (r *runner) rollbackPhase(ctx context.Context) run.Phase {
 	}
 	r.rec.SetStatus(r.deploy.dep, recorder.StateFailure, "regressed: "+r.why)
 	r.rollback.started = true
-	step := r.runCommand(ctx, "Roll back", cfg.RollbackCommand, deploy.Request{
+	step := r.runStep(ctx, "Roll back", deploy.Request{
 		SHA: r.target, PreviousSHA: cfg.SHA, Environment: cfg.Environment, Reason: deploy.ReasonRollback, Stage: string(run.StageFull),
 	})
 	r.out.Rollback, r.out.RolledBack = step, true
@@ -286,7 +286,7 @@ func (r *runner) rollbackPhase(ctx context.Context) run.Phase {
 	}
 	if step.Error != "" {
 		r.end(run.RollbackFailed, ExitRegressed, r.out.Reason)
-		r.log.Error("Rollback failed", fmt.Sprintf("the rollback command for %s failed: %s; %s may be down", r.target, step.Error, cfg.Environment))
+		r.log.Error("Rollback failed", fmt.Sprintf("%s for %s failed: %s; %s may be down", r.cfg.Deployer.Step("rollback"), r.target, step.Error, cfg.Environment))
 		return run.Record
 	}
 	return run.Confirm

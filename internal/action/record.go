@@ -29,7 +29,7 @@ func (r *runner) recordPhase(ctx context.Context) run.Phase {
 // facts are what the run knows now, for package outcome.
 func (r *runner) facts() outcome.Facts {
 	f := outcome.Facts{
-		Mode: r.cfg.Mode, Stage: r.out.Stage, Verdict: r.out.Verdict, Environment: r.cfg.Environment,
+		Mode: r.cfg.Mode, Stage: r.out.Stage, Verdict: r.out.Verdict, Environment: r.cfg.Environment, Deployer: r.cfg.Deployer,
 		SHA: r.cfg.SHA, Target: r.target, Current: r.current, PendingOn: r.pendingOn,
 		HasDeploy: r.deploy.dep != nil, DeployStarted: r.deploy.started,
 		HasRollback: r.rollback.dep != nil, RollbackRan: r.rollback.started,

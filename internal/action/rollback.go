@@ -19,7 +19,7 @@ import (
 // the sha input, or one step back.
 func (r *runner) validateRollback(ctx context.Context) run.Phase {
 	cfg := r.cfg
-	if !r.checkStateFile() {
+	if !r.checkStateFile() || !r.checkDeployer(ctx) {
 		return run.Done
 	}
 	if ok, _ := r.awaitEnvironment(ctx, 0); !ok {
@@ -116,8 +116,7 @@ func (r *runner) resolveTarget(ctx context.Context, want string) (string, error)
 	return full, nil
 }
 
-// manualRollback records the rollback deployment and runs the rollback
-// command.
+// manualRollback records the rollback deployment and rolls back.
 func (r *runner) manualRollback(ctx context.Context) run.Phase {
 	cfg := r.cfg
 	p := r.payload()
@@ -133,7 +132,7 @@ func (r *runner) manualRollback(ctx context.Context) run.Phase {
 	}
 	r.setPending(r.target, fmt.Sprintf("rolling %s back to %s", cfg.Environment, sha.Short(r.target)))
 	r.rollback.started = true
-	step := r.runCommand(ctx, "Roll back", cfg.RollbackCommand, deploy.Request{
+	step := r.runStep(ctx, "Roll back", deploy.Request{
 		SHA: r.target, PreviousSHA: r.current, Environment: cfg.Environment, Reason: deploy.ReasonRollback, Stage: string(run.StageFull),
 	})
 	r.out.Rollback, r.out.RolledBack = step, true
@@ -141,8 +140,8 @@ func (r *runner) manualRollback(ctx context.Context) run.Phase {
 		return run.Done
 	}
 	if step.Error != "" {
-		r.why = "rollback command failed"
-		r.end(run.RollbackFailed, ExitRegressed, fmt.Sprintf("the rollback command for %s failed: %s", r.target, step.Error))
+		r.why = r.failedWhy("rollback")
+		r.end(run.RollbackFailed, ExitRegressed, fmt.Sprintf("%s for %s failed: %s", r.cfg.Deployer.Step("rollback"), r.target, step.Error))
 		return run.Record
 	}
 	return run.Confirm

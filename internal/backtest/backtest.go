@@ -77,7 +77,7 @@ func SettingsOf(c *config.Config, specs []metrics.Spec) Settings {
 		MinRequests:      int64(c.MinRequests),
 		Probing:          len(c.HealthURLs) > 0,
 	}
-	if c.CanaryCommand != "" {
+	if c.Canary {
 		s.Track = "stable"
 	}
 	return s

@@ -21,6 +21,7 @@ import (
 	"github.com/immune-cd/immune/internal/clock"
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/demo"
+	"github.com/immune-cd/immune/internal/deploy"
 	"github.com/immune-cd/immune/internal/hindsight"
 	"github.com/immune-cd/immune/internal/logline"
 	"github.com/immune-cd/immune/internal/recorder"
@@ -42,7 +43,15 @@ type Command struct {
 	Executable string
 	// NewGitHub builds the GitHub API client for a token, the API's URL
 	// and the repository (owner/name); log receives its lines.
-	NewGitHub func(token, apiURL, repository string, log io.Writer) (recorder.GitHub, error)
+	NewGitHub func(token, apiURL, repository string, log io.Writer) (GitHub, error)
+}
+
+// GitHub is what a run needs of GitHub's API: it keeps the run's records,
+// and dispatches and follows the deploy workflow's runs (*ghapi.Client
+// does both).
+type GitHub interface {
+	recorder.GitHub
+	deploy.WorkflowAPI
 }
 
 const usage = `immune: deploy a commit, watch its health, roll back what regresses.
@@ -258,17 +267,21 @@ func (c *Command) run(ctx context.Context, gha *githubactions.Action, get config
 	if cfg.Mode == run.ModeBacktest || cfg.Mode == run.ModeStats {
 		return c.runHindsight(ctx, cfg, plain, asJSON)
 	}
-	var gh recorder.GitHub
+	var (
+		gh        recorder.GitHub
+		workflows deploy.WorkflowAPI
+	)
 	if cfg.Token != "" && c.NewGitHub != nil {
 		client, err := c.NewGitHub(cfg.Token, c.Getenv("GITHUB_API_URL"), c.Getenv("GITHUB_REPOSITORY"), c.Stdout)
 		if err != nil {
 			fmt.Fprintf(c.Stdout, "GitHub: %v; nothing will be recorded in GitHub\n", err)
 		} else {
-			gh = client
+			gh, workflows = client, client
 		}
 	}
 	return action.Run(ctx, action.Deps{
 		GitHub:      gh,
+		Workflows:   workflows,
 		GHA:         gha,
 		Getenv:      c.Getenv,
 		Stdout:      c.Stdout,

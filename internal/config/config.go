@@ -39,21 +39,6 @@ type Env struct {
 	Flags bool
 }
 
-// Deployer is how a run deploys: through exactly one of them.
-type Deployer string
-
-// The deployers.
-const (
-	// DeployByCommand runs deploy-command (rollback-command, the canary's
-	// commands) in the action's container.
-	DeployByCommand Deployer = "command"
-	// DeployByWorkflow dispatches deploy-workflow for every step, told
-	// apart by its reason and stage inputs.
-	DeployByWorkflow Deployer = "workflow"
-	// DeployByHook POSTs every step to deploy-hook.
-	DeployByHook Deployer = "hook"
-)
-
 // Config is the validated configuration of one run.
 type Config struct {
 	Mode           run.Mode
@@ -65,8 +50,8 @@ type Config struct {
 	Token          string
 
 	// Deployer is how this run deploys (deploy and rollback modes; empty
-	// in the others). The commands are set with DeployByCommand only.
-	Deployer        Deployer
+	// in the others). The commands are set with run.ByCommand only.
+	Deployer        run.Deployer
 	DeployCommand   string
 	RollbackCommand string
 	DeployTimeout   time.Duration
@@ -82,7 +67,7 @@ type Config struct {
 
 	// A canary (Canary): the deployer puts the build on a subset first
 	// (stage canary), judged against the control (HealthURLs) through
-	// CanaryHealthURLs for CanaryDuration. With DeployByCommand,
+	// CanaryHealthURLs for CanaryDuration. With run.ByCommand,
 	// CanaryCommand deploys it (deploy-command when only canary: true is
 	// set) and CanaryRollbackCommand, never empty then, removes it.
 	Canary                bool
@@ -189,7 +174,7 @@ func Parse(get Getter, env Env) (*Config, error) {
 	c.Canary = p.bool("canary") || c.CanaryCommand != ""
 	c.CanaryRollbackCommand = p.str("canary-rollback-command")
 	p.deployer(c, env)
-	if c.Deployer == DeployByCommand && c.Canary && c.CanaryCommand == "" {
+	if c.Deployer == run.ByCommand && c.Canary && c.CanaryCommand == "" {
 		c.CanaryCommand = c.DeployCommand
 	}
 	if c.CanaryRollbackCommand == "" && c.CanaryCommand != "" {
@@ -318,7 +303,7 @@ func (p *parser) checkMode(c *Config) {
 	if needsSignal {
 		p.checkMetrics(c)
 	}
-	if c.Deployer == DeployByCommand || c.Deployer == "" {
+	if c.Deployer == run.ByCommand || c.Deployer == "" {
 		if (c.Mode == run.ModeDeploy || c.Mode == run.ModeRollback) && c.RollbackCommand == "" {
 			if c.Mode == run.ModeDeploy {
 				p.fail("deploy-command", "a command is required in deploy mode (or deploy through deploy-workflow or deploy-hook)")

@@ -39,13 +39,13 @@ func (p *parser) deployer(c *Config, env Env) {
 	case c.DeployWorkflow != "" && c.DeployHook != "":
 		p.fail("deploy-hook", "set with deploy-workflow: a run deploys through exactly one of deploy-command, deploy-workflow and deploy-hook")
 	case c.DeployWorkflow != "":
-		c.Deployer = DeployByWorkflow
+		c.Deployer = run.ByWorkflow
 	case c.DeployHook != "":
-		c.Deployer = DeployByHook
+		c.Deployer = run.ByHook
 	default:
-		c.Deployer = DeployByCommand
+		c.Deployer = run.ByCommand
 	}
-	if c.Deployer != DeployByCommand {
+	if c.Deployer != run.ByCommand {
 		other := "deploy-" + string(c.Deployer)
 		for _, name := range commands {
 			p.fail(name, fmt.Sprintf("set with %s, which does every step (deploy, rollback, the canary and its removal), told apart by its reason and stage: "+
@@ -75,7 +75,7 @@ func (p *parser) deployer(c *Config, env Env) {
 			p.failValue("deploy-workflow-ref", "expected a branch or tag name")
 		}
 		c.DeployWorkflowRef = ref
-		if c.Token == "" && c.Deployer == DeployByWorkflow {
+		if c.Token == "" && c.Deployer == run.ByWorkflow {
 			p.fail("github-token", "deploy-workflow is dispatched through GitHub's API: pass a token with actions: write (usually ${{ github.token }} and permissions: actions: write)")
 		}
 	}

@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/immune-cd/immune/internal/run"
 )
 
 // deployWith is a deploy-mode configuration without a command, plus set.
@@ -27,12 +29,12 @@ func TestDeployers(t *testing.T) {
 		check func(t *testing.T, c *Config)
 	}{
 		{"a command", valid(), env, func(t *testing.T, c *Config) {
-			if c.Deployer != DeployByCommand || c.DeployCommand != "./deploy.sh" || c.RollbackCommand != "./deploy.sh" || c.Canary || c.CanaryRollbackCommand != "" {
+			if c.Deployer != run.ByCommand || c.DeployCommand != "./deploy.sh" || c.RollbackCommand != "./deploy.sh" || c.Canary || c.CanaryRollbackCommand != "" {
 				t.Errorf("%+v", c)
 			}
 		}},
 		{"a workflow on the ref deployed from", deployWith(map[string]string{"deploy-workflow": "deploy.yml"}), refEnv, func(t *testing.T, c *Config) {
-			if c.Deployer != DeployByWorkflow || c.DeployWorkflow != "deploy.yml" || c.DeployWorkflowRef != "refs/heads/main" || c.DeployCommand != "" || c.RollbackCommand != "" {
+			if c.Deployer != run.ByWorkflow || c.DeployWorkflow != "deploy.yml" || c.DeployWorkflowRef != "refs/heads/main" || c.DeployCommand != "" || c.RollbackCommand != "" {
 				t.Errorf("%+v", c)
 			}
 		}},
@@ -47,12 +49,12 @@ func TestDeployers(t *testing.T) {
 			}
 		}},
 		{"a hook", deployWith(map[string]string{"deploy-hook": "https://api.render.com/deploy/srv-x?key=y", "deploy-hook-secret": "k"}), env, func(t *testing.T, c *Config) {
-			if c.Deployer != DeployByHook || c.DeployHook != "https://api.render.com/deploy/srv-x?key=y" || c.DeployHookSecret != "k" || c.RollbackCommand != "" {
+			if c.Deployer != run.ByHook || c.DeployHook != "https://api.render.com/deploy/srv-x?key=y" || c.DeployHookSecret != "k" || c.RollbackCommand != "" {
 				t.Errorf("%+v", c)
 			}
 		}},
 		{"a hook rolls back by hand", map[string]string{"mode": "rollback", "health-url": "http://a/h", "deploy-hook": "https://hooks.example/d"}, env, func(t *testing.T, c *Config) {
-			if c.Deployer != DeployByHook {
+			if c.Deployer != run.ByHook {
 				t.Errorf("%+v", c)
 			}
 		}},

@@ -29,8 +29,14 @@ const (
 // HookEvent is the X-Immune-Event of a deploy hook's request.
 const HookEvent = "deploy"
 
-// DefaultHookAttempts bounds the attempts of one deploy through a hook.
-const DefaultHookAttempts = 4
+// Defaults of Hook.
+const (
+	// DefaultHookAttempts bounds the attempts of one deploy through a hook.
+	DefaultHookAttempts = 4
+	// DefaultHookAttemptTimeout bounds one attempt: a hook takes a deploy
+	// and answers; it does not wait for the deploy.
+	DefaultHookAttemptTimeout = 30 * time.Second
+)
 
 // HookBody is the JSON document a deploy hook receives.
 type HookBody struct {
@@ -56,10 +62,12 @@ type Hook struct {
 	Client  *http.Client // its redirects are not followed; nil: a client on http.DefaultTransport
 	Clock   clock.Clock
 	Timeout time.Duration // all attempts together
-	// Attempts; default DefaultHookAttempts.
-	Attempts  int
-	UserAgent string
-	Output    io.Writer
+	// Attempts; default DefaultHookAttempts. AttemptTimeout bounds each;
+	// default DefaultHookAttemptTimeout.
+	Attempts       int
+	AttemptTimeout time.Duration
+	UserAgent      string
+	Output         io.Writer
 	// NewID makes idempotency keys; default random.
 	NewID func() string
 }
@@ -149,6 +157,12 @@ func (r *retryable) Error() string { return r.err.Error() }
 // post makes one attempt. It returns the answer's status (0 when there was
 // none), and how long the hook asked to wait (Retry-After).
 func (h *Hook) post(ctx context.Context, client *http.Client, body []byte, key string) (int, time.Duration, error) {
+	limit := h.AttemptTimeout
+	if limit <= 0 {
+		limit = DefaultHookAttemptTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
 	if err != nil {
 		return 0, 0, errors.New("the deploy hook's URL is not a valid URL")

@@ -183,3 +183,31 @@ func TestHookCancelled(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// A hook that does not answer in time is tried again with the same key.
+func TestHookAttemptTimeout(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var keys []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// Read whole, the request's context ends when the client hangs up.
+		_, _ = io.ReadAll(req.Body)
+		mu.Lock()
+		keys = append(keys, req.Header.Get("Idempotency-Key"))
+		first := len(keys) == 1
+		mu.Unlock()
+		if first {
+			<-req.Context().Done() // hangs until the client gives up
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	h := &Hook{URL: srv.URL, Clock: clock.NewStep(time.Now()), Timeout: time.Minute, AttemptTimeout: 100 * time.Millisecond}
+	err := h.Deploy(context.Background(), deployReq())
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil || len(keys) != 2 || keys[0] != keys[1] {
+		t.Errorf("got %v, keys %v", err, keys)
+	}
+}

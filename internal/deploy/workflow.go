@@ -39,6 +39,7 @@ var ErrNotStarted = errors.New("nothing was started")
 // WorkflowAPI is what the workflow deployer needs of GitHub; *ghapi.Client
 // has it.
 type WorkflowAPI interface {
+	GetWorkflow(ctx context.Context, workflow string) (ghapi.Workflow, error)
 	DispatchWorkflow(ctx context.Context, d ghapi.Dispatch) (ghapi.Dispatched, error)
 	GetWorkflowRun(ctx context.Context, id int64) (ghapi.WorkflowRun, error)
 	CancelWorkflowRun(ctx context.Context, id int64) error
@@ -94,6 +95,24 @@ type Workflow struct {
 	Started func(Run)
 	// NewID makes dispatch ids; default random.
 	NewID func() string
+}
+
+// Check makes sure, before anything is deployed, that GitHub knows the
+// workflow, that it is enabled, and that the token can see it.
+func (w *Workflow) Check(ctx context.Context) error {
+	got, err := w.API.GetWorkflow(ctx, w.Workflow)
+	var pe *ghapi.PermissionError
+	switch {
+	case errors.Is(err, ghapi.ErrNoSuchWorkflow):
+		return fmt.Errorf("GitHub knows no workflow %s in this repository: name a file in .github/workflows on the default branch, or a workflow's id (%w)", w.Workflow, err)
+	case errors.As(err, &pe):
+		return fmt.Errorf("the token cannot read workflow %s: add \"actions: write\" to the permissions: block (immune dispatches it and follows its runs) (%w)", w.Workflow, err)
+	case err != nil:
+		return fmt.Errorf("cannot check workflow %s: %w", w.Workflow, err)
+	case got.State != "active":
+		return fmt.Errorf("workflow %s (%s) is %s: enable it, or it cannot be dispatched", w.Workflow, got.Path, strings.ReplaceAll(got.State, "_", " "))
+	}
+	return nil
 }
 
 // Deploy dispatches the workflow with the request as inputs and waits for
@@ -269,17 +288,21 @@ func (w *Workflow) await(ctx context.Context, run ghapi.WorkflowRun, deadline ti
 			run = got
 			if run.Status != status {
 				status = run.Status
-				w.printf("Workflow run %d: %s.", run.ID, strings.ReplaceAll(status, "_", " "))
+				if run.Completed() {
+					w.printf("Workflow run %d: completed, %s.", run.ID, orNone(run.Conclusion))
+				} else {
+					w.printf("Workflow run %d: %s.", run.ID, strings.ReplaceAll(status, "_", " "))
+				}
 			}
 			if run.Completed() {
 				if run.Conclusion == "success" {
 					return nil
 				}
-				return fmt.Errorf("the deploy workflow's run concluded %s: %s", orNone(run.Conclusion), run.HTMLURL)
+				return fmt.Errorf("workflow run %d concluded %s: %s", run.ID, orNone(run.Conclusion), run.HTMLURL)
 			}
 		}
 		if !w.Clock.Now().Before(deadline) {
-			why := fmt.Sprintf("the deploy workflow's run did not finish within %s", w.Timeout)
+			why := fmt.Sprintf("workflow run %d did not finish within %s", run.ID, w.Timeout)
 			if lastErr != nil {
 				why += fmt.Sprintf(" (GitHub: %v)", lastErr)
 			}
@@ -303,12 +326,12 @@ func (w *Workflow) cancelRun(ctx context.Context, run ghapi.WorkflowRun, cause e
 	switch err := w.API.CancelWorkflowRun(cctx, run.ID); {
 	case err == nil:
 		w.printf("Cancelled workflow run %s.", run.HTMLURL)
-		return fmt.Errorf("%w; immune cancelled the deploy workflow's run %s", cause, run.HTMLURL)
+		return fmt.Errorf("%w; immune cancelled workflow run %d: %s", cause, run.ID, run.HTMLURL)
 	case errors.Is(err, ghapi.ErrRunCompleted):
-		return fmt.Errorf("%w; the deploy workflow's run %s had already completed", cause, run.HTMLURL)
+		return fmt.Errorf("%w; workflow run %d had already completed: %s", cause, run.ID, run.HTMLURL)
 	default:
 		w.printf("Could not cancel workflow run %s: %v", run.HTMLURL, err)
-		return fmt.Errorf("%w; immune could not cancel the deploy workflow's run %s, which may still deploy (%v)", cause, run.HTMLURL, err)
+		return fmt.Errorf("%w; immune could not cancel workflow run %d, which may still deploy (%v): %s", cause, run.ID, err, run.HTMLURL)
 	}
 }
 

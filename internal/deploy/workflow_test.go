@@ -147,7 +147,7 @@ func TestWorkflowRunThatFailsIsAFailedDeploy(t *testing.T) {
 	prod := &production{}
 	e := newWFEnv(t, githubfake.Options{}, exampleWorkflow(prod.perform(0, "failure")))
 	err := e.deployer(time.Minute).Deploy(context.Background(), deployReq())
-	if err == nil || !strings.Contains(err.Error(), "the deploy workflow's run concluded failure: "+e.runs[0].URL) {
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("workflow run %d concluded failure: %s", e.runs[0].ID, e.runs[0].URL)) {
 		t.Errorf("got %v", err)
 	}
 	if errors.Is(err, ErrNotStarted) {
@@ -174,7 +174,7 @@ func TestWorkflowCancelledJobCancelsTheRun(t *testing.T) {
 		}()
 	}
 	err := d.Deploy(ctx, deployReq())
-	if err == nil || !strings.Contains(err.Error(), "cancelled: context canceled; immune cancelled the deploy workflow's run") {
+	if err == nil || !strings.Contains(err.Error(), "cancelled: context canceled; immune cancelled workflow run ") {
 		t.Errorf("got %v", err)
 	}
 	e.fake.WaitWorkflowRuns(5 * time.Second)
@@ -189,7 +189,7 @@ func TestWorkflowTimeoutCancelsTheRun(t *testing.T) {
 	prod := &production{}
 	e := newWFEnv(t, githubfake.Options{}, exampleWorkflow(prod.perform(time.Hour, "success")))
 	err := e.deployer(200*time.Millisecond).Deploy(context.Background(), deployReq())
-	if err == nil || !strings.Contains(err.Error(), "the deploy workflow's run did not finish within 200ms; immune cancelled it (it concluded cancelled)") {
+	if err == nil || !strings.Contains(err.Error(), "did not finish within 200ms; immune cancelled it (it concluded cancelled)") {
 		t.Errorf("got %v", err)
 	}
 	if r := e.fake.WorkflowRuns(); !r[0].CancelRequested || r[0].Conclusion != "cancelled" {
@@ -298,6 +298,38 @@ func TestWorkflowDispatchRefused(t *testing.T) {
 			}
 			if len(e.fake.WorkflowRuns()) != 0 {
 				t.Error("a refused dispatch made a run")
+			}
+		})
+	}
+}
+
+func TestWorkflowCheck(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		opts githubfake.Options
+		wf   func(*githubfake.Workflow)
+		use  string
+		want string
+	}{
+		{name: "known and active", use: "deploy.yml"},
+		{name: "unknown", use: "shipit.yml", want: "GitHub knows no workflow shipit.yml in this repository: name a file in .github/workflows on the default branch, or a workflow's id"},
+		{name: "disabled", use: "deploy.yml", wf: func(w *githubfake.Workflow) { w.State = "disabled_manually" }, want: "workflow deploy.yml (.github/workflows/deploy.yml) is disabled manually: enable it"},
+		{name: "not readable", use: "deploy.yml", opts: githubfake.Options{Permissions: map[string]string{"contents": "read"}}, want: `the token cannot read workflow deploy.yml: add "actions: write" to the permissions: block`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			wf := exampleWorkflow(nil)
+			if tt.wf != nil {
+				tt.wf(&wf)
+			}
+			e := newWFEnv(t, tt.opts, wf)
+			d := e.deployer(time.Minute)
+			d.Workflow = tt.use
+			err := d.Check(context.Background())
+			if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want %q", err, tt.want)
 			}
 		})
 	}

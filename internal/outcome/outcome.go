@@ -8,6 +8,7 @@ package outcome
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/immune-cd/immune/internal/notify"
 	"github.com/immune-cd/immune/internal/recorder"
@@ -49,6 +50,9 @@ type Facts struct {
 	StoppedDesc string
 
 	Environment string
+	// Deployer is how the run deployed, for the words that name a step
+	// ("the rollback command", "the deploy workflow's rollback run").
+	Deployer run.Deployer
 	// SHA is the commit deployed (deploy), watched (watch) or rolled back
 	// to (rollback); Target the commit rolled back to (deploy), or the same
 	// as SHA (rollback); Current what ran before a manual rollback.
@@ -186,7 +190,7 @@ func deploy(f Facts) Outcome {
 	case run.RollbackFailed:
 		o.remember(f.SHA, run.Regressed)
 		o.remember(f.Target, run.RollbackFailed)
-		why := "rollback command failed"
+		why := strings.TrimPrefix(f.Deployer.Step("rollback"), "the ") + " failed"
 		if f.RollbackWhy != "" {
 			why = "rollback unhealthy: " + f.RollbackWhy
 		}
@@ -344,7 +348,7 @@ func production(f Facts) string {
 		case ph == run.Confirm:
 			return fmt.Sprintf("%s was rolled back to %s, but the rollback was not confirmed healthy", env, to)
 		case f.RollbackRan:
-			return fmt.Sprintf("the rollback command was stopped midway, so %s's state is unknown: it was being restored to %s (replacing %s)", env, to, orUnknown(from))
+			return fmt.Sprintf("%s was stopped midway, so %s's state is unknown: it was being restored to %s (replacing %s)", f.Deployer.Step("rollback"), env, to, orUnknown(from))
 		}
 		return fmt.Sprintf("nothing was rolled back; %s still runs %s", env, orUnknown(from))
 	}
@@ -352,7 +356,7 @@ func production(f Facts) string {
 	case ph == run.CanaryDeploy && !f.CanaryStarted:
 		return fmt.Sprintf("nothing was deployed; %s still runs what it ran before", env)
 	case ph == run.CanaryDeploy:
-		return fmt.Sprintf("the canary command was stopped midway, so the canary subset of %s may run %s in part; the rest of %s never got it, and nothing was rolled back", env, sh, env)
+		return fmt.Sprintf("%s was stopped midway, so the canary subset of %s may run %s in part; the rest of %s never got it, and nothing was rolled back", f.Deployer.Step("canary"), env, sh, env)
 	case ph == run.CanaryWatch:
 		return fmt.Sprintf("%s is live on the canary subset of %s, unjudged, and was not removed; the rest of %s never got it", sh, env, env)
 	case ph == run.CanaryRollback && f.CanaryRemoving:
@@ -366,13 +370,13 @@ func production(f Facts) string {
 	case ph == run.Confirm:
 		return fmt.Sprintf("%s regressed and %s was rolled back to %s, but the rollback was not confirmed healthy", sh, env, target)
 	case ph == run.Rollback && f.RollbackRan:
-		return fmt.Sprintf("%s regressed, and the rollback command was stopped midway, so %s's state is unknown: it was being restored to %s", sh, env, target)
+		return fmt.Sprintf("%s regressed, and %s was stopped midway, so %s's state is unknown: it was being restored to %s", sh, f.Deployer.Step("rollback"), env, target)
 	case ph == run.Rollback:
 		return fmt.Sprintf("%s regressed and is still live on %s: the rollback to %s was not started", sh, env, target)
 	case ph == run.Watch || ph == run.Decide:
 		return fmt.Sprintf("%s is live on %s, but its watch did not finish: it was not judged, and nothing was rolled back", sh, env)
 	case ph == run.Deploy && f.DeployStarted:
-		return fmt.Sprintf("the deploy command was stopped midway, so %s may run %s in part, or still %s; nothing was rolled back", env, sh, target)
+		return fmt.Sprintf("%s was stopped midway, so %s may run %s in part, or still %s; nothing was rolled back", f.Deployer.Step("deploy"), env, sh, target)
 	}
 	return fmt.Sprintf("nothing was deployed; %s still runs what it ran before", env)
 }

@@ -98,12 +98,30 @@ type Links struct {
 	RollbackDeployment string `json:"rollback_deployment,omitempty"`
 }
 
-// Step is one run of a deploy or rollback command.
+// Step is one deploy, rollback, canary or canary removal: a run of a
+// command, a dispatched run of the deploy workflow, or a call of the deploy
+// hook.
 type Step struct {
 	SHA   string    `json:"sha"`
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
 	Error string    `json:"error,omitempty"`
+	// By is the deployer; "" is a command.
+	By run.Deployer `json:"by,omitempty"`
+	// RunURL is the dispatched workflow run's page (By workflow).
+	RunURL string `json:"run_url,omitempty"`
+}
+
+// what names the step's kind in the summary: "command", "workflow run" or
+// "hook".
+func (s *Step) what() string {
+	switch s.By {
+	case run.ByWorkflow:
+		return "workflow run"
+	case run.ByHook:
+		return "hook"
+	}
+	return "command"
 }
 
 // Watch is one watch of a build.

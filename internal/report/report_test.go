@@ -278,9 +278,23 @@ func runs() map[string]*Run {
 		Shadow: true, WouldHave: &WouldHave{Action: ActionRollBack, Target: goodSHA, After: mWatch.DetectedAfter(), AfterSeconds: mWatch.DetectedAfter().Seconds(), Reason: mWatch.Reason},
 	}
 	shadow.Links.RollbackDeployment = ""
+	// Deployed through the deploy workflow: its deploy run failed, a
+	// second run rolled back; both linked.
+	runPage := "https://github.com/octo-org/shop/actions/runs/"
+	workflow := &Run{
+		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
+		Verdict: run.RolledBack, RolledBack: true,
+		Reason: "the deploy workflow's deploy run failed: workflow run 7412345690 concluded failure: " + runPage + "7412345690",
+		Start:  t0, Links: links(), DeploymentID: 1000002,
+		Deploy: &Step{SHA: newSHA, Start: t0, End: t0.Add(3 * time.Minute), By: run.ByWorkflow, RunURL: runPage + "7412345690",
+			Error: "workflow run 7412345690 concluded failure: " + runPage + "7412345690"},
+		Rollback: &Step{SHA: goodSHA, Start: t0.Add(3 * time.Minute), End: t0.Add(5 * time.Minute), By: run.ByWorkflow, RunURL: runPage + "7412345702"},
+		RollbackWatch: watchOf(goodSHA, t0.Add(5*time.Minute), time.Minute, "............", run.Healthy,
+			"0 of 12 probes failed (0%), within the allowed 5%; p95 latency 44ms", false, 39, 44),
+	}
 	return map[string]*Run{"healthy": healthy, "rolled-back": rolledBack, "rollback-failed": failed, "gate-stopped": gate,
 		"metrics-rolled-back": metricsRolledBack, "inconclusive": inconclusive,
-		"canary-removed": removed, "canary-promoted": promoted, "shadow": shadow}
+		"canary-removed": removed, "canary-promoted": promoted, "shadow": shadow, "workflow-rolled-back": workflow}
 }
 
 // metricWatch is a watch judged by metrics alone: http-errors (a rate, 1%

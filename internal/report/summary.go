@@ -138,7 +138,7 @@ func writeTable(b *strings.Builder, r *Run) {
 	}
 	canaryRows(r, row)
 	if r.Deploy != nil && r.Deploy.Error != "" {
-		row("Deploy command", "failed: "+md(r.Deploy.Error, maxError))
+		row("Deploy "+r.Deploy.what(), "failed: "+md(r.Deploy.Error, maxError))
 	}
 	if w := r.Watch; w != nil {
 		if w.Stats.Probes > 0 || len(w.Metrics) == 0 {
@@ -164,10 +164,39 @@ func writeTable(b *strings.Builder, r *Run) {
 	if r.Links.RollbackDeployment != "" {
 		row("Rollback deployment", link("rollback", r.Links.RollbackDeployment))
 	}
+	if runs := workflowRuns(r); runs != "" {
+		row("Deploy workflow runs", runs)
+	}
 	if r.Links.Run != "" {
 		row("Run", link("log", r.Links.Run))
 	}
 	b.WriteString("\n")
+}
+
+// workflowRuns links each run of the deploy workflow the run dispatched,
+// in order, with how it ended.
+func workflowRuns(r *Run) string {
+	type named struct {
+		what string
+		step *Step
+	}
+	var steps []named
+	if c := r.Canary; c != nil {
+		steps = append(steps, named{"canary of", c.Deploy}, named{"canary removal to", c.Removal})
+	}
+	steps = append(steps, named{"deploy of", r.Deploy}, named{"rollback to", r.Rollback})
+	var parts []string
+	for _, n := range steps {
+		if n.step == nil || n.step.RunURL == "" {
+			continue
+		}
+		mark := "✅"
+		if n.step.Error != "" {
+			mark = "🚨"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s `%s`: %s", mark, n.what, sha.Short(n.step.SHA), link("run", n.step.RunURL)))
+	}
+	return strings.Join(parts, " · ")
 }
 
 // rollbackResult says how the rollback went; text shows what came from
@@ -179,7 +208,7 @@ func rollbackResult(r *Run, text func(string, int) string) string {
 	case !r.RolledBack:
 		return "none"
 	case r.Rollback != nil && r.Rollback.Error != "":
-		return "🚨 the rollback command failed: " + text(r.Rollback.Error, maxError)
+		return "🚨 the rollback " + r.Rollback.what() + " failed: " + text(r.Rollback.Error, maxError)
 	case r.RollbackWatch != nil && r.RollbackWatch.Verdict == run.Healthy:
 		s := r.RollbackWatch.Stats
 		if s.Probes == 0 && len(r.RollbackWatch.Metrics) > 0 {

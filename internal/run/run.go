@@ -98,6 +98,34 @@ const (
 	StageFull Stage = "full"
 )
 
+// Deployer is how a run puts a commit live: through exactly one of them.
+type Deployer string
+
+// The deployers.
+const (
+	// ByCommand runs deploy-command (rollback-command, the canary's
+	// commands) in the action's container.
+	ByCommand Deployer = "command"
+	// ByWorkflow dispatches deploy-workflow for every step, told apart by
+	// its reason and stage inputs, and awaits its run.
+	ByWorkflow Deployer = "workflow"
+	// ByHook POSTs every step to deploy-hook.
+	ByHook Deployer = "hook"
+)
+
+// Step names one step of a deployer ("deploy", "rollback", "canary",
+// "canary removal"): "the rollback command", "the deploy workflow's
+// rollback run", "the deploy hook's rollback call".
+func (d Deployer) Step(step string) string {
+	switch d {
+	case ByWorkflow:
+		return "the deploy workflow's " + step + " run"
+	case ByHook:
+		return "the deploy hook's " + step + " call"
+	}
+	return "the " + step + " command"
+}
+
 // Mode is what a run does. Its string is the `mode` input.
 type Mode string
 

@@ -47,7 +47,7 @@ func Specs(ms []config.Metric) []metrics.Spec {
 // replaced previous.
 func (w *Watcher) metricVars(commit, previous string) promql.Vars {
 	v := promql.Vars{SHA: commit, PreviousSHA: previous, Environment: w.cfg.Environment}
-	if w.cfg.Mode == run.ModeDeploy && w.cfg.CanaryCommand != "" {
+	if w.cfg.Mode == run.ModeDeploy && w.cfg.Canary {
 		// Outside the canary's own watch (canary.go), a deploy with
 		// a canary reads the stable fleet: production before the deploy,
 		// the whole fleet after it, and the rollback.

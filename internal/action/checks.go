@@ -1,0 +1,38 @@
+package action
+
+import (
+	"context"
+	"errors"
+
+	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/state"
+)
+
+// remember records a verdict about a commit in the state file.
+func (r *runner) remember(commit string, v run.Verdict) {
+	sf := &state.File{Path: r.cfg.StateFile}
+	if err := sf.Record(r.cfg.Environment, state.Entry{SHA: commit, Verdict: v, At: r.d.Clock.Now().UTC()}); err != nil {
+		r.Warn("State file not updated", err.Error())
+	}
+}
+
+// checkStateFile refuses a state-file that is not immune's before anything
+// is deployed: it would be neither read nor written.
+func (r *runner) checkStateFile() bool {
+	if err := (&state.File{Path: r.cfg.StateFile}).Check(); errors.Is(err, state.ErrNotOurs) {
+		r.refuse("Invalid input", "input state-file: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// checkMetrics sends every metric's query once before anything is
+// deployed (see watch.Watcher.Check); a query Prometheus cannot run is
+// invalid input.
+func (r *runner) checkMetrics(ctx context.Context, commit, previous string) bool {
+	if err := r.watch.Check(ctx, commit, previous); err != nil {
+		r.refuse("Invalid input", err.Error())
+		return false
+	}
+	return true
+}

@@ -1,0 +1,29 @@
+package action
+
+import (
+	"testing"
+
+	"github.com/immune-cd/immune/internal/config"
+	"github.com/immune-cd/immune/internal/deploy"
+	"github.com/immune-cd/immune/internal/run"
+)
+
+// Each step of a command deployer runs its own command.
+func TestCommandFor(t *testing.T) {
+	t.Parallel()
+	cfg := &config.Config{DeployCommand: "deploy", RollbackCommand: "rollback", CanaryCommand: "canary", CanaryRollbackCommand: "remove-canary"}
+	tests := []struct {
+		reason, stage, want string
+	}{
+		{deploy.ReasonDeploy, string(run.StageFull), "deploy"},
+		{deploy.ReasonRollback, string(run.StageFull), "rollback"},
+		{deploy.ReasonDeploy, string(run.StageCanary), "canary"},
+		{deploy.ReasonRollback, string(run.StageCanary), "remove-canary"},
+		{"bisect", string(run.StageCanary), "canary"},
+	}
+	for _, tt := range tests {
+		if got := commandFor(cfg, deploy.Request{Reason: tt.reason, Stage: tt.stage}); got != tt.want {
+			t.Errorf("%s at stage %s: %q, want %q", tt.reason, tt.stage, got, tt.want)
+		}
+	}
+}
