@@ -306,13 +306,13 @@ func (p *parser) checkMode(c *Config) {
 	if c.Deployer == run.ByCommand || c.Deployer == "" {
 		if (c.Mode == run.ModeDeploy || c.Mode == run.ModeRollback) && c.RollbackCommand == "" {
 			if c.Mode == run.ModeDeploy {
-				p.fail("deploy-command", "a command is required in deploy mode (or deploy through deploy-workflow or deploy-hook)")
+				p.fail("deploy-command", "a command is required in deploy mode (or deploy through "+p.in("deploy-workflow")+" or "+p.in("deploy-hook")+")")
 			} else {
-				p.fail("rollback-command", "a rollback-command or deploy-command is required in rollback mode (or deploy-workflow or deploy-hook)")
+				p.fail("rollback-command", "a "+p.in("rollback-command")+" or "+p.in("deploy-command")+" is required in rollback mode (or "+p.in("deploy-workflow")+" or "+p.in("deploy-hook")+")")
 			}
 		}
 		if c.Mode == run.ModeDeploy && c.DeployCommand == "" && c.RollbackCommand != "" {
-			p.fail("deploy-command", "a command is required in deploy mode (or deploy through deploy-workflow or deploy-hook)")
+			p.fail("deploy-command", "a command is required in deploy mode (or deploy through "+p.in("deploy-workflow")+" or "+p.in("deploy-hook")+")")
 		}
 	}
 	switch c.Mode {

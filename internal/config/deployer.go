@@ -35,9 +35,10 @@ func (p *parser) deployer(c *Config, env Env) {
 			commands = append(commands, name)
 		}
 	}
+	oneOf := fmt.Sprintf("a run deploys through exactly one of %s, %s and %s", p.in("deploy-command"), p.in("deploy-workflow"), p.in("deploy-hook"))
 	switch {
 	case c.DeployWorkflow != "" && c.DeployHook != "":
-		p.fail("deploy-hook", "set with deploy-workflow: a run deploys through exactly one of deploy-command, deploy-workflow and deploy-hook")
+		p.fail("deploy-hook", "set with "+p.in("deploy-workflow")+": "+oneOf)
 	case c.DeployWorkflow != "":
 		c.Deployer = run.ByWorkflow
 	case c.DeployHook != "":
@@ -46,10 +47,10 @@ func (p *parser) deployer(c *Config, env Env) {
 		c.Deployer = run.ByCommand
 	}
 	if c.Deployer != run.ByCommand {
-		other := "deploy-" + string(c.Deployer)
+		other := p.in("deploy-" + string(c.Deployer))
 		for _, name := range commands {
-			p.fail(name, fmt.Sprintf("set with %s, which does every step (deploy, rollback, the canary and its removal), told apart by its reason and stage: "+
-				"a run deploys through exactly one of deploy-command, deploy-workflow and deploy-hook; remove %s", other, name))
+			p.fail(name, fmt.Sprintf("set with %s, which does every step (deploy, rollback, the canary and its removal), told apart by its reason and stage: %s; remove %s",
+				other, oneOf, p.in(name)))
 		}
 		c.DeployCommand, c.RollbackCommand, c.CanaryRollbackCommand = "", "", ""
 	}
@@ -57,18 +58,18 @@ func (p *parser) deployer(c *Config, env Env) {
 	ref := p.str("deploy-workflow-ref")
 	switch {
 	case c.DeployWorkflow == "" && ref != "":
-		p.fail("deploy-workflow-ref", "set without deploy-workflow")
+		p.fail("deploy-workflow-ref", "set without "+p.in("deploy-workflow"))
 	case c.DeployWorkflow != "":
 		if !workflowFile.MatchString(c.DeployWorkflow) {
 			p.failValue("deploy-workflow", "expected the file name of a workflow in .github/workflows, such as deploy.yml, or a workflow's id")
 		}
-		source := "deploy-workflow-ref"
+		source := p.in("deploy-workflow-ref")
 		if ref == "" {
 			ref, source = env.Ref, "GITHUB_REF"
 		}
 		switch {
 		case ref == "":
-			p.fail("deploy-workflow-ref", "GITHUB_REF is not set: name the branch or tag whose deploy-workflow to run")
+			p.fail("deploy-workflow-ref", "GITHUB_REF is not set: name the branch or tag whose "+p.in("deploy-workflow")+" to run")
 		case strings.HasPrefix(ref, "refs/pull/"):
 			p.fail("deploy-workflow-ref", fmt.Sprintf("%s is %s, a pull request's ref, which a workflow cannot be dispatched on: name a branch or tag", source, ref))
 		case strings.ContainsAny(ref, " \t\n~^:?*[\\") || strings.Contains(ref, ".."):
@@ -76,7 +77,7 @@ func (p *parser) deployer(c *Config, env Env) {
 		}
 		c.DeployWorkflowRef = ref
 		if c.Token == "" && c.Deployer == run.ByWorkflow {
-			p.fail("github-token", "deploy-workflow is dispatched through GitHub's API: pass a token with actions: write (usually ${{ github.token }} and permissions: actions: write)")
+			p.fail("github-token", p.in("deploy-workflow")+" is dispatched through GitHub's API: pass a token with actions: write (usually ${{ github.token }} and permissions: actions: write)")
 		}
 	}
 
@@ -86,7 +87,7 @@ func (p *parser) deployer(c *Config, env Env) {
 			p.fail("deploy-hook", "expected one absolute http:// or https:// URL (the value is not shown: it is a secret)")
 		}
 	case c.DeployHookSecret != "":
-		p.fail("deploy-hook-secret", "is set but deploy-hook is empty: there is nothing to sign")
+		p.fail("deploy-hook-secret", "is set but "+p.in("deploy-hook")+" is empty: there is nothing to sign")
 	}
 }
 
