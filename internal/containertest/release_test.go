@@ -25,13 +25,14 @@ const releaseWorkflow = repoRoot + "/.github/workflows/release.yml"
 // same way before it is added here: the tag's commit (git rev-parse
 // TAG^{commit}) and `runs.using` in action.yml at that commit.
 var node24 = map[string]string{
-	"actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1":           "v7.0.1",
-	"docker/setup-qemu-action@96fe6ef7f33517b61c61be40b68a1882f3264fb8":   "v4.2.0",
-	"docker/setup-buildx-action@37fe631027851001ddb9b187196cc803df7f5f0e": "v4.3.0",
-	"docker/login-action@4907a6ddec9925e35a0a9e82d7399ccc52663121":        "v4.1.0",
-	"docker/build-push-action@53b7df96c91f9c12dcc8a07bcb9ccacbed38856a":   "v7.3.0",
-	"anchore/sbom-action@e22c389904149dbc22b58101806040fa8d37a610":        "v0.24.0",
-	"actions/attest@1e69f48acb82d1966a394da916b4c1698aa569d6":             "v4.2.2",
+	"actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1":                      "v7.0.1",
+	"docker/setup-qemu-action@96fe6ef7f33517b61c61be40b68a1882f3264fb8":              "v4.2.0",
+	"docker/setup-buildx-action@37fe631027851001ddb9b187196cc803df7f5f0e":            "v4.3.0",
+	"docker/login-action@4907a6ddec9925e35a0a9e82d7399ccc52663121":                   "v4.1.0",
+	"docker/build-push-action@53b7df96c91f9c12dcc8a07bcb9ccacbed38856a":              "v7.3.0",
+	"anchore/sbom-action@e22c389904149dbc22b58101806040fa8d37a610":                   "v0.24.0",
+	"actions/attest@1e69f48acb82d1966a394da916b4c1698aa569d6":                        "v4.2.2",
+	"aws-actions/configure-aws-credentials@e6de054238d6b7531b4efff3b6587d9aade6a06c": "v6.2.3",
 }
 
 // TestWorkflowsPinActions: every third-party action in our workflows and
