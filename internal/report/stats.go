@@ -123,19 +123,18 @@ func writeStatsChart(b *strings.Builder, r stats.Report) {
 		per = "week"
 	}
 	top := 1
-	labels, bars, lines := make([]string, len(r.Buckets)), make([]string, len(r.Buckets)), make([]string, len(r.Buckets))
+	c := xyChart{title: "Changes per " + per + ", and regressed", yTitle: "changes", colours: []string{colourLatency, colourFailed}}
+	changes, regressed := make([]float64, len(r.Buckets)), make([]float64, len(r.Buckets))
 	for i, k := range r.Buckets {
 		top = max(top, k.Changes)
-		labels[i] = strconv.Quote(k.Start.UTC().Format("01-02"))
-		bars[i], lines[i] = strconv.Itoa(k.Changes), strconv.Itoa(k.Regressed)
+		c.labels = append(c.labels, k.Start.UTC().Format("01-02"))
+		c.keep = append(c.keep, i == 0)
+		changes[i], regressed[i] = float64(k.Changes), float64(k.Regressed)
 	}
-	b.WriteString("```mermaid\nxychart-beta\n")
-	fmt.Fprintf(b, "  title \"Changes per %s (bars) and those that regressed (line)\"\n", per)
-	fmt.Fprintf(b, "  x-axis [%s]\n", strings.Join(labels, ", "))
-	fmt.Fprintf(b, "  y-axis \"changes\" 0 --> %s\n", strconv.FormatFloat(niceCeil(float64(top)*1.1), 'f', -1, 64))
-	fmt.Fprintf(b, "  bar [%s]\n", strings.Join(bars, ", "))
-	fmt.Fprintf(b, "  line [%s]\n", strings.Join(lines, ", "))
-	b.WriteString("```\n\n")
+	c.yMax = niceCeil(float64(top) * 1.1)
+	c.series = []plot{{name: "changes", values: changes}, {name: "regressed", line: true, values: regressed}}
+	c.write(b)
+	fmt.Fprintf(b, "*Blue bars: the changes of each %s (UTC); red line: those that regressed.*\n\n", per)
 }
 
 func day(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }

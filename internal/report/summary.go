@@ -18,7 +18,12 @@ func shadowLine(r *Run) string {
 		if w.Action == ActionRollBack && w.Target != "" {
 			to = " to " + sha.Short(w.Target)
 		}
-		return strings.Replace(w.Text(), "rolled back at", "rolled back"+to+" at", 1) + ". Nothing was done: the deployment stays success, nobody was told but the webhook, and the line is clear."
+		text := strings.Replace(w.Text(), "rolled back at", "rolled back"+to+" at", 1)
+		if w.Reason == r.Reason {
+			// The why above says it.
+			text = strings.TrimSuffix(text, ": "+w.Reason)
+		}
+		return text + ". Nothing was done: the deployment stays success, nobody was told but the webhook, and the line is clear."
 	}
 	return "nothing would have been rolled back."
 }
