@@ -64,8 +64,9 @@ func (f *fleet) release(track string) string {
 
 // instance answers /health as its track's build; name tells it from the
 // track's other instances. The outage fails every third request of each
-// instance, the canary's and the stable ones' alike.
-func (f *fleet) instance(track, name string) http.Handler {
+// instance, the canary's and the stable ones' alike, from the offset-th:
+// the instances fail in turn, not all at once.
+func (f *fleet) instance(track, name string, offset int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		version := f.release(track)
 		f.mu.Lock()
@@ -74,7 +75,7 @@ func (f *fleet) instance(track, name string) http.Handler {
 		if f.outage && track == "canary" && version == v2SHA && f.outageAt.IsZero() {
 			f.outageAt = time.Now()
 		}
-		down := !f.outageAt.IsZero() && time.Since(f.outageAt) < outageFor && (n+len(name))%3 == 2
+		down := !f.outageAt.IsZero() && time.Since(f.outageAt) < outageFor && (n+offset)%3 == 2
 		jitter := time.Duration(f.rng.IntN(10)) * time.Millisecond
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
@@ -139,14 +140,14 @@ func canaryAct(ctx context.Context, o Options, dir string) int {
 	}()
 	var stable []string
 	for i := range 3 {
-		u, err := serve(f.instance("stable", fmt.Sprintf("stable-%d", i+1)), &closers)
+		u, err := serve(f.instance("stable", fmt.Sprintf("stable-%d", i+1), i), &closers)
 		if err != nil {
 			fmt.Fprintf(w, "demo: %v\n", err)
 			return action.ExitError
 		}
 		stable = append(stable, u)
 	}
-	canary, err := serve(f.instance("canary", "canary"), &closers)
+	canary, err := serve(f.instance("canary", "canary", 1), &closers)
 	if err != nil {
 		fmt.Fprintf(w, "demo: %v\n", err)
 		return action.ExitError
