@@ -126,6 +126,9 @@ func (pr *Progress) canaryLine(round health.Round) string {
 		}
 	}
 	marks := func(ps []health.Probe) string {
+		if len(ps) == 0 {
+			return "–" // none made on time this round
+		}
 		if len(ps) > markedURLs {
 			bad := 0
 			for _, p := range ps {
