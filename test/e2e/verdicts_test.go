@@ -74,7 +74,7 @@ func TestBaseline(t *testing.T) {
 			wantCode: 0, wantVerdict: "healthy", wantLog: "::warning title=Production was already unhealthy::production was already unhealthy before the deploy"},
 		{name: "as good as production", script: map[string]testservice.Behaviour{shaGood: {LatencyMS: 20}, shaNew: {LatencyMS: 20}},
 			wantCode: 0, wantVerdict: "healthy", wantLog: "The new build is judged against it."},
-		{name: "much slower than production", script: map[string]testservice.Behaviour{shaGood: {LatencyMS: 20}, shaNew: {LatencyMS: 20, SlowRate: 0.5, SlowMS: 60}},
+		{name: "much slower than production", script: map[string]testservice.Behaviour{shaGood: {LatencyMS: 20}, shaNew: {LatencyMS: 20, SlowRate: 0.5, SlowMS: 200}},
 			wantCode: 1, wantVerdict: "rolled-back", wantLog: "the p95 latency is"},
 	}
 	for _, tt := range tests {
