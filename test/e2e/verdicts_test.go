@@ -69,19 +69,28 @@ func TestBaseline(t *testing.T) {
 		wantCode    int
 		wantVerdict string
 		wantLog     string
+		extra       map[string]string
 	}{
 		{name: "production already failing: the fix goes ahead on absolute limits", script: map[string]testservice.Behaviour{shaGood: {FailRate: 1, FailStatus: 502}},
 			wantCode: 0, wantVerdict: "healthy", wantLog: "::warning title=Production was already unhealthy::production was already unhealthy before the deploy"},
 		{name: "as good as production", script: map[string]testservice.Behaviour{shaGood: {LatencyMS: 20}, shaNew: {LatencyMS: 20}},
 			wantCode: 0, wantVerdict: "healthy", wantLog: "The new build is judged against it."},
-		{name: "much slower than production", script: map[string]testservice.Behaviour{shaGood: {LatencyMS: 20}, shaNew: {LatencyMS: 20, SlowRate: 0.5, SlowMS: 200}},
-			wantCode: 1, wantVerdict: "rolled-back", wantLog: "the p95 latency is"},
+		// Half the new build's answers take a quarter of a second more:
+		// slower than 1.5× production even where a loaded machine slows
+		// production's answers too, and within the probes' timeout.
+		{name: "much slower than production", script: map[string]testservice.Behaviour{shaGood: {LatencyMS: 20}, shaNew: {LatencyMS: 20, SlowRate: 0.5, SlowMS: 250}},
+			wantCode: 1, wantVerdict: "rolled-back", wantLog: "the p95 latency is",
+			extra: map[string]string{"interval": "400ms", "timeout": "400ms", "duration": "8s", "startup-timeout": "1s", "baseline-duration": "3s", "rollback-duration": "1s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, url := service(t, tt.script, shaGood)
-			res := newActionRun(t, "push", fast(url, map[string]string{"baseline-duration": "1s"})).exec()
+			in := map[string]string{"baseline-duration": "1s"}
+			for k, v := range tt.extra {
+				in[k] = v
+			}
+			res := newActionRun(t, "push", fast(url, in)).exec()
 			if res.code != tt.wantCode || res.outputs["verdict"] != tt.wantVerdict {
 				t.Fatalf("exit %d, verdict %q; want %d, %q\n%s", res.code, res.outputs["verdict"], tt.wantCode, tt.wantVerdict, res.log)
 			}
