@@ -51,6 +51,14 @@ type Metric struct {
 // DefaultConsecutive is the default of a threshold metric's consecutive.
 const DefaultConsecutive = 3
 
+// Bounds on the metrics input: every metric is read at every look, all at
+// once (a rate metric with four queries), so their number bounds the load
+// on Prometheus and the time a look takes.
+const (
+	MaxMetrics     = 20
+	MaxQueryLength = 8 << 10
+)
+
 // metricKeys are the keys an entry may have, in the order the errors list
 // them.
 var metricKeys = []string{"name", "errors", "total", "max-error-rate", "query", "max", "min", "consecutive", "shadow"}
@@ -74,6 +82,9 @@ func ParseMetrics(s string, maxErrorRate float64) ([]Metric, []error) {
 	}
 	if list.Kind != yaml.SequenceNode || len(list.Content) == 0 {
 		return nil, []error{errors.New("expected a YAML list of entries, each like \"- name: errors\" followed by errors and total, or query and max")}
+	}
+	if n := len(list.Content); n > MaxMetrics {
+		return nil, []error{fmt.Errorf("%d entries; at most %d metrics are read (each at every look, all at once): keep the ones that say whether a build is healthy", n, MaxMetrics)}
 	}
 	var metrics []Metric
 	var errs []error
@@ -139,6 +150,13 @@ func parseMetric(node *yaml.Node, maxErrorRate float64) (Metric, []error) {
 		}
 		return ""
 	}
+	tooLong := func(key, q string) bool {
+		if len(q) > MaxQueryLength {
+			fail("%s: %d bytes; at most %d", key, len(q), MaxQueryLength)
+			return true
+		}
+		return false
+	}
 
 	m.Name = str("name")
 	switch {
@@ -171,6 +189,9 @@ func parseMetric(node *yaml.Node, maxErrorRate float64) (Metric, []error) {
 				fail("needs %s: a rate metric counts errors out of total requests", f.key)
 				continue
 			}
+			if tooLong(f.key, f.value) {
+				continue
+			}
 			if err := checkQuery(f.value); err != nil {
 				fail("%s: %v", f.key, err)
 			} else if err := promql.CheckSelector(f.value); err != nil {
@@ -199,9 +220,12 @@ func parseMetric(node *yaml.Node, maxErrorRate float64) (Metric, []error) {
 		m.Query = str("query")
 		if m.Query == "" {
 			fail("query is empty")
-		} else if err := checkQuery(m.Query); err != nil {
-			fail("query: %v", err)
+		} else if !tooLong("query", m.Query) {
+			if err := checkQuery(m.Query); err != nil {
+				fail("query: %v", err)
+			}
 		}
+
 		if values["max-error-rate"] != nil {
 			fail("max-error-rate applies to rate metrics (errors and total); a query metric uses max or min")
 		}

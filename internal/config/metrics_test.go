@@ -59,6 +59,15 @@ func show(ms []Metric) string {
 	return b.String()
 }
 
+// manyMetrics is a metrics input of n threshold metrics.
+func manyMetrics(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "- name: m%d\n  query: up\n  max: 1\n", i)
+	}
+	return b.String()
+}
+
 func TestParseMetricsErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -91,6 +100,10 @@ func TestParseMetricsErrors(t *testing.T) {
 		{"- name: x\n  query: 'up{v=${SHA}}'\n  max: 1", []string{`query: ${SHA} must be inside a quoted label value`}},
 		{"- name: x\n  query: up\n  max: 1\n- name: X\n  query: up\n  min: 1", []string{`entry 2 ("X"): has the same name as entry 1`}},
 		{"- name: a\n  query: up\n- name: b\n  errors: x", []string{`entry 1 ("a"): needs max or min`, `entry 2 ("b"): needs total`}},
+		{manyMetrics(MaxMetrics + 1), []string{"21 entries; at most 20 metrics are read (each at every look, all at once)"}},
+		{manyMetrics(2000), []string{"2000 entries; at most 20 metrics"}},
+		{"- name: x\n  query: up + " + strings.Repeat("up + ", 2000) + "up\n  max: 1", []string{`entry 1 ("x"): query: 10007 bytes; at most 8192`}},
+		{"- name: x\n  errors: x{a=\"" + strings.Repeat("a", 9000) + "\"}\n  total: x", []string{`entry 1 ("x"): errors: 9007 bytes; at most 8192`}},
 	}
 	for _, tt := range tests {
 		ms, errs := ParseMetrics(tt.yaml, 0.05)

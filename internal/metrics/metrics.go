@@ -24,7 +24,11 @@
 // one: no request is lost to an outage of Prometheus.
 package metrics
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Kind is the kind of a metric.
 type Kind string
@@ -125,11 +129,19 @@ type Reading struct {
 	Errors   int64 `json:"errors"`
 	// Held is how many errors are held back after this look.
 	Held int64 `json:"held,omitempty"`
-	// NewSeries counts series of total seen for the first time (starting
-	// points, not counted); Resets counts series of total whose counter went
-	// down (a restart, counted from zero).
-	NewSeries int `json:"new_series,omitempty"`
-	Resets    int `json:"resets,omitempty"`
+	// What the look made of total's series (see counters): NewSeries are
+	// the first look's, starting points, not counted; Born were first seen
+	// later, born during the watch, counted from zero; Resets restarted,
+	// counted from zero; Lagging read lower than already counted with no
+	// restart (a replica behind), not counted until they pass it. The same
+	// for the errors selector's series.
+	NewSeries    int `json:"new_series,omitempty"`
+	Born         int `json:"born,omitempty"`
+	Resets       int `json:"resets,omitempty"`
+	Lagging      int `json:"lagging,omitempty"`
+	ErrorBorn    int `json:"error_born,omitempty"`
+	ErrorResets  int `json:"error_resets,omitempty"`
+	ErrorLagging int `json:"error_lagging,omitempty"`
 
 	// Threshold metrics: the value judged (the series furthest beyond, or
 	// closest to, a bound), whether it is out of bounds, how many looks
@@ -141,8 +153,31 @@ type Reading struct {
 	Regressed   bool    `json:"regressed,omitempty"`
 
 	// Warnings are Prometheus's warnings and infos for this look and the
-	// adapter's own notes (series skipped, errors held back).
+	// adapter's own notes (series skipped, errors held back): everything
+	// the look left out is said here.
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Counters says in a few words what a rate metric's look made of its
+// series, beyond counting them: "2 series born (counted from zero), 1
+// restart of errors". "" when there is nothing to say.
+func (r Reading) Counters() string {
+	var parts []string
+	add := func(n int, one, many string) {
+		switch {
+		case n == 1:
+			parts = append(parts, one)
+		case n > 1:
+			parts = append(parts, fmt.Sprintf(many, n))
+		}
+	}
+	add(r.Born, "1 new series of total (counted from zero)", "%d new series of total (counted from zero)")
+	add(r.ErrorBorn, "1 new series of errors (counted from zero)", "%d new series of errors (counted from zero)")
+	add(r.Resets, "1 counter reset of total", "%d counter resets of total")
+	add(r.ErrorResets, "1 counter reset of errors", "%d counter resets of errors")
+	add(r.Lagging, "1 series of total read behind (not counted until it catches up)", "%d series of total read behind (not counted until they catch up)")
+	add(r.ErrorLagging, "1 series of errors read behind (not counted until it catches up)", "%d series of errors read behind (not counted until they catch up)")
+	return strings.Join(parts, ", ")
 }
 
 // HasData reports whether the look read the metric.

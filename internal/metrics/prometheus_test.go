@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -538,4 +539,134 @@ func values(rs []Reading) []float64 {
 		v = append(v, r.Value)
 	}
 	return v
+}
+
+// balancer is a load balancer in front of Prometheus replicas: each
+// request goes to one of them at random (seeded).
+func balancer(t *testing.T, upstreams ...string) string {
+	t.Helper()
+	var proxies []*httputil.ReverseProxy
+	for _, u := range upstreams {
+		target, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxies = append(proxies, httputil.NewSingleHostReverseProxy(target))
+	}
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(21, 1))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		i := rng.IntN(len(proxies))
+		mu.Unlock()
+		proxies[i].ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestPrometheusHAPair: an HA pair (two Prometheus scraping the same
+// service at their own offsets) behind a load balancer. Under
+// traffic, a look often reads a replica that scraped earlier than the one
+// before, so a counter reads lower with no restart. Before, that was a
+// restart and the counter's whole value was counted again; here the looks
+// add up exactly to what was served, and the lower readings are reported.
+func TestPrometheusHAPair(t *testing.T) {
+	t.Parallel()
+	p := prom.Get(t)
+	replica := p.Replica(t)
+	svc := p.NewService(t, promtest.ServiceOptions{Version: sha})
+	svc.SetErrorShare(0.05)
+	svc.Send(t, 200) // counters well above a scrape's worth of traffic
+	for _, r := range []*promtest.Prometheus{p, replica} {
+		caughtUp(t, r, svc, sha)
+	}
+	w := newWatch(t, balancer(t, p.URL, replica.URL), []Spec{rateOf(svc)}, vars, nil)
+	w.look()
+	before := svc.Truth(sha)
+	stop := svc.Load(200)
+	done := make(chan struct{})
+	go func() { time.Sleep(4 * time.Second); stop(); close(done) }()
+	// Looks closer together than the scrapes, as 15 s looks at services
+	// scraped every minute are.
+	w.lookEvery(20*time.Millisecond, done)
+	var truth promtest.Counts
+	for _, r := range []*promtest.Prometheus{p, replica} {
+		truth = caughtUp(t, r, svc, sha)
+	}
+	w.look()
+	n, x, resets := w.sums()
+	lagging := 0
+	for _, r := range w.looks {
+		lagging += r.Lagging + r.ErrorLagging
+	}
+	served := promtest.Counts{Requests: truth.Requests - before.Requests, Errors: truth.Errors - before.Errors}
+	t.Logf("%d looks: counted %d requests, %d errors (%d lower readings, %d restarts); served %d, %d", len(w.looks), n, x, lagging, resets, served.Requests, served.Errors)
+	if n != served.Requests || x != served.Errors || resets != 0 {
+		t.Errorf("counted %d requests, %d errors, %d restarts; served %d, %d, no restart", n, x, resets, served.Requests, served.Errors)
+	}
+	if lagging == 0 {
+		t.Errorf("no look read a replica behind the one before: the test did not test anything")
+	}
+}
+
+// TestPrometheusSeriesBornDuringTheWatch: a service that creates each
+// series at its first increment (as client libraries do) has no series at
+// the first look; the series that appear later were born during the watch
+// and are counted from zero, so every request and every error is counted.
+// Before, each first sighting was a starting point: the first requests and
+// the first error of each series were lost.
+func TestPrometheusSeriesBornDuringTheWatch(t *testing.T) {
+	t.Parallel()
+	p := prom.Get(t)
+	svc := p.NewService(t, promtest.ServiceOptions{Version: sha, LazySeries: true})
+	svc.SetErrorShare(0.25)
+	w := newWatch(t, p.URL, []Spec{rateOf(svc)}, vars, nil)
+	if r := w.look()[0]; r.NoData != NoDataEmpty {
+		t.Fatalf("first look = %+v, want no series yet", r)
+	}
+	svc.Send(t, 3) // the 200 series is born; the 500 series not yet
+	caughtUp(t, p, svc, sha)
+	if r := w.look()[0]; r.Requests != 3 || r.Errors != 0 || r.Born != 1 {
+		t.Errorf("after the first requests: %+v, want 3 requests of a series born during the watch", r)
+	}
+	svc.Send(t, 9) // the first errors: the 500 series is born
+	truth := caughtUp(t, p, svc, sha)
+	if r := w.look()[0]; r.Requests != 9 || r.Errors != 3 || r.Born != 1 || r.ErrorBorn != 1 {
+		t.Errorf("after the first errors: %+v, want 9 requests, 3 errors, of series born during the watch", r)
+	}
+	if n, x, _ := w.sums(); n != truth.Requests || x != truth.Errors {
+		t.Errorf("looks add up to %d, %d; served %d, %d", n, x, truth.Requests, truth.Errors)
+	}
+}
+
+// TestPrometheusRestartAboveOldValue: a process restarts and, by the next
+// look, its new counter has passed the old one. The values alone show an
+// increase of the difference; Prometheus saw the drop between two scrapes,
+// and resets() says so: the restart is counted from zero. Where no scrape
+// saw the new life below the old one's last value, nothing can tell.
+func TestPrometheusRestartAboveOldValue(t *testing.T) {
+	t.Parallel()
+	p := prom.Get(t)
+	svc := p.NewService(t, promtest.ServiceOptions{Version: sha})
+	svc.SetErrorShare(0.1)
+	seriesPresent(t, p, svc, sha)
+	w := newWatch(t, p.URL, []Spec{rateOf(svc)}, vars, nil)
+	w.look()
+	svc.Send(t, 20)
+	caughtUp(t, p, svc, sha)
+	w.look() // 20 requests, 2 errors: the old life's last values
+	svc.Restart()
+	// Prometheus scrapes the new life at zero, then it serves more than
+	// the old one did.
+	p.WaitFor(t, fmt.Sprintf(`sum(http_requests_total{svc=%q,version=%q})`, svc.ID, sha), 10*time.Second, func(v model.Vector) bool { return len(v) == 1 && v[0].Value == 0 })
+	svc.Send(t, 50)
+	truth := caughtUp(t, p, svc, sha)
+	r := w.look()[0]
+	if r.Requests != 50 || r.Errors != 5 || r.Resets != 2 || r.ErrorResets != 1 {
+		t.Errorf("look after the restart = %+v, want 50 requests, 5 errors, 2 restarts of total and 1 of errors", r)
+	}
+	if n, x, _ := w.sums(); n != truth.Requests || x != truth.Errors {
+		t.Errorf("looks add up to %d, %d; served %d, %d", n, x, truth.Requests, truth.Errors)
+	}
 }

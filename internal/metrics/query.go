@@ -5,6 +5,8 @@ package metrics
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +30,13 @@ type result struct {
 	err      error  // secrets removed
 	noData   NoData // when err != nil
 }
+
+// Bounds on what Prometheus's notes put in a reading and the log.
+const (
+	maxNoteBytes   = 500 // one warning or info
+	maxNotes       = 5   // per answer
+	maxLoggedNotes = 100 // distinct notes logged per metric
+)
 
 // query runs q, retrying what a retry can cure, and surfaces Prometheus's
 // warnings and infos. ts zero means the server's current time.
@@ -54,15 +63,7 @@ func (s *Source) send(ctx context.Context, m *metric, do func(context.Context) (
 		value, warnings, infos, err := do(actx)
 		cancel()
 		res := result{value: value, attempts: attempt}
-		for _, w := range warnings {
-			res.notes = append(res.notes, "Prometheus warning: "+s.redact(w))
-		}
-		for _, i := range infos {
-			res.notes = append(res.notes, "Prometheus info: "+s.redact(i))
-		}
-		for _, n := range res.notes {
-			s.logOnce(m, n)
-		}
+		res.notes = s.notes(warnings, infos)
 		if err == nil && value == nil {
 			err = errors.New("the answer holds no result")
 		}
@@ -70,7 +71,7 @@ func (s *Source) send(ctx context.Context, m *metric, do func(context.Context) (
 			return res
 		}
 		retry := retryable(err, *status)
-		res.err = errors.New(s.redact(describe(err, *status)))
+		res.err = errors.New(s.redact(s.describe(err, *status)))
 		res.noData = NoDataQueryError
 		if retry {
 			res.noData = NoDataUnreachable
@@ -96,19 +97,63 @@ func (s *Source) send(ctx context.Context, m *metric, do func(context.Context) (
 	}
 }
 
-// logOnce logs a note the first time the metric produces it.
-func (s *Source) logOnce(m *metric, note string) {
-	// Concurrent queries of one metric run one after the other, so the map
-	// is only ever touched by one goroutine at a time.
-	if !m.logged[note] {
-		m.logged[note] = true
-		s.log(fmt.Sprintf("metric %q: %s", m.name, note))
+// notes turns an answer's warnings and infos into notes, secrets removed,
+// each clipped, at most maxNotes of them.
+func (s *Source) notes(warnings v1.Warnings, infos v1.Infos) []string {
+	var notes []string
+	more := 0
+	add := func(kind, text string) {
+		if len(notes) >= maxNotes {
+			more++
+			return
+		}
+		notes = append(notes, clip(s.redact(kind+text), maxNoteBytes))
 	}
+	for _, w := range warnings {
+		add("Prometheus warning: ", w)
+	}
+	for _, i := range infos {
+		add("Prometheus info: ", i)
+	}
+	if more > 0 {
+		notes = append(notes, fmt.Sprintf("Prometheus sent %d more warnings and infos, not shown", more))
+	}
+	return notes
 }
 
-// retryable reports whether a retry can cure err.
+// logOnce logs a note the first time the metric produces it, up to
+// maxLoggedNotes distinct notes (the readings keep them all).
+func (s *Source) logOnce(m *metric, note string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.logged[note] {
+		return
+	}
+	switch n := len(m.logged); {
+	case n < maxLoggedNotes:
+		s.log(fmt.Sprintf("metric %q: %s", m.name, note))
+	case n == maxLoggedNotes:
+		s.log(fmt.Sprintf("metric %q: more notes than the log shows; the report's looks keep them", m.name))
+	default:
+		return
+	}
+	m.logged[note] = true
+}
+
+// retryable reports whether a retry can cure err: no answer, or an answer
+// cut short (a stalled body, a timeout), HTTP 5xx, 408 and 429, and a query
+// the server timed out. Not: a server that is not the one configured (a TLS
+// certificate the runner does not trust, a redirect to another host), an
+// answer past the bound, and any other answer.
 func retryable(err error, status int) bool {
+	var perr *v1.Error
 	switch {
+	case misconfigured(err) != "", errors.Is(err, errTooLarge):
+		return false
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return true
+	case errors.As(err, &perr) && (perr.Type == v1.ErrTimeout || perr.Type == v1.ErrCanceled || timedOut(perr.Msg)):
+		return true
 	case status == 0:
 		return true // no answer: refused, reset, timed out
 	case status >= 500, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
@@ -117,8 +162,60 @@ func retryable(err error, status int) bool {
 	return false
 }
 
+// timedOut reports whether an error message says that the query timed out
+// (Prometheus answers 503 "timeout"; some servers 422 "query timed out").
+func timedOut(msg string) bool {
+	msg = strings.ToLower(msg)
+	return strings.Contains(msg, "timed out") || strings.Contains(msg, "timeout") || strings.Contains(msg, "deadline exceeded")
+}
+
+// misconfigured says how err shows that prometheus-url does not lead to the
+// server it should: a certificate the runner cannot verify, a server that
+// does not speak TLS, a redirect to another host. "" otherwise. No retry
+// cures these, and no deploy should go ahead on them.
+func misconfigured(err error) string {
+	var (
+		unknown  x509.UnknownAuthorityError
+		host     x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		verify   *tls.CertificateVerificationError
+		record   tls.RecordHeaderError
+		redirect *redirectError
+	)
+	switch {
+	case errors.As(err, &redirect):
+		return redirect.Error()
+	case errors.As(err, &unknown), errors.As(err, &host), errors.As(err, &invalid), errors.As(err, &verify):
+		return "the server's TLS certificate cannot be verified (" + certReason(err) + "); give prometheus-url a certificate the runner trusts"
+	case errors.As(err, &record):
+		return "the server does not speak TLS; check prometheus-url's scheme (http:// or https://)"
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return "the server answered HTTP to an https:// URL; check prometheus-url's scheme"
+	}
+	return ""
+}
+
+// certReason is the x509 error's own words.
+func certReason(err error) string {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	msg := err.Error()
+	if _, after, ok := strings.Cut(msg, "tls: failed to verify certificate: "); ok {
+		msg = after
+	}
+	return msg
+}
+
 // describe turns a failed query into a sentence that says what to check.
-func describe(err error, status int) string {
+func (s *Source) describe(err error, status int) string {
+	if why := misconfigured(err); why != "" {
+		return why
+	}
+	if errors.Is(err, errTooLarge) {
+		return fmt.Sprintf("the answer is larger than %s, the most a look reads; select fewer series", bytesText(s.maxAnswer))
+	}
 	var perr *v1.Error
 	if !errors.As(err, &perr) {
 		var uerr *url.Error
@@ -133,8 +230,10 @@ func describe(err error, status int) string {
 		return err.Error()
 	}
 	switch {
+	case perr.Type == v1.ErrTimeout || perr.Type == v1.ErrCanceled || timedOut(perr.Msg):
+		return "Prometheus gave up on the query: " + clip(perr.Msg, 200)
 	case perr.Type == v1.ErrBadData || perr.Type == v1.ErrExec:
-		return "Prometheus rejected the query: " + perr.Msg
+		return "Prometheus rejected the query: " + clip(perr.Msg, 500)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return fmt.Sprintf("HTTP %d: Prometheus refused the credentials; check prometheus-headers", status)
 	case status == http.StatusNotFound:
@@ -142,18 +241,74 @@ func describe(err error, status int) string {
 	case status >= 300:
 		msg := fmt.Sprintf("HTTP %d", status)
 		if d := strings.TrimSpace(perr.Detail); d != "" {
-			if len(d) > 200 {
-				d = d[:200] + "…"
-			}
-			msg += ": " + d
+			msg += ": " + clip(d, 200)
 		} else if perr.Msg != "" {
-			msg += ": " + perr.Msg
+			msg += ": " + clip(perr.Msg, 200)
 		}
 		return msg
 	case perr.Type == v1.ErrBadResponse:
-		return "the answer is not Prometheus's query API (" + perr.Msg + "); check prometheus-url"
+		return "the answer is not Prometheus's query API (" + clip(perr.Msg, 200) + "); check prometheus-url"
 	}
-	return string(perr.Type) + ": " + perr.Msg
+	return string(perr.Type) + ": " + clip(perr.Msg, 500)
+}
+
+// bytesText says a size in MiB or KiB.
+func bytesText(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	if n >= 1<<10 {
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// errTooLarge: an answer went past the bound on what a look reads.
+var errTooLarge = errors.New("answer too large")
+
+// capped bounds every answer's body: reading past max fails with
+// errTooLarge, and the connection is dropped, so memory stays bounded
+// whatever the server sends.
+type capped struct {
+	next http.RoundTripper
+	max  int64
+}
+
+func (c capped) RoundTrip(req *http.Request) (*http.Response, error) {
+	next := c.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	resp, err := next.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	if resp.ContentLength > c.max {
+		resp.Body.Close()
+		return nil, errTooLarge
+	}
+	resp.Body = &cappedBody{ReadCloser: resp.Body, left: c.max + 1} // one byte past max is too large
+	return resp, nil
+}
+
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errTooLarge
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left <= 0 {
+		return n, errTooLarge
+	}
+	return n, err
 }
 
 type statusKey struct{}
@@ -183,9 +338,17 @@ func sameHostRedirects(req *http.Request, via []*http.Request) error {
 		return errors.New("too many redirects")
 	}
 	if req.URL.Scheme != via[0].URL.Scheme || req.URL.Host != via[0].URL.Host {
-		return fmt.Errorf("redirected to %s://%s; set prometheus-url to the server that answers", req.URL.Scheme, req.URL.Host)
+		return &redirectError{to: req.URL.Scheme + "://" + req.URL.Host}
 	}
 	return nil
+}
+
+// redirectError is a redirect to another server, refused: the headers
+// (secrets) would go with it.
+type redirectError struct{ to string }
+
+func (e *redirectError) Error() string {
+	return "redirected to " + e.to + ", another server; set prometheus-url to the server that answers"
 }
 
 // redactor returns a function that removes every header value from a

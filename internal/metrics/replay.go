@@ -34,15 +34,30 @@ func (s *Source) Replay(ctx context.Context, start time.Time, step time.Duration
 		r := v1.Range{Start: looks[lo].At, End: looks[hi-1].At, Step: step}
 		for i, m := range s.metrics {
 			if m.kind == KindRate {
-				total := s.steps(ctx, m, m.total, r, hi-lo)
-				errs := s.steps(ctx, m, m.errs, r, hi-lo)
+				total := s.steps(ctx, m, m.total.selector, r, hi-lo)
+				errs := s.steps(ctx, m, m.errors.selector, r, hi-lo)
+				// Each step's restarts since the step before: the window
+				// of a restarts query depends only on the time between
+				// its looks.
+				var restarts [2][]result
+				for c, sel := range []*counter{&m.total, &m.errors} {
+					restarts[c] = s.steps(ctx, m, sel.resetsQuery(r.Start, r.Start.Add(step)), r, hi-lo)
+				}
 				for k := lo; k < hi; k++ {
-					looks[k].Readings[i] = m.readRate(total[k-lo], func(time.Time) result { return errs[k-lo] })
+					looks[k].Readings[i] = s.readRate(m, total[k-lo], func(at, since time.Time, ask [2]bool) (result, [2]*result) {
+						var out [2]*result
+						for c := range ask {
+							if ask[c] && since.Equal(at.Add(-step)) {
+								out[c] = &restarts[c][k-lo]
+							}
+						}
+						return errs[k-lo], out
+					})
 				}
 			} else {
 				values := s.steps(ctx, m, m.query, r, hi-lo)
 				for k := lo; k < hi; k++ {
-					looks[k].Readings[i] = m.readThreshold(values[k-lo])
+					looks[k].Readings[i] = s.readThreshold(m, values[k-lo])
 				}
 			}
 		}

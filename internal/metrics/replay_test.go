@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,6 +46,10 @@ func (h *history) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := h.now
 	h.mu.Unlock()
 	series := h.data[r.Form.Get("query")]
+	if sel, ok := strings.CutPrefix(r.Form.Get("query"), "resets("); ok {
+		sel, _, _ = strings.Cut(sel, "\n[")
+		series = restartsOf(h.data[sel])
+	}
 	at := func(k int) []any { return []any{float64(h.start.Add(time.Duration(k)*h.step).UnixMilli()) / 1000, ""} }
 	var result []any
 	switch r.URL.Path {
@@ -84,6 +89,30 @@ func (h *history) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// restartsOf is what the restarts query (see counter.resetsQuery) says of
+// each step of series: 1 where a series is lower than at its step before
+// with a value, as resets() sees it, 0 elsewhere it has a value.
+func restartsOf(series map[string][]float64) map[string][]float64 {
+	out := map[string][]float64{}
+	for labels, values := range series {
+		r := make([]float64, len(values))
+		last := math.NaN()
+		for k, v := range values {
+			r[k] = math.NaN()
+			if math.IsNaN(v) {
+				continue
+			}
+			r[k] = 0
+			if v < last {
+				r[k] = 1
+			}
+			last = v
+		}
+		out[labels] = r
+	}
+	return out
 }
 
 func writeData(w http.ResponseWriter, kind string, result []any) {
@@ -144,10 +173,14 @@ func TestReplayReadsAsLiveLooks(t *testing.T) {
 		}
 	}
 	// The looks are what the counters say, not merely equal: 10 more
-	// requests at step 1, none of b's first 100, the restart counted from
-	// 5, the 37 errors beyond step 8's 20 requests held back.
+	// requests at step 1, b's first 100 (born during the watch) with a's
+	// 15 at step 4, the restart counted from 5, the 37 errors beyond step
+	// 8's 20 requests held back.
 	if r := got[1].Readings[0]; r.Requests != 10 || r.Errors != 1 {
 		t.Errorf("step 1: %+v", r)
+	}
+	if r := got[4].Readings[0]; r.Requests != 115 || r.Born != 1 {
+		t.Errorf("step 4 (b born, a +15): %+v", r)
 	}
 	if r := got[5].Readings[0]; r.Requests != 15 || r.Resets != 1 {
 		t.Errorf("step 5 (a restarted, b +10): %+v", r)
@@ -161,8 +194,8 @@ func TestReplayReadsAsLiveLooks(t *testing.T) {
 	if r := got[11].Readings[0]; r.NoData != NoDataEmpty {
 		t.Errorf("step 11: %+v, want no data", r)
 	}
-	if c := h.requests["/api/v1/query_range"]; c != 3 {
-		t.Errorf("%d range queries, want 3 (total, errors, p99)", c)
+	if c := h.requests["/api/v1/query_range"]; c != 5 {
+		t.Errorf("%d range queries, want 5 (total, errors, their restarts, p99)", c)
 	}
 }
 

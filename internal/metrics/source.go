@@ -7,8 +7,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -30,8 +28,9 @@ type Options struct {
 	Header http.Header
 	HTTP   *http.Client
 	Clock  clock.Clock
-	// Log receives Prometheus's warnings and infos (each distinct one once
-	// per metric) and the retries, except during an outage: after a look
+	// Log receives every note of the readings (Prometheus's warnings and
+	// infos, series left out and why), each distinct one once per metric,
+	// and the retries, except during an outage: after a look
 	// that found Prometheus unreachable, a metric's retries are not logged
 	// again until it has data (its readings say so). It may be nil.
 	Log func(msg string)
@@ -45,7 +44,24 @@ type Options struct {
 	// RequestTimeout bounds one request, and is passed to Prometheus as the
 	// query's timeout (default 5s).
 	RequestTimeout time.Duration
+	// MaxAnswer bounds the bytes read of one answer (default
+	// DefaultMaxAnswer), MaxSeries the series one answer may hold (default
+	// DefaultMaxSeries); a rate metric's selector follows at most
+	// 4×MaxSeries distinct series over a watch. Past a bound the look has
+	// no data, and says which bound.
+	MaxAnswer int64
+	MaxSeries int
+	// AtClock evaluates every look at the clock's time instead of the
+	// server's now: for reading recorded data on a stepped clock (a
+	// backfilled Prometheus).
+	AtClock bool
 }
+
+// Bounds on what is read from Prometheus.
+const (
+	DefaultMaxAnswer = 8 << 20
+	DefaultMaxSeries = 10_000
+)
 
 // Source reads a set of metrics, one look at a time. It keeps each rate
 // metric's counters between looks, so Look must not be called concurrently.
@@ -57,23 +73,31 @@ type Source struct {
 	tries   int
 	backoff time.Duration
 	timeout time.Duration
-	metrics []*metric
+	// maxSeries bounds the series of one answer, maxTracked the series a
+	// counter selector follows over a watch, maxAnswer an answer's bytes.
+	maxSeries  int
+	maxTracked int
+	maxAnswer  int64
+	atClock    bool
+	metrics    []*metric
 }
 
 // metric is one Spec with its queries expanded and its state.
 type metric struct {
 	name  string
 	kind  Kind
-	total string // rate
-	errs  string // rate
 	query string // threshold
 
-	totals, errors counters
-	held           int64
+	// Rate metrics: the two selectors, the instant of the last look that
+	// read them, and the errors held back.
+	total, errors counter
+	prevAt        time.Time
+	held          int64
 
 	bounds bounds
 	streak streak
 
+	mu     sync.Mutex      // guards logged: a metric's queries run at the same time
 	logged map[string]bool // warnings already sent to the log
 	// quiet: the last look found Prometheus unreachable; its retries are
 	// not logged again until a look has data (the readings show the
@@ -132,8 +156,17 @@ func New(specs []Spec, vars promql.Vars, opt Options) (*Source, error) {
 	if s.timeout <= 0 {
 		s.timeout = 5 * time.Second
 	}
+	s.maxAnswer, s.maxSeries, s.atClock = opt.MaxAnswer, opt.MaxSeries, opt.AtClock
+	if s.maxAnswer <= 0 {
+		s.maxAnswer = DefaultMaxAnswer
+	}
+	if s.maxSeries <= 0 {
+		s.maxSeries = DefaultMaxSeries
+	}
+	s.maxTracked = 4 * s.maxSeries
 	hc := *opt.HTTP
 	hc.CheckRedirect = sameHostRedirects
+	hc.Transport = capped{next: hc.Transport, max: s.maxAnswer}
 	client, err := api.NewClient(api.Config{Address: opt.URL, Client: &hc})
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -176,12 +209,13 @@ func newMetric(spec Spec, vars promql.Vars) (*metric, error) {
 		}
 		for _, f := range []struct {
 			name, q string
-			out     *string
-		}{{"errors", spec.Errors, &m.errs}, {"total", spec.Total, &m.total}} {
+			out     *counter
+		}{{"errors", spec.Errors, &m.errors}, {"total", spec.Total, &m.total}} {
 			if err := promql.CheckSelector(f.q); err != nil {
 				return nil, fmt.Errorf("%s: %w", f.name, err)
 			}
-			if *f.out, err = expand(f.name, f.q); err != nil {
+			f.out.field = f.name
+			if f.out.selector, err = expand(f.name, f.q); err != nil {
 				return nil, err
 			}
 		}
@@ -201,11 +235,20 @@ func newMetric(spec Spec, vars promql.Vars) (*metric, error) {
 	return m, nil
 }
 
+// evalAt is the instant a look's first query is evaluated at: zero, the
+// server's now, unless AtClock.
+func (s *Source) evalAt() time.Time {
+	if s.atClock {
+		return s.clock.Now()
+	}
+	return time.Time{}
+}
+
 // Metrics returns the queries each metric sends, placeholders filled in.
 func (s *Source) Metrics() []Expanded {
 	out := make([]Expanded, len(s.metrics))
 	for i, m := range s.metrics {
-		out[i] = Expanded{Name: m.name, Kind: m.kind, Errors: m.errs, Total: m.total, Query: m.query}
+		out[i] = Expanded{Name: m.name, Kind: m.kind, Errors: m.errors.selector, Total: m.total.selector, Query: m.query}
 	}
 	return out
 }
@@ -225,6 +268,11 @@ func (s *Source) Look(ctx context.Context) Look {
 			} else {
 				look.Readings[i] = s.lookThreshold(ctx, m)
 			}
+			// What the look left out or was told is said in the log, each
+			// note once.
+			for _, n := range look.Readings[i].Warnings {
+				s.logOnce(m, n)
+			}
 			m.quiet = look.Readings[i].NoData == NoDataUnreachable
 		}()
 	}
@@ -232,26 +280,57 @@ func (s *Source) Look(ctx context.Context) Look {
 	return look
 }
 
-// Check sends every query once, without touching any metric's state, and
-// returns an error naming each metric whose query Prometheus cannot run.
-// Run it before deploying: a query Prometheus rejects is a configuration
-// error, better found then than during the watch.
+// Check sends every query once, all at the same time, without touching
+// any metric's state, and returns an error naming each metric whose query
+// Prometheus cannot run (or whose answer is past a bound). Run it before
+// deploying: a query Prometheus rejects is a configuration error, better
+// found then than during the watch. It takes as long as the slowest query
+// with its retries, however many metrics there are.
 func (s *Source) Check(ctx context.Context) error {
-	var errs []error
+	type job struct {
+		m   *metric
+		q   string
+		err error
+	}
+	var jobs []*job
 	for _, m := range s.metrics {
-		queries := []string{m.query}
 		if m.kind == KindRate {
-			queries = []string{m.total, m.errs}
+			jobs = append(jobs, &job{m: m, q: m.total.selector}, &job{m: m, q: m.errors.selector})
+		} else {
+			jobs = append(jobs, &job{m: m, q: m.query})
 		}
-		for _, q := range queries {
-			r := s.query(ctx, m, q, time.Time{})
-			if r.err != nil {
-				errs = append(errs, &QueryError{Metric: m.name, Query: q, NoData: r.noData, Msg: r.err.Error()})
-			} else if m.kind == KindThreshold {
-				if _, bad := valuesOf(r.value); bad != "" {
-					errs = append(errs, &QueryError{Metric: m.name, Query: q, NoData: NoDataQueryError, Msg: bad})
+	}
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := s.query(ctx, j.m, j.q, time.Time{})
+			bad := ""
+			switch {
+			case r.err != nil:
+				j.err = &QueryError{Metric: j.m.name, Query: j.q, NoData: r.noData, Msg: r.err.Error()}
+				return
+			case j.m.kind == KindThreshold:
+				var values []float64
+				if values, bad = valuesOf(r.value); bad == "" && len(values) > s.maxSeries {
+					bad = fmt.Sprintf("returned %d series, more than the %d a look reads", len(values), s.maxSeries)
+				}
+			default:
+				if vec, ok := r.value.(model.Vector); ok && len(vec) > s.maxSeries {
+					bad = fmt.Sprintf("matched %d series, more than the %d a look reads; select fewer", len(vec), s.maxSeries)
 				}
 			}
+			if bad != "" {
+				j.err = &QueryError{Metric: j.m.name, Query: j.q, NoData: NoDataQueryError, Msg: bad}
+			}
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, j := range jobs {
+		if j.err != nil {
+			errs = append(errs, j.err)
 		}
 	}
 	return errors.Join(errs...)
@@ -269,77 +348,15 @@ func (e *QueryError) Error() string {
 	return fmt.Sprintf("metric %q: %s: %s (query: %s)", e.Metric, e.NoData, e.Msg, e.Query)
 }
 
-func (s *Source) lookRate(ctx context.Context, m *metric) Reading {
-	total := s.query(ctx, m, m.total, time.Time{})
-	return m.readRate(total, func(at time.Time) result { return s.query(ctx, m, m.errs, at) })
-}
-
-// readRate turns what total's selector returned, and then errors' at the
-// same instant, into a reading: the counters' increases since the last
-// look with data, errors held back beyond the requests. A live look and a
-// replayed one (replay.go) read the same way.
-func (m *metric) readRate(total result, errsAt func(at time.Time) result) Reading {
-	r := Reading{Metric: m.name, Kind: KindRate}
-	r.Attempts = total.attempts
-	r.Warnings = append(r.Warnings, total.notes...)
-	if total.err != nil {
-		r.NoData, r.Error = total.noData, "total: "+total.err.Error()
-		return r
-	}
-	totals, noData, notes := counterSamples(total.value, "total")
-	r.Warnings = append(r.Warnings, notes...)
-	if noData != "" {
-		r.NoData = noData
-		if noData == NoDataQueryError {
-			r.Error = strings.Join(notes, "; ")
-		}
-		return r
-	}
-	// Errors are read at the instant total was evaluated at, so both see
-	// the same scrapes.
-	errs := errsAt(totals.at)
-	r.Attempts = max(r.Attempts, errs.attempts)
-	r.Warnings = append(r.Warnings, errs.notes...)
-	if errs.err != nil {
-		// Neither counter moves on: the next look counts both from here.
-		r.NoData, r.Error = errs.noData, "errors: "+errs.err.Error()
-		return r
-	}
-	errSamples, errNoData, notes := counterSamples(errs.value, "errors")
-	if errNoData != "" && errNoData != NoDataEmpty {
-		// An empty errors selector means no errors yet: its counters
-		// appear with the first error. Errors that are all NaN or Inf are
-		// not zero errors.
-		r.NoData = errNoData
-		r.Warnings = append(r.Warnings, notes...)
-		if errNoData == NoDataQueryError {
-			r.Error = strings.Join(notes, "; ")
-		}
-		return r
-	}
-	r.Warnings = append(r.Warnings, notes...)
-
-	inc := m.totals.observe(totals.samples)
-	einc := m.errors.observe(errSamples.samples)
-	r.Series, r.NewSeries, r.Resets = inc.series, inc.fresh, inc.resets
-	r.Requests = inc.delta
-	heldBefore := m.held
-	r.Errors = holdBack(einc.delta, inc.delta, &m.held)
-	r.Held = m.held
-	if m.held > 0 && m.held != heldBefore {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%d errors are held back: errors counted more than total in this look; check that errors selects a subset of total's requests", m.held))
-	}
-	return r
-}
-
 func (s *Source) lookThreshold(ctx context.Context, m *metric) Reading {
-	return m.readThreshold(s.query(ctx, m, m.query, time.Time{}))
+	return s.readThreshold(m, s.query(ctx, m, m.query, s.evalAt()))
 }
 
 // readThreshold turns what a threshold metric's query returned into a
 // reading: the value furthest beyond (or closest to) a bound, and the
-// consecutive rule's streak.
-func (m *metric) readThreshold(res result) Reading {
+// consecutive rule's streak. A live look and a replayed one (replay.go)
+// read the same way.
+func (s *Source) readThreshold(m *metric, res result) Reading {
 	r := Reading{Metric: m.name, Kind: KindThreshold}
 	r.Attempts = res.attempts
 	r.Warnings = res.notes
@@ -348,91 +365,41 @@ func (m *metric) readThreshold(res result) Reading {
 		return r
 	}
 	values, bad := valuesOf(res.value)
+	if bad == "" && len(values) > s.maxSeries {
+		bad = fmt.Sprintf("returned %d series, more than the %d a look reads; aggregate them (e.g. with max or sum by)", len(values), s.maxSeries)
+	}
 	if bad != "" {
 		r.NoData, r.Error = NoDataQueryError, bad
 		return r
 	}
-	var finite []float64
-	nan, inf := 0, 0
+	// NaN (0/0, no traffic) is no value. ±Inf is one: a quantile in the
+	// +Inf bucket is slower than the largest bucket, beyond any max.
+	var judged []float64
+	nan := 0
 	for _, v := range values {
-		switch {
-		case math.IsNaN(v):
+		if math.IsNaN(v) {
 			nan++
-		case math.IsInf(v, 0):
-			inf++
-		default:
-			finite = append(finite, v)
+		} else {
+			judged = append(judged, v)
 		}
+	}
+	if n := histograms(res.value); n > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d series are native histograms, which have no single value, and are not judged", n))
 	}
 	switch {
 	case len(values) == 0:
 		r.NoData = NoDataEmpty
 		return r
-	case len(finite) == 0 && nan > 0:
+	case len(judged) == 0:
 		r.NoData = NoDataNaN
 		return r
-	case len(finite) == 0:
-		r.NoData = NoDataInf
-		return r
-	case nan+inf > 0:
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d series are NaN or Inf and are not judged", nan+inf, len(values)))
+	case nan > 0:
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d series are NaN and are not judged", nan, len(values)))
 	}
-	r.Series = len(finite)
-	r.Value, r.OutOfBounds = m.bounds.worst(finite)
+	r.Series = len(judged)
+	r.Value, r.OutOfBounds = m.bounds.worst(judged)
 	r.Streak, r.Regressed = m.streak.observe(r.OutOfBounds)
 	return r
-}
-
-// samples is a look's usable counter samples and the instant they were
-// evaluated at.
-type samples struct {
-	samples []sample
-	at      time.Time
-}
-
-// counterSamples takes the usable samples of a counter selector's result.
-// With none, it says why.
-func counterSamples(v model.Value, field string) (samples, NoData, []string) {
-	var out samples
-	vec, ok := v.(model.Vector)
-	if !ok {
-		return out, NoDataQueryError, []string{fmt.Sprintf("%s returned a %s, not the series of a selector", field, v.Type())}
-	}
-	if len(vec) == 0 {
-		return out, NoDataEmpty, nil
-	}
-	var notes []string
-	nan, inf := 0, 0
-	for _, smp := range vec {
-		out.at = smp.Timestamp.Time()
-		val := float64(smp.Value)
-		switch {
-		case smp.Histogram != nil:
-			notes = append(notes, fmt.Sprintf("%s: series %s is a native histogram, not a counter; skipped", field, smp.Metric))
-		case math.IsNaN(val):
-			nan++
-		case math.IsInf(val, 0):
-			inf++
-		case !usable(val):
-			notes = append(notes, fmt.Sprintf("%s: series %s has the value %v, which no counter has; skipped", field, smp.Metric, val))
-		default:
-			out.samples = append(out.samples, sample{key: smp.Metric.String(), value: val})
-		}
-	}
-	if nan+inf > 0 {
-		notes = append(notes, fmt.Sprintf("%s: %d of %d series are NaN or Inf; skipped", field, nan+inf, len(vec)))
-	}
-	if len(out.samples) == 0 {
-		switch {
-		case nan > 0:
-			return out, NoDataNaN, notes
-		case inf > 0:
-			return out, NoDataInf, notes
-		}
-		return out, NoDataQueryError, notes
-	}
-	sort.Slice(out.samples, func(i, j int) bool { return out.samples[i].key < out.samples[j].key })
-	return out, "", notes
 }
 
 // valuesOf returns the values of an instant query's result, or why a
@@ -452,4 +419,16 @@ func valuesOf(v model.Value) ([]float64, string) {
 		return []float64{float64(v.Value)}, ""
 	}
 	return nil, fmt.Sprintf("the query returns a %s; a threshold needs an instant vector or a scalar", v.Type())
+}
+
+// histograms counts the native histograms of an instant vector.
+func histograms(v model.Value) int {
+	vec, _ := v.(model.Vector)
+	n := 0
+	for _, smp := range vec {
+		if smp.Histogram != nil {
+			n++
+		}
+	}
+	return n
 }

@@ -6,9 +6,12 @@ package metrics
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,8 +73,17 @@ func (f *scripted) count(q string) int {
 }
 
 // vector renders a successful instant-vector answer, with optional
-// warnings and infos.
-func vector(ss []series, notes ...string) string {
+// warnings and infos, evaluated at 1760000000.5.
+func vector(ss []series, notes ...string) string { return vectorAt(0, ss, notes...) }
+
+// vectorAt renders a vector evaluated look looks (of 15 s) after
+// 1760000000.5.
+func vectorAt(look int, ss []series, notes ...string) string {
+	return vectorTS(1760000000.5+15*float64(look), ss, notes...)
+}
+
+// vectorTS renders a vector evaluated at ts (Unix seconds).
+func vectorTS(ts float64, ss []series, notes ...string) string {
 	var result []string
 	for _, s := range ss {
 		labels := map[string]string{}
@@ -81,7 +93,7 @@ func vector(ss []series, notes ...string) string {
 			}
 		}
 		m, _ := json.Marshal(labels)
-		result = append(result, fmt.Sprintf(`{"metric":%s,"value":[1760000000.5,%q]}`, m, s.value))
+		result = append(result, fmt.Sprintf(`{"metric":%s,"value":[%.3f,%q]}`, m, ts, s.value))
 	}
 	body := fmt.Sprintf(`{"status":"success","data":{"resultType":"vector","result":[%s]}`, strings.Join(result, ","))
 	var warnings, infos []string
@@ -123,19 +135,24 @@ func f64(v float64) *float64 { return &v }
 // newSource builds a Source on a stepped clock that collects its log.
 func newSource(t *testing.T, url string, specs []Spec, header http.Header) (*Source, *[]string) {
 	t.Helper()
+	return newSourceWith(t, url, specs, Options{Header: header})
+}
+
+// newSourceWith is newSource with options (a stepped clock by default).
+func newSourceWith(t *testing.T, url string, specs []Spec, opt Options) (*Source, *[]string) {
+	t.Helper()
 	var log []string
 	var mu sync.Mutex
-	s, err := New(specs, promql.Vars{SHA: "4d8b3f2", Environment: "production"}, Options{
-		URL:    url,
-		Header: header,
-		HTTP:   &http.Client{},
-		Clock:  clock.NewStep(time.Unix(1760000000, 0)),
-		Log: func(msg string) {
-			mu.Lock()
-			defer mu.Unlock()
-			log = append(log, msg)
-		},
-	})
+	opt.URL, opt.HTTP = url, &http.Client{}
+	if opt.Clock == nil {
+		opt.Clock = clock.NewStep(time.Unix(1760000000, 0))
+	}
+	opt.Log = func(msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		log = append(log, msg)
+	}
+	s, err := New(specs, promql.Vars{SHA: "4d8b3f2", Environment: "production"}, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,19 +160,53 @@ func newSource(t *testing.T, url string, specs []Spec, header http.Header) (*Sou
 }
 
 // rateLooks scripts total and errors per look: a look starts with its
-// total query, and its errors query (if any) reads the same look's row.
+// total query, and its errors query (if any) reads the same look's row. Its
+// restarts queries are answered as Prometheus would: a series whose value
+// went down since the previous row restarted.
 func rateLooks(totals, errs [][]series) func(string, int) (int, string) {
 	var mu sync.Mutex
 	look := 0
+	row := func(rows [][]series, look int) []series {
+		if look < 1 {
+			return nil
+		}
+		return rows[min(look, len(rows))-1]
+	}
 	return func(q string, n int) (int, string) {
 		mu.Lock()
 		defer mu.Unlock()
-		if q != errorQ {
-			look++
-			return 200, vector(totals[min(look, len(totals))-1])
+		switch {
+		case strings.HasPrefix(q, "resets("):
+			rows := totals
+			if strings.Contains(q, errorQ) {
+				rows = errs
+			}
+			return 200, vectorAt(look-1, restarts(row(rows, look-1), row(rows, look)))
+		case q == errorQ:
+			return 200, vectorAt(look-1, row(errs, look))
 		}
-		return 200, vector(errs[min(look, len(errs))-1])
+		look++
+		return 200, vectorAt(look-1, row(totals, look))
 	}
+}
+
+// restarts is what resets() says of the series of now, read after before:
+// 1 for each whose value went down.
+func restarts(before, now []series) []series {
+	was := map[string]float64{}
+	for _, s := range before {
+		was[s.labels], _ = strconv.ParseFloat(s.value, 64)
+	}
+	var out []series
+	for _, s := range now {
+		v, _ := strconv.ParseFloat(s.value, 64)
+		n := "0"
+		if w, ok := was[s.labels]; ok && v < w {
+			n = "1"
+		}
+		out = append(out, series{s.labels, n})
+	}
+	return out
 }
 
 func TestRateLooks(t *testing.T) {
@@ -164,7 +215,7 @@ func TestRateLooks(t *testing.T) {
 	totals := [][]series{
 		{ok("200", "1000"), ok("500", "10")},                 // starting point
 		{ok("200", "1090"), ok("500", "20")},                 // +90, +10
-		{ok("200", "1090"), ok("500", "20"), ok("503", "4")}, // a new series: a starting point
+		{ok("200", "1090"), ok("500", "20"), ok("503", "4")}, // a new series: born during the watch
 		{ok("200", "30"), ok("500", "1"), ok("503", "4")},    // a restart: 30 and 1
 		{ok("200", "NaN"), ok("500", "3"), ok("503", "6")},   // a NaN series is skipped
 		{ok("200", "80"), ok("500", "3"), ok("503", "6")},    // it comes back: +50
@@ -192,8 +243,8 @@ func TestRateLooks(t *testing.T) {
 	want := []Reading{
 		{Series: 2, NewSeries: 2},
 		{Series: 2, Requests: 100, Errors: 10},
-		{Series: 3, NewSeries: 1},
-		{Series: 3, Requests: 31, Errors: 1, Resets: 2},
+		{Series: 3, Requests: 4, Errors: 4, Born: 1, ErrorBorn: 1},
+		{Series: 3, Requests: 31, Errors: 1, Resets: 2, ErrorResets: 1},
 		{Series: 2, Requests: 4, Errors: 4},
 		{Series: 3, Requests: 50},
 		{NoData: NoDataEmpty},
@@ -275,8 +326,8 @@ func TestThresholdLooks(t *testing.T) {
 		scalar("0.5"),                            // out
 		vector(nil),                              // no data, streak kept
 		vector([]series{{`route="/a"`, "NaN"}}),  // no data, streak kept
-		vector([]series{{`route="/a"`, "+Inf"}}), // no data, streak kept
-		vector([]series{{`route="/a"`, "0.31"}, {`route="/b"`, "NaN"}}), // out, the NaN series not judged: 3 in a row
+		vector([]series{{`route="/a"`, "+Inf"}}), // out: slower than the largest bucket, 3 in a row
+		vector([]series{{`route="/a"`, "0.31"}, {`route="/b"`, "NaN"}}), // out, the NaN series not judged
 		vector([]series{{`route="/a"`, "0.3"}}),                         // equal to max: in bounds
 		`{"status":"success","data":{"resultType":"matrix","result":[]}}`,
 	}
@@ -287,8 +338,8 @@ func TestThresholdLooks(t *testing.T) {
 		{Series: 1, Value: 0.5, OutOfBounds: true, Streak: 2},
 		{NoData: NoDataEmpty},
 		{NoData: NoDataNaN},
-		{NoData: NoDataInf},
-		{Series: 1, Value: 0.31, OutOfBounds: true, Streak: 3, Regressed: true},
+		{Series: 1, Value: math.Inf(1), OutOfBounds: true, Streak: 3, Regressed: true},
+		{Series: 1, Value: 0.31, OutOfBounds: true, Streak: 4, Regressed: true},
 		{Series: 1, Value: 0.3},
 		{NoData: NoDataQueryError, Error: "the query returns a matrix; a threshold needs an instant vector or a scalar"},
 	}
@@ -300,7 +351,7 @@ func TestThresholdLooks(t *testing.T) {
 		if fmt.Sprintf("%+v", r) != fmt.Sprintf("%+v", w) {
 			t.Errorf("look %d:\n got %+v\nwant %+v", i+1, r, w)
 		}
-		if i == 5 && (len(warnings) != 1 || warnings[0] != "1 of 2 series are NaN or Inf and are not judged") {
+		if i == 5 && (len(warnings) != 1 || warnings[0] != "1 of 2 series are NaN and are not judged") {
 			t.Errorf("look 6 warnings = %q", warnings)
 		}
 	}
@@ -600,5 +651,354 @@ func TestMetricsShowsExpandedQueries(t *testing.T) {
 	got := s.Metrics()
 	if len(got) != 1 || got[0].Errors != `x{v="4d8b3f2",c="5"}` || got[0].Total != `x{v="4d8b3f2"}` || got[0].Kind != KindRate {
 		t.Errorf("Metrics() = %+v", got)
+	}
+}
+
+// TestRateReplicaBehind: issue 21's reproduction. Behind a load balancer,
+// every other look is answered by a replica whose counter reads lower
+// (total 1,000 behind; or errors 15 behind), with no restart in its own
+// samples. Before, each lower reading was a restart and the whole counter
+// was counted again: 8% errors were judged healthy at 5% allowed ("720 of
+// 4,034,500"), and 1% errors regressed. Here nothing is counted twice.
+func TestRateReplicaBehind(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name              string
+		share             float64 // of errors, truly
+		totalLag, errsLag int
+		earlier           bool // the replica behind answers as of before the previous look
+		lagging           int  // readings of a series behind
+		regressed         bool
+	}{
+		{name: "total 1,000 behind, 8% errors", share: 0.08, totalLag: 1000, lagging: 60, regressed: true},
+		{name: "errors 15 behind, 1% errors", share: 0.01, errsLag: 15, lagging: 30},
+		{name: "total 1,000 behind as of before the previous look, 8% errors", share: 0.08, totalLag: 1000, earlier: true, lagging: 60, regressed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			const perLook, looks = 1000, 60
+			var mu sync.Mutex
+			look := 0
+			_, url := newScripted(t, func(q string, n int) (int, string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if strings.HasPrefix(q, "resets(") {
+					// Each replica's own samples never go down.
+					return 200, vectorAt(look, []series{{`code="200"`, "0"}, {`code="500"`, "0"}})
+				}
+				if q == totalQ {
+					look++
+				}
+				ts := 1760000000.5 + 15*float64(look)
+				if tt.earlier && look%2 == 0 {
+					ts -= 16
+				}
+				requests := 100_000 + look*perLook
+				errs := 5000 + int(float64(look*perLook)*tt.share)
+				lag := func(v, by int) int {
+					if look%2 == 0 {
+						return v - by
+					}
+					return v
+				}
+				if q == errorQ {
+					return 200, vectorTS(ts, []series{{`code="500"`, fmt.Sprint(lag(errs, tt.errsLag))}})
+				}
+				return 200, vectorTS(ts, []series{{`code="200"`, fmt.Sprint(lag(requests-errs, tt.totalLag))}, {`code="500"`, fmt.Sprint(lag(errs, tt.totalLag))}})
+			})
+			s, _ := newSource(t, url, []Spec{rateSpec}, nil)
+			j := NewJudge([]Spec{{Name: "errors", Errors: errorQ, Total: totalQ, MaxErrorRate: 0.05}}, JudgeOptions{Confidence: 0.99, Signals: 1, MinRequests: 20, Start: s.clock.Now(), Grace: time.Minute})
+			var requests, errs int64
+			lagging := 0
+			var reg *Regression
+			for range looks {
+				l := s.Look(context.Background())
+				r := l.Readings[0]
+				requests += r.Requests
+				errs += r.Errors
+				lagging += r.Lagging + r.ErrorLagging
+				if r.Resets+r.ErrorResets > 0 {
+					t.Errorf("look %d: %d restarts counted where none happened", look, r.Resets+r.ErrorResets)
+				}
+				reg = j.Observe(l)
+			}
+			// The last look (60, even) is the replica behind: everything
+			// up to look 59 is counted.
+			wantRequests := int64(58 * perLook)
+			if tt.totalLag == 0 {
+				wantRequests = 59 * perLook
+			}
+			if requests != wantRequests || lagging != tt.lagging {
+				t.Errorf("counted %d requests, %d errors, %d lagging readings; want %d requests, %d lagging", requests, errs, lagging, wantRequests, tt.lagging)
+			}
+			if (reg != nil) != tt.regressed {
+				t.Errorf("regression = %+v, want regressed %v (%d errors of %d requests)", reg, tt.regressed, errs, requests)
+			}
+			t.Logf("%d errors of %d requests counted; %v", errs, requests, reg)
+		})
+	}
+}
+
+// TestRateLabelsChangeEachLook: issue 21's reproduction. Error series
+// whose labels change every look (a label holding a request id, a pod
+// name) were each a starting point, never counted: 500 errors of 1,000
+// requests a look showed as "+0/1000 failed", healthy. A series first seen
+// after the first look was born during the watch: all of it counts.
+func TestRateLabelsChangeEachLook(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	look := 0
+	_, url := newScripted(t, func(q string, n int) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case strings.HasPrefix(q, "resets("):
+			return 200, vectorAt(look, nil)
+		case q == totalQ:
+			look++
+			return 200, vectorAt(look, []series{{`code="200"`, fmt.Sprint(1000 * look)}})
+		}
+		return 200, vectorAt(look, []series{{fmt.Sprintf(`code="500",request="r%d"`, look), "500"}})
+	})
+	s, _ := newSource(t, url, []Spec{rateSpec}, nil)
+	j := NewJudge([]Spec{{Name: "errors", Errors: errorQ, Total: totalQ, MaxErrorRate: 0.05}}, JudgeOptions{Confidence: 0.99, Signals: 1, MinRequests: 20, Start: s.clock.Now(), Grace: time.Minute})
+	s.Look(context.Background())
+	l := s.Look(context.Background())
+	if r := l.Readings[0]; r.Requests != 1000 || r.Errors != 500 || r.ErrorBorn != 1 {
+		t.Fatalf("look 2 = %+v, want 500 errors of 1000 requests, of an errors series born during the watch", r)
+	}
+	if reg := j.Observe(l); reg == nil {
+		t.Errorf("500 errors of 1000 requests, 5%% allowed: not a regression")
+	}
+}
+
+// TestInfIsAThresholdValue: issue 21's reproduction. {instance="a"} +Inf
+// beside {instance="b"} 0.01 with max 1 was healthy: the +Inf series was
+// not judged. A quantile at +Inf lies in the +Inf bucket, slower than the
+// largest bucket: beyond any max. -Inf is below any min.
+func TestInfIsAThresholdValue(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		spec   Spec
+		values []series
+		value  float64
+		out    bool
+	}{
+		{"+Inf beside a small value, max 1", Spec{Max: f64(1)}, []series{{`instance="a"`, "+Inf"}, {`instance="b"`, "0.01"}}, math.Inf(1), true},
+		{"+Inf alone, min 1", Spec{Min: f64(1)}, []series{{`instance="a"`, "+Inf"}}, math.Inf(1), false},
+		{"-Inf, min 1", Spec{Min: f64(1)}, []series{{`instance="a"`, "-Inf"}, {`instance="b"`, "3"}}, math.Inf(-1), true},
+		{"-Inf alone, max 1", Spec{Max: f64(1)}, []series{{`instance="a"`, "-Inf"}}, math.Inf(-1), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, url := newScripted(t, func(string, int) (int, string) { return 200, vector(tt.values) })
+			spec := tt.spec
+			spec.Name, spec.Query, spec.Consecutive = "p99", "x", 1
+			s, _ := newSource(t, url, []Spec{spec}, nil)
+			r := s.Look(context.Background()).Readings[0]
+			if !r.HasData() || r.Value != tt.value || r.OutOfBounds != tt.out || r.Regressed != tt.out {
+				t.Errorf("reading = %+v, want the value %v, out of bounds %v", r, tt.value, tt.out)
+			}
+		})
+	}
+}
+
+// TestBounds: issue 21's reproduction. Answers were read whole (1M series:
+// 1.6 GB); a 100 MB warning went to the log in one line. An answer past
+// the bound on bytes or series is no data, and says which bound; a
+// warning is cut, and past a few, counted.
+func TestBounds(t *testing.T) {
+	t.Parallel()
+	huge := func(n int) string {
+		var b strings.Builder
+		b.WriteString(`{"status":"success","data":{"resultType":"vector","result":[`)
+		for i := range n {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"metric":{"code":"200","pod":"p%d"},"value":[1760000000.5,"%d"]}`, i, i)
+		}
+		b.WriteString("]}}")
+		return b.String()
+	}
+	t.Run("bytes", func(t *testing.T) {
+		t.Parallel()
+		_, url := newScripted(t, func(string, int) (int, string) { return 200, huge(20_000) })
+		s, _ := newSourceWith(t, url, []Spec{rateSpec, {Name: "p99", Query: "x", Max: f64(1)}}, Options{MaxAnswer: 64 << 10})
+		for _, r := range s.Look(context.Background()).Readings {
+			if r.NoData != NoDataQueryError || r.Attempts != 1 || !strings.Contains(r.Error, "the answer is larger than 64 KiB, the most a look reads") {
+				t.Errorf("%s: %+v, want no data: the answer past the bound, not retried", r.Metric, r)
+			}
+		}
+		if err := s.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "larger than 64 KiB") {
+			t.Errorf("Check() = %v, want the bound named", err)
+		}
+	})
+	t.Run("series", func(t *testing.T) {
+		t.Parallel()
+		_, url := newScripted(t, func(string, int) (int, string) { return 200, huge(101) })
+		s, _ := newSourceWith(t, url, []Spec{rateSpec, {Name: "p99", Query: "x", Max: f64(1)}}, Options{MaxSeries: 100})
+		rs := s.Look(context.Background()).Readings
+		if r := rs[0]; r.NoData != NoDataQueryError || !strings.Contains(r.Error, "total: matched 101 series, more than the 100 a look reads") {
+			t.Errorf("rate: %+v", r)
+		}
+		if r := rs[1]; r.NoData != NoDataQueryError || !strings.Contains(r.Error, "returned 101 series, more than the 100 a look reads") {
+			t.Errorf("threshold: %+v", r)
+		}
+		if err := s.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "more than the 100 a look reads") {
+			t.Errorf("Check() = %v, want the bound named", err)
+		}
+	})
+	t.Run("series over the watch", func(t *testing.T) {
+		t.Parallel()
+		var mu sync.Mutex
+		look := 0
+		_, url := newScripted(t, func(q string, n int) (int, string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if q == totalQ {
+				look++
+			}
+			// Every look, 30 new series.
+			var ss []series
+			for i := range 30 {
+				ss = append(ss, series{fmt.Sprintf(`pod="p%d-%d"`, look, i), "1"})
+			}
+			return 200, vectorAt(look, ss)
+		})
+		s, _ := newSourceWith(t, url, []Spec{rateSpec}, Options{MaxSeries: 30})
+		var r Reading
+		for range 5 {
+			r = s.Look(context.Background()).Readings[0]
+		}
+		if r.NoData != NoDataQueryError || !strings.Contains(r.Error, "150 distinct series over the watch, more than the 120 one watch follows") {
+			t.Errorf("look 5 = %+v", r)
+		}
+	})
+	t.Run("warnings", func(t *testing.T) {
+		t.Parallel()
+		long := strings.Repeat("partial response ", 100_000)
+		notes := []string{long}
+		for i := range 10 {
+			notes = append(notes, fmt.Sprintf("store %d unreachable", i))
+		}
+		_, url := newScripted(t, func(string, int) (int, string) { return 200, vector([]series{{`a="1"`, "1"}}, notes...) })
+		s, log := newSource(t, url, []Spec{{Name: "m", Query: "x", Max: f64(2)}}, nil)
+		r := s.Look(context.Background()).Readings[0]
+		if len(r.Warnings) != maxNotes+1 || len(r.Warnings[0]) > maxNoteBytes+40 || !strings.Contains(r.Warnings[0], "bytes more)") ||
+			r.Warnings[maxNotes] != "Prometheus sent 6 more warnings and infos, not shown" {
+			t.Errorf("warnings (%d) = %.300q", len(r.Warnings), r.Warnings)
+		}
+		for _, line := range *log {
+			if len(line) > maxNoteBytes+100 {
+				t.Errorf("a log line of %d bytes", len(line))
+			}
+		}
+	})
+}
+
+// TestMisconfiguredServer: issue 21's reproduction. A certificate the
+// runner cannot verify, or a redirect to another host, was "Prometheus
+// unreachable": the deploy went ahead and the run ended inconclusive. No
+// retry cures either; each is a query error, which refuses the deploy, and
+// says what to fix.
+func TestMisconfiguredServer(t *testing.T) {
+	t.Parallel()
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("a request got through an unverified certificate")
+	}))
+	t.Cleanup(tlsSrv.Close)
+	elsewhere := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(elsewhere.Close)
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusFound)
+	}))
+	t.Cleanup(redirecting.Close)
+	plain := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(plain.Close)
+	tests := []struct{ name, url, want string }{
+		{"self-signed certificate", tlsSrv.URL, "the server's TLS certificate cannot be verified (x509: certificate signed by unknown authority); give prometheus-url a certificate the runner trusts"},
+		{"redirect to another host", redirecting.URL, "redirected to http://127.0.0.1"},
+		{"https to a plain server", strings.Replace(plain.URL, "http://", "https://", 1), "check prometheus-url's scheme"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newSource(t, tt.url, []Spec{{Name: "m", Query: "x", Max: f64(2)}}, nil)
+			r := s.Look(context.Background()).Readings[0]
+			if r.NoData != NoDataQueryError || r.Attempts != 1 || !strings.Contains(r.Error, tt.want) {
+				t.Errorf("reading = %+v, want a query error after 1 attempt, %q", r, tt.want)
+			}
+			var qe *QueryError
+			if err := s.Check(context.Background()); !errors.As(err, &qe) || qe.NoData != NoDataQueryError {
+				t.Errorf("Check() = %v, want a query error", err)
+			}
+		})
+	}
+}
+
+// TestTransientAnswers: issue 21's reproduction. A body that stalls and a
+// 422 "query timed out" refused a manual rollback outright (exit 2), as if
+// the query were wrong. Both are Prometheus having trouble: retried, and
+// unreachable if they last.
+func TestTransientAnswers(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	stalled := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(200)
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[`)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(stalled.Close)
+	_, timedOut := newScripted(t, func(string, int) (int, string) {
+		return 422, apiError("execution", "query timed out in expression evaluation")
+	})
+	for _, tt := range []struct{ name, url, want string }{
+		{"stalled body", stalled.URL, "no answer within the request timeout"},
+		{"422 query timed out", timedOut, "Prometheus gave up on the query: query timed out"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newSourceWith(t, tt.url, []Spec{{Name: "m", Query: "x", Max: f64(2)}}, Options{RequestTimeout: 100 * time.Millisecond, Clock: clock.Real{}, Backoff: time.Millisecond})
+			r := s.Look(context.Background()).Readings[0]
+			if r.NoData != NoDataUnreachable || r.Attempts != 3 || !strings.Contains(r.Error, tt.want) {
+				t.Errorf("reading = %+v, want unreachable after 3 attempts: %q", r, tt.want)
+			}
+		})
+	}
+}
+
+// TestDroppedDataIsSaid: whatever a look leaves out is in its reading and,
+// once, in the log: series skipped and why, NaN series of a threshold, a
+// selector whose restarts Prometheus cannot tell.
+func TestDroppedDataIsSaid(t *testing.T) {
+	t.Parallel()
+	ok := func(code, v string) series { return series{`code="` + code + `"`, v} }
+	totals := [][]series{{ok("200", "10"), ok("500", "1")}, {ok("200", "NaN"), ok("500", "2"), ok("503", "-1")}, {ok("200", "NaN"), ok("500", "3"), ok("503", "-1")}}
+	errs := [][]series{{ok("500", "1")}, {ok("500", "2")}, {ok("500", "3")}}
+	_, url := newScripted(t, rateLooks(totals, errs))
+	s, log := newSource(t, url, []Spec{rateSpec}, nil)
+	var r Reading
+	for range 3 {
+		r = s.Look(context.Background()).Readings[0]
+	}
+	want := []string{
+		`total: 1 of 3 series skipped, NaN (e.g. {code="200"})`,
+		`total: 1 of 3 series skipped, values no counter has (negative, or too large to be exact) (e.g. {code="503"})`,
+	}
+	if strings.Join(r.Warnings, "|") != strings.Join(want, "|") {
+		t.Errorf("warnings = %q, want %q", r.Warnings, want)
+	}
+	if got := strings.Join(*log, "\n"); strings.Count(got, "series skipped") != 2 || !strings.Contains(got, `metric "errors": total: 1 of 3 series skipped, NaN`) {
+		t.Errorf("log = %s\nwant each note once", got)
 	}
 }

@@ -7,13 +7,13 @@ type bounds struct {
 	max, min *float64
 }
 
-// worst returns, of finite values, the one furthest beyond a bound (or, when
-// all are within, the one closest to a bound), and whether it is out of
-// bounds. values must not be empty.
+// worst returns, of values (±Inf included, NaN not), the one furthest
+// beyond a bound (or, when all are within, the one closest to a bound), and
+// whether it is out of bounds. values must not be empty.
 func (b bounds) worst(values []float64) (value float64, out bool) {
-	best := math.Inf(-1)
+	best := math.NaN()
 	for _, v := range values {
-		if e := b.excess(v); e > best {
+		if e := b.excess(v); math.IsNaN(best) || e > best {
 			best, value = e, v
 		}
 	}

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/json"
 	"fmt"
 	"github.com/immune-cd/immune/internal/pct"
 	"math"
@@ -39,8 +40,8 @@ type MetricWatch struct {
 	Max         *float64 `json:"max,omitempty"`
 	Min         *float64 `json:"min,omitempty"`
 	Consecutive int      `json:"consecutive,omitempty"`
-	Value       *float64 `json:"value,omitempty"`
-	Worst       *float64 `json:"worst,omitempty"`
+	Value       *Number  `json:"value,omitempty"`
+	Worst       *Number  `json:"worst,omitempty"`
 	OutOfBounds int      `json:"looks_out_of_bounds,omitempty"`
 	// Regressed: this metric regressed the build. Inconclusive says why it
 	// could not clear it.
@@ -55,6 +56,58 @@ type MetricWatch struct {
 	LooksKept  []MetricLook   `json:"looks_kept"`
 	Aggregated bool           `json:"aggregated"`
 	Minutes    []MetricMinute `json:"per_minute,omitempty"`
+	// Notes are what the looks said beyond their numbers (Prometheus's
+	// warnings, series left out and why), each once with the looks that
+	// said it, up to MaxNotes; NotesNotKept counts the other distinct ones.
+	Notes        []MetricNote `json:"notes,omitempty"`
+	NotesNotKept int          `json:"notes_not_kept,omitempty"`
+}
+
+// MaxNotes bounds the distinct notes a metric's report keeps.
+const MaxNotes = 20
+
+// MetricNote is one thing the looks at a metric said, and how often.
+type MetricNote struct {
+	Text  string    `json:"text"`
+	Looks int       `json:"looks"`
+	First time.Time `json:"first"`
+}
+
+// Number is a metric's value, which may be ±Inf (a quantile in the +Inf
+// bucket): JSON has no number for those, so they are written "+Inf" and
+// "-Inf", as Prometheus writes them.
+type Number float64
+
+// MarshalJSON writes n as a JSON number, or ±Inf as a string.
+func (n Number) MarshalJSON() ([]byte, error) {
+	switch {
+	case math.IsInf(float64(n), 1):
+		return []byte(`"+Inf"`), nil
+	case math.IsInf(float64(n), -1):
+		return []byte(`"-Inf"`), nil
+	}
+	return json.Marshal(float64(n))
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (n *Number) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case `"+Inf"`:
+		*n = Number(math.Inf(1))
+		return nil
+	case `"-Inf"`:
+		*n = Number(math.Inf(-1))
+		return nil
+	}
+	var f float64
+	err := json.Unmarshal(b, &f)
+	*n = Number(f)
+	return err
+}
+
+func number(v float64) *Number {
+	n := Number(v)
+	return &n
 }
 
 // MetricWouldHave is when and why a shadow metric would have regressed the
@@ -72,24 +125,31 @@ type MetricLook struct {
 	Requests int64 `json:"requests,omitempty"`
 	Errors   int64 `json:"errors,omitempty"`
 	// Value and whether it was out of bounds (threshold metrics).
-	Value       *float64 `json:"value,omitempty"`
-	OutOfBounds bool     `json:"out_of_bounds,omitempty"`
+	Value       *Number `json:"value,omitempty"`
+	OutOfBounds bool    `json:"out_of_bounds,omitempty"`
 	// NoData says why the look had no data, Error with what error.
 	NoData   metrics.NoData `json:"no_data,omitempty"`
 	Error    string         `json:"error,omitempty"`
 	Attempts int            `json:"attempts"`
-	Resets   int            `json:"counter_resets,omitempty"`
+	// What the look made of a rate metric's series (see metrics.Reading):
+	// restarts of total and of errors, series born during the watch
+	// (counted from zero), and series read behind what was counted (a
+	// replica behind: not counted until they catch up).
+	Resets      int `json:"counter_resets,omitempty"`
+	ErrorResets int `json:"error_counter_resets,omitempty"`
+	Born        int `json:"series_born,omitempty"`
+	Behind      int `json:"series_behind,omitempty"`
 }
 
 // MetricMinute aggregates the looks started in one minute of the watch.
 type MetricMinute struct {
-	Minute      int      `json:"minute"`
-	Looks       int      `json:"looks"`
-	NoData      int      `json:"no_data_looks"`
-	Requests    int64    `json:"requests,omitempty"`
-	Errors      int64    `json:"errors,omitempty"`
-	Worst       *float64 `json:"worst,omitempty"`
-	OutOfBounds int      `json:"looks_out_of_bounds,omitempty"`
+	Minute      int     `json:"minute"`
+	Looks       int     `json:"looks"`
+	NoData      int     `json:"no_data_looks"`
+	Requests    int64   `json:"requests,omitempty"`
+	Errors      int64   `json:"errors,omitempty"`
+	Worst       *Number `json:"worst,omitempty"`
+	OutOfBounds int     `json:"looks_out_of_bounds,omitempty"`
 }
 
 // MetricLog keeps a watch's looks at its metrics for the report, in
@@ -101,6 +161,9 @@ type MetricLog struct {
 }
 
 type metricLog struct {
+	notes   []MetricNote
+	noteAt  map[string]int // index in notes
+	dropped map[string]bool
 	kind    metrics.Kind
 	looks   []MetricLook
 	total   int
@@ -130,15 +193,16 @@ func (l *MetricLog) Add(look metrics.Look) {
 		}
 		m := l.metrics[i]
 		m.total++
-		ml := MetricLook{At: look.At, NoData: r.NoData, Error: r.Error, Attempts: r.Attempts, Resets: r.Resets}
+		ml := MetricLook{At: look.At, NoData: r.NoData, Error: r.Error, Attempts: r.Attempts,
+			Resets: r.Resets, ErrorResets: r.ErrorResets, Born: r.Born + r.ErrorBorn, Behind: r.Lagging + r.ErrorLagging}
 		if r.HasData() {
 			if m.kind == metrics.KindRate {
 				ml.Requests, ml.Errors = r.Requests, r.Errors
 			} else {
-				v := r.Value
-				ml.Value, ml.OutOfBounds = &v, r.OutOfBounds
+				ml.Value, ml.OutOfBounds = number(r.Value), r.OutOfBounds
 			}
 		}
+		m.note(look.At, r.Warnings)
 		if len(m.looks) < l.cap {
 			m.looks = append(m.looks, ml)
 		}
@@ -154,9 +218,8 @@ func (l *MetricLog) Add(look metrics.Look) {
 			agg.Requests += r.Requests
 			agg.Errors += r.Errors
 		default:
-			if agg.Worst == nil || m.spec.Excess(r.Value) > m.spec.Excess(*agg.Worst) {
-				v := r.Value
-				agg.Worst = &v
+			if agg.Worst == nil || m.spec.Excess(r.Value) > m.spec.Excess(float64(*agg.Worst)) {
+				agg.Worst = number(r.Value)
 			}
 			if r.OutOfBounds {
 				agg.OutOfBounds++
@@ -165,12 +228,36 @@ func (l *MetricLog) Add(look metrics.Look) {
 	}
 }
 
+// note counts the notes of one look, keeping up to MaxNotes distinct ones.
+func (m *metricLog) note(at time.Time, notes []string) {
+	for _, text := range notes {
+		if i, ok := m.noteAt[text]; ok {
+			m.notes[i].Looks++
+			continue
+		}
+		if len(m.notes) >= MaxNotes {
+			if m.dropped == nil {
+				m.dropped = map[string]bool{}
+			}
+			if len(m.dropped) < 10*MaxNotes {
+				m.dropped[text] = true
+			}
+			continue
+		}
+		if m.noteAt == nil {
+			m.noteAt = map[string]int{}
+		}
+		m.noteAt[text] = len(m.notes)
+		m.notes = append(m.notes, MetricNote{Text: text, Looks: 1, First: at})
+	}
+}
+
 // Metrics returns what the watch saw of each metric: the looks logged, with
 // the outcomes the judge gave (in the same order) and the queries sent.
 func (l *MetricLog) Metrics(outcomes []metrics.Outcome, queries []metrics.Expanded) []MetricWatch {
 	out := make([]MetricWatch, len(l.metrics))
 	for i, m := range l.metrics {
-		w := MetricWatch{Name: m.spec.Name, Kind: m.kind, Looks: m.total, LooksKept: m.looks}
+		w := MetricWatch{Name: m.spec.Name, Kind: m.kind, Looks: m.total, LooksKept: m.looks, Notes: m.notes, NotesNotKept: len(m.dropped)}
 		if w.LooksKept == nil {
 			w.LooksKept = []MetricLook{}
 		}
@@ -206,8 +293,7 @@ func (l *MetricLog) Metrics(outcomes []metrics.Outcome, queries []metrics.Expand
 			} else {
 				w.Max, w.Min, w.Consecutive, w.OutOfBounds = o.Max, o.Min, o.Consecutive, o.OutOfBounds
 				if o.Looks > o.NoDataLooks() {
-					value, worst := o.Value, o.Worst
-					w.Value, w.Worst = &value, &worst
+					w.Value, w.Worst = number(o.Value), number(o.Worst)
 				}
 			}
 		}
@@ -244,7 +330,7 @@ func MetricLine(m MetricWatch) string {
 	} else {
 		s = boundsOf(m)
 		if m.Value != nil {
-			s += fmt.Sprintf("; last %s, worst %s, %d looks out of bounds", formatValue(*m.Value), formatValue(*m.Worst), m.OutOfBounds)
+			s += fmt.Sprintf("; last %s, worst %s, %d looks out of bounds", formatValue(float64(*m.Value)), formatValue(float64(*m.Worst)), m.OutOfBounds)
 		}
 	}
 	return s
@@ -322,7 +408,7 @@ type metricColumn struct {
 	label            string
 	first            bool
 	requests, errors int64
-	worst            *float64
+	worst            *Number
 	looks, noData    int
 }
 
@@ -376,10 +462,22 @@ func writeMetricChart(b *strings.Builder, w *Watch, m MetricWatch, rw *Watch, rm
 		top = math.Abs(limit) * 1.5
 		for i, col := range cols {
 			if col.worst != nil {
-				values[i] = *col.worst
-				top = math.Max(top, values[i])
+				values[i] = float64(*col.worst)
+				if !math.IsInf(values[i], 0) {
+					top = math.Max(top, values[i])
+				}
 			}
 			bound[i] = limit
+		}
+		// +Inf (beyond every bucket) reaches the top of the chart, -Inf
+		// its bottom.
+		for i, v := range values {
+			switch {
+			case math.IsInf(v, 1):
+				values[i] = niceCeil(top * 1.1)
+			case math.IsInf(v, -1):
+				values[i] = 0
+			}
 		}
 		c.colours[0] = colourLatency
 		c.title, c.yTitle = name+": worst look, "+every(width), "value"
@@ -419,14 +517,13 @@ func metricUnits(m MetricWatch) int {
 // minutes, when aggregated), labelled on the clock that started at clock;
 // it returns the columns and their width.
 func metricColumns(w *Watch, m MetricWatch, first string, per int, clock time.Time) ([]metricColumn, time.Duration) {
-	worse := func(c *metricColumn, v *float64) {
+	worse := func(c *metricColumn, v *Number) {
 		if v == nil {
 			return
 		}
 		spec := metrics.Spec{Max: m.Max, Min: m.Min}
-		if c.worst == nil || spec.Excess(*v) > spec.Excess(*c.worst) {
-			x := *v
-			c.worst = &x
+		if c.worst == nil || spec.Excess(float64(*v)) > spec.Excess(float64(*c.worst)) {
+			c.worst = number(float64(*v))
 		}
 	}
 	var cols []metricColumn

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -374,6 +375,40 @@ func TestMetricLogBounded(t *testing.T) {
 	writeMetricChart(&b, w, m, nil, nil)
 	if !strings.Contains(b.String(), `x-axis ["deploy", "+1m", "+2m",`) || !strings.Contains(b.String(), "every minute") {
 		t.Errorf("chart of an aggregated metric:\n%s", b.String())
+	}
+}
+
+// TestMetricLogInfAndNotes: a threshold at +Inf (a quantile beyond every
+// bucket) is in the JSON report as "+Inf" (JSON has no number for it) and
+// at the top of the chart; what the looks said beyond their numbers is
+// kept once per text, with how many looks said it, up to MaxNotes.
+func TestMetricLogInfAndNotes(t *testing.T) {
+	max := 1.0
+	specs := []metrics.Spec{{Name: "p99", Query: "q", Max: &max, Consecutive: 3}}
+	l := NewMetricLog(t0, specs, 0)
+	for i := range 3 {
+		notes := []string{"Prometheus warning: partial response"}
+		for k := range MaxNotes {
+			notes = append(notes, fmt.Sprintf("note %d-%d", i, k))
+		}
+		l.Add(metrics.Look{At: t0.Add(time.Duration(i) * 5 * time.Second), Readings: []metrics.Reading{
+			{Metric: "p99", Kind: metrics.KindThreshold, Value: math.Inf(1), OutOfBounds: true, Streak: i + 1, Warnings: notes}}})
+	}
+	m := l.Metrics([]metrics.Outcome{{Metric: "p99", Kind: metrics.KindThreshold, Looks: 3, Value: math.Inf(1), Worst: math.Inf(1), Max: &max, Consecutive: 3, OutOfBounds: 3}}, nil)[0]
+	data, err := JSON(&Run{Watch: &Watch{Start: t0, Metrics: []MetricWatch{m}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"worst": "+Inf"`) || !strings.Contains(string(data), `"value": "+Inf"`) {
+		t.Errorf("JSON:\n%s", data)
+	}
+	if len(m.Notes) != MaxNotes || m.Notes[0].Text != "Prometheus warning: partial response" || m.Notes[0].Looks != 3 || m.NotesNotKept != 2*MaxNotes+1 {
+		t.Errorf("notes %+v, %d not kept", m.Notes, m.NotesNotKept)
+	}
+	var b strings.Builder
+	writeMetricChart(&b, &Watch{Start: t0}, m, nil, nil)
+	if !strings.Contains(b.String(), "bar [2, 2, 2]") {
+		t.Errorf("chart:\n%s", b.String())
 	}
 }
 

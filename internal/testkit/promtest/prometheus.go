@@ -52,11 +52,19 @@ type Prometheus struct {
 
 	api  v1.API
 	hub  *hub
-	hubs *http.Server
+	hubs *http.Server // nil for a replica: its primary serves the hub
 	cmd  *exec.Cmd
 	dir  string
 	out  *lockedBuffer
 	done chan struct{}
+
+	// bin and hubAddr start a replica: the same binary scraping the same
+	// hub.
+	bin         string
+	hubAddr     string
+	replicaOnce sync.Once
+	replica     *Prometheus
+	replicaErr  error
 }
 
 // Shared starts one Prometheus for the tests of a package, on first use.
@@ -114,25 +122,68 @@ func Start(bin string) (*Prometheus, error) {
 	p.hubs = &http.Server{Handler: p.hub, ReadHeaderTimeout: 5 * time.Second}
 	go p.hubs.Serve(hubLn)
 
-	config := fmt.Sprintf(`global:
-  scrape_interval: %s
-  scrape_timeout: %s
-  evaluation_interval: 1m
-scrape_configs:
-  - job_name: %s
-    static_configs:
-      - targets: ['%s']
-`, model.Duration(ScrapeInterval), model.Duration(ScrapeInterval), Job, hubLn.Addr())
-	configFile := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
+	p.bin, p.hubAddr = bin, hubLn.Addr().String()
+	configFile, err := writeConfig(dir, p.hubAddr, "a")
+	if err != nil {
 		p.Stop()
 		return nil, err
 	}
-
 	if err := p.launchRetrying(bin, configFile, true); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// writeConfig writes the configuration of a Prometheus that scrapes the hub
+// at hubAddr. Its replica label (an external label, which queries do not
+// show) sets the offset of its scrapes within the interval, as in a real
+// HA pair.
+func writeConfig(dir, hubAddr, replica string) (string, error) {
+	config := fmt.Sprintf(`global:
+  scrape_interval: %s
+  scrape_timeout: %s
+  evaluation_interval: 1m
+  external_labels:
+    replica: %s
+scrape_configs:
+  - job_name: %s
+    static_configs:
+      - targets: ['%s']
+`, model.Duration(ScrapeInterval), model.Duration(ScrapeInterval), replica, Job, hubAddr)
+	file := filepath.Join(dir, "prometheus.yml")
+	return file, os.WriteFile(file, []byte(config), 0o644)
+}
+
+// Replica returns a second Prometheus scraping the same hub, as the other
+// half of an HA pair: the same configuration but its replica label, so its
+// own scrapes (at their own offset) and storage. It starts on the first
+// call and stops with p.
+func (p *Prometheus) Replica(t testing.TB) *Prometheus {
+	t.Helper()
+	p.replicaOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "immune-prometheus-replica-")
+		if err != nil {
+			p.replicaErr = err
+			return
+		}
+		r := &Prometheus{dir: dir, hub: p.hub, hubAddr: p.hubAddr, out: &lockedBuffer{}, bin: p.bin}
+		configFile, err := writeConfig(dir, p.hubAddr, "b")
+		if err != nil {
+			r.Stop()
+			p.replicaErr = err
+			return
+		}
+		if err := r.launchRetrying(p.bin, configFile, true); err != nil {
+			p.replicaErr = err
+			return
+		}
+		p.replica = r
+		t.Logf("Prometheus replica %s ready after %s, first sample after %s", r.URL, r.Ready.Round(time.Millisecond), r.FirstSample.Round(time.Millisecond))
+	})
+	if p.replicaErr != nil {
+		t.Fatalf("starting the Prometheus replica: %v", p.replicaErr)
+	}
+	return p.replica
 }
 
 // launchRetrying launches Prometheus, on another port when the free port
@@ -225,9 +276,12 @@ func (p *Prometheus) exited() error {
 	}
 }
 
-// Stop stops Prometheus (SIGTERM, then SIGKILL after 10s) and the hub, and
-// removes the data directory.
+// Stop stops Prometheus (SIGTERM, then SIGKILL after 10s), its replica and
+// the hub, and removes the data directory.
 func (p *Prometheus) Stop() {
+	if p.replica != nil {
+		p.replica.Stop()
+	}
 	if p.cmd != nil && p.cmd.Process != nil && p.done != nil {
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		select {

@@ -1,0 +1,358 @@
+package metrics
+
+// A rate metric's look: its two counter selectors read raw at one instant,
+// with Prometheus's own word on which series restarted since the previous
+// look, turned into exact counts by counters.
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// lookback is how far before a look the sample it read can lie: Prometheus's
+// default lookback delta. A restart is looked for from this far before the
+// previous look, so that the drop between the sample that look read and the
+// next one is seen.
+const lookback = 5 * time.Minute
+
+// evidenceReach is how long before the previous look a series may have
+// been read last for the restarts Prometheus reports to cover it: the
+// sample that read saw lies within the lookback, assuming scrapes at most a
+// minute apart.
+const evidenceReach = lookback - time.Minute
+
+// counter is one counter selector of a rate metric and its state.
+type counter struct {
+	field    string // "total" or "errors"
+	selector string
+	counters counters
+	// noEvidence says why Prometheus cannot tell this selector's restarts
+	// (resets() failed on it), once it could not.
+	noEvidence string
+}
+
+// resetsQuery asks, for each series of the selector, how many restarts
+// (drops between consecutive samples) have a sample after since, up to at:
+// those in (since - lookback, at] less those in (since - lookback, since].
+// The selector ends its line, so that a trailing comment cannot swallow the
+// range.
+func (c *counter) resetsQuery(since, at time.Time) string {
+	o := at.Sub(since).Milliseconds()
+	d := lookback.Milliseconds()
+	all := fmt.Sprintf("resets(%s\n[%dms])", c.selector, o+d)
+	before := fmt.Sprintf("resets(%s\n[%dms] offset %dms)", c.selector, d, o)
+	return all + " - " + before + " or " + all
+}
+
+// rest reads the rest of a rate metric's look at instant at: the errors
+// selector, and, for each counter asked (total, errors), the restarts
+// Prometheus saw in its series since the previous look's instant, since. A
+// nil restarts result is no evidence.
+type rest func(at, since time.Time, ask [2]bool) (errs result, restarts [2]*result)
+
+func (s *Source) lookRate(ctx context.Context, m *metric) Reading {
+	total := s.query(ctx, m, m.total.selector, s.evalAt())
+	return s.readRate(m, total, func(at, since time.Time, ask [2]bool) (result, [2]*result) {
+		var errs result
+		var restarts [2]*result
+		var wg sync.WaitGroup
+		run := func(out *result, q string) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				*out = s.query(ctx, m, q, at)
+			}()
+		}
+		run(&errs, m.errors.selector)
+		for i, c := range []*counter{&m.total, &m.errors} {
+			if ask[i] {
+				restarts[i] = new(result)
+				run(restarts[i], c.resetsQuery(since, at))
+			}
+		}
+		wg.Wait()
+		return errs, restarts
+	})
+}
+
+// readRate turns what total's selector returned, and then the rest of the
+// look at the same instant, into a reading: the counters' increases since
+// the last look with data, errors held back beyond the requests. A live
+// look and a replayed one (replay.go) read the same way.
+func (s *Source) readRate(m *metric, total result, more rest) Reading {
+	r := Reading{Metric: m.name, Kind: KindRate}
+	fail := func(field string, res result) Reading {
+		r.NoData, r.Error = res.noData, field+": "+res.err.Error()
+		return r
+	}
+	r.Attempts = total.attempts
+	r.Warnings = append(r.Warnings, total.notes...)
+	if total.err != nil {
+		return fail("total", total)
+	}
+	totals, noData, notes := s.counterSamples(total.value, &m.total)
+	r.Warnings = append(r.Warnings, notes...)
+	if noData != "" && noData != NoDataEmpty {
+		r.NoData = noData
+		if noData == NoDataQueryError {
+			r.Error = "total: " + strings.Join(notes, "; ")
+		}
+		return r
+	}
+
+	// Errors are read at the instant total was evaluated at, so both see
+	// the same scrapes, together with each selector's restarts since the
+	// previous look. An empty total has no instant: errors are then read
+	// at the server's now.
+	at := totals.at
+	if at.IsZero() {
+		at = s.evalAt()
+	}
+	evidence := !at.IsZero() && !m.prevAt.IsZero()
+	// A replica whose clock (or data) is behind may answer for an instant
+	// before the previous look's: nothing in it is new, no restart either.
+	behind := evidence && !at.After(m.prevAt)
+	want := func(c *counter) bool {
+		return evidence && !behind && c.noEvidence == "" && c.counters.tracked() > 0
+	}
+	errs, restarts := more(at, m.prevAt, [2]bool{want(&m.total), want(&m.errors)})
+	var totalResets, errResets result
+	withTotalResets := evidence && m.total.noEvidence == "" && (behind || restarts[0] != nil)
+	withErrResets := evidence && m.errors.noEvidence == "" && (behind || restarts[1] != nil)
+	if restarts[0] != nil {
+		totalResets = *restarts[0]
+	}
+	if restarts[1] != nil {
+		errResets = *restarts[1]
+	}
+	for _, res := range []result{errs, totalResets, errResets} {
+		r.Attempts = max(r.Attempts, res.attempts)
+		r.Warnings = append(r.Warnings, res.notes...)
+	}
+	if errs.err != nil {
+		// Neither counter moves on: the next look counts both from here.
+		return fail("errors", errs)
+	}
+	errSamples, errNoData, notes := s.counterSamples(errs.value, &m.errors)
+	r.Warnings = append(r.Warnings, notes...)
+	if errNoData != "" && errNoData != NoDataEmpty {
+		// An empty errors selector means no errors yet: its counters
+		// appear with the first error. Errors that are all NaN or Inf are
+		// not zero errors.
+		r.NoData = errNoData
+		if errNoData == NoDataQueryError {
+			r.Error = "errors: " + strings.Join(notes, "; ")
+		}
+		return r
+	}
+	for _, e := range []struct {
+		asked bool
+		res   result
+		c     *counter
+		ss    []sample
+	}{{withTotalResets, totalResets, &m.total, totals.samples}, {withErrResets, errResets, &m.errors, errSamples.samples}} {
+		if !e.asked || behind {
+			continue
+		}
+		if e.res.err != nil && e.res.noData == NoDataUnreachable {
+			return fail(e.c.field+" restarts", e.res)
+		}
+		if e.res.err == nil {
+			if why := applyResets(e.res.value, e.ss); why == "" {
+				continue
+			} else {
+				e.res.err = fmt.Errorf("%s", why)
+			}
+		}
+		// A selector resets() cannot run on (its series differ only by
+		// name, say): a lower value is then a restart, as without
+		// evidence.
+		e.c.noEvidence = e.res.err.Error()
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: Prometheus cannot say which series restarted (%s); a value lower than the last look's is taken as a restart", e.c.field, e.c.noEvidence))
+	}
+	if msg := s.overTracked(&m.total, totals.samples); msg != "" {
+		r.NoData, r.Error = NoDataQueryError, "total: "+msg
+		return r
+	}
+	if msg := s.overTracked(&m.errors, errSamples.samples); msg != "" {
+		r.NoData, r.Error = NoDataQueryError, "errors: "+msg
+		return r
+	}
+
+	evidenceFrom := func(asked bool, c *counter) time.Time {
+		if !asked || c.noEvidence != "" {
+			return time.Time{}
+		}
+		return m.prevAt.Add(-evidenceReach)
+	}
+	inc := m.total.counters.observe(totals.samples, at, evidenceFrom(withTotalResets, &m.total))
+	einc := m.errors.counters.observe(errSamples.samples, at, evidenceFrom(withErrResets, &m.errors))
+	if at.After(m.prevAt) {
+		m.prevAt = at
+	}
+	r.Series, r.NewSeries, r.Born, r.Resets, r.Lagging = inc.series, inc.fresh, inc.born, inc.resets, inc.lagging
+	r.ErrorBorn, r.ErrorResets, r.ErrorLagging = einc.born, einc.resets, einc.lagging
+	heldBefore := m.held
+	if noData == NoDataEmpty {
+		// No requests to count yet; errors seen meanwhile wait for them.
+		m.held += einc.delta
+		r.NoData = NoDataEmpty
+		r.Held = m.held
+		return r
+	}
+	r.Requests = inc.delta
+	r.Errors = holdBack(einc.delta, inc.delta, &m.held)
+	r.Held = m.held
+	if m.held > 0 && m.held != heldBefore {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d errors are held back: errors counted more than total in this look; check that errors selects a subset of total's requests", m.held))
+	}
+	return r
+}
+
+// applyResets sets each sample's restarts from a resets query's answer,
+// or says why the answer cannot be used.
+func applyResets(v model.Value, ss []sample) string {
+	vec, ok := v.(model.Vector)
+	if !ok {
+		return fmt.Sprintf("resets() returned a %s", v.Type())
+	}
+	by := make(map[string]int, len(vec))
+	for _, smp := range vec {
+		n := float64(smp.Value)
+		if math.IsNaN(n) || n < 0 {
+			continue
+		}
+		by[bareKey(smp.Metric)] = int(min(n, math.MaxInt32))
+	}
+	for i := range ss {
+		ss[i].resets = by[ss[i].bare]
+	}
+	return ""
+}
+
+// bareKey is a series' labels without its name, as functions like resets()
+// return them.
+func bareKey(m model.Metric) string {
+	if _, named := m[model.MetricNameLabel]; !named {
+		return m.String()
+	}
+	c := m.Clone()
+	delete(c, model.MetricNameLabel)
+	return c.String()
+}
+
+// overTracked says when following samples would take c past the bound of
+// series a watch follows, or "".
+func (s *Source) overTracked(c *counter, ss []sample) string {
+	fresh := 0
+	for _, smp := range ss {
+		if !c.counters.has(smp.key) {
+			fresh++
+		}
+	}
+	if n := c.counters.tracked() + fresh; n > s.maxTracked {
+		return fmt.Sprintf("%d distinct series over the watch, more than the %d one watch follows; select fewer (labels that change all the time, such as a request id, make a new series each time)", n, s.maxTracked)
+	}
+	return ""
+}
+
+// samples is a look's usable counter samples and the instant they were
+// evaluated at.
+type samples struct {
+	samples []sample
+	at      time.Time
+}
+
+// counterSamples takes the usable samples of a counter selector's result.
+// With none, it says why. What it skips, it says, one note per reason.
+func (s *Source) counterSamples(v model.Value, c *counter) (samples, NoData, []string) {
+	var out samples
+	vec, ok := v.(model.Vector)
+	if !ok {
+		return out, NoDataQueryError, []string{fmt.Sprintf("returned a %s, not the series of a selector", v.Type())}
+	}
+	if len(vec) == 0 {
+		return out, NoDataEmpty, nil
+	}
+	if len(vec) > s.maxSeries {
+		return out, NoDataQueryError, []string{fmt.Sprintf("matched %d series, more than the %d a look reads; select fewer", len(vec), s.maxSeries)}
+	}
+	var skipped skips
+	for _, smp := range vec {
+		out.at = smp.Timestamp.Time()
+		val := float64(smp.Value)
+		switch {
+		case smp.Histogram != nil:
+			skipped.add("native histograms, not counters", smp.Metric)
+		case math.IsNaN(val):
+			skipped.add("NaN", smp.Metric)
+		case math.IsInf(val, 0):
+			skipped.add("Inf", smp.Metric)
+		case !usable(val):
+			skipped.add("values no counter has (negative, or too large to be exact)", smp.Metric)
+		default:
+			out.samples = append(out.samples, sample{key: smp.Metric.String(), bare: bareKey(smp.Metric), value: val})
+		}
+	}
+	notes := skipped.notes(c.field, len(vec))
+	if len(out.samples) == 0 {
+		switch {
+		case skipped.count["NaN"] > 0:
+			return out, NoDataNaN, notes
+		case skipped.count["Inf"] > 0:
+			return out, NoDataInf, notes
+		}
+		return out, NoDataQueryError, notes
+	}
+	sort.Slice(out.samples, func(i, j int) bool { return out.samples[i].key < out.samples[j].key })
+	return out, "", notes
+}
+
+// skips counts series left out of a look, by reason, with one example each.
+type skips struct {
+	count   map[string]int
+	example map[string]string
+	order   []string
+}
+
+func (k *skips) add(why string, m model.Metric) {
+	if k.count == nil {
+		k.count, k.example = map[string]int{}, map[string]string{}
+	}
+	if k.count[why] == 0 {
+		k.order = append(k.order, why)
+		k.example[why] = clip(m.String(), 200)
+	}
+	k.count[why]++
+}
+
+// notes says what was skipped: "total: 2 of 5 series skipped, NaN or Inf
+// (e.g. x{a="1"})".
+func (k *skips) notes(field string, of int) []string {
+	var out []string
+	for _, why := range k.order {
+		out = append(out, fmt.Sprintf("%s: %d of %d series skipped, %s (e.g. %s)", field, k.count[why], of, why, k.example[why]))
+	}
+	return out
+}
+
+// clip cuts s to at most n bytes, on a rune boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d bytes more)", len(s)-cut)
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
