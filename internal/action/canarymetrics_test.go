@@ -72,6 +72,9 @@ func (tr *trackTraffic) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	tr.last = now
+	if strings.HasPrefix(q, "resets(") {
+		q = "" // the fake's counters never restart: no series has a restart
+	}
 	track := ""
 	if m := trackLabel.FindStringSubmatch(q); m != nil {
 		track = m[1]

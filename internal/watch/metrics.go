@@ -226,8 +226,8 @@ func (m *metricWatch) progress(l metrics.Look) {
 			if rd.NewSeries > 0 && t.requests == 0 {
 				s += fmt.Sprintf(" (%d new series: a starting point)", rd.NewSeries)
 			}
-			if rd.Resets > 0 {
-				s += fmt.Sprintf(" (%d counter reset)", rd.Resets)
+			if c := rd.Counters(); c != "" {
+				s += " (" + c + ")"
 			}
 			parts = append(parts, s)
 		default:
