@@ -407,7 +407,7 @@ func TestMetricLogInfAndNotes(t *testing.T) {
 	}
 	var b strings.Builder
 	writeMetricChart(&b, &Watch{Start: t0}, m, nil, nil)
-	if !strings.Contains(b.String(), "bar [2, 2, 2]") {
+	if !strings.Contains(b.String(), `bar "worst look" [2, 2, 2]`) {
 		t.Errorf("chart:\n%s", b.String())
 	}
 }
