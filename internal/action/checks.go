@@ -26,6 +26,17 @@ func (r *runner) checkStateFile() bool {
 	return true
 }
 
+// prepareMetrics checks, without asking Prometheus, what can be checked of
+// the metrics of a watch of commit (see watch.Watcher.Prepare): a manual
+// rollback never waits on Prometheus.
+func (r *runner) prepareMetrics(commit, previous string) bool {
+	if err := r.watch.Prepare(commit, previous); err != nil {
+		r.refuse("Invalid input", err.Error())
+		return false
+	}
+	return true
+}
+
 // checkMetrics sends every metric's query once before anything is
 // deployed (see watch.Watcher.Check); a query Prometheus cannot run is
 // invalid input.

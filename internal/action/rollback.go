@@ -33,7 +33,7 @@ func (r *runner) validateRollback(ctx context.Context) run.Phase {
 	if err != nil {
 		return r.refuse("Rollback not started", err.Error())
 	}
-	if !r.checkMetrics(ctx, target, current) {
+	if !r.prepareMetrics(target, current) {
 		return run.Done
 	}
 	r.current, r.target = current, target

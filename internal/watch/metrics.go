@@ -114,6 +114,28 @@ func (w *Watcher) Check(ctx context.Context, commit, previous string) error {
 		w.d.Log.Warn("Prometheus unreachable", fmt.Sprintf("%s; the deploy goes ahead: the watch keeps trying, and a metric without data past startup-timeout makes the run inconclusive, never healthy",
 			strings.Join(down, "; ")))
 	}
+	w.d.Log.Printf("Metrics from %s: %s.", redact.URL(w.cfg.PrometheusURL), w.metricNames())
+	return nil
+}
+
+// Prepare checks what can be checked of the metrics of a watch of commit
+// (which replaces previous) without asking Prometheus: their placeholders
+// have values. A manual rollback runs it instead of Check: an emergency
+// never waits on Prometheus, silent, slow or refusing; the watch after
+// the rollback reads the metrics and says what it finds.
+func (w *Watcher) Prepare(commit, previous string) error {
+	if !w.hasMetrics() {
+		return nil
+	}
+	if _, err := w.newSource(w.metricSpecs(), w.metricVars(commit, previous)); err != nil {
+		return fmt.Errorf("input metrics: %w", err)
+	}
+	w.d.Log.Printf("Metrics from %s: %s; not checked before the rollback, which does not wait on Prometheus: its watch reads them.", redact.URL(w.cfg.PrometheusURL), w.metricNames())
+	return nil
+}
+
+// metricNames says which metrics are read, and their limits.
+func (w *Watcher) metricNames() string {
 	var names []string
 	for _, m := range w.cfg.Metrics {
 		if m.Kind == config.MetricRate {
@@ -122,8 +144,7 @@ func (w *Watcher) Check(ctx context.Context, commit, previous string) error {
 			names = append(names, fmt.Sprintf("%s (%s)", m.Name, boundsText(m)))
 		}
 	}
-	w.d.Log.Printf("Metrics from %s: %s.", redact.URL(w.cfg.PrometheusURL), strings.Join(names, ", "))
-	return nil
+	return strings.Join(names, ", ")
 }
 
 func boundsText(m config.Metric) string {

@@ -14,6 +14,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-cd/immune/internal/testkit/faultproxy"
 	"github.com/immune-cd/immune/internal/testkit/promtest"
 )
 
@@ -368,5 +371,66 @@ func TestMetricsTooMany(t *testing.T) {
 	code, out := cliRun(t, t.TempDir(), "watch", "--sha=abc1234", "--prometheus-url=http://127.0.0.1:9", "--metrics="+b.String())
 	if code != 2 || !strings.Contains(out, "input metrics: 2000 entries; at most 20 metrics are read") {
 		t.Errorf("exit %d, want 2 naming the bound\n%.2000s", code, out)
+	}
+}
+
+// TestRollbackDoesNotWaitForPrometheus: issue 21's reproduction from the
+// binary. `immune rollback` with metrics checked them first, one after the
+// other with their retries: a Prometheus that accepts and never answers
+// delayed the rollback command by seconds, a stalled body or a 422 "query
+// timed out" refused it outright (exit 2). A manual rollback starts its
+// command at once, whatever Prometheus does; its watch reads the metrics
+// afterwards.
+func TestRollbackDoesNotWaitForPrometheus(t *testing.T) {
+	t.Parallel()
+	silent := faultproxy.Start(t, "127.0.0.1:9")
+	silent.Set(faultproxy.Faults{Blackhole: true})
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	stalled := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[`)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(stalled.Close)
+	timedOut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		fmt.Fprint(w, `{"status":"error","errorType":"execution","error":"query timed out in expression evaluation"}`)
+	}))
+	t.Cleanup(timedOut.Close)
+	for _, tt := range []struct{ name, url string }{
+		{"accepts and never answers", "http://" + silent.Addr()},
+		{"a body that stalls", stalled.URL},
+		{"422 query timed out", timedOut.URL},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			svc, url := service(t, nil, shaNew)
+			dir := t.TempDir()
+			started := filepath.Join(dir, "started")
+			start := time.Now()
+			code, out := cliRun(t, dir, "rollback", "--sha", shaGood, "--environment", "production",
+				"--rollback-command", `date +%s.%N > "`+started+`" && `+deployVia(url),
+				"--prometheus-url", tt.url, "--metrics", "- name: http-errors\n  errors: http_requests_total{version=\"${SHA}\",code=~\"5..\"}\n  total: http_requests_total{version=\"${SHA}\"}\n",
+				"--interval=1s", "--timeout=1s", "--duration=2s", "--startup-timeout=0s")
+			stamp, err := os.ReadFile(started)
+			if err != nil {
+				t.Fatalf("the rollback command did not run (exit %d)\n%s", code, out)
+			}
+			at, _ := strconv.ParseFloat(strings.TrimSpace(string(stamp)), 64)
+			after := time.Unix(0, int64(at*1e9)).Sub(start)
+			t.Logf("the rollback command started %s after immune; exit %d", after.Round(time.Millisecond), code)
+			if after > 2*time.Second {
+				t.Errorf("the rollback command started %s after immune: it waited on Prometheus\n%s", after, out)
+			}
+			if code == 2 || svc.Current() != shaGood || !strings.Contains(out, "not checked before the rollback") {
+				t.Errorf("exit %d, running %s\n%s", code, svc.Current(), out)
+			}
+		})
 	}
 }
