@@ -62,6 +62,7 @@ func newWatch(t *testing.T, url string, specs []Spec, vars promql.Vars, header h
 		Clock:          clock.Real{},
 		Backoff:        50 * time.Millisecond,
 		RequestTimeout: 2 * time.Second,
+		Settle:         settle,
 		Log: func(msg string) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
@@ -132,15 +133,20 @@ func rateOf(svc *promtest.Service) Spec {
 }
 
 // caughtUp waits until Prometheus holds the service's counters for version
-// as they are, so that the next look sees everything served, and returns
-// what the service served in all.
+// as they are, and the look's settle has passed, so that the next look sees
+// everything served, and returns what the service served in all.
 func caughtUp(t *testing.T, p *promtest.Prometheus, svc *promtest.Service, version string) promtest.Counts {
 	t.Helper()
 	current := svc.Current(version)
 	q := fmt.Sprintf(`sum(http_requests_total{svc=%q,version=%q})`, svc.ID, version)
 	p.WaitFor(t, q, 10*time.Second, func(v model.Vector) bool { return len(v) == 1 && int64(v[0].Value) == current.Requests })
+	time.Sleep(2 * settle)
 	return svc.Truth(version)
 }
+
+// settle is the looks' (Options.Settle): the test's scrapes, every 200ms,
+// land within milliseconds.
+const settle = 20 * time.Millisecond
 
 // seriesPresent waits until the service's series of version are scraped.
 func seriesPresent(t *testing.T, p *promtest.Prometheus, svc *promtest.Service, version string) {
@@ -375,6 +381,7 @@ func TestPrometheusDown(t *testing.T) {
 			Clock:          clock.Real{},
 			Backoff:        20 * time.Millisecond,
 			RequestTimeout: 300 * time.Millisecond,
+			Settle:         settle,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"math"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -51,47 +50,97 @@ func (c *counter) resetsQuery(since, at time.Time) string {
 	return all + " - " + before + " or " + all
 }
 
-// rest reads the rest of a rate metric's look at instant at: the errors
-// selector, and, for each counter asked (total, errors), the restarts
-// Prometheus saw in its series since the previous look's instant, since. A
-// nil restarts result is no evidence.
-type rest func(at, since time.Time, ask [2]bool) (errs result, restarts [2]*result)
+// read is what one look read of a counter selector: its values, and the
+// restarts Prometheus saw in its series since the instant since (nil: no
+// evidence).
+type read struct {
+	values   result
+	restarts *result
+	since    time.Time
+}
 
+// lookRate reads a rate metric live. The first look (and any until one has
+// data) reads total at the server's now, then errors at the instant total
+// was evaluated at, and learns the server's clock. Later looks are
+// evaluated at the server's now less settle, so that every scrape up to that
+// instant has landed (a sample is stamped when its scrape starts and stored
+// when it ends), and read each selector in one query with its restarts
+// since the previous look: a value and its restarts come from one state of
+// the store, and what a look saw is exactly what the next one takes as
+// seen.
 func (s *Source) lookRate(ctx context.Context, m *metric) Reading {
-	total := s.query(ctx, m, m.total.selector, s.evalAt())
-	return s.readRate(m, total, func(at, since time.Time, ask [2]bool) (result, [2]*result) {
-		var errs result
-		var restarts [2]*result
-		var wg sync.WaitGroup
-		run := func(out *result, q string) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				*out = s.query(ctx, m, q, at)
-			}()
+	if m.prevAt.IsZero() || !s.atClock && !m.skewKnown {
+		sent := s.clock.Now()
+		total := s.query(ctx, m, m.total.selector, s.evalAt())
+		r := s.readRate(m, read{values: total}, func(at time.Time) read {
+			return read{values: s.query(ctx, m, m.errors.selector, at)}
+		})
+		if !m.prevAt.IsZero() && !s.atClock {
+			m.skew, m.skewKnown = m.prevAt.Sub(sent), true
 		}
-		run(&errs, m.errors.selector)
-		for i, c := range []*counter{&m.total, &m.errors} {
-			if ask[i] {
-				restarts[i] = new(result)
-				run(restarts[i], c.resetsQuery(since, at))
-			}
-		}
-		wg.Wait()
-		return errs, restarts
+		return r
+	}
+	at := s.clock.Now()
+	if !s.atClock {
+		at = at.Add(m.skew - s.settle)
+	}
+	since := m.prevAt
+	return s.readRate(m, s.readCounter(ctx, m, &m.total, at, since), func(time.Time) read {
+		return s.readCounter(ctx, m, &m.errors, at, since)
 	})
 }
 
-// readRate turns what total's selector returned, and then the rest of the
-// look at the same instant, into a reading: the counters' increases since
-// the last look with data, errors held back beyond the requests. A live
-// look and a replayed one (replay.go) read the same way.
-func (s *Source) readRate(m *metric, total result, more rest) Reading {
+// restartsLabel marks the restarts in the answer of a selector read with
+// them: `or` matches series without their names, so the restarts need a
+// label of their own to be kept beside the values.
+const restartsLabel = "immune_restarts"
+
+// readCounter reads counter c at at, in one query with its restarts since
+// since when Prometheus can tell them (see resetsQuery), marked with
+// restartsLabel.
+func (s *Source) readCounter(ctx context.Context, m *metric, c *counter, at, since time.Time) read {
+	if c.noEvidence != "" || c.counters.tracked() == 0 || !at.After(since) {
+		return read{values: s.query(ctx, m, c.selector, at)}
+	}
+	res := s.query(ctx, m, c.selector+"\nor\nlabel_replace("+c.resetsQuery(since, at)+`, "`+restartsLabel+`", "1", "", "")`, at)
+	if res.err != nil && res.noData == NoDataQueryError {
+		// A selector resets() cannot run on (its series differ only by
+		// name, say): its values alone, and a lower value is a restart,
+		// as without evidence.
+		c.noEvidence = res.err.Error()
+		plain := s.query(ctx, m, c.selector, at)
+		plain.notes = append(plain.notes, fmt.Sprintf("%s: Prometheus cannot say which series restarted (%s); a value lower than the last look's is taken as a restart", c.field, c.noEvidence))
+		return read{values: plain}
+	}
+	vec, ok := res.value.(model.Vector)
+	if res.err != nil || !ok {
+		return read{values: res}
+	}
+	values, restarts := res, res
+	values.value, restarts.value = model.Vector{}, model.Vector{}
+	restarts.notes = nil
+	for _, smp := range vec {
+		if _, marked := smp.Metric[restartsLabel]; marked {
+			delete(smp.Metric, restartsLabel)
+			restarts.value = append(restarts.value.(model.Vector), smp)
+		} else {
+			values.value = append(values.value.(model.Vector), smp)
+		}
+	}
+	return read{values: values, restarts: &restarts, since: since}
+}
+
+// readRate turns what a look read of total, and then of errors at the
+// same instant (errsAt), into a reading: the counters' increases since the
+// last look with data, errors held back beyond the requests. A live look
+// and a replayed one (replay.go) read the same way.
+func (s *Source) readRate(m *metric, t read, errsAt func(at time.Time) read) Reading {
 	r := Reading{Metric: m.name, Kind: KindRate}
 	fail := func(field string, res result) Reading {
 		r.NoData, r.Error = res.noData, field+": "+res.err.Error()
 		return r
 	}
+	total := t.values
 	r.Attempts = total.attempts
 	r.Warnings = append(r.Warnings, total.notes...)
 	if total.err != nil {
@@ -108,29 +157,33 @@ func (s *Source) readRate(m *metric, total result, more rest) Reading {
 	}
 
 	// Errors are read at the instant total was evaluated at, so both see
-	// the same scrapes, together with each selector's restarts since the
-	// previous look. An empty total has no instant: errors are then read
-	// at the server's now.
+	// the same scrapes. An empty total has no instant: errors are then
+	// read at the server's now.
 	at := totals.at
 	if at.IsZero() {
 		at = s.evalAt()
 	}
+	e := errsAt(at)
+	errs := e.values
 	evidence := !at.IsZero() && !m.prevAt.IsZero()
 	// A replica whose clock (or data) is behind may answer for an instant
 	// before the previous look's: nothing in it is new, no restart either.
 	behind := evidence && !at.After(m.prevAt)
-	want := func(c *counter) bool {
-		return evidence && !behind && c.noEvidence == "" && c.counters.tracked() > 0
+	// Restarts are evidence when counted since the previous look.
+	told := func(x read) *result {
+		if !evidence || behind || x.restarts == nil || !x.since.Equal(m.prevAt) {
+			return nil
+		}
+		return x.restarts
 	}
-	errs, restarts := more(at, m.prevAt, [2]bool{want(&m.total), want(&m.errors)})
 	var totalResets, errResets result
-	withTotalResets := evidence && m.total.noEvidence == "" && (behind || restarts[0] != nil)
-	withErrResets := evidence && m.errors.noEvidence == "" && (behind || restarts[1] != nil)
-	if restarts[0] != nil {
-		totalResets = *restarts[0]
+	withTotalResets := evidence && m.total.noEvidence == "" && (behind || told(t) != nil)
+	withErrResets := evidence && m.errors.noEvidence == "" && (behind || told(e) != nil)
+	if x := told(t); x != nil {
+		totalResets = *x
 	}
-	if restarts[1] != nil {
-		errResets = *restarts[1]
+	if x := told(e); x != nil {
+		errResets = *x
 	}
 	for _, res := range []result{errs, totalResets, errResets} {
 		r.Attempts = max(r.Attempts, res.attempts)

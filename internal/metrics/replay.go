@@ -44,14 +44,10 @@ func (s *Source) Replay(ctx context.Context, start time.Time, step time.Duration
 					restarts[c] = s.steps(ctx, m, sel.resetsQuery(r.Start, r.Start.Add(step)), r, hi-lo)
 				}
 				for k := lo; k < hi; k++ {
-					looks[k].Readings[i] = s.readRate(m, total[k-lo], func(at, since time.Time, ask [2]bool) (result, [2]*result) {
-						var out [2]*result
-						for c := range ask {
-							if ask[c] && since.Equal(at.Add(-step)) {
-								out[c] = &restarts[c][k-lo]
-							}
-						}
-						return errs[k-lo], out
+					at := looks[k].At
+					since := at.Add(-step)
+					looks[k].Readings[i] = s.readRate(m, read{values: total[k-lo], restarts: &restarts[0][k-lo], since: since}, func(time.Time) read {
+						return read{values: errs[k-lo], restarts: &restarts[1][k-lo], since: since}
 					})
 				}
 			} else {

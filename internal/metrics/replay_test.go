@@ -45,10 +45,15 @@ func (h *history) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.requests[r.URL.Path]++
 	now := h.now
 	h.mu.Unlock()
-	series := h.data[r.Form.Get("query")]
-	if sel, ok := strings.CutPrefix(r.Form.Get("query"), "resets("); ok {
+	q := r.Form.Get("query")
+	series := h.data[q]
+	marked := map[string][]float64{} // restarts, marked as such (see readCounter)
+	if sel, ok := strings.CutPrefix(q, "resets("); ok {
 		sel, _, _ = strings.Cut(sel, "\n[")
 		series = restartsOf(h.data[sel])
+	}
+	if sel, _, ok := strings.Cut(q, "\nor\nlabel_replace("); ok {
+		series, marked = h.data[sel], restartsOf(h.data[sel])
 	}
 	at := func(k int) []any { return []any{float64(h.start.Add(time.Duration(k)*h.step).UnixMilli()) / 1000, ""} }
 	var result []any
@@ -59,11 +64,17 @@ func (h *history) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f, _ := strconv.ParseFloat(ts, 64)
 			k = int(math.Round((f - float64(h.start.Unix())) / h.step.Seconds()))
 		}
-		for labels, values := range series {
-			if k < len(values) && !math.IsNaN(values[k]) {
-				v := at(k)
-				v[1] = strconv.FormatFloat(values[k], 'f', -1, 64)
-				result = append(result, map[string]any{"metric": map[string]string{"s": labels}, "value": v})
+		for i, set := range []map[string][]float64{series, marked} {
+			for labels, values := range set {
+				if k < len(values) && !math.IsNaN(values[k]) {
+					v := at(k)
+					v[1] = strconv.FormatFloat(values[k], 'f', -1, 64)
+					metric := map[string]string{"s": labels}
+					if i == 1 {
+						metric[restartsLabel] = "1"
+					}
+					result = append(result, map[string]any{"metric": metric, "value": v})
+				}
 			}
 		}
 		writeData(w, "vector", result)
@@ -148,25 +159,32 @@ func TestReplayReadsAsLiveLooks(t *testing.T) {
 	t.Cleanup(srv.Close)
 	max := 0.4
 	specs := []Spec{{Name: "errors", Errors: "errs", Total: "total"}, {Name: "p99", Query: "p99", Max: &max, Consecutive: 3}}
-	newSource := func() *Source {
-		src, err := New(specs, promql.Vars{}, Options{URL: srv.URL, HTTP: srv.Client(), Clock: clock.Real{}, Attempts: 1})
+	newSource := func(clk clock.Clock) *Source {
+		src, err := New(specs, promql.Vars{}, Options{URL: srv.URL, HTTP: srv.Client(), Clock: clk, Attempts: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return src
 	}
 	n := len(h.data["total"]["a"])
-	live := newSource()
+	// The live looks run on a clock in step with the history: after the
+	// first, a look is evaluated at its time less the settle (see
+	// lookRate), which falls within its step.
+	clk := clock.NewStep(start)
+	live := newSource(clk)
 	var want []Look
 	for k := 0; k < n; k++ {
 		h.mu.Lock()
 		h.now = k
 		h.mu.Unlock()
+		if k > 0 {
+			clk.Advance(h.step)
+		}
 		l := live.Look(context.Background())
 		l.At = start.Add(time.Duration(k) * h.step)
 		want = append(want, l)
 	}
-	got := newSource().Replay(context.Background(), start, h.step, n)
+	got := newSource(clock.Real{}).Replay(context.Background(), start, h.step, n)
 	for k := range want {
 		if !reflect.DeepEqual(got[k], want[k]) {
 			t.Errorf("step %d:\nreplayed %+v\nlive     %+v", k, got[k], want[k])

@@ -55,7 +55,15 @@ type Options struct {
 	// server's now: for reading recorded data on a stepped clock (a
 	// backfilled Prometheus).
 	AtClock bool
+	// Settle is how far behind the server's now a rate metric's looks
+	// after the first are evaluated, so that every scrape up to that
+	// instant has landed (default DefaultSettle).
+	Settle time.Duration
 }
+
+// DefaultSettle is the default of Options.Settle: scrapes take well under
+// a second to land.
+const DefaultSettle = time.Second
 
 // Bounds on what is read from Prometheus.
 const (
@@ -79,6 +87,7 @@ type Source struct {
 	maxTracked int
 	maxAnswer  int64
 	atClock    bool
+	settle     time.Duration
 	metrics    []*metric
 }
 
@@ -89,10 +98,13 @@ type metric struct {
 	query string // threshold
 
 	// Rate metrics: the two selectors, the instant of the last look that
-	// read them, and the errors held back.
+	// read them, the errors held back, and how far the server's clock is
+	// ahead of ours.
 	total, errors counter
 	prevAt        time.Time
 	held          int64
+	skew          time.Duration
+	skewKnown     bool
 
 	bounds bounds
 	streak streak
@@ -156,7 +168,10 @@ func New(specs []Spec, vars promql.Vars, opt Options) (*Source, error) {
 	if s.timeout <= 0 {
 		s.timeout = 5 * time.Second
 	}
-	s.maxAnswer, s.maxSeries, s.atClock = opt.MaxAnswer, opt.MaxSeries, opt.AtClock
+	s.maxAnswer, s.maxSeries, s.atClock, s.settle = opt.MaxAnswer, opt.MaxSeries, opt.AtClock, opt.Settle
+	if s.settle <= 0 {
+		s.settle = DefaultSettle
+	}
 	if s.maxAnswer <= 0 {
 		s.maxAnswer = DefaultMaxAnswer
 	}

@@ -39,7 +39,7 @@ type scripted struct {
 }
 
 func newScripted(t *testing.T, answer func(query string, n int) (int, string)) (*scripted, string) {
-	f := &scripted{t: t, calls: map[string]int{}, times: map[string][]string{}, answer: answer}
+	f := &scripted{t: t, calls: map[string]int{}, times: map[string][]string{}, answer: prometheusLike(t, answer)}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, srv.URL
@@ -64,6 +64,70 @@ func (f *scripted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	fmt.Fprint(w, body)
+}
+
+// prometheusLike answers, beside what the test scripts, as Prometheus
+// does: the series of the rate selectors (totalQ, errorQ) carry their name,
+// and a selector read with its restarts (see readCounter) is answered with
+// both, the restarts as the script's answer to "resets(" and the selector,
+// without a name (as resets() returns them) and marked.
+func prometheusLike(t *testing.T, answer func(q string, n int) (int, string)) func(string, int) (int, string) {
+	return func(q string, n int) (int, string) {
+		sel, _, combined := strings.Cut(q, "\nor\nlabel_replace(")
+		if sel != totalQ && sel != errorQ {
+			return answer(q, n)
+		}
+		status, body := answer(sel, n)
+		if status != 200 {
+			return status, body
+		}
+		doc := named(t, body, true)
+		if combined {
+			status, restarts := answer("resets("+sel+"\n[", n)
+			if status != 200 {
+				return status, restarts
+			}
+			data := doc["data"].(map[string]any)
+			data["result"] = append(data["result"].([]any), named(t, restarts, false)["data"].(map[string]any)["result"].([]any)...)
+		}
+		out, _ := json.Marshal(doc)
+		return status, string(out)
+	}
+}
+
+// named decodes a vector answer, its series named http_requests_total, or
+// without a name and marked as restarts.
+func named(t *testing.T, body string, name bool) map[string]any {
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatalf("scripted answer %q: %v", body, err)
+	}
+	data, _ := doc["data"].(map[string]any)
+	if data == nil {
+		return doc
+	}
+	if data["result"] == nil {
+		data["result"] = []any{}
+	}
+	for _, smp := range data["result"].([]any) {
+		metric := smp.(map[string]any)["metric"].(map[string]any)
+		if name {
+			metric["__name__"] = "http_requests_total"
+		} else {
+			delete(metric, "__name__")
+			metric[restartsLabel] = "1"
+		}
+	}
+	return doc
+}
+
+// next takes the next look, 15 s after the one before on the stepped
+// clock.
+func next(s *Source) Look {
+	if step, ok := s.clock.(*clock.Step); ok {
+		step.Advance(15 * time.Second)
+	}
+	return s.Look(context.Background())
 }
 
 func (f *scripted) count(q string) int {
@@ -257,7 +321,7 @@ func TestRateLooks(t *testing.T) {
 	_, url := newScripted(t, rateLooks(totals, errs))
 	s, _ := newSource(t, url, []Spec{rateSpec}, nil)
 	for i, w := range want {
-		r := s.Look(context.Background()).Readings[0]
+		r := next(s).Readings[0]
 		w.Metric, w.Kind, w.Attempts = "errors", KindRate, 1
 		if w.NoData != "" {
 			w.Attempts = r.Attempts
@@ -277,8 +341,8 @@ func TestRateErrorsEmptyIsZero(t *testing.T) {
 	totals := [][]series{{{`code="200"`, "10"}}, {{`code="200"`, "25"}}}
 	_, url := newScripted(t, rateLooks(totals, [][]series{{}}))
 	s, _ := newSource(t, url, []Spec{rateSpec}, nil)
-	s.Look(context.Background())
-	r := s.Look(context.Background()).Readings[0]
+	next(s)
+	r := next(s).Readings[0]
 	if !r.HasData() || r.Requests != 15 || r.Errors != 0 {
 		t.Errorf("reading = %+v, want 15 requests, 0 errors", r)
 	}
@@ -293,12 +357,12 @@ func TestRateHoldsBackErrorsAheadOfTotal(t *testing.T) {
 	errs := [][]series{{{`b="1"`, "0"}}, {{`b="1"`, "5"}}, {{`b="1"`, "6"}}}
 	_, url := newScripted(t, rateLooks(totals, errs))
 	s, _ := newSource(t, url, []Spec{rateSpec}, nil)
-	s.Look(context.Background())
-	r := s.Look(context.Background()).Readings[0]
+	next(s)
+	r := next(s).Readings[0]
 	if r.Requests != 2 || r.Errors != 2 || r.Held != 3 || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "3 errors are held back") {
 		t.Errorf("look 2 = %+v, want 2 requests, 2 errors, 3 held with a warning", r)
 	}
-	r = s.Look(context.Background()).Readings[0]
+	r = next(s).Readings[0]
 	if r.Requests != 8 || r.Errors != 4 || r.Held != 0 {
 		t.Errorf("look 3 = %+v, want 8 requests, 4 errors (1 new + 3 held), 0 held", r)
 	}
@@ -310,7 +374,7 @@ func TestRateReadsErrorsAtTotalsInstant(t *testing.T) {
 	t.Parallel()
 	f, url := newScripted(t, rateLooks([][]series{{{`code="200"`, "1"}}}, [][]series{{}}))
 	s, _ := newSource(t, url, []Spec{rateSpec}, nil)
-	s.Look(context.Background())
+	next(s)
 	if got := f.times[totalQ]; len(got) != 1 || got[0] != "" {
 		t.Errorf("total was sent time %q, want none (the server's now)", got)
 	}
@@ -344,7 +408,7 @@ func TestThresholdLooks(t *testing.T) {
 		{NoData: NoDataQueryError, Error: "the query returns a matrix; a threshold needs an instant vector or a scalar"},
 	}
 	for i, w := range want {
-		r := s.Look(context.Background()).Readings[0]
+		r := next(s).Readings[0]
 		w.Metric, w.Kind, w.Attempts = "p99", KindThreshold, 1
 		warnings := r.Warnings
 		r.Warnings = nil
@@ -363,7 +427,7 @@ func TestThresholdMin(t *testing.T) {
 		return 200, vector([]series{{`a="1"`, "120"}, {`a="2"`, "80"}})
 	})
 	s, _ := newSource(t, url, []Spec{{Name: "throughput", Query: `x`, Min: f64(100), Consecutive: 1}}, nil)
-	r := s.Look(context.Background()).Readings[0]
+	r := next(s).Readings[0]
 	if r.Value != 80 || !r.OutOfBounds || !r.Regressed {
 		t.Errorf("reading = %+v, want 80 below min 100 and regressed at once", r)
 	}
@@ -447,13 +511,13 @@ func TestOutageLosesNothing(t *testing.T) {
 	})
 	s, _ := newSource(t, url, []Spec{rateSpec}, nil)
 	set := func(d bool, v int) { mu.Lock(); down, value = d, v; mu.Unlock() }
-	s.Look(context.Background())
+	next(s)
 	set(true, 150)
-	if r := s.Look(context.Background()).Readings[0]; r.NoData != NoDataUnreachable || r.Attempts != 3 {
+	if r := next(s).Readings[0]; r.NoData != NoDataUnreachable || r.Attempts != 3 {
 		t.Errorf("during the outage: %+v", r)
 	}
 	set(false, 300)
-	if r := s.Look(context.Background()).Readings[0]; r.Requests != 200 || r.Errors != 20 {
+	if r := next(s).Readings[0]; r.Requests != 200 || r.Errors != 20 {
 		t.Errorf("after the outage: %+v, want the 200 requests and 20 errors since the last look with data", r)
 	}
 }
@@ -467,21 +531,23 @@ func TestErrorsQueryFailsToo(t *testing.T) {
 	_, url := newScripted(t, func(q string, n int) (int, string) {
 		mu.Lock()
 		defer mu.Unlock()
-		if q == totalQ {
+		switch {
+		case strings.HasPrefix(q, "resets("):
+			return 200, vectorAt(look, nil)
+		case q == totalQ:
 			look++
-			return 200, vector([]series{{`code="200"`, fmt.Sprint(100 * look)}})
-		}
-		if look == 2 {
+			return 200, vectorAt(look, []series{{`code="200"`, fmt.Sprint(100 * look)}})
+		case look == 2:
 			return 500, "errors shard down"
 		}
-		return 200, vector([]series{{`code="500"`, fmt.Sprint(look)}})
+		return 200, vectorAt(look, []series{{`code="500"`, fmt.Sprint(look)}})
 	})
 	s, _ := newSource(t, url, []Spec{rateSpec}, nil)
-	s.Look(context.Background())
-	if r := s.Look(context.Background()).Readings[0]; r.NoData != NoDataUnreachable || !strings.HasPrefix(r.Error, "errors: HTTP 500") {
+	next(s)
+	if r := next(s).Readings[0]; r.NoData != NoDataUnreachable || !strings.HasPrefix(r.Error, "errors: HTTP 500") {
 		t.Errorf("look 2 = %+v", r)
 	}
-	if r := s.Look(context.Background()).Readings[0]; r.Requests != 200 || r.Errors != 2 {
+	if r := next(s).Readings[0]; r.Requests != 200 || r.Errors != 2 {
 		t.Errorf("look 3 = %+v, want 200 requests and 2 errors since look 1", r)
 	}
 }
@@ -495,7 +561,7 @@ func TestWarningsAndInfos(t *testing.T) {
 	})
 	s, log := newSource(t, url, []Spec{{Name: "m", Query: "x", Max: f64(2)}}, nil)
 	for range 3 {
-		r := s.Look(context.Background()).Readings[0]
+		r := next(s).Readings[0]
 		want := []string{"Prometheus warning: partial response: store eu-1 unreachable", "Prometheus info: PromQL info: metric might not be a counter"}
 		if strings.Join(r.Warnings, "|") != strings.Join(want, "|") {
 			t.Errorf("warnings = %q, want %q", r.Warnings, want)
@@ -520,7 +586,7 @@ func TestHeadersAreSentAndNeverShown(t *testing.T) {
 	})
 	header := http.Header{"Authorization": {"Bearer " + token}, "X-Scope-Orgid": {"tenant-blue-42"}}
 	s, log := newSource(t, url, []Spec{{Name: "m", Query: "x", Max: f64(2)}}, header)
-	r := s.Look(context.Background()).Readings[0]
+	r := next(s).Readings[0]
 	f.mu.Lock()
 	got := f.header[0]
 	f.mu.Unlock()
@@ -551,7 +617,7 @@ func TestRedirectsStayOnTheHost(t *testing.T) {
 	}))
 	defer srv.Close()
 	s, _ := newSource(t, srv.URL, []Spec{{Name: "m", Query: "x", Max: f64(2)}}, http.Header{"Authorization": {"Bearer abcdefgh"}})
-	r := s.Look(context.Background()).Readings[0]
+	r := next(s).Readings[0]
 	if r.HasData() || !strings.Contains(r.Error, "redirected to http://127.0.0.1") {
 		t.Errorf("reading = %+v, want the redirect refused", r)
 	}
@@ -713,7 +779,7 @@ func TestRateReplicaBehind(t *testing.T) {
 			lagging := 0
 			var reg *Regression
 			for range looks {
-				l := s.Look(context.Background())
+				l := next(s)
 				r := l.Readings[0]
 				requests += r.Requests
 				errs += r.Errors
@@ -763,8 +829,8 @@ func TestRateLabelsChangeEachLook(t *testing.T) {
 	})
 	s, _ := newSource(t, url, []Spec{rateSpec}, nil)
 	j := NewJudge([]Spec{{Name: "errors", Errors: errorQ, Total: totalQ, MaxErrorRate: 0.05}}, JudgeOptions{Confidence: 0.99, Signals: 1, MinRequests: 20, Start: s.clock.Now(), Grace: time.Minute})
-	s.Look(context.Background())
-	l := s.Look(context.Background())
+	next(s)
+	l := next(s)
 	if r := l.Readings[0]; r.Requests != 1000 || r.Errors != 500 || r.ErrorBorn != 1 {
 		t.Fatalf("look 2 = %+v, want 500 errors of 1000 requests, of an errors series born during the watch", r)
 	}
@@ -798,7 +864,7 @@ func TestInfIsAThresholdValue(t *testing.T) {
 			spec := tt.spec
 			spec.Name, spec.Query, spec.Consecutive = "p99", "x", 1
 			s, _ := newSource(t, url, []Spec{spec}, nil)
-			r := s.Look(context.Background()).Readings[0]
+			r := next(s).Readings[0]
 			if !r.HasData() || r.Value != tt.value || r.OutOfBounds != tt.out || r.Regressed != tt.out {
 				t.Errorf("reading = %+v, want the value %v, out of bounds %v", r, tt.value, tt.out)
 			}
@@ -828,7 +894,7 @@ func TestBounds(t *testing.T) {
 		t.Parallel()
 		_, url := newScripted(t, func(string, int) (int, string) { return 200, huge(20_000) })
 		s, _ := newSourceWith(t, url, []Spec{rateSpec, {Name: "p99", Query: "x", Max: f64(1)}}, Options{MaxAnswer: 64 << 10})
-		for _, r := range s.Look(context.Background()).Readings {
+		for _, r := range next(s).Readings {
 			if r.NoData != NoDataQueryError || r.Attempts != 1 || !strings.Contains(r.Error, "the answer is larger than 64 KiB, the most a look reads") {
 				t.Errorf("%s: %+v, want no data: the answer past the bound, not retried", r.Metric, r)
 			}
@@ -841,7 +907,7 @@ func TestBounds(t *testing.T) {
 		t.Parallel()
 		_, url := newScripted(t, func(string, int) (int, string) { return 200, huge(101) })
 		s, _ := newSourceWith(t, url, []Spec{rateSpec, {Name: "p99", Query: "x", Max: f64(1)}}, Options{MaxSeries: 100})
-		rs := s.Look(context.Background()).Readings
+		rs := next(s).Readings
 		if r := rs[0]; r.NoData != NoDataQueryError || !strings.Contains(r.Error, "total: matched 101 series, more than the 100 a look reads") {
 			t.Errorf("rate: %+v", r)
 		}
@@ -872,7 +938,7 @@ func TestBounds(t *testing.T) {
 		s, _ := newSourceWith(t, url, []Spec{rateSpec}, Options{MaxSeries: 30})
 		var r Reading
 		for range 5 {
-			r = s.Look(context.Background()).Readings[0]
+			r = next(s).Readings[0]
 		}
 		if r.NoData != NoDataQueryError || !strings.Contains(r.Error, "150 distinct series over the watch, more than the 120 one watch follows") {
 			t.Errorf("look 5 = %+v", r)
@@ -887,7 +953,7 @@ func TestBounds(t *testing.T) {
 		}
 		_, url := newScripted(t, func(string, int) (int, string) { return 200, vector([]series{{`a="1"`, "1"}}, notes...) })
 		s, log := newSource(t, url, []Spec{{Name: "m", Query: "x", Max: f64(2)}}, nil)
-		r := s.Look(context.Background()).Readings[0]
+		r := next(s).Readings[0]
 		if len(r.Warnings) != maxNotes+1 || len(r.Warnings[0]) > maxNoteBytes+40 || !strings.Contains(r.Warnings[0], "bytes more)") ||
 			r.Warnings[maxNotes] != "Prometheus sent 6 more warnings and infos, not shown" {
 			t.Errorf("warnings (%d) = %.300q", len(r.Warnings), r.Warnings)
@@ -928,7 +994,7 @@ func TestMisconfiguredServer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s, _ := newSource(t, tt.url, []Spec{{Name: "m", Query: "x", Max: f64(2)}}, nil)
-			r := s.Look(context.Background()).Readings[0]
+			r := next(s).Readings[0]
 			if r.NoData != NoDataQueryError || r.Attempts != 1 || !strings.Contains(r.Error, tt.want) {
 				t.Errorf("reading = %+v, want a query error after 1 attempt, %q", r, tt.want)
 			}
@@ -969,7 +1035,7 @@ func TestTransientAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s, _ := newSourceWith(t, tt.url, []Spec{{Name: "m", Query: "x", Max: f64(2)}}, Options{RequestTimeout: 100 * time.Millisecond, Clock: clock.Real{}, Backoff: time.Millisecond})
-			r := s.Look(context.Background()).Readings[0]
+			r := next(s).Readings[0]
 			if r.NoData != NoDataUnreachable || r.Attempts != 3 || !strings.Contains(r.Error, tt.want) {
 				t.Errorf("reading = %+v, want unreachable after 3 attempts: %q", r, tt.want)
 			}
@@ -989,11 +1055,11 @@ func TestDroppedDataIsSaid(t *testing.T) {
 	s, log := newSource(t, url, []Spec{rateSpec}, nil)
 	var r Reading
 	for range 3 {
-		r = s.Look(context.Background()).Readings[0]
+		r = next(s).Readings[0]
 	}
 	want := []string{
-		`total: 1 of 3 series skipped, NaN (e.g. {code="200"})`,
-		`total: 1 of 3 series skipped, values no counter has (negative, or too large to be exact) (e.g. {code="503"})`,
+		`total: 1 of 3 series skipped, NaN (e.g. http_requests_total{code="200"})`,
+		`total: 1 of 3 series skipped, values no counter has (negative, or too large to be exact) (e.g. http_requests_total{code="503"})`,
 	}
 	if strings.Join(r.Warnings, "|") != strings.Join(want, "|") {
 		t.Errorf("warnings = %q, want %q", r.Warnings, want)

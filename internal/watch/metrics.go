@@ -76,6 +76,9 @@ func (w *Watcher) newSource(specs []metrics.Spec, vars promql.Vars) (*metrics.So
 		Log:            func(msg string) { w.d.Log.Printf("Prometheus: %s", msg) },
 		RequestTimeout: w.cfg.Timeout,
 		Backoff:        min(250*time.Millisecond, w.cfg.Interval/4),
+		// Looks after the first are evaluated this far behind Prometheus's
+		// now, for every scrape up to then to have landed.
+		Settle: min(metrics.DefaultSettle, w.cfg.Interval/2),
 	})
 }
 
