@@ -369,7 +369,7 @@ func TestMetricsTooMany(t *testing.T) {
 		fmt.Fprintf(&b, "- name: m%d\n  query: up\n  max: 1\n", i)
 	}
 	code, out := cliRun(t, t.TempDir(), "watch", "--sha=abc1234", "--prometheus-url=http://127.0.0.1:9", "--metrics="+b.String())
-	if code != 2 || !strings.Contains(out, "input metrics: 2000 entries; at most 20 metrics are read") {
+	if code != 2 || !strings.Contains(out, "2000 entries; at most 20 metrics are read") {
 		t.Errorf("exit %d, want 2 naming the bound\n%.2000s", code, out)
 	}
 }
