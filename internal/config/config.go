@@ -77,6 +77,13 @@ type Config struct {
 	CanaryDuration        time.Duration
 	CanaryPromoteEarly    bool
 
+	// Bisect finds the first bad commit of a batch that regressed, on the
+	// canary, or on the whole fleet with BisectProduction, within
+	// BisectTimeout.
+	Bisect           bool
+	BisectProduction bool
+	BisectTimeout    time.Duration
+
 	HealthURLs     []string
 	Interval       time.Duration
 	Timeout        time.Duration
@@ -183,6 +190,9 @@ func Parse(get Getter, env Env) (*Config, error) {
 	c.CanaryHealthURLs = p.urls("canary-health-url")
 	c.CanaryDuration = p.positiveDuration("canary-duration")
 	c.CanaryPromoteEarly = p.bool("canary-promote-early")
+	c.Bisect = p.bool("bisect")
+	c.BisectProduction = p.bool("bisect-production")
+	c.BisectTimeout = p.positiveDuration("bisect-timeout")
 
 	c.HealthURLs = p.urls("health-url")
 	// What is not set follows duration: a short watch probes more often
@@ -288,6 +298,7 @@ func Parse(get Getter, env Env) (*Config, error) {
 func (p *parser) checkMode(c *Config) {
 	if c.Mode == run.ModeDeploy {
 		p.checkCanary(c)
+		p.checkBisect(c)
 	}
 	if c.Mode == run.ModeBacktest || c.Mode == run.ModeStats {
 		p.checkHindsight(c)
@@ -397,6 +408,36 @@ func (p *parser) checkCanary(c *Config) {
 	}
 }
 
+// checkBisect checks the bisection's inputs (deploy mode): a step goes to
+// the canary, or to the whole fleet only when asked for in so many words;
+// it follows a rollback; and its inputs mean nothing without bisect.
+func (p *parser) checkBisect(c *Config) {
+	if !c.Bisect {
+		for _, name := range []string{"bisect-production", "bisect-timeout"} {
+			if p.set(name) && !p.failed(name) {
+				p.fail(name, "set without bisect; set bisect: true to bisect a batch that regresses, or remove "+name)
+			}
+		}
+		return
+	}
+	step, stepName := c.CanaryDuration, "canary-duration"
+	switch {
+	case c.CanaryCommand == "" && !c.BisectProduction:
+		p.fail("bisect", "each step of a bisection deploys a commit to the canary, and there is no canary-command: set canary-command (with canary-health-url), "+
+			"or set bisect-production: true to deploy each step to the whole fleet, which regresses production for everyone whenever a step lands on a bad commit")
+	case c.CanaryCommand != "" && c.BisectProduction:
+		p.fail("bisect-production", "set with canary-command: the steps go to the canary; remove bisect-production")
+	case c.BisectProduction:
+		step, stepName = c.Duration, "duration"
+	}
+	if !c.AutoRollback && !p.failed("bisect") {
+		p.fail("bisect", "a bisection follows the rollback of a batch that regressed, and auto-rollback is false: nothing would be rolled back; set auto-rollback: true or remove bisect")
+	}
+	if step > 0 && c.BisectTimeout > 0 && c.BisectTimeout < step && !p.failed("bisect-timeout") {
+		p.fail("bisect-timeout", fmt.Sprintf("%s is shorter than %s (%s), the length of one step; no step would fit", c.BisectTimeout, stepName, step))
+	}
+}
+
 // checkHindsight checks what backtest and stats modes need: GitHub's
 // history, and for a backtest, metrics to replay.
 func (p *parser) checkHindsight(c *Config) {
@@ -455,7 +496,7 @@ func (p *parser) checkMetrics(c *Config) {
 // non-default value outside this list produce a warning, so nothing a user
 // configured is silently ignored.
 var modeInputs = map[run.Mode][]string{
-	run.ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "deploy-workflow", "deploy-workflow-ref", "deploy-hook", "deploy-hook-secret", "canary", "canary-command", "canary-rollback-command", "canary-health-url", "canary-duration", "canary-promote-early", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "shadow", "rollback-duration", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
+	run.ModeDeploy:   {"environment", "environment-url", "sha", "previous-sha", "github-token", "deploy-command", "rollback-command", "deploy-workflow", "deploy-workflow-ref", "deploy-hook", "deploy-hook-secret", "canary", "canary-command", "canary-rollback-command", "canary-health-url", "canary-duration", "canary-promote-early", "bisect", "bisect-production", "bisect-timeout", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "baseline-duration", "max-latency-increase", "auto-rollback", "shadow", "rollback-duration", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
 	run.ModeWatch:    {"environment", "sha", "github-token", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "state-file", "notify-webhook", "notify-secret", "notify-timeout"},
 	run.ModeRollback: {"environment", "environment-url", "sha", "reason", "github-token", "deploy-command", "rollback-command", "deploy-workflow", "deploy-workflow-ref", "deploy-hook", "deploy-hook-secret", "deploy-timeout", "health-url", "interval", "timeout", "duration", "startup-timeout", "expect-status", "expect-body", "expect-version", "headers", "prometheus-url", "prometheus-headers", "metrics", "min-requests", "max-error-rate", "consecutive-failures", "max-latency", "latency-percentile", "confidence", "lock-timeout", "state-file", "fix-label", "notify-webhook", "notify-secret", "notify-timeout"},
 	run.ModeGate:     {"environment", "github-token", "fix-label"},
@@ -574,6 +615,7 @@ var maxDuration = map[string]time.Duration{
 	"baseline-duration": 7 * 24 * time.Hour,
 	"rollback-duration": 7 * 24 * time.Hour,
 	"lock-timeout":      24 * time.Hour,
+	"bisect-timeout":    7 * 24 * time.Hour,
 	"notify-timeout":    5 * time.Minute, // the end of the run waits this long
 }
 

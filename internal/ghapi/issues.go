@@ -74,6 +74,8 @@ type CommitInfo struct {
 	// GitHub cannot link the git author to one; AuthorName is git's.
 	AuthorLogin string
 	AuthorName  string
+	// Parents are the commit's parents, the first one first.
+	Parents []string
 }
 
 // maxCommentPages bounds the pages of comments read to find one (10,000
@@ -124,22 +126,66 @@ func FitBody(body string) string {
 // base..head), oldest first: unpaged, as GitHub lists at most the newest
 // 250, which is what a rollback's blame needs.
 func (c *Client) CompareCommits(ctx context.Context, base, head string) (Comparison, error) {
-	cmp, _, err := c.gh().Repositories.CompareCommits(ctx, c.owner, c.repo, base, head, nil)
+	cmp, _, err := c.compare(ctx, base, head, nil)
 	if err != nil {
-		return Comparison{}, c.wrap(err, access{op: "compare commits", permission: "contents: read",
+		return Comparison{}, err
+	}
+	return cmp, nil
+}
+
+// ErrTooManyCommits is returned by CompareAll when base..head holds more
+// commits than asked for.
+var ErrTooManyCommits = errors.New("too many commits")
+
+// CompareAll lists every commit between base and head, oldest first, a page
+// of 100 at a time (unpaged, GitHub lists 250 at most); more than max is
+// ErrTooManyCommits, found from the first page's total.
+func (c *Client) CompareAll(ctx context.Context, base, head string, max int) (Comparison, error) {
+	opts := &github.ListOptions{PerPage: perPage}
+	var all Comparison
+	for page := 1; ; page++ {
+		opts.Page = page
+		cmp, next, err := c.compare(ctx, base, head, opts)
+		if err != nil {
+			return Comparison{}, err
+		}
+		if page == 1 {
+			all = cmp
+			all.Commits = nil
+			if cmp.TotalCommits > max {
+				return Comparison{}, fmt.Errorf("compare %s...%s: %w: %d, more than %d", sha.Short(base), sha.Short(head), ErrTooManyCommits, cmp.TotalCommits, max)
+			}
+		}
+		all.Commits = append(all.Commits, cmp.Commits...)
+		if next == 0 || len(cmp.Commits) == 0 || len(all.Commits) >= all.TotalCommits {
+			return all, nil
+		}
+	}
+}
+
+// compare is one request of "compare two commits"; next is the next page,
+// 0 for none.
+func (c *Client) compare(ctx context.Context, base, head string, opts *github.ListOptions) (Comparison, int, error) {
+	cmp, resp, err := c.gh().Repositories.CompareCommits(ctx, c.owner, c.repo, base, head, opts)
+	if err != nil {
+		return Comparison{}, 0, c.wrap(err, access{op: "compare commits", permission: "contents: read",
 			item: fmt.Sprintf("commit %s or %s", sha.Short(base), sha.Short(head))},
 			"compare %s...%s", sha.Short(base), sha.Short(head))
 	}
 	out := Comparison{Status: cmp.GetStatus(), AheadBy: cmp.GetAheadBy(), BehindBy: cmp.GetBehindBy(), TotalCommits: cmp.GetTotalCommits()}
 	for _, rc := range cmp.Commits {
-		out.Commits = append(out.Commits, CommitInfo{
+		ci := CommitInfo{
 			SHA:         rc.GetSHA(),
 			Message:     rc.GetCommit().GetMessage(),
 			AuthorLogin: rc.GetAuthor().GetLogin(),
 			AuthorName:  rc.GetCommit().GetAuthor().GetName(),
-		})
+		}
+		for _, p := range rc.Parents {
+			ci.Parents = append(ci.Parents, p.GetSHA())
+		}
+		out.Commits = append(out.Commits, ci)
 	}
-	return out, nil
+	return out, resp.NextPage, nil
 }
 
 // IssueComments returns the comments on an issue or pull request, oldest

@@ -2,7 +2,9 @@ package ghapi
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -20,16 +22,41 @@ func TestCompareCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []CommitInfo{
-		{SHA: commitID(2), Message: "two", AuthorLogin: "hubot", AuthorName: "hubot"},
-		{SHA: commitID(3), Message: "three", AuthorName: "Mona Lisa"},
+		{SHA: commitID(2), Message: "two", AuthorLogin: "hubot", AuthorName: "hubot", Parents: []string{commitID(1)}},
+		{SHA: commitID(3), Message: "three", AuthorName: "Mona Lisa", Parents: []string{commitID(2)}},
 	}
-	if cmp.Status != "ahead" || cmp.TotalCommits != 2 || len(cmp.Commits) != 2 || cmp.Commits[0] != want[0] || cmp.Commits[1] != want[1] {
+	if cmp.Status != "ahead" || cmp.TotalCommits != 2 || !reflect.DeepEqual(cmp.Commits, want) {
 		t.Errorf("comparison: %+v", cmp)
 	}
 	_, err = e.client.CompareCommits(ctx(t), commitID(1), commitID(9))
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
 		t.Errorf("unknown head: %v", err)
+	}
+}
+
+// Past GitHub's 250 unpaged commits, CompareAll pages through them all,
+// oldest first; more than asked for is refused from the first page.
+func TestCompareAll(t *testing.T) {
+	e := setup(t, githubfake.Options{}, nil)
+	for i := 1; i <= 301; i++ {
+		e.fake.AddCommit(commitID(i), fmt.Sprint(i))
+	}
+	unpaged, err := e.client.CompareCommits(ctx(t), commitID(1), commitID(301))
+	if err != nil || len(unpaged.Commits) != 250 || unpaged.TotalCommits != 300 {
+		t.Fatalf("unpaged: %d commits of %d, %v", len(unpaged.Commits), unpaged.TotalCommits, err)
+	}
+	all, err := e.client.CompareAll(ctx(t), commitID(1), commitID(301), 1000)
+	if err != nil || len(all.Commits) != 300 || all.Commits[0].SHA != commitID(2) || all.Commits[299].SHA != commitID(301) {
+		t.Fatalf("paged: %d commits, %v", len(all.Commits), err)
+	}
+	for i, c := range all.Commits {
+		if len(c.Parents) != 1 || c.Parents[0] != commitID(i+1) {
+			t.Fatalf("commit %d: parents %v", i, c.Parents)
+		}
+	}
+	if _, err := e.client.CompareAll(ctx(t), commitID(1), commitID(301), 299); !errors.Is(err, ErrTooManyCommits) {
+		t.Errorf("more than the limit: %v", err)
 	}
 }
 

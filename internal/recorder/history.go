@@ -138,20 +138,29 @@ type Line struct {
 }
 
 // LineOf reads the line from the deployments of an environment that are not
-// jobs', newest first; the newest must carry its latest status. Older ones
-// are needed only when the newest is a rollback made without immune's
-// payload: the commit it replaced is the newest older deployment of
-// another commit.
+// jobs', newest first. The line rests on the newest of them that is not a
+// bisection step, or on a newer step that named the culprit; those must
+// carry their latest status. Older ones are needed only when that one is a
+// rollback made without immune's payload: the commit it replaced is the
+// newest older deployment of another commit.
 func LineOf(history []ghapi.Deployment) Line {
-	if len(history) == 0 {
-		return Line{}
+	i := decisive(history)
+	if i < 0 {
+		if len(history) == 0 {
+			return Line{}
+		}
+		return Line{Newest: deploymentOf(history[0]), RunURL: history[0].LogURL}
 	}
+	history = history[i:]
 	d := history[0]
 	l := Line{Newest: deploymentOf(d), RunURL: d.LogURL}
 	p, ours := PayloadOf(d)
 	if ours && p.RunURL != "" {
 		l.RunURL = p.RunURL
 	}
+	state := State(d.LatestState)
+	inconclusive := state == StateError && strings.HasPrefix(d.LatestDescription, Inconclusive)
+	failed := state == StateFailure || state == StateError && !inconclusive
 	switch {
 	case Task(d.Task) == TaskRollback:
 		l.Stopped = true
@@ -172,19 +181,52 @@ func LineOf(history []ghapi.Deployment) Line {
 		} else {
 			l.How = fmt.Sprintf("%s from %s to %s", kind, sha.Short(from), sha.Short(d.SHA))
 		}
-	case State(d.LatestState) == StateError && strings.HasPrefix(d.LatestDescription, Inconclusive):
+	case Task(d.Task) == TaskBisect:
+		// decisive keeps a step only when it named the culprit.
+		l.Stopped, l.BadSHA = true, d.SHA
+		l.How = fmt.Sprintf("had a batch roll back, and a bisection named %s the culprit", sha.Short(d.SHA))
+	case ours && p.Culprit != "" && !failed:
+		// The good part of a batch shipped; the line stays stopped for the
+		// commit it left out.
+		l.Stopped, l.BadSHA = true, p.Culprit
+		l.How = fmt.Sprintf("runs %s, the good part of a batch, without %s, which regressed (found by bisection)", sha.Short(d.SHA), sha.Short(p.Culprit))
+	case inconclusive:
 		// Not seen to regress: the line goes on.
 	case strings.HasPrefix(d.LatestDescription, Shadow):
 		// A shadow run never stops the line.
-	case State(d.LatestState) == StateFailure || State(d.LatestState) == StateError:
+	case failed:
 		l.Stopped = true
 		l.BadSHA = d.SHA
-		l.How = fmt.Sprintf("has a %s deployment of %s", StateName(State(d.LatestState)), sha.Short(d.SHA))
+		l.How = fmt.Sprintf("has a %s deployment of %s", StateName(state), sha.Short(d.SHA))
 		if Task(d.Task) == TaskCanary {
-			l.How = fmt.Sprintf("has a canary of %s that ended in %s", sha.Short(d.SHA), StateName(State(d.LatestState)))
+			l.How = fmt.Sprintf("has a canary of %s that ended in %s", sha.Short(d.SHA), StateName(state))
 		}
 	}
 	return l
+}
+
+// decisive is the index of the deployment the line rests on (see LineOf),
+// -1 when history holds none yet.
+func decisive(history []ghapi.Deployment) int {
+	for i, d := range history {
+		if Task(d.Task) != TaskBisect || State(d.LatestState) == StateFailure && strings.HasPrefix(d.LatestDescription, CulpritPrefix) {
+			return i
+		}
+	}
+	return -1
+}
+
+// needMore reports whether LineOf needs a deployment older than history's:
+// none it rests on is known yet, or that one is a rollback made without
+// immune's payload and no other commit shows yet.
+func needMore(history []ghapi.Deployment) bool {
+	i := decisive(history)
+	if i < 0 {
+		return true
+	}
+	first := history[i]
+	_, ours := PayloadOf(first)
+	return Task(first.Task) == TaskRollback && !ours && sha.Same(history[len(history)-1].SHA, first.SHA)
 }
 
 // replaced is the commit the newest deployment, a rollback, replaced: the

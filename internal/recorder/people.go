@@ -469,22 +469,5 @@ func (r *Recorder) ClearLine(ctx context.Context, comment string) (is Issue, clo
 // was created: from the deployments older than it. A healthy deploy that
 // follows a stopped line is the recovery people hear of.
 func (r *Recorder) LineBefore(ctx context.Context, id int64) (Line, error) {
-	var history []ghapi.Deployment
-	err := r.walk(ctx, fmt.Sprintf("read the deployments of %s before %d", r.env(), id), notAJobs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
-		if d.ID >= id {
-			return true, nil
-		}
-		if len(history) == 0 {
-			if err := status(d); err != nil {
-				return false, err
-			}
-		}
-		history = append(history, *d)
-		_, ours := PayloadOf(history[0])
-		return Task(history[0].Task) == TaskRollback && !ours && sha.Same(d.SHA, history[0].SHA), nil
-	})
-	if err != nil {
-		return Line{}, err
-	}
-	return LineOf(history), nil
+	return r.lineBefore(ctx, fmt.Sprintf("read the deployments of %s before %d", r.env(), id), id)
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/immune-cd/immune/internal/bisect"
 	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/sha"
 )
@@ -31,6 +32,7 @@ type GitHub interface {
 
 	PullRequestsForCommit(ctx context.Context, commit string) ([]ghapi.PullRequest, error)
 	CompareCommits(ctx context.Context, base, head string) (ghapi.Comparison, error)
+	CompareAll(ctx context.Context, base, head string, max int) (ghapi.Comparison, error)
 	CommitAuthor(ctx context.Context, commit string) (ghapi.CommitInfo, error)
 	IssueComments(ctx context.Context, number int) ([]ghapi.IssueComment, error)
 	CreateIssueComment(ctx context.Context, number int, body, perm string, same func(ghapi.IssueComment) bool) (ghapi.IssueComment, error)
@@ -254,21 +256,21 @@ func notAJobs(o Origin) bool    { return o != Job }
 func (r *Recorder) env() string { return r.o.Environment }
 
 // LastGood finds the newest of immune's deployments that was watched
-// healthy and whose commit is not exclude. Canaries do not count: a
-// canary's success says nothing of the whole environment.
+// healthy and whose commit is not exclude. Canaries and bisection steps do
+// not count: their success says nothing of the whole environment.
 func (r *Recorder) LastGood(ctx context.Context, exclude string) (Deployment, bool, error) {
 	return r.newestOurs(ctx, "read the last healthy deployment of "+r.env(),
-		func(d ghapi.Deployment) bool { return isCanary(d) || exclude != "" && sha.Same(d.SHA, exclude) }, wasHealthy)
+		func(d ghapi.Deployment) bool { return subset(d) || exclude != "" && sha.Same(d.SHA, exclude) }, wasHealthy)
 }
 
 // Current finds what the environment runs now: the newest of immune's
-// deployments that got as far as its command, canaries aside (they ran on
-// a subset only).
+// deployments that got as far as its command, canaries and bisection steps
+// aside (they ran on a subset, or for a while only).
 func (r *Recorder) Current(ctx context.Context) (Deployment, bool, error) {
-	return r.newestOurs(ctx, "find what "+r.env()+" runs now", isCanary, ran)
+	return r.newestOurs(ctx, "find what "+r.env()+" runs now", subset, ran)
 }
 
-func isCanary(d ghapi.Deployment) bool { return Task(d.Task) == TaskCanary }
+func subset(d ghapi.Deployment) bool { return Task(d.Task).Subset() }
 
 // newestOurs finds the newest of immune's deployments that match, by
 // their latest status; skip spares the status read of those that cannot.
@@ -340,19 +342,25 @@ func (r *Recorder) Holders(ctx context.Context, before int64) ([]Deployment, err
 
 // Line reads whether the line is stopped.
 func (r *Recorder) Line(ctx context.Context) (Line, error) {
+	return r.lineBefore(ctx, "read the deployments of "+r.env(), 0)
+}
+
+// lineBefore reads the line from the deployments older than before (all
+// when 0): the statuses of the newest that LineOf needs, and the older
+// ones it reads on to.
+func (r *Recorder) lineBefore(ctx context.Context, what string, before int64) (Line, error) {
 	var history []ghapi.Deployment
-	err := r.walk(ctx, "read the deployments of "+r.env(), notAJobs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
-		if len(history) == 0 {
+	err := r.walk(ctx, what, notAJobs, func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error) {
+		if before != 0 && d.ID >= before {
+			return true, nil
+		}
+		if decisive(history) < 0 {
 			if err := status(d); err != nil {
 				return false, err
 			}
 		}
 		history = append(history, *d)
-		// A rollback made without immune's payload needs the commit it
-		// replaced: read on until another commit shows.
-		_, ours := PayloadOf(history[0])
-		needMore := Task(history[0].Task) == TaskRollback && !ours && sha.Same(d.SHA, history[0].SHA)
-		return needMore, nil
+		return needMore(history), nil
 	})
 	if err != nil {
 		return Line{}, err
@@ -397,6 +405,30 @@ func (r *Recorder) Commits(ctx context.Context, pr int) ([]Commit, error) {
 		return err
 	})
 	return commits, err
+}
+
+// Batch lists the commits between good (excluded) and bad (included) as
+// they landed on the branch: GitHub's comparison, every page of it, in
+// first-parent order (see bisect.FirstParent), oldest first. A head that is
+// not ahead of good, or a good commit off its first-parent line, is an
+// error.
+func (r *Recorder) Batch(ctx context.Context, good, bad string) ([]string, error) {
+	var cmp ghapi.Comparison
+	err := r.call(ctx, fmt.Sprintf("list the commits %s..%s", sha.Short(good), sha.Short(bad)), func(ctx context.Context, gh GitHub) (err error) {
+		cmp, err = gh.CompareAll(ctx, good, bad, bisect.MaxBatch)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cmp.Status != "ahead" {
+		return nil, fmt.Errorf("%s is %s %s, not ahead of it", sha.Short(bad), cmp.Status, sha.Short(good))
+	}
+	listing := make([]bisect.Commit, 0, len(cmp.Commits))
+	for _, c := range cmp.Commits {
+		listing = append(listing, bisect.Commit{SHA: c.SHA, Parents: c.Parents})
+	}
+	return bisect.FirstParent(good, bad, listing)
 }
 
 // ErrNoSuchCommit is returned by Resolve for a ref that is not a commit of

@@ -86,7 +86,7 @@ func TestOriginOf(t *testing.T) {
 
 func TestPayloadRoundTrip(t *testing.T) {
 	t.Parallel()
-	p := Payload{Tool: Tool, Version: "1.2.3", PreviousSHA: commit(1), RolledBackFrom: commit(2), Reason: "why",
+	p := Payload{Tool: Tool, Version: "1.2.3", PreviousSHA: commit(1), RolledBackFrom: commit(2), Culprit: commit(3), Reason: "why",
 		Manual: true, Actor: "monalisa", RunURL: "https://x/runs/7", RunID: 7412345678, RunAttempt: 2, HoldSeconds: 1560}
 	// Through JSON, as GitHub stores it: numbers come back as float64.
 	m := map[string]any{}
@@ -107,8 +107,9 @@ func TestPayloadRoundTrip(t *testing.T) {
 	// SHAs in a payload are data anyone with push access can write: only
 	// commit ids are taken.
 	m["rolled_back_from"] = "x\n::stop-commands::y"
-	if got, _ := PayloadOf(ghapi.Deployment{Payload: m}); got.RolledBackFrom != "" {
-		t.Errorf("a non-SHA rolled_back_from was taken: %q", got.RolledBackFrom)
+	m["culprit"] = "@monalisa"
+	if got, _ := PayloadOf(ghapi.Deployment{Payload: m}); got.RolledBackFrom != "" || got.Culprit != "" {
+		t.Errorf("a non-SHA rolled_back_from or culprit was taken: %q, %q", got.RolledBackFrom, got.Culprit)
 	}
 }
 
@@ -181,6 +182,26 @@ func TestCanariesAreNotTheEnvironments(t *testing.T) {
 	cur, found, err := r.Current(ctx)
 	if err != nil || !found || cur.SHA != commit(2) || cur.Task != TaskDeploy {
 		t.Errorf("Current = %s of %s, %v, %v; want the deploy of %s", cur.Task, cur.SHA, found, err, commit(2))
+	}
+}
+
+// A bisection step ran on the canary, or on the fleet for a while: neither
+// last known good nor what runs now, even when it passed.
+func TestBisectionStepsAreNotTheEnvironments(t *testing.T) {
+	t.Parallel()
+	f, r, _ := setup(t, start)
+	ctx := context.Background()
+	ours(f, TaskDeploy, commit(1), Payload{}, start, "in_progress", "success")
+	ours(f, TaskCanary, commit(4), Payload{}, start, "in_progress", "failure")
+	ours(f, TaskBisect, commit(2), Payload{}, start, "in_progress", "success")
+	ours(f, TaskBisect, commit(3), Payload{}, start, "in_progress", "failure")
+	good, found, err := r.LastGood(ctx, commit(4))
+	if err != nil || !found || good.SHA != commit(1) {
+		t.Errorf("LastGood = %s of %s, %v, %v; want the deploy of %s", good.Task, good.SHA, found, err, commit(1))
+	}
+	cur, found, err := r.Current(ctx)
+	if err != nil || !found || cur.SHA != commit(1) {
+		t.Errorf("Current = %s of %s, %v, %v; want the deploy of %s", cur.Task, cur.SHA, found, err, commit(1))
 	}
 }
 
@@ -278,6 +299,31 @@ func TestLine(t *testing.T) {
 			ours(f, TaskDeploy, commit(1), Payload{}, start, "success")
 			ours(f, TaskCanary, commit(2), Payload{}, start, "in_progress")
 		}, false, "", ""},
+		{"bisection steps after a failed canary: the canary's commit", func(f *githubfake.Server) {
+			ours(f, TaskDeploy, commit(1), Payload{}, start, "success")
+			ours(f, TaskCanary, commit(5), Payload{}, start, "in_progress", "failure")
+			ours(f, TaskBisect, commit(3), Payload{}, start, "in_progress", "failure")
+			ours(f, TaskBisect, commit(2), Payload{}, start, "in_progress", "success")
+		}, true, commit(5), "has a canary of " + commit(5)[:7] + " that ended in failure"},
+		{"a bisection step that named the culprit", func(f *githubfake.Server) {
+			ours(f, TaskDeploy, commit(1), Payload{}, start, "success")
+			ours(f, TaskCanary, commit(5), Payload{}, start, "in_progress", "failure")
+			d := ours(f, TaskBisect, commit(2), Payload{}, start, "in_progress")
+			f.AddDeploymentStatus(d.ID, githubfake.DeploymentStatus{State: "failure", Description: CulpritPrefix + "regressed against the control", CreatedAt: start})
+		}, true, commit(2), "had a batch roll back, and a bisection named " + commit(2)[:7] + " the culprit"},
+		{"the good part of a batch shipped: stopped for the culprit", func(f *githubfake.Server) {
+			ours(f, TaskCanary, commit(5), Payload{}, start, "in_progress", "failure")
+			ours(f, TaskBisect, commit(3), Payload{}, start, "in_progress", "success")
+			ours(f, TaskBisect, commit(4), Payload{}, start, "in_progress", "failure")
+			ours(f, TaskDeploy, commit(3), Payload{Culprit: commit(4)}, start, "in_progress", "success")
+		}, true, commit(4), "runs " + commit(3)[:7] + ", the good part of a batch, without " + commit(4)[:7] + ", which regressed (found by bisection)"},
+		{"the good part of a batch regressed too", func(f *githubfake.Server) {
+			ours(f, TaskDeploy, commit(3), Payload{Culprit: commit(4)}, start, "in_progress", "failure")
+		}, true, commit(3), "has a failure deployment of " + commit(3)[:7]},
+		{"a healthy deploy after the shipped part clears it", func(f *githubfake.Server) {
+			ours(f, TaskDeploy, commit(3), Payload{Culprit: commit(4)}, start, "in_progress", "success")
+			ours(f, TaskDeploy, commit(6), Payload{}, start, "in_progress", "success")
+		}, false, "", ""},
 		{"a job's failure after a healthy deploy does not stop it", func(f *githubfake.Server) {
 			ours(f, TaskDeploy, commit(1), Payload{}, start, "success")
 			f.StartJob("production", "main", commit(1), "monalisa").Finish(false)
@@ -334,5 +380,26 @@ func TestLongestEnvironmentFitsTheContext(t *testing.T) {
 	t.Parallel()
 	if n := len(StatusContext(strings.Repeat("e", config.MaxEnvironment))); n != MaxContext {
 		t.Errorf("the longest environment makes a context of %d characters, GitHub's limit is %d", n, MaxContext)
+	}
+}
+
+// A batch is read from GitHub's comparison, every page of it, as the
+// commits landed on the branch.
+func TestBatch(t *testing.T) {
+	t.Parallel()
+	f, r, _ := setup(t, start)
+	for i := 1; i <= 300; i++ {
+		f.AddCommit(commit(i), fmt.Sprint(i))
+	}
+	ctx := context.Background()
+	batch, err := r.Batch(ctx, commit(1), commit(300))
+	if err != nil || len(batch) != 299 || batch[0] != commit(2) || batch[298] != commit(300) {
+		t.Fatalf("Batch = %d commits, %v", len(batch), err)
+	}
+	if _, err := r.Batch(ctx, commit(5), commit(3)); err == nil || !strings.Contains(err.Error(), "is behind") {
+		t.Errorf("a head behind the good commit: %v", err)
+	}
+	if _, err := r.Batch(ctx, commit(1), strings.Repeat("e", 40)); err == nil {
+		t.Error("an unknown head")
 	}
 }

@@ -35,7 +35,18 @@ const (
 	// environment runs nor a rollback target, but a canary that failed
 	// stops the line like a failed deploy.
 	TaskCanary Task = "deploy:canary"
+	// TaskBisect is one step of a bisection: a commit of a batch that
+	// regressed, deployed to the canary (or, with bisect-production, the
+	// whole fleet) to be judged, then removed. Like a canary it is never
+	// what the environment runs nor a rollback target; the step that names
+	// the culprit says so in its final status (CulpritPrefix).
+	TaskBisect Task = "deploy:bisect"
 )
+
+// Subset reports whether deployments of task t put a build on part of the
+// environment, or on it for a while only (canaries, bisection steps): they
+// are never what the environment runs nor a rollback target.
+func (t Task) Subset() bool { return t == TaskCanary || t == TaskBisect }
 
 // State is a deployment status state.
 type State string
@@ -80,6 +91,11 @@ type Payload struct {
 	PreviousSHA string `json:"previous_sha,omitempty"`
 	// RolledBackFrom (rollbacks): the commit the rollback replaced.
 	RolledBackFrom string `json:"rolled_back_from,omitempty"`
+	// Culprit (deploys that ship the good part of a batch that regressed):
+	// the commit this deploy leaves out, which regressed: the first bad
+	// commit a bisection named, or, when a step could not decide, the
+	// oldest commit seen to regress. The line stays stopped for it.
+	Culprit string `json:"culprit,omitempty"`
 	// Reason (rollbacks): why, in words.
 	Reason string `json:"reason,omitempty"`
 	// Manual (rollbacks): made by hand (workflow_dispatch), not after a
@@ -111,6 +127,7 @@ func (p Payload) Map() map[string]any {
 	set("version", p.Version, p.Version != "")
 	set("previous_sha", p.PreviousSHA, p.PreviousSHA != "")
 	set("rolled_back_from", p.RolledBackFrom, p.RolledBackFrom != "")
+	set("culprit", p.Culprit, p.Culprit != "")
 	set("reason", p.Reason, p.Reason != "")
 	set("manual", true, p.Manual)
 	set("actor", p.Actor, p.Actor != "")
@@ -135,6 +152,7 @@ func PayloadOf(d ghapi.Deployment) (p Payload, ok bool) {
 		Version:        str("version"),
 		PreviousSHA:    str("previous_sha"),
 		RolledBackFrom: str("rolled_back_from"),
+		Culprit:        str("culprit"),
 		Reason:         str("reason"),
 		Actor:          str("actor"),
 		RunURL:         str("run_url"),
@@ -151,6 +169,9 @@ func PayloadOf(d ghapi.Deployment) (p Payload, ok bool) {
 	}
 	if !sha.IsAbbrev(p.RolledBackFrom) {
 		p.RolledBackFrom = ""
+	}
+	if !sha.IsAbbrev(p.Culprit) {
+		p.Culprit = ""
 	}
 	return p, true
 }
@@ -178,6 +199,11 @@ const Inconclusive = "inconclusive: "
 // line and is never a rollback target; the history reads it as a
 // regression that was not acted on.
 const Shadow = "shadow: "
+
+// CulpritPrefix opens the description of the final status (failure) of the
+// bisection step that named the culprit: its commit is the first bad one of
+// the batch, and the line stays stopped for it until a newer deployment.
+const CulpritPrefix = "culprit: "
 
 // MaxContext is GitHub's limit on a commit status context.
 const MaxContext = 255
