@@ -23,6 +23,7 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/immune-cd/immune/internal/bisect"
 	"github.com/immune-cd/immune/internal/clock"
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/deploy"
@@ -78,6 +79,9 @@ type Deps struct {
 	// goroutine of its own. In-process tests on a stepped clock run probes
 	// inline, so that the watch is deterministic.
 	Go func(probe func())
+	// Git runs git, for a bisection's batch read from the workspace's
+	// history (default bisect.ExecGit).
+	Git bisect.Git
 }
 
 // runner is one run: its configuration, its dependencies, and what the
@@ -95,6 +99,9 @@ type runner struct {
 	code  int
 
 	// What the phases hand on.
+	// sha is the commit the deploy phases deploy: the sha input, or, after
+	// a bisection, the good part of the batch.
+	sha                  string
 	target, targetSource string          // the rollback target and where it came from
 	current              string          // rollback mode: what runs now
 	baseline             *watch.Baseline // production before the deploy; nil without
@@ -113,7 +120,8 @@ type runner struct {
 	shadowVerdict           run.Verdict
 	shadowReason, shadowWhy string
 
-	tell teller // what people are told (tell.go)
+	tell teller     // what people are told (tell.go)
+	bis  *bisection // the bisection, once one began (bisect.go)
 }
 
 // record is one of the run's deployments: its GitHub record (nil when
@@ -177,6 +185,7 @@ func (r *runner) run(ctx context.Context) (code int) {
 			run.Decide:         r.decide,
 			run.Rollback:       r.rollbackPhase,
 			run.Confirm:        r.confirm,
+			run.Bisect:         r.bisectPhase,
 			run.Record:         r.recordPhase,
 		})
 	case run.ModeWatch:
@@ -214,7 +223,10 @@ func newRunner(d Deps, cfg *config.Config) *runner {
 		// repository) and notice a free environment soon enough.
 		d.LockPoll = min(max(cfg.Interval, 2*time.Second), 10*time.Second)
 	}
-	r := &runner{cfg: cfg, d: d, log: log, ev: event.From(ghctx)}
+	if d.Git == nil {
+		d.Git = bisect.ExecGit
+	}
+	r := &runner{cfg: cfg, d: d, log: log, ev: event.From(ghctx), sha: cfg.SHA}
 	r.out = &report.Run{
 		Mode:        string(cfg.Mode),
 		Environment: cfg.Environment,
@@ -295,6 +307,7 @@ func (r *runner) finish() {
 		}
 		r.Warn("GitHub records incomplete", msg)
 	}
+	r.settleBisection()
 	r.out.End = r.d.Clock.Now()
 	if d, ok := r.ownDeployment(); ok {
 		r.out.DeploymentID, r.out.Links.Deployment = d.ID, r.ev.DeploymentsURL()

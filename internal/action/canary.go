@@ -165,7 +165,7 @@ func (r *runner) canaryRollback(ctx context.Context) run.Phase {
 		r.end(run.RolledBack, ExitRegressed, r.out.Reason)
 	}
 	r.log.Printf("Removed the canary of %s: the rest of %s never ran it.", sha.Short(cfg.SHA), cfg.Environment)
-	return run.Record
+	return r.afterRollback(ctx)
 }
 
 // openDeployment records the deploy of the whole fleet. After a canary
@@ -176,11 +176,19 @@ func (r *runner) canaryRollback(ctx context.Context) run.Phase {
 func (r *runner) openDeployment(ctx context.Context, p recorder.Payload, desc string) (dep *recorder.Handle, waited, ok bool) {
 	cfg := r.cfg
 	span := cfg.StartupTimeout + cfg.Duration
+	if r.bis != nil && r.bis.open != nil {
+		// The good part of a bisected batch: the last step's record holds
+		// the environment until this one is in progress.
+		p.HoldSeconds = int64(r.holdFor(span) / time.Second)
+		dep = r.rec.Create(recorder.TaskDeploy, r.sha, p, recorder.StateInProgress, desc)
+		r.closeStep()
+		return dep, false, true
+	}
 	if !r.canary.open {
-		return r.startDeployment(ctx, recorder.TaskDeploy, cfg.SHA, p, span, desc)
+		return r.startDeployment(ctx, recorder.TaskDeploy, r.sha, p, span, desc)
 	}
 	p.HoldSeconds = int64(r.holdFor(span) / time.Second)
-	dep = r.rec.Create(recorder.TaskDeploy, cfg.SHA, p, recorder.StateInProgress, desc)
+	dep = r.rec.Create(recorder.TaskDeploy, r.sha, p, recorder.StateInProgress, desc)
 	r.canary.open = false
 	closing := "canary healthy against the control: " + watch.Healthy(r.out.Canary.Watch) + "; promoted"
 	if r.out.WouldHave != nil {

@@ -63,7 +63,7 @@ func (r *runner) resolveSHA(ctx context.Context) bool {
 		return false
 	}
 	r.log.Printf("Resolved %s to %s.", r.cfg.SHA, full)
-	r.cfg.SHA, r.out.SHA = full, full
+	r.cfg.SHA, r.out.SHA, r.sha = full, full, full
 	return true
 }
 
@@ -115,7 +115,10 @@ func (r *runner) deployPhase(ctx context.Context) run.Phase {
 	cfg := r.cfg
 	p := r.payload()
 	p.PreviousSHA = r.target
-	dep, waited, ok := r.openDeployment(ctx, p, "immune is deploying and watching "+sha.Short(cfg.SHA))
+	if b := r.bis; b != nil {
+		p.Culprit = b.search.OldestBad()
+	}
+	dep, waited, ok := r.openDeployment(ctx, p, "immune is deploying and watching "+sha.Short(r.sha))
 	r.deploy.dep = dep
 	if !ok || ctx.Err() != nil {
 		return run.Done
@@ -124,12 +127,12 @@ func (r *runner) deployPhase(ctx context.Context) run.Phase {
 		// Another run deployed meanwhile: it may be the better target now.
 		r.findTarget(ctx)
 	}
-	r.setPending(cfg.SHA, fmt.Sprintf("watching %s on %s", sha.Short(cfg.SHA), cfg.Environment))
+	r.setPending(r.sha, fmt.Sprintf("watching %s on %s", sha.Short(r.sha), cfg.Environment))
 
 	r.deploy.started = true
 	r.out.Stage = run.StageFull
 	step := r.runStep(ctx, "Deploy", deploy.Request{
-		SHA: cfg.SHA, PreviousSHA: r.target, Environment: cfg.Environment, Reason: deploy.ReasonDeploy, Stage: string(run.StageFull),
+		SHA: r.sha, PreviousSHA: r.target, Environment: cfg.Environment, Reason: deploy.ReasonDeploy, Stage: string(run.StageFull),
 	})
 	r.out.Deploy = step
 	if ctx.Err() != nil {
@@ -157,13 +160,13 @@ func (r *runner) watchPhase(ctx context.Context) run.Phase {
 	cfg := r.cfg
 	// Without sha (watch mode from the CLI, no version expected) the watch
 	// judges whatever answers, and there is no commit to mark or remember.
-	what := sha.Short(cfg.SHA)
+	what := sha.Short(r.sha)
 	if what == "" {
 		what = "what runs"
 	} else if r.pendingOn == "" {
-		r.setPending(cfg.SHA, fmt.Sprintf("watching %s on %s", what, cfg.Environment))
+		r.setPending(r.sha, fmt.Sprintf("watching %s on %s", what, cfg.Environment))
 	}
-	t := watch.Target{Title: "Watching " + what, SHA: cfg.SHA, Duration: cfg.Duration, Baseline: r.baseline}
+	t := watch.Target{Title: "Watching " + what, SHA: r.sha, Duration: cfg.Duration, Baseline: r.baseline}
 	if cfg.Mode == run.ModeDeploy {
 		t.Previous = r.target
 	}
@@ -200,11 +203,11 @@ func (r *runner) decide(ctx context.Context) run.Phase {
 	case run.Inconclusive:
 		// Not seen to regress: nothing to roll back. Not seen healthy
 		// either: the records say so, and the job fails.
-		r.log.Error(fmt.Sprintf("%s on %s: inconclusive", orUnknown(sha.Short(r.cfg.SHA)), r.cfg.Environment),
+		r.log.Error(fmt.Sprintf("%s on %s: inconclusive", orUnknown(sha.Short(r.sha)), r.cfg.Environment),
 			r.out.Reason+"; the build was not judged healthy: nothing was rolled back, and it is not recorded as healthy")
 		return run.Record
 	}
-	r.log.Error(fmt.Sprintf("%s regressed on %s", sha.Short(r.cfg.SHA), r.cfg.Environment), r.out.Reason)
+	r.log.Error(fmt.Sprintf("%s regressed on %s", sha.Short(r.sha), r.cfg.Environment), r.out.Reason)
 	r.tellRegressed()
 	if r.cfg.Mode != run.ModeDeploy {
 		return run.Record
@@ -257,28 +260,32 @@ func (r *runner) superseded(ctx context.Context) bool {
 		n.SHA, r.cfg.Environment, n.ID, n.CreatedAt.UTC().Format("15:04:05 MST"), by)
 	r.held, r.heldWhy = outcome.Superseded, why
 	r.Note("not rolling back: " + why)
-	r.log.Error("Superseded", fmt.Sprintf("a newer deployment of %s exists; %s was not rolled back", sha.Short(n.SHA), sha.Short(r.cfg.SHA)))
+	r.log.Error("Superseded", fmt.Sprintf("a newer deployment of %s exists; %s was not rolled back", sha.Short(n.SHA), sha.Short(r.sha)))
 	return true
 }
 
 // rollbackPhase records the rollback deployment, closes the regressed one,
 // and rolls back.
 func (r *runner) rollbackPhase(ctx context.Context) run.Phase {
-	r.tellRollingBack()
+	if !r.cfg.Bisect {
+		// With bisect, who is told waits for the bisection: the culprit's
+		// author alone, if it names one.
+		r.tellRollingBack()
+	}
 	cfg := r.cfg
 	p := r.payload()
-	p.RolledBackFrom, p.Reason = cfg.SHA, r.out.Reason
+	p.RolledBackFrom, p.Reason = r.sha, r.out.Reason
 	p.HoldSeconds = int64(r.holdFor(cfg.RollbackDuration).Seconds())
 	// The rollback's record comes before the regressed deploy's failure, so
 	// that another run never finds the environment free in between.
-	r.rollback.dep = r.rec.Create(recorder.TaskRollback, r.target, p, recorder.StateInProgress, "rolling back from "+sha.Short(cfg.SHA))
+	r.rollback.dep = r.rec.Create(recorder.TaskRollback, r.target, p, recorder.StateInProgress, "rolling back from "+sha.Short(r.sha))
 	if r.rollback.dep != nil {
 		r.out.Links.RollbackDeployment = r.ev.DeploymentsURL()
 	}
 	r.rec.SetStatus(r.deploy.dep, recorder.StateFailure, "regressed: "+r.why)
 	r.rollback.started = true
 	step := r.runStep(ctx, "Roll back", deploy.Request{
-		SHA: r.target, PreviousSHA: cfg.SHA, Environment: cfg.Environment, Reason: deploy.ReasonRollback, Stage: string(run.StageFull),
+		SHA: r.target, PreviousSHA: r.sha, Environment: cfg.Environment, Reason: deploy.ReasonRollback, Stage: string(run.StageFull),
 	})
 	r.out.Rollback, r.out.RolledBack = step, true
 	if ctx.Err() != nil {
@@ -294,7 +301,7 @@ func (r *runner) rollbackPhase(ctx context.Context) run.Phase {
 
 // confirm watches the rolled-back build.
 func (r *runner) confirm(ctx context.Context) run.Phase {
-	w := r.watch.Run(ctx, watch.Target{Title: "Watching the rollback to " + sha.Short(r.target), SHA: r.target, Previous: r.cfg.SHA, Duration: r.cfg.RollbackDuration})
+	w := r.watch.Run(ctx, watch.Target{Title: "Watching the rollback to " + sha.Short(r.target), SHA: r.target, Previous: r.sha, Duration: r.cfg.RollbackDuration})
 	if ctx.Err() != nil {
 		return run.Done
 	}
@@ -303,7 +310,7 @@ func (r *runner) confirm(ctx context.Context) run.Phase {
 		// The regression was rolled back, but the rolled-back build was not
 		// seen healthy: neither rolled-back nor rollback-failed.
 		r.end(run.Inconclusive, ExitRegressed, fmt.Sprintf("%s; rolled back to %s, whose watch was inconclusive: %s", r.out.Reason, r.target, w.Reason))
-		r.log.Error("Rollback not confirmed", fmt.Sprintf("%s was rolled back to %s, but the rollback's watch was inconclusive: %s", sha.Short(r.cfg.SHA), r.target, w.Reason))
+		r.log.Error("Rollback not confirmed", fmt.Sprintf("%s was rolled back to %s, but the rollback's watch was inconclusive: %s", sha.Short(r.sha), r.target, w.Reason))
 		return run.Record
 	}
 	if w.Verdict != run.Healthy {
@@ -313,7 +320,7 @@ func (r *runner) confirm(ctx context.Context) run.Phase {
 	}
 	r.end(run.RolledBack, ExitRegressed, r.out.Reason)
 	r.log.Printf("Rolled back to %s: %s", r.target, w.Reason)
-	return run.Record
+	return r.afterRollback(ctx)
 }
 
 // validateWatch: the watched commit is resolved for its commit status.

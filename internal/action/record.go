@@ -15,6 +15,9 @@ import (
 func (r *runner) recordPhase(ctx context.Context) run.Phase {
 	o := outcome.Decide(r.facts())
 	r.apply(o)
+	if r.cfg.Mode == run.ModeDeploy && r.bis == nil && r.out.Verdict == run.Healthy {
+		r.out.Shipped = r.sha
+	}
 	if o.WarnDegraded && r.out.Verdict == run.Healthy {
 		r.watch.WarnIfDegraded(r.out.Watch)
 	}
@@ -30,13 +33,14 @@ func (r *runner) recordPhase(ctx context.Context) run.Phase {
 func (r *runner) facts() outcome.Facts {
 	f := outcome.Facts{
 		Mode: r.cfg.Mode, Stage: r.out.Stage, Verdict: r.out.Verdict, Environment: r.cfg.Environment, Deployer: r.cfg.Deployer,
-		SHA: r.cfg.SHA, Target: r.target, Current: r.current, PendingOn: r.pendingOn,
+		SHA: r.sha, Target: r.target, Current: r.current, PendingOn: r.pendingOn,
 		HasDeploy: r.deploy.dep != nil, DeployStarted: r.deploy.started,
 		HasRollback: r.rollback.dep != nil, RollbackRan: r.rollback.started,
 		CanaryOpen: r.canary.open, CanaryStarted: r.canary.started, CanaryRemoving: r.canaryRemoving,
 		CanaryPromoted: r.out.Canary != nil && r.out.Canary.Promoted,
 		RolledBack:     r.out.RolledBack, Held: r.held,
 		Why: r.why, Healthy: watch.Healthy(r.out.Watch), RollbackHealthy: watch.Healthy(r.out.RollbackWatch),
+		Bisect: r.bisectFacts(), BisectOpen: r.bis != nil && r.bis.open != nil,
 	}
 	if rw := r.out.RollbackWatch; rw != nil {
 		f.RollbackWhy = rw.Why
@@ -64,6 +68,10 @@ func (r *runner) apply(o outcome.Outcome) {
 			h = r.rollback.dep
 		case outcome.CanaryRecord:
 			h, r.canary.open = r.canary.dep, false
+		case outcome.BisectRecord:
+			if r.bis != nil {
+				h, r.bis.open = r.bis.open, nil
+			}
 		}
 		r.rec.SetStatus(h, s.State, s.Description)
 	}

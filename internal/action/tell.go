@@ -69,7 +69,7 @@ func (r *runner) story(kind report.StoryKind) report.Story {
 		s.BadSHA, s.RunningSHA = r.current, r.target
 		s.RollbackWatch, s.Reason = r.out.Watch, r.cfg.Reason
 	} else {
-		s.BadSHA, s.RunningSHA = r.cfg.SHA, r.target
+		s.BadSHA, s.RunningSHA = r.sha, r.target
 		s.Watch, s.RollbackWatch = r.out.Watch, r.out.RollbackWatch
 		if s.Watch == nil && r.out.Canary != nil {
 			s.Watch = r.out.Canary.Watch // it regressed as a canary
@@ -83,7 +83,10 @@ func (r *runner) story(kind report.StoryKind) report.Story {
 		}
 	}
 	if kind == report.Recovered {
-		s.BadSHA, s.RunningSHA = "", r.cfg.SHA
+		s.BadSHA, s.RunningSHA = "", r.sha
+	}
+	if kind == report.Bisected {
+		r.bisectStory(&s)
 	}
 	if step := r.out.Rollback; step != nil {
 		s.RollbackError = step.Error
@@ -127,7 +130,7 @@ func (r *runner) tellRegressed() {
 // ends.
 func (r *runner) tellRollingBack() {
 	s := r.story(report.RollingBack)
-	good, bad := r.target, r.cfg.SHA
+	good, bad := r.target, r.sha
 	r.rec.Tell(func(ctx context.Context) {
 		s.Blame = r.blameOf(ctx, good, bad)
 		r.commentAll(ctx, s)
@@ -147,6 +150,11 @@ func (r *runner) tellEnd(o outcome.Outcome) {
 	}
 	s := r.story(tell.Story)
 	good, bad := r.target, s.BadSHA
+	if tell.Story == report.Bisected {
+		// Told: the culprit's author, or the suspects' authors: the
+		// commits after what runs now, up to the oldest seen to regress.
+		good = s.RunningSHA
+	}
 	if !r.rec.Enabled() {
 		// Without GitHub the webhook still hears, without the authors.
 		if tell.Hook != "" {

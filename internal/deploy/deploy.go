@@ -34,6 +34,9 @@ import (
 const (
 	ReasonDeploy   = "deploy"
 	ReasonRollback = "rollback"
+	// ReasonBisect deploys one step of a bisection: a commit of a batch
+	// that regressed, judged and then removed.
+	ReasonBisect = "bisect"
 )
 
 // Request says what to deploy.
@@ -41,7 +44,7 @@ type Request struct {
 	SHA         string
 	PreviousSHA string
 	Environment string
-	Reason      string // ReasonDeploy or ReasonRollback
+	Reason      string // ReasonDeploy, ReasonRollback or ReasonBisect
 	// Stage is IMMUNE_STAGE: "canary" for the canary subset, "full" for the
 	// whole fleet (the canary included); empty leaves it unset.
 	Stage string

@@ -36,6 +36,7 @@ const (
 	DeployRecord   Record = iota // the deploy's (task deploy)
 	RollbackRecord               // the rollback's, after a regression or by hand
 	CanaryRecord                 // the canary's (task deploy:canary)
+	BisectRecord                 // the bisection step's in flight (task deploy:bisect)
 )
 
 // Facts are what the run knows when it stops, as typed fields.
@@ -80,10 +81,37 @@ type Facts struct {
 	WouldHave    string
 	DeployFailed bool
 
+	// Bisect is set once a bisection of the batch began: SHA is then the
+	// commit the run deploys now (the head, or the good part shipped);
+	// BisectOpen says a step's record is in flight.
+	Bisect     *Bisection
+	BisectOpen bool
+
 	// Why says in a few words why the build regressed or was not judged;
 	// Healthy, how its healthy watch went; RollbackHealthy and RollbackWhy
 	// the same of the rollback's watch ("" when it was not watched).
 	Why, Healthy, RollbackHealthy, RollbackWhy string
+}
+
+// Bisection is what a bisection found, and where it stood.
+type Bisection struct {
+	// Head is the batch's head, which regressed.
+	Head string
+	// Culprit is the first bad commit, when named; Suspect the oldest
+	// commit seen to regress (the culprit, when named).
+	Culprit, Suspect string
+	// Shipped is the newest commit found good, deployed to the whole fleet
+	// ("" when none was).
+	Shipped string
+	// Production: the steps went to the whole fleet.
+	Production bool
+	// The step in flight, for a run stopped during it: its commit,
+	// whether its deploy started, and whether it was then removed (or
+	// the removal failed).
+	Step                     string
+	StepStarted, StepRemoved bool
+	// RemovalFailed: a step's removal failed; the run ended there.
+	RemovalFailed bool
 }
 
 // Status is a final deployment status.
@@ -138,6 +166,9 @@ type Outcome struct {
 func Decide(f Facts) Outcome {
 	if f.Stopped != run.Done {
 		return stopped(f)
+	}
+	if f.Bisect != nil {
+		return bisected(f)
 	}
 	switch f.Mode {
 	case run.ModeWatch:
@@ -229,6 +260,77 @@ func shadow(f Facts) Outcome {
 	return o
 }
 
+
+// Batch is what a batch that regressed and was rolled back leaves behind
+// when a bisection follows: its records are closed as Decide closes them,
+// now, but people hear once the bisection ends (see bisected).
+func Batch(f Facts) Outcome {
+	f.Bisect, f.BisectOpen = nil, false
+	o := Decide(f)
+	o.Tell = nil
+	return o
+}
+
+// bisected: a run that bisected its batch after rolling it back. The
+// batch's own records were closed when the bisection began (Batch), and
+// each step's as it ended (Step); what is left is the good part's deploy,
+// which is a deploy like any (a regression there is rolled back and told
+// as usual), and the story of the culprit.
+func bisected(f Facts) Outcome {
+	b := f.Bisect
+	if b.RemovalFailed {
+		// A step's canary may still run a bad commit: told as a rollback
+		// that failed.
+		return Outcome{Tell: &Tell{Story: report.RollbackFailed, StopsLine: true, Hook: notify.RollbackFailed}}
+	}
+	var o Outcome
+	if b.Shipped != "" {
+		o = deploy(f)
+		if f.Verdict != run.Healthy && f.Verdict != run.Inconclusive {
+			// The part found good regressed on the whole fleet: the
+			// culprit's story does not hold; this regression is told.
+			return o
+		}
+		// The line stays stopped for the culprit: no recovery.
+		o.Recovered = false
+	}
+	if b.Culprit != "" {
+		o.remember(b.Culprit, run.Regressed)
+	}
+	o.Tell = &Tell{Story: report.Bisected, StopsLine: true, Hook: notify.RolledBack}
+	return o
+}
+
+// Step is the final status of a bisection step's record, and of its
+// commit's status: v is its watch's verdict (healthy, regressed or
+// inconclusive), why its reason in a few words; culprit says the step named
+// its commit the first bad one; removal, that the step's removal failed
+// (its error).
+func Step(commit, head string, v run.Verdict, why string, culprit bool, removal string) (Status, CommitStatus) {
+	of := "bisection of " + sha.Short(head) + "'s batch"
+	var st Status
+	var cs CommitStatus
+	switch v {
+	case run.Healthy:
+		st = Status{BisectRecord, recorder.StateSuccess, "good: " + why}
+		cs = CommitStatus{commit, recorder.CommitSuccess, "good in the " + of + ": " + why}
+	case run.Regressed:
+		st = Status{BisectRecord, recorder.StateFailure, "bad: " + why}
+		cs = CommitStatus{commit, recorder.CommitFailure, "bad in the " + of + ": " + why}
+		if culprit {
+			st.Description = recorder.CulpritPrefix + "the first bad commit: " + why
+			cs.Description = "the first bad commit of " + sha.Short(head) + "'s batch (bisection): " + why
+		}
+	default:
+		st = Status{BisectRecord, recorder.StateError, recorder.Inconclusive + "bisection step not judged: " + why}
+		cs = CommitStatus{commit, recorder.CommitError, recorder.Inconclusive + "not judged in the " + of + ": " + why}
+	}
+	if removal != "" {
+		st.Description += "; its removal failed"
+	}
+	return st, cs
+}
+
 // canary: a deploy that ended in its canary stage: the canary regressed,
 // or could not be judged; the rest of the fleet never got the build.
 func canary(f Facts) Outcome {
@@ -315,6 +417,11 @@ func stopped(f Facts) Outcome {
 	o := Outcome{Production: production(f)}
 	desc := f.StoppedDesc
 	switch {
+	case f.BisectOpen:
+		if b := f.Bisect; b == nil || !b.StepStarted {
+			desc = recorder.NotDeployed + desc
+		}
+		o.status(BisectRecord, recorder.StateError, desc)
 	case f.CanaryOpen:
 		o.closeCanary(f, recorder.StateError, desc)
 	case f.HasRollback && !f.RollbackRan:
@@ -352,6 +459,9 @@ func production(f Facts) string {
 		}
 		return fmt.Sprintf("nothing was rolled back; %s still runs %s", env, orUnknown(from))
 	}
+	if ph == run.Bisect {
+		return bisectProduction(f)
+	}
 	switch {
 	case ph == run.CanaryDeploy && !f.CanaryStarted:
 		return fmt.Sprintf("nothing was deployed; %s still runs what it ran before", env)
@@ -379,6 +489,37 @@ func production(f Facts) string {
 		return fmt.Sprintf("%s was stopped midway, so %s may run %s in part, or still %s; nothing was rolled back", f.Deployer.Step("deploy"), env, sh, target)
 	}
 	return fmt.Sprintf("nothing was deployed; %s still runs what it ran before", env)
+}
+
+// bisectProduction says what production runs after a run stopped during
+// its bisection: the batch was rolled back; a step's canary (or, in
+// production bisection, the whole fleet) was put back on the last good
+// commit unless its removal failed or never started.
+func bisectProduction(f Facts) string {
+	env, target := f.Environment, orUnknown(sha.Short(f.Target))
+	b := f.Bisect
+	head := sha.Short(f.SHA)
+	if b != nil && b.Head != "" {
+		head = sha.Short(b.Head)
+	}
+	rolled := fmt.Sprintf("%s regressed and was rolled back, and the bisection of its batch was stopped", head)
+	if b == nil || b.Step == "" {
+		return fmt.Sprintf("%s between steps; %s runs %s", rolled, env, target)
+	}
+	step := sha.Short(b.Step)
+	where, whole := "the canary subset of "+env, "the rest of "+env
+	if b.Production {
+		where, whole = env, env
+	}
+	switch {
+	case !b.StepStarted:
+		return fmt.Sprintf("%s before its step on %s deployed anything; %s runs %s", rolled, step, env, target)
+	case b.StepRemoved:
+		return fmt.Sprintf("%s during its step on %s, which was put back on %s: %s runs %s", rolled, step, target, env, target)
+	case b.Production:
+		return fmt.Sprintf("%s during its step on %s, and putting %s back on %s failed, so %s may run %s", rolled, step, env, target, env, step)
+	}
+	return fmt.Sprintf("%s during its step on %s, and putting %s back on %s failed, so it may run %s; %s runs %s", rolled, step, where, target, step, whole, target)
 }
 
 func (o *Outcome) remember(commit string, v run.Verdict) {

@@ -70,7 +70,28 @@ const (
 	// nothing (Story.WouldHave says what it would have done). Only the
 	// chat is told.
 	WouldRollBack
+	// Bisected: a batch regressed and was rolled back, and a bisection
+	// named its first bad commit (BadSHA), or narrowed it down; what runs
+	// now is the good part of the batch, or the last good commit.
+	Bisected
 )
+
+// BisectStory is what a bisection found, for a Bisected story.
+type BisectStory struct {
+	// Head is the batch's head, the commit that regressed; Commits the
+	// batch's size; Steps how many steps the search took; Production
+	// that they ran on the whole fleet.
+	Head       string
+	Commits    int
+	Steps      int
+	Production bool
+	// Named: BadSHA is the culprit. Otherwise BadSHA is the oldest commit
+	// seen to regress and Suspects counts the commits still in doubt.
+	Named    bool
+	Suspects int
+	// Shipped: RunningSHA is the good part of the batch, shipped.
+	Shipped bool
+}
 
 // Person is who wrote a commit or opened a pull request.
 type Person struct {
@@ -148,6 +169,8 @@ type Story struct {
 	IssueURL           string
 	// WouldHave is what a run in shadow mode would have done.
 	WouldHave *WouldHave
+	// Bisect is what the bisection found (Bisected stories).
+	Bisect *BisectStory
 }
 
 // Chart is the job summary's chart of a run's watches, "" when there were
@@ -204,6 +227,11 @@ func running(s Story) string {
 		return fmt.Sprintf("🚨 unknown, it may be down: it was being rolled back to %s, and %s", target, why)
 	case NotRolledBack:
 		return fmt.Sprintf("%s, the regressed commit (not rolled back: %s)", code(s.BadSHA, s.BadURL), md(s.NotRolledBack, maxReason))
+	case Bisected:
+		if b := s.Bisect; b != nil && b.Shipped {
+			return fmt.Sprintf("%s, the part of the batch before %s, shipped and watched", target, code(s.BadSHA, s.BadURL))
+		}
+		return fmt.Sprintf("%s, the last good commit before the batch", target)
 	}
 	return target
 }
@@ -224,6 +252,11 @@ func (s Story) headline() string {
 		return fmt.Sprintf("⏪ %s was rolled back from %s by hand", env, bad)
 	case ManualRollbackFailed:
 		return fmt.Sprintf("🚨 %s was rolled back from %s by hand, and the rollback failed", env, bad)
+	case Bisected:
+		if b := s.Bisect; b != nil && !b.Named {
+			return fmt.Sprintf("🔎 %s's batch regressed on %s: a bisection narrowed it to %d commits", escape.Code(sha.Short(b.Head), 0), env, b.Suspects)
+		}
+		return fmt.Sprintf("🔎 %s regressed on %s: a bisection of the batch found it", bad, env)
 	}
 	return fmt.Sprintf("✅ %s is healthy on %s", escape.Code(sha.Short(s.RunningSHA), 0), env)
 }
@@ -244,6 +277,8 @@ func (s Story) what(pr Pull) string {
 		return fmt.Sprintf("%s regressed %s, and the rollback to %s failed: %s may be down.", upper(whose), env, to, env)
 	case NotRolledBack:
 		return fmt.Sprintf("%s regressed %s. It was not rolled back: %s.", upper(whose), env, md(s.NotRolledBack, maxReason))
+	case Bisected:
+		return s.bisected(whose, env, to)
 	case ManualRollback, ManualRollbackFailed:
 		by := "Someone"
 		if s.Actor != "" {
@@ -260,6 +295,39 @@ func (s Story) what(pr Pull) string {
 		return fmt.Sprintf("%s %s %s back from %s to %s by hand%s.", by, verb, env, code(s.BadSHA, s.BadURL), code(s.RunningSHA, s.RunningURL), why)
 	}
 	return ""
+}
+
+// bisected says what a bisection found about the pull request's change.
+func (s Story) bisected(whose, env, to string) string {
+	b := s.Bisect
+	if b == nil {
+		b = &BisectStory{Named: true}
+	}
+	head := code(b.Head, "")
+	on := "the canary"
+	if b.Production {
+		on = "the whole fleet"
+	}
+	steps := "1 step"
+	if b.Steps != 1 {
+		steps = fmt.Sprintf("%d steps", b.Steps)
+	}
+	now := fmt.Sprintf("%s runs %s, the last good commit before the batch.", env, to)
+	if b.Shipped {
+		now = fmt.Sprintf("The commits before it shipped: %s runs %s.", env, to)
+	}
+	if !b.Named {
+		if b.Shipped {
+			now = fmt.Sprintf("The commits before them shipped: %s runs %s.", env, to)
+		}
+		return fmt.Sprintf("%s is among the %d commits of %s's batch that a bisection could not tell apart: the batch regressed %s and was rolled back, and a step on %s could not decide. %s",
+			upper(whose), b.Suspects, head, env, on, now)
+	}
+	if s.Blame.BadPull != 0 && whose == "this pull request's change" {
+		whose = fmt.Sprintf("this pull request's change (%s)", code(s.BadSHA, s.BadURL))
+	}
+	return fmt.Sprintf("%s is the first bad commit of %s's batch of %d, which regressed %s and was rolled back: a bisection on %s found it in %s. %s",
+		upper(whose), head, b.Commits, env, on, steps, now)
 }
 
 func upper(s string) string {
@@ -445,6 +513,12 @@ func IssueTitle(s Story) string {
 		title = fmt.Sprintf("⛔ %s is stopped: %s by %s was rolled back by hand", env, bad, who)
 	case ManualRollbackFailed:
 		title = fmt.Sprintf("🚨 %s is stopped: the rollback by hand from %s by %s failed", env, bad, who)
+	case Bisected:
+		if b := s.Bisect; b != nil && !b.Named {
+			title = fmt.Sprintf("⛔ %s is stopped: %s's batch regressed (%d suspects)", env, escape.Title(sha.Short(b.Head), 0), b.Suspects)
+			break
+		}
+		title = fmt.Sprintf("⛔ %s is stopped: %s by %s regressed (found by bisection)", env, bad, who)
 	default:
 		title = fmt.Sprintf("⛔ %s is stopped: %s by %s was rolled back", env, bad, who)
 	}
@@ -491,6 +565,8 @@ func (s Story) issueSentence() string {
 		return fmt.Sprintf("%s rolled %s back by hand from %s to %s%s.", by, env, bad, to, why)
 	case ManualRollbackFailed:
 		return fmt.Sprintf("%s tried to roll %s back by hand from %s to %s, and the rollback failed: %s may be down.", by, env, bad, to, env)
+	case Bisected:
+		return s.bisected("the change "+bad, env, to)
 	}
 	return fmt.Sprintf("%s regressed on %s and was rolled back to %s.", bad, env, to)
 }
@@ -576,6 +652,13 @@ func ChatText(s Story) string {
 			fmt.Fprintf(&b, ": immune %s", escape.Slack(s.WouldHave.Text(), maxChatReason))
 		}
 		b.WriteString(". Shadow mode: nothing was done.")
+	case Bisected:
+		if bs := s.Bisect; bs != nil && !bs.Named {
+			fmt.Fprintf(&b, "🔎 %s`%s`'s batch regressed on %s and was rolled back; a bisection narrowed it to %d commits, from %s%s; %s runs %s.",
+				repo, escape.Slack(sha.Short(bs.Head), 0), env, bs.Suspects, bad, by, env, good)
+			break
+		}
+		fmt.Fprintf(&b, "🔎 %s%s%s is what regressed %s (found by bisecting its batch, which was rolled back); %s runs %s.", repo, bad, by, env, env, good)
 	}
 	if s.IssueURL != "" && s.Kind != Recovered && s.Kind != RollingBack {
 		fmt.Fprintf(&b, " The line is stopped: %s", escape.Slack(s.IssueURL, 0))

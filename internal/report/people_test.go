@@ -11,6 +11,8 @@ const (
 	olderSHA = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
 	runURL   = "https://github.com/octo-org/shop/actions/runs/7412345678"
 	issueURL = "https://github.com/octo-org/shop/issues/45"
+	// headSHA is the head of a bisected batch whose culprit is newSHA.
+	headSHA = "e1f2a3b4c5d6e7f8091a2b3c4d5e6f7081920a1b"
 )
 
 // stories are the people-facing renderings' cases, built from the golden
@@ -56,15 +58,26 @@ func stories() map[string]Story {
 		Watch: rs["healthy"].Watch, RunURL: runURL, At: t0.Add(time.Hour)}
 	shadow := rolling
 	shadow.Kind, shadow.Reason, shadow.WouldHave = WouldRollBack, rs["shadow"].Reason, rs["shadow"].WouldHave
+	bs := rs["bisected"]
+	bisected := base
+	bisected.Kind, bisected.BadSHA, bisected.BadURL = Bisected, newSHA, rb.Links.Commit
+	bisected.RunningSHA, bisected.RunningURL = shippedSHA, "https://github.com/octo-org/shop/commit/"+shippedSHA
+	bisected.Watch, bisected.Reason, bisected.RollbackWatch = bs.Bisect.Steps[1].Watch, bs.Bisect.Steps[1].Watch.Reason, nil
+	bisected.Chart = BisectChart(bs)
+	bisected.Bisect = &BisectStory{Head: headSHA, Commits: 4, Steps: 2, Named: true, Shipped: true}
+	suspects := bisected
+	suspects.Bisect = &BisectStory{Head: headSHA, Commits: 8, Steps: 2, Suspects: 3, Shipped: true}
+	suspects.Blame = Blame{Author: Person{Login: "monalisa"}, Pulls: []Pull{pull12, pull11}, BadPull: 12, Base: goodSHA, Commits: 3, Examined: 3}
 	return map[string]Story{
 		"rolled-back": base, "push-of-three": push, "capped": capped, "rolling-back": rolling,
 		"rollback-failed": fail, "not-rolled-back": notBack, "manual": manual, "recovered": recovered, "would-roll-back": shadow,
+		"bisected": bisected, "bisected-suspects": suspects,
 	}
 }
 
 func TestPullCommentGolden(t *testing.T) {
 	ss := stories()
-	for _, name := range []string{"rolled-back", "rolling-back", "rollback-failed", "not-rolled-back", "manual"} {
+	for _, name := range []string{"rolled-back", "rolling-back", "rollback-failed", "not-rolled-back", "manual", "bisected", "bisected-suspects"} {
 		t.Run(name, func(t *testing.T) {
 			s := ss[name]
 			pr := Pull{Number: 12, Author: "monalisa", MergeCommitSHA: newSHA}
@@ -84,7 +97,7 @@ func TestPullCommentGolden(t *testing.T) {
 
 func TestIssueGolden(t *testing.T) {
 	ss := stories()
-	for _, name := range []string{"rolled-back", "push-of-three", "rollback-failed", "manual"} {
+	for _, name := range []string{"rolled-back", "push-of-three", "rollback-failed", "manual", "bisected", "bisected-suspects"} {
 		t.Run(name, func(t *testing.T) {
 			s := ss[name]
 			golden(t, "issue-"+name+".md", "# "+IssueTitle(s)+"\n\n"+IssueBody(s))
@@ -97,7 +110,7 @@ func TestIssueGolden(t *testing.T) {
 func TestChatTextGolden(t *testing.T) {
 	ss := stories()
 	var b strings.Builder
-	for _, name := range []string{"rolling-back", "rolled-back", "rollback-failed", "not-rolled-back", "manual", "recovered", "would-roll-back"} {
+	for _, name := range []string{"rolling-back", "rolled-back", "rollback-failed", "not-rolled-back", "manual", "recovered", "would-roll-back", "bisected", "bisected-suspects"} {
 		fmt.Fprintf(&b, "%s: %s\n", name, ChatText(ss[name]))
 	}
 	golden(t, "chat.txt", b.String())
@@ -113,8 +126,8 @@ func TestStoriesSayWhatMatters(t *testing.T) {
 		}
 		c := PullComment(s, Pull{Number: 12, Author: "monalisa", MergeCommitSHA: newSHA})
 		for _, want := range []string{"@monalisa", "`4d8b3f2`", "`9f2c1e7`", runURL, "`immune:fix`"} {
-			if want == "`9f2c1e7`" && s.Kind == NotRolledBack {
-				continue // nothing was rolled back to it
+			if want == "`9f2c1e7`" && (s.Kind == NotRolledBack || s.Kind == Bisected) {
+				continue // nothing was rolled back to it, or the good part shipped
 			}
 			if !strings.Contains(c, want) {
 				t.Errorf("%s: the comment lacks %q", name, want)
@@ -124,7 +137,12 @@ func TestStoriesSayWhatMatters(t *testing.T) {
 			t.Errorf("%s: the comment has no chart", name)
 		}
 		title := IssueTitle(s)
-		if !strings.Contains(title, "production") || !strings.Contains(title, "4d8b3f2") || !strings.Contains(title, s.Blame.Author.String()) {
+		if s.Bisect != nil && !s.Bisect.Named {
+			// No culprit: the batch's head and how many are in doubt.
+			if !strings.Contains(title, "e1f2a3b's batch regressed (3 suspects)") {
+				t.Errorf("%s: issue title %q", name, title)
+			}
+		} else if !strings.Contains(title, "production") || !strings.Contains(title, "4d8b3f2") || !strings.Contains(title, s.Blame.Author.String()) {
 			t.Errorf("%s: issue title %q", name, title)
 		}
 		if n := len(c) + len(IssueBody(s)); n > 20000 {

@@ -42,6 +42,14 @@ type Run struct {
 	Watch         *Watch  `json:"watch,omitempty"`
 	Rollback      *Step   `json:"rollback,omitempty"`
 	RollbackWatch *Watch  `json:"rollback_watch,omitempty"`
+	// Bisect is the bisection of the batch that regressed, when there was
+	// one.
+	Bisect *Bisection `json:"bisect,omitempty"`
+	// Culprit is the commit that broke production, when known (the
+	// culprit-sha output); Shipped the commit this run shipped to the whole
+	// fleet and watched healthy (shipped-sha).
+	Culprit string `json:"culprit_sha,omitempty"`
+	Shipped string `json:"shipped_sha,omitempty"`
 
 	// Notes explain choices the run made (e.g. why nothing was rolled back).
 	Notes []string `json:"notes,omitempty"`
@@ -233,6 +241,8 @@ func Outputs(r *Run, reportPath string) []Output {
 		{"report", reportPath},
 		{"deployment-id", deployment},
 		{"shadow", strconv.FormatBool(r.Shadow)},
+		{"culprit-sha", r.Culprit},
+		{"shipped-sha", r.Shipped},
 	}
 }
 
@@ -380,14 +390,40 @@ func JSON(r *Run) ([]byte, error) {
 	if r.Canary != nil {
 		c = &canary{r.Canary, conv(r.Canary.Watch), conv(r.Canary.Control)}
 	}
+	type step struct {
+		BisectStep
+		Watch   *watch `json:"watch,omitempty"`
+		Control *watch `json:"control,omitempty"`
+	}
+	type pass struct {
+		*Pass
+		Watch         *watch `json:"watch,omitempty"`
+		RollbackWatch *watch `json:"rollback_watch,omitempty"`
+	}
+	type bisection struct {
+		*Bisection
+		Steps []step `json:"steps"`
+		Ship  *pass  `json:"ship,omitempty"`
+	}
+	var bs *bisection
+	if r.Bisect != nil {
+		bs = &bisection{Bisection: r.Bisect, Steps: []step{}}
+		for _, s := range r.Bisect.Steps {
+			bs.Steps = append(bs.Steps, step{s, conv(s.Watch), conv(s.Control)})
+		}
+		if p := r.Bisect.Ship; p != nil {
+			bs.Ship = &pass{p, conv(p.Watch), conv(p.RollbackWatch)}
+		}
+	}
 	doc := struct {
 		Tool string `json:"tool"`
 		*Run
-		Canary        *canary `json:"canary,omitempty"`
-		Baseline      *watch  `json:"baseline,omitempty"`
-		Watch         *watch  `json:"watch,omitempty"`
-		RollbackWatch *watch  `json:"rollback_watch,omitempty"`
-	}{"immune", r, c, conv(r.Baseline), conv(r.Watch), conv(r.RollbackWatch)}
+		Canary        *canary    `json:"canary,omitempty"`
+		Baseline      *watch     `json:"baseline,omitempty"`
+		Watch         *watch     `json:"watch,omitempty"`
+		RollbackWatch *watch     `json:"rollback_watch,omitempty"`
+		Bisect        *bisection `json:"bisect,omitempty"`
+	}{"immune", r, c, conv(r.Baseline), conv(r.Watch), conv(r.RollbackWatch), bs}
 	return json.MarshalIndent(doc, "", "  ")
 }
 

@@ -23,7 +23,10 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 const (
 	newSHA  = "4d8b3f2e1c0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c"
 	goodSHA = "9f2c1e7a3b4d5c6e7f8091a2b3c4d5e6f7081920"
-	url     = "https://shop.example.com/healthz"
+	// A batch's culprit and the good part before it.
+	culpritSHA = "c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f50"
+	shippedSHA = "2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e"
+	url        = "https://shop.example.com/healthz"
 )
 
 var t0 = time.Date(2026, 11, 25, 10, 2, 30, 0, time.UTC)
@@ -293,9 +296,33 @@ func runs() map[string]*Run {
 		RollbackWatch: watchOf(goodSHA, t0.Add(5*time.Minute), time.Minute, "............", run.Healthy,
 			"0 of 12 probes failed (0%), within the allowed 5%; p95 latency 44ms", false, 39, 44),
 	}
+	// The batch of removed, olderSHA…newSHA after goodSHA, bisected: two
+	// steps on the canary name culpritSHA, and shippedSHA ships.
+	bisected := *removed
+	bisected.Culprit, bisected.Shipped, bisected.DeploymentID = culpritSHA, shippedSHA, 1000006
+	stepAt := canaryStart.Add(80 * time.Second)
+	bisected.Bisect = &Bisection{
+		Good: goodSHA, Batch: []string{olderSHA, shippedSHA, culpritSHA, newSHA}, Source: "GitHub's comparison", MaxSteps: 2,
+		Steps: []BisectStep{
+			{SHA: shippedSHA, Index: 1, Result: StepGood, Start: stepAt, End: stepAt.Add(5*time.Minute + 8*time.Second),
+				Deploy:  &Step{SHA: shippedSHA, Start: stepAt, End: stepAt.Add(4 * time.Second)},
+				Watch:   watchOf(shippedSHA, stepAt.Add(4*time.Second), 5*time.Minute, "............", run.Healthy, "the canary failed 0 of 12 probes (0%), the control 0 of 12 (0%) in the same rounds, within the allowed 5 points more", false, 40),
+				Control: watchOf(goodSHA, stepAt.Add(4*time.Second), 5*time.Minute, "............", "", "", false, 38),
+				Removal: &Step{SHA: goodSHA, Start: stepAt.Add(5*time.Minute + 4*time.Second), End: stepAt.Add(5*time.Minute + 8*time.Second)}},
+			{SHA: culpritSHA, Index: 2, Result: StepBad, Culprit: true, Start: stepAt.Add(6 * time.Minute), End: stepAt.Add(7 * time.Minute),
+				Deploy:  &Step{SHA: culpritSHA, Start: stepAt.Add(6 * time.Minute), End: stepAt.Add(6*time.Minute + 4*time.Second)},
+				Watch:   watchOf(culpritSHA, stepAt.Add(6*time.Minute+4*time.Second), 5*time.Minute, "..x.xx.x.xx", run.Regressed, "the canary failed 6 of 11 probes (55%), the control 0 of 11 (0%) in the same rounds; the canary's failure rate is more than 5 points above the control's with 99% confidence", true, 41),
+				Control: watchOf(goodSHA, stepAt.Add(6*time.Minute+4*time.Second), 5*time.Minute, "...........", "", "", false, 39),
+				Removal: &Step{SHA: goodSHA, Start: stepAt.Add(6*time.Minute + 56*time.Second), End: stepAt.Add(7 * time.Minute)}},
+		},
+		Culprit: culpritSHA, Shipped: shippedSHA,
+		Ship: &Pass{Deploy: &Step{SHA: shippedSHA, Start: stepAt.Add(7 * time.Minute), End: stepAt.Add(7*time.Minute + 10*time.Second)},
+			Watch:   watchOf(shippedSHA, stepAt.Add(7*time.Minute+10*time.Second), time.Minute, "............", run.Healthy, "0 of 12 probes failed (0%), within the allowed 5%", false, 42),
+			Verdict: run.Healthy},
+	}
 	return map[string]*Run{"healthy": healthy, "rolled-back": rolledBack, "rollback-failed": failed, "gate-stopped": gate,
 		"metrics-rolled-back": metricsRolledBack, "inconclusive": inconclusive,
-		"canary-removed": removed, "canary-promoted": promoted, "shadow": shadow, "workflow-rolled-back": workflow}
+		"canary-removed": removed, "canary-promoted": promoted, "shadow": shadow, "workflow-rolled-back": workflow, "bisected": &bisected}
 }
 
 // metricWatch is a watch judged by metrics alone: http-errors (a rate, 1%

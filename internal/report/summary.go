@@ -37,6 +37,9 @@ func headline(r *Run) (icon, text string) {
 		}
 		return "🕶️", fmt.Sprintf("shadow: %s regressed on %s; immune would have %s, and did nothing", sha.Short(r.SHA), r.Environment, did)
 	}
+	if icon, text, ok := bisectHeadline(r); ok {
+		return icon, text
+	}
 	if icon, text, ok := canaryHeadline(r); ok {
 		return icon, text
 	}
@@ -111,6 +114,7 @@ func Summary(r *Run) string {
 		writeCanaryChart(&b, r)
 		writeChart(&b, r)
 		writeMetrics(&b, r)
+		writeBisection(&b, r)
 	}
 	writeList(&b, "Notes", r.Notes)
 	writeList(&b, "Warnings", r.Warnings)
@@ -142,6 +146,7 @@ func writeTable(b *strings.Builder, r *Run) {
 		row("Previous SHA", prev)
 	}
 	canaryRows(r, row)
+	bisectRows(r, row)
 	if r.Deploy != nil && r.Deploy.Error != "" {
 		row("Deploy "+r.Deploy.what(), "failed: "+md(r.Deploy.Error, maxError))
 	}
@@ -307,6 +312,7 @@ func Text(r *Run) string {
 		fmt.Fprintf(&b, "  shadow    %s\n", shadowLine(r))
 	}
 	canaryText(&b, r)
+	bisectText(&b, r)
 	if w := r.Watch; w != nil {
 		if w.Stats.Probes == 0 {
 			fmt.Fprintf(&b, "  watched   %s: no probe judged", commitOr(w.SHA))

@@ -68,6 +68,11 @@ const (
 	Rollback Phase = "rollback"
 	// Confirm watches the rolled-back build.
 	Confirm Phase = "confirm"
+	// Bisect searches a batch that regressed and was rolled back for its
+	// first bad commit, step by step on the canary; the newest commit
+	// found good then goes through deploy, watch, decide (and, should it
+	// regress, rollback and confirm) like any deploy.
+	Bisect Phase = "bisect"
 	// Record writes the final records: statuses, the state file.
 	Record Phase = "record"
 	// Done ends the machine.
