@@ -172,6 +172,8 @@ func describe(d history.Deployment) string {
 		return "rollback"
 	case history.KindCanary:
 		return "canary"
+	case history.KindBisect:
+		return "bisection step"
 	}
 	return "deploy"
 }

@@ -43,6 +43,7 @@ func TestParseBisectInvalid(t *testing.T) {
 		{"production without bisect", valid, map[string]string{"bisect-production": "true"}, "input bisect-production: set without bisect"},
 		{"a timeout without bisect", canary, map[string]string{"bisect-timeout": "2h"}, "input bisect-timeout: set without bisect"},
 		{"not a boolean", canary, map[string]string{"bisect": "maybe"}, "input bisect:"},
+		{"shadow", canary, map[string]string{"bisect": "true", "shadow": "true"}, "input bisect: shadow mode rolls nothing back"},
 		{"no timeout", canary, map[string]string{"bisect": "true", "bisect-timeout": "0s"}, "input bisect-timeout: got \"0s\": expected a duration above zero"},
 	}
 	for _, tt := range tests {

@@ -412,10 +412,18 @@ func (p *parser) checkCanary(c *Config) {
 // the canary, or to the whole fleet only when asked for in so many words;
 // it follows a rollback; and its inputs mean nothing without bisect.
 func (p *parser) checkBisect(c *Config) {
+	// yes says how to turn a yes-or-no input on: "set bisect: true",
+	// "pass --bisect".
+	yes := func(name string) string {
+		if p.flags {
+			return "pass --" + name
+		}
+		return "set " + name + ": true"
+	}
 	if !c.Bisect {
 		for _, name := range []string{"bisect-production", "bisect-timeout"} {
 			if p.set(name) && !p.failed(name) {
-				p.fail(name, "set without bisect; set bisect: true to bisect a batch that regresses, or remove "+name)
+				p.fail(name, "set without "+p.in("bisect")+"; "+yes("bisect")+" to bisect a batch that regresses, or remove "+p.in(name))
 			}
 		}
 		return
@@ -423,18 +431,23 @@ func (p *parser) checkBisect(c *Config) {
 	step, stepName := c.CanaryDuration, "canary-duration"
 	switch {
 	case c.CanaryCommand == "" && !c.BisectProduction:
-		p.fail("bisect", "each step of a bisection deploys a commit to the canary, and there is no canary-command: set canary-command (with canary-health-url), "+
-			"or set bisect-production: true to deploy each step to the whole fleet, which regresses production for everyone whenever a step lands on a bad commit")
+		p.fail("bisect", fmt.Sprintf("each step of a bisection deploys a commit to the canary, and there is no %s: %s (with %s), "+
+			"or %s to deploy each step to the whole fleet, which regresses production for everyone whenever a step lands on a bad commit",
+			p.in("canary-command"), p.setIt("canary-command"), p.in("canary-health-url"), yes("bisect-production")))
 	case c.CanaryCommand != "" && c.BisectProduction:
-		p.fail("bisect-production", "set with canary-command: the steps go to the canary; remove bisect-production")
+		p.fail("bisect-production", "set with "+p.in("canary-command")+": the steps go to the canary; remove "+p.in("bisect-production"))
 	case c.BisectProduction:
 		step, stepName = c.Duration, "duration"
 	}
-	if !c.AutoRollback && !p.failed("bisect") {
-		p.fail("bisect", "a bisection follows the rollback of a batch that regressed, and auto-rollback is false: nothing would be rolled back; set auto-rollback: true or remove bisect")
+	switch {
+	case c.Shadow && !p.failed("bisect"):
+		p.fail("bisect", "shadow mode rolls nothing back, so there is no batch to bisect after a rollback; remove "+p.in("bisect")+" or "+p.in("shadow"))
+	case !c.AutoRollback && !p.failed("bisect"):
+		p.fail("bisect", fmt.Sprintf("a bisection follows the rollback of a batch that regressed, and %s is false: nothing would be rolled back; %s or remove %s",
+			p.in("auto-rollback"), yes("auto-rollback"), p.in("bisect")))
 	}
 	if step > 0 && c.BisectTimeout > 0 && c.BisectTimeout < step && !p.failed("bisect-timeout") {
-		p.fail("bisect-timeout", fmt.Sprintf("%s is shorter than %s (%s), the length of one step; no step would fit", c.BisectTimeout, stepName, step))
+		p.fail("bisect-timeout", fmt.Sprintf("%s is shorter than %s (%s), the length of one step; no step would fit", c.BisectTimeout, p.in(stepName), step))
 	}
 }
 

@@ -25,6 +25,10 @@ const (
 	KindDeploy   Kind = "deploy"
 	KindCanary   Kind = "canary"
 	KindRollback Kind = "rollback"
+	// KindBisect is a step of a bisection: a commit of a batch that
+	// regressed, tried on the canary (or the fleet) and removed. Not a
+	// change, not a restore.
+	KindBisect Kind = "bisect"
 )
 
 // Outcome is how one of immune's deployments ended, by the status that

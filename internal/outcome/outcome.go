@@ -260,7 +260,6 @@ func shadow(f Facts) Outcome {
 	return o
 }
 
-
 // Batch is what a batch that regressed and was rolled back leaves behind
 // when a bisection follows: its records are closed as Decide closes them,
 // now, but people hear once the bisection ends (see bisected).

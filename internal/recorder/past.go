@@ -196,6 +196,8 @@ func kindOf(t Task) history.Kind {
 		return history.KindRollback
 	case TaskCanary:
 		return history.KindCanary
+	case TaskBisect:
+		return history.KindBisect
 	}
 	return history.KindDeploy
 }

@@ -122,3 +122,13 @@ func fmtList(xs []string) string {
 	}
 	return s
 }
+
+// Each task is a kind of its own: a bisection step is not a deploy.
+func TestKindOf(t *testing.T) {
+	for task, want := range map[Task]history.Kind{TaskDeploy: history.KindDeploy, TaskRollback: history.KindRollback,
+		TaskCanary: history.KindCanary, TaskBisect: history.KindBisect, "deploy:other": history.KindDeploy} {
+		if got := kindOf(task); got != want {
+			t.Errorf("kindOf(%s) = %s, want %s", task, got, want)
+		}
+	}
+}

@@ -221,6 +221,8 @@ func Compute(h history.Read, p Period) Report {
 			rec.Why = "outside the period"
 		case d.Kind == history.KindRollback:
 			rec.Why = "a rollback: not a change"
+		case d.Kind == history.KindBisect:
+			rec.Why = "a bisection step: a commit of a batch tried and removed, not a change"
 		case !d.Ran():
 			rec.Why = "its command never ran"
 		case promoted[i]:
@@ -295,11 +297,12 @@ func Compute(h history.Read, p Period) Report {
 }
 
 // nextHealthy is the index of the first deployment after ds[i] that is a
-// rollback or a deploy seen healthy, or -1.
+// rollback or a deploy seen healthy (not a canary nor a bisection step,
+// which ran on part of the fleet, or for a while), or -1.
 func nextHealthy(ds []history.Deployment, i int) int {
 	for j := i + 1; j < len(ds); j++ {
 		e := ds[j]
-		if e.Kind != history.KindCanary && e.Outcome == history.Healthy && !e.Ended.IsZero() {
+		if e.Kind != history.KindCanary && e.Kind != history.KindBisect && e.Outcome == history.Healthy && !e.Ended.IsZero() {
 			return j
 		}
 	}

@@ -228,6 +228,23 @@ func TestComputeTable(t *testing.T) {
 			},
 		},
 		{
+			name: "bisection steps are neither changes nor restores",
+			h: []history.Deployment{
+				deploy(1, "e", at(10, 0), history.Failed, 5*time.Minute),
+				{ID: 2, SHA: historyseed.SHA("c"), Kind: history.KindBisect, Created: at(10, 6), Started: at(10, 6), Ended: at(10, 11), Outcome: history.Healthy},
+				{ID: 3, SHA: historyseed.SHA("d"), Kind: history.KindBisect, Created: at(10, 12), Started: at(10, 12), Ended: at(10, 15), Outcome: history.Failed},
+				deploy(4, "c", at(10, 16), history.Healthy, 5*time.Minute),
+			},
+			check: func(t *testing.T, r Report) {
+				if r.Changes.Total != 2 || r.Changes.Regressed != 1 || r.Changes.Healthy != 1 {
+					t.Errorf("changes %+v: want the batch that regressed and the good part's deploy", r.Changes)
+				}
+				if r.TimeToRestore.N != 1 || r.TimeToRestore.Max != 21*time.Minute {
+					t.Errorf("restore %+v, want 21m (10:00 to the good part's deploy seen healthy at 10:21)", r.TimeToRestore)
+				}
+			},
+		},
+		{
 			name: "a redeploy of a commit already healthy is not a second lead time",
 			h: []history.Deployment{
 				withCommit(deploy(1, "a", at(9, 0), history.Healthy, 5*time.Minute), at(8, 0)),
