@@ -38,7 +38,7 @@ func TestCommandMain(t *testing.T) {
 			nil, action.ExitOK, "--shadow is set but not used in watch mode", ""},
 		{"a yes-or-no flag takes a value too", []string{"watch", "--shadow=maybe", "--health-url", healthy.URL}, nil, action.ExitConfig, "", `--shadow: "maybe" is not true or false`},
 		{"a boolean flag alone is true", []string{"deploy", "--sha", "abc1234", "--health-url", healthy.URL, "--deploy-command", "true", "--bisect"}, nil,
-			action.ExitConfig, "", "--bisect: each step of a bisection deploys a commit to the canary, and there is no --canary-command: pass --canary-command"},
+			action.ExitConfig, "", "--bisect: each step of a bisection deploys a commit to the canary, and there is no canary: pass --canary-command"},
 		{"a boolean flag set false", []string{"deploy", "--sha", "abc1234", "--health-url", healthy.URL, "--deploy-command", "true", "--bisect=false", "--bisect-timeout=2h"}, nil,
 			action.ExitConfig, "", "--bisect-timeout: set without --bisect; pass --bisect"},
 		{"a healthy watch", []string{"watch", "--health-url", healthy.URL, "--duration", "1s", "--interval", "100ms", "--startup-timeout", "1s"},

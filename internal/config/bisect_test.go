@@ -35,8 +35,8 @@ func TestParseBisectInvalid(t *testing.T) {
 		set  map[string]string
 		want string
 	}{
-		{"no canary", valid, map[string]string{"bisect": "true"}, "input bisect: each step of a bisection deploys a commit to the canary, and there is no canary-command"},
-		{"production bisection with a canary", canary, map[string]string{"bisect": "true", "bisect-production": "true"}, "input bisect-production: set with canary-command"},
+		{"no canary", valid, map[string]string{"bisect": "true"}, "input bisect: each step of a bisection deploys a commit to the canary, and there is no canary: set canary-command"},
+		{"production bisection with a canary", canary, map[string]string{"bisect": "true", "bisect-production": "true"}, "input bisect-production: set with a canary"},
 		{"no rollback", canary, map[string]string{"bisect": "true", "auto-rollback": "false"}, "input bisect: a bisection follows the rollback"},
 		{"a timeout shorter than a step", canary, map[string]string{"bisect": "true", "bisect-timeout": "1m"}, "input bisect-timeout: 1m0s is shorter than canary-duration (5m0s)"},
 		{"a timeout shorter than a production step", valid, map[string]string{"bisect": "true", "bisect-production": "true", "bisect-timeout": "1m"}, "input bisect-timeout: 1m0s is shorter than duration (5m0s)"},

@@ -430,12 +430,12 @@ func (p *parser) checkBisect(c *Config) {
 	}
 	step, stepName := c.CanaryDuration, "canary-duration"
 	switch {
-	case c.CanaryCommand == "" && !c.BisectProduction:
-		p.fail("bisect", fmt.Sprintf("each step of a bisection deploys a commit to the canary, and there is no %s: %s (with %s), "+
+	case !c.Canary && !c.BisectProduction:
+		p.fail("bisect", fmt.Sprintf("each step of a bisection deploys a commit to the canary, and there is no canary: %s (with %s), "+
 			"or %s to deploy each step to the whole fleet, which regresses production for everyone whenever a step lands on a bad commit",
-			p.in("canary-command"), p.setIt("canary-command"), p.in("canary-health-url"), yes("bisect-production")))
-	case c.CanaryCommand != "" && c.BisectProduction:
-		p.fail("bisect-production", "set with "+p.in("canary-command")+": the steps go to the canary; remove "+p.in("bisect-production"))
+			p.setIt("canary-command"), p.in("canary-health-url"), yes("bisect-production")))
+	case c.Canary && c.BisectProduction:
+		p.fail("bisect-production", "set with a canary: the steps go to the canary; remove "+p.in("bisect-production"))
 	case c.BisectProduction:
 		step, stepName = c.Duration, "duration"
 	}
