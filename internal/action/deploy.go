@@ -84,7 +84,7 @@ func (r *runner) findTarget(ctx context.Context) {
 // state file; the push event's before.
 func (r *runner) rollbackTarget(ctx context.Context) (commit, source string) {
 	if r.cfg.PreviousSHA != "" {
-		return r.cfg.PreviousSHA, "the previous-sha input"
+		return r.cfg.PreviousSHA, r.cfg.Input("previous-sha")
 	}
 	if good, found, err := r.rec.LastGood(ctx, r.cfg.SHA); err == nil && found {
 		return good.SHA, fmt.Sprintf("GitHub deployment %d", good.ID)
@@ -207,7 +207,11 @@ func (r *runner) decide(ctx context.Context) run.Phase {
 			r.out.Reason+"; the build was not judged healthy: nothing was rolled back, and it is not recorded as healthy")
 		return run.Record
 	}
-	r.log.Error(fmt.Sprintf("%s regressed on %s", sha.Short(r.sha), r.cfg.Environment), r.out.Reason)
+	what := sha.Short(r.sha)
+	if what == "" {
+		what = "what runs" // a watch of an unnamed build
+	}
+	r.log.Error(fmt.Sprintf("%s regressed on %s", what, r.cfg.Environment), r.out.Reason)
 	r.tellRegressed()
 	if r.cfg.Mode != run.ModeDeploy {
 		return run.Record
@@ -216,7 +220,7 @@ func (r *runner) decide(ctx context.Context) run.Phase {
 	case !r.cfg.AutoRollback:
 		r.hold(outcome.AutoRollback, "auto-rollback is false: nothing was rolled back")
 	case r.target == "":
-		r.hold(outcome.NoTarget, "nothing was rolled back: no previous-sha input, no healthy GitHub deployment of immune's, no healthy deploy in the state file, and no usable before in the push event")
+		r.hold(outcome.NoTarget, "nothing was rolled back: no "+strings.TrimPrefix(r.cfg.Input("previous-sha"), "the ")+", no healthy GitHub deployment of immune's, no healthy deploy in the state file, and no usable before in the push event")
 	case r.superseded(ctx):
 		// superseded said why.
 	default:

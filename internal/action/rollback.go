@@ -58,7 +58,7 @@ func (r *runner) currentSHA(ctx context.Context) (string, error) {
 		d, found, err := r.rec.Current(ctx)
 		switch {
 		case err != nil && r.cfg.SHA == "":
-			return "", fmt.Errorf("cannot find what %s runs, so cannot pick the commit one step back: %w; pass the sha input", r.cfg.Environment, err)
+			return "", fmt.Errorf("cannot find what %s runs, so cannot pick the commit one step back: %w; pass %s", r.cfg.Environment, err, r.cfg.Input("sha"))
 		case err != nil:
 			return "", nil
 		case found:
@@ -79,12 +79,12 @@ func (r *runner) manualTarget(ctx context.Context, current string) (commit, sour
 		if current != "" && sha.Same(full, current) {
 			return "", "", fmt.Errorf("input sha: %s already runs %s; nothing to roll back", r.cfg.Environment, full)
 		}
-		return full, "the sha input", nil
+		return full, r.cfg.Input("sha"), nil
 	}
 	if r.rec.Enabled() {
 		good, found, err := r.rec.LastGood(ctx, current)
 		if err != nil {
-			return "", "", fmt.Errorf("cannot read the deployments of %s to pick a target: %w; pass the sha input", r.cfg.Environment, err)
+			return "", "", fmt.Errorf("cannot read the deployments of %s to pick a target: %w; pass %s", r.cfg.Environment, err, r.cfg.Input("sha"))
 		}
 		if found {
 			return good.SHA, fmt.Sprintf("GitHub deployment %d, the last healthy one of another commit than %s", good.ID, orUnknown(sha.Short(current))), nil
@@ -94,7 +94,7 @@ func (r *runner) manualTarget(ctx context.Context, current string) (commit, sour
 	if last, err := sf.LastGood(r.cfg.Environment, current); err == nil && last != "" {
 		return last, "the state file", nil
 	}
-	return "", "", fmt.Errorf("no earlier healthy deployment of %s to roll back to; pass the sha input", r.cfg.Environment)
+	return "", "", fmt.Errorf("no earlier healthy deployment of %s to roll back to; pass %s", r.cfg.Environment, r.cfg.Input("sha"))
 }
 
 // resolveTarget turns the sha input into the full SHA of a commit of this

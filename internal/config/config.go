@@ -129,6 +129,17 @@ type Config struct {
 
 	// Warnings name inputs that were set but mean nothing in this mode.
 	Warnings []string
+	// Flags: the inputs came as command-line flags.
+	Flags bool
+}
+
+// Input names an input as its user gave it: "--sha" on the command line,
+// "the sha input" in a workflow.
+func (c *Config) Input(name string) string {
+	if c.Flags {
+		return "--" + name
+	}
+	return "the " + name + " input"
 }
 
 // InputError is a problem with one input.
@@ -153,7 +164,7 @@ type Getter func(name string) string
 // inputs, and validates the result. All problems are reported at once.
 func Parse(get Getter, env Env) (*Config, error) {
 	p := parser{get: get, flags: env.Flags}
-	c := &Config{Workspace: env.Workspace}
+	c := &Config{Workspace: env.Workspace, Flags: env.Flags}
 
 	c.Mode = p.mode(env.EventName)
 	c.Environment = p.str("environment")

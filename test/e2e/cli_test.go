@@ -100,6 +100,9 @@ func TestCLIErrors(t *testing.T) {
 			"immune: --interval: 5s is not shorter than --duration (5s): the watch would judge a single probe"},
 		{[]string{"watch", "--health-url=http://127.0.0.1:1/", "--duration=5s", "--interval=6s"}, 2, "immune: --interval: 6s is not shorter than --duration (5s)"},
 		{[]string{"wacth"}, 2, "immune: unknown command \"wacth\"; did you mean watch?\n"},
+		// CLI words for CLI users: nothing to roll back to says which flag to pass.
+		{[]string{"rollback", "--health-url=http://127.0.0.1:1/", "--deploy-command=true", "--duration=2s"}, 2,
+			"no earlier healthy deployment of production to roll back to; pass --sha"},
 		{[]string{"deploy", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"ship"}, 2, `unknown command "ship"`},
 		{[]string{"version"}, 0, "immune "},
