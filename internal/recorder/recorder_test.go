@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"errors"
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-cd/immune/internal/bisect"
 	"github.com/immune-cd/immune/internal/config"
 	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/testkit/githubfake"
@@ -395,6 +397,18 @@ func TestBatch(t *testing.T) {
 	batch, err := r.Batch(ctx, commit(1), commit(300))
 	if err != nil || len(batch) != 299 || batch[0] != commit(2) || batch[298] != commit(300) {
 		t.Fatalf("Batch = %d commits, %v", len(batch), err)
+	}
+	// A pull request merged with a merge commit: its commits are in the
+	// comparison, its merge commit alone on the first-parent line.
+	f.AddPull(githubfake.PullRequest{Number: 7, Merged: true, MergeParents: true, MergeCommitSHA: commit(1000),
+		Commits: []githubfake.Commit{{SHA: commit(900)}, {SHA: commit(901)}}})
+	f.AddCommit(commit(1001), "after the merge")
+	batch, err = r.Batch(ctx, commit(300), commit(1001))
+	if err != nil || strings.Join(batch, " ") != commit(1000)+" "+commit(1001) {
+		t.Errorf("Batch through a merge = %v, %v; want the merge commit and the one after", batch, err)
+	}
+	if _, err := r.Batch(ctx, commit(900), commit(1001)); !errors.Is(err, bisect.ErrNotOnLine) {
+		t.Errorf("a base on the merged branch: %v", err)
 	}
 	if _, err := r.Batch(ctx, commit(5), commit(3)); err == nil || !strings.Contains(err.Error(), "is behind") {
 		t.Errorf("a head behind the good commit: %v", err)

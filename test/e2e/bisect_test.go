@@ -107,8 +107,10 @@ func TestBisectCLIInAGitRepository(t *testing.T) {
 }
 
 // The action with the fake GitHub: the batch comes from GitHub's
-// comparison; one comment, on the culprit's pull request; the tracking
-// issue names the culprit; the gate lets a revert of the culprit through.
+// comparison, in first-parent order (the culprit's pull request was merged
+// with a merge commit); one comment, on the culprit's pull request; the
+// tracking issue names the culprit; the gate lets a revert of the culprit
+// through.
 func TestBisectActionTellsTheCulpritOnly(t *testing.T) {
 	t.Parallel()
 	f := fakeGitHub(t)
@@ -121,8 +123,18 @@ func TestBisectActionTellsTheCulpritOnly(t *testing.T) {
 	// shaNew, the push event's after, is the batch's first commit here.
 	c[1] = shaNew
 	for i := 1; i <= 4; i++ {
-		f.AddCommit(c[i], "change "+string(rune('0'+i)))
-		f.AddPull(githubfake.PullRequest{Number: 10 + i, Title: "change " + string(rune('0'+i)), Author: authors[i], Merged: true, MergeCommitSHA: c[i]})
+		pr := githubfake.PullRequest{Number: 10 + i, Title: "change " + string(rune('0'+i)), Author: authors[i], Merged: true, MergeCommitSHA: c[i]}
+		if i == 3 {
+			// The culprit's pull request is merged with a merge commit:
+			// the comparison lists its two commits too, and the bisection
+			// steps on the first-parent line only.
+			pr.MergeParents = true
+			pr.Commits = []githubfake.Commit{{SHA: "f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1", Message: "tax: cache per tenant"},
+				{SHA: "f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2", Message: "tax: cache per region"}}
+		} else {
+			f.AddCommit(c[i], "change "+string(rune('0'+i)))
+		}
+		f.AddPull(pr)
 	}
 	svc, url := tracks(t, broken(c), shaGood)
 	run := canaryRun(t, url, map[string]string{"bisect": "true", "canary-duration": "5s"}).useGitHub(f)

@@ -553,7 +553,26 @@ func (f *Server) createLabel(req *apiRequest, _ params, _ time.Time) reply {
 // default branch up to the pull request's base and the branch up to it.
 func (s *state) ancestry(sha string) []string {
 	if i, ok := s.onMain[sha]; ok {
-		return s.mainline[:i+1]
+		merges := s.mergeCommits()
+		if len(merges) == 0 {
+			return s.mainline[:i+1]
+		}
+		// A merge commit brings its pull request's commits in before
+		// it.
+		var out []string
+		seen := map[string]bool{}
+		for _, m := range s.mainline[:i+1] {
+			if pr := merges[m]; pr != nil {
+				for _, c := range s.branchOf(pr) {
+					if _, onMain := s.onMain[c]; !onMain && !seen[c] {
+						seen[c] = true
+						out = append(out, c)
+					}
+				}
+			}
+			out = append(out, m)
+		}
+		return out
 	}
 	for _, pr := range s.pulls {
 		var branch []string
@@ -576,6 +595,50 @@ func (s *state) ancestry(sha string) []string {
 		return append(out, branch...)
 	}
 	return []string{sha}
+}
+
+// mergeCommits are the merge commits with two parents (MergeParents), by
+// SHA, with their pull requests.
+func (s *state) mergeCommits() map[string]*PullRequest {
+	m := map[string]*PullRequest{}
+	for _, pr := range s.pulls {
+		if pr.Merged && pr.MergeParents && pr.MergeCommitSHA != "" {
+			m[pr.MergeCommitSHA] = pr
+		}
+	}
+	return m
+}
+
+// branchOf is a pull request's branch: its commits, or its head.
+func (s *state) branchOf(pr *PullRequest) []string {
+	var out []string
+	for _, c := range pr.Commits {
+		out = append(out, c.SHA)
+	}
+	if len(out) == 0 || out[len(out)-1] != pr.HeadSHA {
+		out = append(out, pr.HeadSHA)
+	}
+	return out
+}
+
+// parents are a known commit's parents, the first one first: on the
+// default branch, the commit before it (and, for a merge commit, the pull
+// request's head); on a branch, the commit before it there.
+func (s *state) parents(sha string) []string {
+	if i, ok := s.onMain[sha]; ok {
+		var ps []string
+		if i > 0 {
+			ps = append(ps, s.mainline[i-1])
+		}
+		if pr := s.mergeCommits()[sha]; pr != nil {
+			ps = append(ps, pr.HeadSHA)
+		}
+		return ps
+	}
+	if anc := s.ancestry(sha); len(anc) > 1 {
+		return []string{anc[len(anc)-2]}
+	}
+	return nil
 }
 
 // prBase is the default-branch commit a pull request's branch starts from:
@@ -674,15 +737,10 @@ func (f *Server) compare(req *apiRequest, p params, _ time.Time) reply {
 	return reply{status: http.StatusOK, body: m, header: h}
 }
 
-// renderCommitSHA renders a known commit with its parent on its line.
+// renderCommitSHA renders a known commit with its parents.
 func (f *Server) renderCommitSHA(sha string, full bool) map[string]any {
 	c, _ := f.st.commit(sha)
-	parent := ""
-	anc := f.st.ancestry(sha)
-	if len(anc) > 1 {
-		parent = anc[len(anc)-2]
-	}
-	return f.renderCommit(c, parent, full)
+	return f.renderCommitOf(c, f.st.parents(sha), full)
 }
 
 func (f *Server) renderIssue(v issueView) map[string]any {

@@ -238,6 +238,46 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+// A pull request merged with a merge commit: the commit has two parents,
+// and a comparison lists the pull request's commits before it, as git log
+// does; a squash merge's commit has one, and lists nothing more.
+func TestCompareThroughAMergeCommit(t *testing.T) {
+	f := newFake(t, Options{})
+	f.AddCommit(sha(1), "base")
+	f.AddCommit(sha(2), "on main")
+	f.AddPull(PullRequest{Number: 7, Merged: true, MergeParents: true, MergeCommitSHA: sha(20),
+		Commits: []Commit{{SHA: sha(10), Message: "f1"}, {SHA: sha(11), Message: "f2"}}})
+	f.AddPull(PullRequest{Number: 8, Merged: true, MergeCommitSHA: sha(21), Commits: []Commit{{SHA: sha(12), Message: "squashed"}}})
+	f.AddCommit(sha(3), "after")
+	a := call(t, f, "GET", repo+"/compare/"+sha(1)+"..."+sha(3), nil)
+	if a.status != 200 {
+		t.Fatalf("%d %s", a.status, a.raw)
+	}
+	m := a.obj(t)
+	var got []string
+	parents := map[string][]string{}
+	for _, c := range m["commits"].([]any) {
+		cm := c.(map[string]any)
+		got = append(got, cm["sha"].(string))
+		for _, p := range cm["parents"].([]any) {
+			parents[cm["sha"].(string)] = append(parents[cm["sha"].(string)], p.(map[string]any)["sha"].(string))
+		}
+	}
+	want := []string{sha(2), sha(10), sha(11), sha(20), sha(21), sha(3)}
+	if strings.Join(got, " ") != strings.Join(want, " ") || m["total_commits"] != float64(6) {
+		t.Errorf("commits %v, total %v; want %v", got, m["total_commits"], want)
+	}
+	if p := parents[sha(20)]; len(p) != 2 || p[0] != sha(2) || p[1] != sha(11) {
+		t.Errorf("the merge commit's parents: %v", p)
+	}
+	if p := parents[sha(21)]; len(p) != 1 || p[0] != sha(20) {
+		t.Errorf("the squash commit's parents: %v", p)
+	}
+	if p := parents[sha(10)]; len(p) != 1 || p[0] != sha(2) {
+		t.Errorf("the branch's first commit's parents: %v", p)
+	}
+}
+
 // A user without push access creates an issue, but the labels it asks for
 // are silently dropped, as GitHub documents; on an update too.
 func TestLabelsDroppedWithoutPushAccess(t *testing.T) {

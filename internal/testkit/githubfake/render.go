@@ -282,6 +282,15 @@ func treeSHA(sha string) string {
 }
 
 func (f *Server) renderCommit(c Commit, parent string, full bool) map[string]any {
+	var ps []string
+	if parent != "" {
+		ps = append(ps, parent)
+	}
+	return f.renderCommitOf(c, ps, full)
+}
+
+// renderCommitOf renders a commit with its parents, the first one first.
+func (f *Server) renderCommitOf(c Commit, parentSHAs []string, full bool) map[string]any {
 	const exampleSHA = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
 	m := f.tmpl("commit")
 	var fix func(v any) any
@@ -312,7 +321,7 @@ func (f *Server) renderCommit(c Commit, parent string, full bool) map[string]any
 		}
 	}
 	parents := []any{}
-	if parent != "" {
+	for _, parent := range parentSHAs {
 		parents = append(parents, map[string]any{
 			"url":      f.repoAPI() + "/commits/" + parent,
 			"sha":      parent,

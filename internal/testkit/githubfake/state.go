@@ -84,6 +84,13 @@ type PullRequest struct {
 	// one, the pull request's own commits land on the default branch, as a
 	// rebase merge does.
 	MergeCommitSHA string
+	// MergeParents makes MergeCommitSHA a merge commit, as GitHub's
+	// "Create a merge commit" makes it: its parents are the default
+	// branch's commit before it and the pull request's head, so the pull
+	// request's commits are reachable from the default branch (a
+	// comparison lists them). Without it, it is a squash commit with one
+	// parent.
+	MergeParents bool
 }
 
 // deploymentStates are the states GitHub accepts for a deployment status.
