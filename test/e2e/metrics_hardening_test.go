@@ -434,3 +434,23 @@ func TestRollbackDoesNotWaitForPrometheus(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsErrorSeriesChurn: issue 21's reproduction from the binary.
+// Each error is counted in a series of its own (a label that changes all
+// the time). Before, every error series was a starting point, never
+// counted: a build failing half its requests was healthy ("+0/…
+// failed"). A series first seen after the first look was born during the
+// watch: all of it counts.
+func TestMetricsErrorSeriesChurn(t *testing.T) {
+	t.Parallel()
+	svc := promService(t, 100, map[string]promtest.Behaviour{shaNew: {ErrorShare: 0.5}, shaGood: {}}, promtest.ServiceOptions{ChurnErrors: true})
+	res := newActionRun(t, "push", metricRun(svc, prom.Get(t).URL, rateMetric(svc, "5%"), nil)).exec()
+	if res.code != 1 || res.outputs["verdict"] != "rolled-back" || svc.Version() != shaGood {
+		t.Fatalf("exit %d, verdict %q, running %s\n%s", res.code, res.outputs["verdict"], svc.Version(), res.log)
+	}
+	m := reportMetrics(t, res, "watch")[0]
+	t.Logf("counted %v errors of %v requests; served %+v", m["errors"], m["requests"], svc.Truth(shaNew))
+	if !strings.Contains(res.log, "new series of errors (counted from zero)") {
+		t.Errorf("the log does not say that error series were born:\n%s", res.log)
+	}
+}

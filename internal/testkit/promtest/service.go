@@ -28,6 +28,8 @@ type Service struct {
 	prom   *Prometheus
 	labels prometheus.Labels
 	lazy   bool
+	churn  bool
+	errorN int64 // errors served, for a churning service's labels
 	client *http.Client
 
 	mu        sync.Mutex
@@ -65,6 +67,10 @@ type ServiceOptions struct {
 	// most services do. By default the 200 and 500 series of the version
 	// exist from the start at zero, so a watch sees them before traffic.
 	LazySeries bool
+	// ChurnErrors counts each error in a series of its own (a request
+	// label with a fresh value), as a label that changes all the time (a
+	// request id, a pod name under churn) does.
+	ChurnErrors bool
 }
 
 var serviceIDs atomic.Int64
@@ -80,6 +86,7 @@ func (p *Prometheus) NewService(t testing.TB, opt ServiceOptions) *Service {
 		ID:      fmt.Sprintf("svc%d", serviceIDs.Add(1)),
 		prom:    p,
 		lazy:    opt.LazySeries,
+		churn:   opt.ChurnErrors,
 		version: opt.Version,
 		track:   opt.Track,
 		truth:   map[string]*Counts{},
@@ -109,7 +116,7 @@ func (s *Service) newLife() {
 	s.reg = prometheus.NewRegistry()
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "http_requests_total", Help: "Requests served, by status code.",
-	}, []string{"code", "version", "track"})
+	}, []string{"code", "version", "track", "request"})
 	s.durations = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "http_request_duration_seconds", Help: "Time to serve a request.",
 		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1},
@@ -127,8 +134,9 @@ func (s *Service) initSeries() {
 	if s.lazy {
 		return
 	}
-	s.requests.WithLabelValues("200", s.version, s.track)
-	s.requests.WithLabelValues("500", s.version, s.track)
+	// An empty request label is no label: Prometheus drops it.
+	s.requests.WithLabelValues("200", s.version, s.track, "")
+	s.requests.WithLabelValues("500", s.version, s.track, "")
 	s.durations.WithLabelValues(s.version, s.track)
 }
 
@@ -166,7 +174,12 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	// can compare what Prometheus scraped with what was served.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests.WithLabelValues(fmt.Sprint(code), version, track).Inc()
+	request := ""
+	if fail && s.churn {
+		s.errorN++
+		request = fmt.Sprintf("r%d", s.errorN)
+	}
+	s.requests.WithLabelValues(fmt.Sprint(code), version, track, request).Inc()
 	s.durations.WithLabelValues(version, track).Observe(time.Since(start).Seconds())
 	for _, m := range []map[string]*Counts{s.truth, s.life} {
 		c := m[version]
