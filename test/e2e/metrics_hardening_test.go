@@ -27,17 +27,18 @@ import (
 	"github.com/immune-cd/immune/internal/testkit/promtest"
 )
 
-// fleet starts n services on shaGood, each serving perSecond requests a
-// second and as scripted, with an app label of their own, and returns them
-// with a deploy command that deploys to all of them.
+// fleet starts n services on shaGood, serving perSecond requests a second
+// and 1 to 4 more (so that their errors do not all come at once), as
+// scripted, with an app label of their own, and returns them with a deploy
+// command that deploys to all of them.
 func fleet(t *testing.T, n, perSecond int, script map[string]promtest.Behaviour, opt promtest.ServiceOptions) ([]*promtest.Service, string, string) {
 	t.Helper()
 	app := strings.NewReplacer("/", "-", " ", "-").Replace("app-" + t.Name())
 	opt.Labels = map[string]string{"app": app}
 	var svcs []*promtest.Service
 	var deploy []string
-	for range n {
-		svc := promService(t, perSecond, script, opt)
+	for i := range n {
+		svc := promService(t, perSecond+i%4, script, opt)
 		svcs = append(svcs, svc)
 		deploy = append(deploy, `curl -fsS -X POST "`+svc.URL+`/deploy?sha=$IMMUNE_SHA"`)
 	}
@@ -63,7 +64,7 @@ func served(svcs []*promtest.Service, version string) promtest.Counts {
 // were never counted. Counted from zero, the build is rolled back.
 func TestMetricsSeriesBornAtFirstError(t *testing.T) {
 	t.Parallel()
-	svcs, app, deploy := fleet(t, 10, 3, map[string]promtest.Behaviour{shaNew: {ErrorShare: 0.1}}, promtest.ServiceOptions{LazySeries: true})
+	svcs, app, deploy := fleet(t, 10, 2, map[string]promtest.Behaviour{shaNew: {ErrorShare: 0.1}}, promtest.ServiceOptions{LazySeries: true})
 	in := metricRun(svcs[0], prom.Get(t).URL, fmt.Sprintf(`- name: http-errors
   errors: http_requests_total{app=%q,version="${SHA}",code=~"5.."}
   total: http_requests_total{app=%q,version="${SHA}"}
