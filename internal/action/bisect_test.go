@@ -72,7 +72,9 @@ func commented(m *machine, prs ...int) []int {
 // is told; the line stays stopped for b(3) and lets its revert through.
 func TestBisectFindsTheCulpritAndShipsTheRest(t *testing.T) {
 	t.Parallel()
-	m, w := bisectMachine(t, 4, 3, 0.4, nil)
+	var h heard
+	m, w := bisectMachine(t, 4, 3, 0.4, map[string]string{"notify-secret": "k"})
+	m.inputs["notify-webhook"] = h.serve(t)
 	res := m.run()
 	if res.code != 1 || res.out["verdict"] != "rolled-back" || res.phases != "validate canary-deploy canary-watch canary-rollback bisect deploy watch decide record" {
 		t.Fatalf("exit %d, verdict %q, phases %q\n%s", res.code, res.out["verdict"], res.phases, res.log)
@@ -148,6 +150,17 @@ func TestBisectFindsTheCulpritAndShipsTheRest(t *testing.T) {
 		t.Errorf("warnings:\n%s", res.log)
 	}
 
+	// The webhook heard the batch regress, then the culprit, with what
+	// runs now.
+	heardKinds := h.kinds()
+	h.mu.Lock()
+	if heardKinds != "regressed rolled-back" {
+		t.Errorf("the webhook heard %q", heardKinds)
+	} else if last := h.events[1]; last.SHA != b(3) || last.RunningSHA != b(2) || last.Author != "dev3" || fmt.Sprint(last.PullRequests) != "[103]" ||
+		!strings.Contains(last.Text, "is what regressed production (found by bisecting its batch") {
+		t.Errorf("the last event: %+v", last)
+	}
+	h.mu.Unlock()
 	// The gate: stopped for b(3); its revert goes through, another pull
 	// request does not.
 	revert := strings.Repeat("7", 40)
@@ -159,6 +172,19 @@ func TestBisectFindsTheCulpritAndShipsTheRest(t *testing.T) {
 		if g.out["verdict"] != want || !strings.Contains(g.log, "without "+short(b(3))) {
 			t.Errorf("gate of #%d: verdict %s, want %s\n%s", pr, g.out["verdict"], want, g.log)
 		}
+	}
+
+	// The revert deployed healthy clears the line: the tracking issue is
+	// closed.
+	m.gh.AddCommit(revert, "Revert \"change 3\"")
+	fix := newMachine(t, "push", map[string]string{"sha": revert})
+	fix.gh = m.gh
+	fix.world.live = b(2)
+	if res := fix.run(); res.out["verdict"] != "healthy" {
+		t.Fatalf("the revert's deploy: %s\n%s", res.out["verdict"], res.log)
+	}
+	if issues := m.gh.Issues(); len(issues) != 1 || issues[0].State != "closed" {
+		t.Errorf("after the revert: issues %+v", issues)
 	}
 }
 
