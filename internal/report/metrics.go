@@ -390,6 +390,7 @@ func writeMetrics(b *strings.Builder, r *Run) {
 				fmt.Fprintf(b, "🕶️ `%s` is a shadow metric: it would have regressed the build at +%s: %s. It did not.\n\n", m.Name, FormatDuration(m.WouldHave.After), md(m.WouldHave.Reason, maxReason))
 			}
 		}
+		writeMetricNotes(b, w.watch.Metrics)
 	}
 	if r.Watch == nil {
 		return
@@ -401,6 +402,31 @@ func writeMetrics(b *strings.Builder, r *Run) {
 		}
 		writeMetricChart(b, r.Watch, m, r.RollbackWatch, rollback)
 	}
+}
+
+// summaryNotes is how many of a metric's notes the summary shows; the JSON
+// report keeps MaxNotes.
+const summaryNotes = 5
+
+// writeMetricNotes lists what the looks at the metrics said beyond their
+// numbers (Prometheus's warnings, series left out), each once with the
+// looks that said it, as text (writeList escapes it: Prometheus's words
+// are from outside).
+func writeMetricNotes(b *strings.Builder, ms []MetricWatch) {
+	var items []string
+	for _, m := range ms {
+		for i, n := range m.Notes {
+			if i == summaryNotes {
+				items = append(items, fmt.Sprintf("%s: %d more in the JSON report", m.Name, len(m.Notes)-summaryNotes+m.NotesNotKept))
+				break
+			}
+			items = append(items, fmt.Sprintf("%s, %d %s: %s", m.Name, n.Looks, plural(n.Looks, "look"), n.Text))
+		}
+		if len(m.Notes) <= summaryNotes && m.NotesNotKept > 0 {
+			items = append(items, fmt.Sprintf("%s: %d more in the JSON report", m.Name, m.NotesNotKept))
+		}
+	}
+	writeList(b, "What the looks at the metrics said", items)
 }
 
 // metricColumn is one column of a metric's chart.

@@ -439,6 +439,34 @@ func TestMetricLogInfAndNotes(t *testing.T) {
 	}
 }
 
+// TestMetricNotesInTheSummary: what the looks said is in the summary, each
+// note once with its looks, Prometheus's words escaped, and past a few,
+// counted.
+func TestMetricNotesInTheSummary(t *testing.T) {
+	specs := []metrics.Spec{{Name: "http-errors", Errors: "e", Total: "t", MaxErrorRate: 0.01}}
+	l := NewMetricLog(t0, specs, 0)
+	for i := range 2 {
+		notes := []string{"Prometheus warning: <!channel> @octo-org/everyone\n# Hijacked `x`"}
+		for k := range 7 {
+			notes = append(notes, fmt.Sprintf("total: note %d", k))
+		}
+		l.Add(metrics.Look{At: t0.Add(time.Duration(i) * 5 * time.Second), Readings: []metrics.Reading{
+			{Metric: "http-errors", Kind: metrics.KindRate, Requests: 10, Warnings: notes}}})
+	}
+	m := l.Metrics([]metrics.Outcome{{Metric: "http-errors", Kind: metrics.KindRate, Looks: 2, Requests: 20, Allowed: 0.01}}, nil)[0]
+	var b strings.Builder
+	writeMetrics(&b, &Run{Watch: &Watch{Start: t0, Metrics: []MetricWatch{m}}})
+	got := b.String()
+	for _, want := range []string{"**What the looks at the metrics said**", "- http-errors, 2 looks: Prometheus warning: ", "- http-errors: 3 more in the JSON report"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the summary lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "<!channel>") || strings.Contains(got, "@octo-org/everyone") || strings.Contains(got, "\n# Hijacked") {
+		t.Errorf("Prometheus's words are not escaped:\n%s", got)
+	}
+}
+
 // golden compares got with testdata/name, or rewrites it with -update.
 func golden(t *testing.T, name, got string) {
 	t.Helper()

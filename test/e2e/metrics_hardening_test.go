@@ -245,7 +245,7 @@ func notingProxy(t *testing.T, target string) string {
 // TestMetricsWarningsShown: issue 21's reproduction from the binary.
 // Prometheus's warnings (a partial answer, here from a proxy in front of
 // it) are in the log, once each and cut to a line, and in the report's
-// notes with the looks that had them.
+// notes with the looks that had them, and in the summary.
 func TestMetricsWarningsShown(t *testing.T) {
 	t.Parallel()
 	svc := promService(t, 100, map[string]promtest.Behaviour{shaNew: {ErrorShare: 0.002}}, promtest.ServiceOptions{})
@@ -273,6 +273,9 @@ func TestMetricsWarningsShown(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the report's notes lack the warning: %v", m["notes"])
+	}
+	if !strings.Contains(res.summary, "partial response: store eu-2 unreachable") {
+		t.Errorf("the summary lacks the warning:\n%s", res.summary)
 	}
 }
 
