@@ -253,6 +253,10 @@ func (j *CanaryJudge) inconclusive(m *canaryRate, end time.Time) string {
 				m.spec.Name, t.name, formatDuration(end.Sub(s.last)), formatDuration(grace))
 		}
 	}
+	if !m.engine.ControlAnswered() {
+		return fmt.Sprintf("metric %s, the control's track, never counted a request that did not fail (%d of %d failed): the control cannot vouch for the canary",
+			m.spec.Name, m.control.errors, m.control.requests)
+	}
 	if m.canary.requests < j.opt.MinRequests {
 		return fmt.Sprintf("metric %s counted %d requests of the canary over the watch, fewer than min-requests (%d): too few to clear it",
 			m.spec.Name, m.canary.requests, j.opt.MinRequests)

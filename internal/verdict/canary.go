@@ -59,10 +59,6 @@ type CanaryOptions struct {
 //
 // Rules, after every look:
 //
-//   - consecutive-failures: ConsecutiveFailures failed probes in a row on
-//     one canary target, counting only rounds in which the control had no
-//     failure (a round where both failed neither extends nor breaks the
-//     run). Looks of several requests (counts) never extend a run.
 //   - canary-error-rate: the two-sample sequential test of twosample.go
 //     rejects "the canary's failure rate is at most the control's plus
 //     MaxErrorRate (in points)", with at least three failed canary
@@ -78,13 +74,24 @@ type CanaryOptions struct {
 //     caller decides when to stop (a watch of several signals promotes only
 //     when all of them are no worse).
 //
+// There is no failures-in-a-row rule: it would be outside the bound, and a
+// shared incident trips it (with the control failing 30% of its probes, a
+// canary failing like it shows three failures in a row while the control
+// answered in about two of five watches of 60 rounds), which is what a
+// canary judged against its control exists to avoid. A canary that fails
+// every probe from the start is regressed by the error test after four or
+// five rounds.
+//
+// A control that never answered healthily cannot vouch for anything: a
+// dead control URL makes every canary look no worse. Such a canary is
+// neither promoted early nor healthy at the end: Finish says Inconclusive.
+//
 // Each test is valid at any stopping time, whatever the control's rate
 // does: for a canary exactly at the control's rate plus the margin at every
 // look, the error rule regresses it in at most (1 − Confidence)/Signals of
 // watches, the latency rule in at most 1 − Confidence, and a canary that
 // is at least the margin worse is promoted early in at most 1 − Confidence
-// of watches. The consecutive rule's own false alarms come on top, as in
-// Engine.
+// of watches (to within a hundredth: see twosample.go).
 type Canary struct {
 	limits  Limits
 	opt     CanaryOptions
@@ -105,6 +112,7 @@ type Canary struct {
 
 	verdict                Decision // sticky once Regressed, or once Finish has run
 	errNoWorse, latNoWorse bool     // the downward tests have rejected (sticky)
+	controlAnswered        bool     // a control request succeeded
 	promotion              Decision // once NoWorse
 }
 
@@ -134,6 +142,10 @@ func NewCanary(l Limits, o CanaryOptions) *Canary {
 			c.latDown = newTwoSample(slowShare, alpha, false)
 		}
 	}
+	if l.Dispersion {
+		// Before the first look, bursts of the prior's size.
+		c.temper, c.errUp.phi = priorDispersion, priorDispersion
+	}
 	return c
 }
 
@@ -144,14 +156,12 @@ func NewCanary(l Limits, o CanaryOptions) *Canary {
 // in, every later call returns it.
 func (c *Canary) Look(canary, control []Observation) Decision {
 	var nc, xc, ns, xs, ac, sc, as, ss int64
-	controlFailed := false
 	for _, o := range control {
 		o.check()
 		a, s := c.measure(&c.control, o)
 		ns, xs, as, ss = ns+o.N, xs+o.Failed, as+a, ss+s
-		controlFailed = controlFailed || o.Failed > 0
+		c.controlAnswered = c.controlAnswered || o.Failed < o.N
 	}
-	var tripped *stream
 	for _, o := range canary {
 		o.check()
 		t := c.targets[o.Target]
@@ -169,40 +179,34 @@ func (c *Canary) Look(canary, control []Observation) Decision {
 		a, s := c.measure(&c.canary, o)
 		t.n, t.failures, t.answered, t.slow = t.n+o.N, t.failures+o.Failed, t.answered+a, t.slow+s
 		nc, xc, ac, sc = nc+o.N, xc+o.Failed, ac+a, sc+s
-		switch {
-		case o.N == 0:
-		case o.Failed == 0, o.N > 1 && o.Failed < o.N:
-			t.run = 0
-		case o.N == 1 && !controlFailed:
-			t.run++
-		}
-		if k := int64(c.limits.ConsecutiveFailures); k > 0 && t.run >= k && o.Failed > 0 && tripped == nil {
-			tripped = t
-		}
 	}
 	if c.verdict.Outcome != Continue {
 		return c.verdict
 	}
 	// Errors in bursts: the evidence is divided by the over-dispersion
-	// both tracks' looks show so far.
+	// both tracks' looks show so far, each judged at the rate it is
+	// allowed: the control's, and the canary's the control's plus the
+	// margin.
 	if c.limits.Dispersion {
+		if ns > 0 {
+			control := c.errUp.recentRate()
+			c.dispS.rate, c.dispC.rate = control, control+c.limits.MaxErrorRate
+		}
 		c.dispC.observe(nc, xc)
 		c.dispS.observe(ns, xs)
 		c.temper = max(c.dispC.phi(), c.dispS.phi())
 	}
 	for _, t := range []*twoSample{c.errUp, c.errDown} {
 		if t != nil {
-			t.look(nc, xc, ns, xs)
+			t.look(nc, xc, ns, xs, c.temper)
 		}
 	}
 	for _, t := range []*twoSample{c.latUp, c.latDown} {
 		if t != nil {
-			t.look(ac, sc, as, ss)
+			t.look(ac, sc, as, ss, 1)
 		}
 	}
 	switch {
-	case tripped != nil:
-		c.verdict = c.consecutive(tripped)
 	case c.errUp.rejects(c.temper):
 		c.verdict = c.errorRegressed()
 	case c.latUp != nil && c.latUp.rejects(1):
@@ -214,7 +218,7 @@ func (c *Canary) Look(canary, control []Observation) Decision {
 		if c.latDown != nil && !c.latNoWorse && c.latDown.rejects(1) {
 			c.latNoWorse = true
 		}
-		if c.promotion.Outcome == Continue && c.errNoWorse && (c.latDown == nil || c.latNoWorse) {
+		if c.promotion.Outcome == Continue && c.errNoWorse && (c.latDown == nil || c.latNoWorse) && c.controlAnswered {
 			c.promotion = c.promoted()
 		}
 		return Decision{Outcome: Continue}
@@ -224,8 +228,8 @@ func (c *Canary) Look(canary, control []Observation) Decision {
 
 // NoWorse returns the decision to promote the canary early (Outcome
 // Healthy, rule RuleCanaryNoWorse) once, with PromoteEarly, it has been
-// shown to be no worse than the control; ok is false before that, and
-// after a regression.
+// shown to be no worse than the control; ok is false before that, after a
+// regression, and while the control has not answered healthily once.
 func (c *Canary) NoWorse() (Decision, bool) {
 	if c.verdict.Outcome == Regressed || c.promotion.Outcome != Healthy {
 		return Decision{}, false
@@ -255,12 +259,33 @@ func (c *Canary) measure(s *stream, o Observation) (answered, slow int64) {
 }
 
 // Finish ends the watch: the verdict reached during it, or Healthy.
+// A canary whose control never answered healthily is Inconclusive: the
+// control cannot vouch for it.
 func (c *Canary) Finish() Decision {
 	if c.verdict.Outcome != Continue {
 		return c.verdict
 	}
+	if !c.controlAnswered {
+		c.verdict = Decision{Outcome: Inconclusive, Reason: c.deadControl(), Evidence: c.errorEvidence(c.errUp)}
+		return c.verdict
+	}
 	c.verdict = Decision{Outcome: Healthy, Reason: c.healthyReason(), Evidence: c.errorEvidence(c.errUp)}
 	return c.verdict
+}
+
+// ControlAnswered reports whether a control request has succeeded: without
+// one the control vouches for nothing.
+func (c *Canary) ControlAnswered() bool { return c.controlAnswered }
+
+// deadControl says why a canary beside a control that never answered
+// healthily is not judged.
+func (c *Canary) deadControl() string {
+	if c.control.n == 0 {
+		return fmt.Sprintf("the control was never looked at, so nothing vouches for the canary (it failed %d of %d %s)",
+			c.canary.failures, c.canary.n, c.unit)
+	}
+	return fmt.Sprintf("the control never answered healthily (it failed %d of %d %s), so it cannot vouch for the canary, which failed %d of %d",
+		c.control.failures, c.control.n, c.unit, c.canary.failures, c.canary.n)
 }
 
 // Stats returns the canary's and the control's counts so far.
@@ -285,15 +310,6 @@ func (c *Canary) errorEvidence(t *twoSample) Evidence {
 
 // bound is the ratio t must reach: 1/α.
 func bound(t *twoSample) float64 { return roundTo(math.Exp(t.logBound), 2) }
-
-func (c *Canary) consecutive(t *stream) Decision {
-	ev := c.errorEvidence(c.errUp)
-	ev.Judged, ev.Bad, ev.Limit, ev.ErrorRate = t.n, t.run, int64(c.limits.ConsecutiveFailures), rate(t.failures, t.n)
-	return Decision{
-		Outcome: Regressed, Rule: RuleConsecutiveFailures, Target: t.target, Evidence: ev,
-		Reason: fmt.Sprintf("%d canary %s in a row failed%s while the control answered", t.run, c.unit, atTarget(t.target)),
-	}
-}
 
 func (c *Canary) errorRegressed() Decision {
 	t := c.errUp

@@ -13,8 +13,8 @@ import (
 func TestDispersionEstimate(t *testing.T) {
 	t.Parallel()
 	var d dispersion
-	if got := d.phi(); got != dispersionPrior {
-		t.Errorf("no looks: φ = %v, want the prior %v", got, float64(dispersionPrior))
+	if got := d.phi(); got != priorDispersion {
+		t.Errorf("no looks: φ = %v, want the prior %v", got, float64(priorDispersion))
 	}
 	for _, tc := range []struct {
 		burst  int

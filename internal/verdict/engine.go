@@ -2,10 +2,11 @@ package verdict
 
 import (
 	"fmt"
-	"github.com/immune-cd/immune/internal/pct"
+	"math"
 	"time"
 
 	"github.com/immune-cd/immune/internal/latency"
+	"github.com/immune-cd/immune/internal/pct"
 )
 
 // planBudget bounds the work an Engine may spend planning its tests, in
@@ -35,6 +36,7 @@ type Engine struct {
 	// The tests: each target's own, and the fleet's over all targets (nil
 	// with one target, whose own test is the fleet's).
 	errorTarget, errorFleet     rateTest
+	errAlpha, errPerTarget      float64 // the error rule's allowance: each signal's, each target's
 	latencyTarget, latencyFleet rateTest
 	tests                       map[testKey]rateTest // tests are immutable; engines may share this memo
 	budget                      int64                // planning work left
@@ -69,6 +71,7 @@ type stream struct {
 	slow      int64
 	latencies latency.Sketch // answered requests
 	disp      dispersion     // with Limits.Dispersion
+	count     *countTest     // its error test, with Limits.Dispersion outside baseline mode
 }
 
 func (s *stream) counts(percentile float64) Counts {
@@ -157,14 +160,33 @@ func (e *Engine) plan() {
 		h = 0 // tempered evidence needs the mixture test
 	}
 	slowRate := 1 - e.limits.LatencyPercentile/100
-	e.errorTarget = e.test(testKey{e.allowedRate, errPerTarget, e.limits.ConsecutiveFailures, h})
+	e.errAlpha, e.errPerTarget = errAlpha, errPerTarget
+	e.overall.disp.rate = e.allowedRate
+	if e.limits.Dispersion && e.base == nil && k > 1 {
+		// With several targets the counts of all of them have a test of
+		// their own; with one, the target's test is the fleet's.
+		e.overall.count = newCountTest(e.allowedRate, errAlpha/2)
+	}
+	switch {
+	case e.base != nil:
+		// Production's own counts are a sample too: the new build is judged
+		// against every rate production's looks allow (baseline.go).
+		e.errorTarget = newBaselineTest(e.base, e.limits.MaxErrorRate, errPerTarget)
+	case !e.limits.Dispersion:
+		e.errorTarget = e.test(testKey{e.allowedRate, errPerTarget, e.limits.ConsecutiveFailures, h})
+	}
 	if e.slowerThan > 0 {
 		e.latencyTarget = e.test(testKey{slowRate, perTarget, 0, h})
 	}
 	if k > 1 {
 		// No overlap with the per-target consecutive rule is assumed here:
 		// the fleet test is charged for every false alarm.
-		e.errorFleet = e.test(testKey{e.allowedRate, errAlpha / 2, 0, h * k})
+		switch {
+		case e.base != nil:
+			e.errorFleet = newBaselineTest(e.base, e.limits.MaxErrorRate, errAlpha/2)
+		case !e.limits.Dispersion:
+			e.errorFleet = e.test(testKey{e.allowedRate, errAlpha / 2, 0, h * k})
+		}
 		if e.slowerThan > 0 {
 			e.latencyFleet = e.test(testKey{slowRate, alpha / 2, 0, h * k})
 		}
@@ -206,7 +228,7 @@ func (e *Engine) Observe(o Observation) Decision {
 		if len(e.order) == e.limits.Targets {
 			panic(fmt.Sprintf("verdict: target %s is one more than Limits.Targets (%d)", o.Target, e.limits.Targets))
 		}
-		t = &stream{target: o.Target}
+		t = e.newStream(o.Target)
 		e.targets[o.Target] = t
 		e.order = append(e.order, t)
 	}
@@ -224,6 +246,9 @@ func (e *Engine) Observe(o Observation) Decision {
 		s.slow += slow
 		if e.limits.Dispersion {
 			s.disp.observe(o.N, o.Failed)
+			if s.count != nil {
+				s.count.look(o.N, o.Failed, s.disp.phi())
+			}
 		}
 	}
 	switch {
@@ -243,6 +268,17 @@ func (e *Engine) Observe(o Observation) Decision {
 		return d
 	}
 	return Decision{Outcome: Continue}
+}
+
+// newStream starts the counts of a target: with Limits.Dispersion, its
+// dispersion estimate and (outside baseline mode) its error test.
+func (e *Engine) newStream(target string) *stream {
+	s := &stream{target: target}
+	s.disp.rate = e.allowedRate
+	if e.limits.Dispersion && e.base == nil {
+		s.count = newCountTest(e.allowedRate, e.errPerTarget)
+	}
+	return s
 }
 
 func (e *Engine) current() Decision {
@@ -324,6 +360,11 @@ func (e *Engine) check(t *stream, failed, slow bool) (Decision, bool) {
 		}, true
 	}
 	if failed {
+		for _, s := range [2]*stream{t, &e.overall} {
+			if s.count != nil && s.count.trips() {
+				return e.countRegressed(s), true
+			}
+		}
 		if d, ok := e.tryError(e.errorTarget, t, false); ok {
 			return d, true
 		}
@@ -391,6 +432,38 @@ func (e *Engine) tryLatency(test rateTest, s *stream, final bool) (Decision, boo
 	}
 	e.withBaseline(&ev)
 	return Decision{Outcome: Regressed, Rule: e.latencyRule, Target: e.targetOf(s), Reason: e.latencyReason(s, lim, final), Evidence: ev}, true
+}
+
+// countRegressed is the decision of a count test that tripped on s.
+func (e *Engine) countRegressed(s *stream) Decision {
+	t := s.count
+	logM, late := t.ratio()
+	ev := Evidence{
+		Judged: s.n, Bad: s.failures, ErrorRate: rate(s.failures, s.n), AllowedErrorRate: e.allowedRate,
+		Confidence: e.limits.Confidence, Dispersion: t.phi,
+	}
+	got := fmt.Sprintf("%s%d of %d %s failed (%s)", e.scope(s), s.failures, s.n, e.unit, pct.Ratio(s.failures, s.n, 1))
+	if o := t.onset(); late && o.look > 1 {
+		got = fmt.Sprintf("%s%d of %d %s failed in the last %s (%s), after %d of %d (%s) before", e.scope(s), o.x, o.n, e.unit,
+			plural(t.looks-o.look+1, "look"), pct.Ratio(o.x, o.n, 1), s.failures-o.x, s.n-o.n, pct.Ratio(s.failures-o.x, s.n-o.n, 1))
+	}
+	tempered := ""
+	if t.phi >= 1.05 {
+		tempered = fmt.Sprintf(", the evidence divided by the errors' over-dispersion (%.1f)", t.phi)
+	}
+	return Decision{
+		Outcome: Regressed, Rule: e.errorRule, Target: e.targetOf(s), Evidence: ev,
+		Reason: fmt.Sprintf("%s; the failure rate is above the allowed %s with %s confidence (the sequential test's likelihood ratio is %s, at least %s%s)",
+			got, pct.Of(e.limits.MaxErrorRate, 2), pct.Of(e.limits.Confidence, 2), ratioText(math.Exp(min(logM, 700))), trimFloat(roundTo(math.Exp(t.logBound), 2)), tempered),
+	}
+}
+
+// plural counts things: "1 look", "3 looks".
+func plural(n int64, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 func (e *Engine) withBaseline(ev *Evidence) {

@@ -40,9 +40,29 @@ import "math"
 // Ly and Grünwald, with a margin.)
 //
 // The alternatives need the control's rate, which is unknown: q_s is the
-// control's rate over the looks before this one (a predictable plug-in, so
-// validity is untouched), and q_c is a multiple of the allowed rate q_s + δ
-// (upward: mixtureTimes, 1.5× to 16×) or a fraction of it (downward).
+// control's recent rate (a predictable plug-in, so validity is untouched):
+// its counts before this look, each look's weight fading as the control
+// gathers plugErrors more expected errors, so that after a shared outage
+// the plug-in is the control's rate again within a few looks, and with a
+// prior of half an error at the margin's rate, so that the first looks bet
+// on a control like the margin rather than on one failing half its
+// requests. q_c is a multiple of the allowed rate q_s + δ (upward:
+// mixtureTimes, 1.5× to 16×) or a fraction of it (downward).
+//
+// # From the start, and since an onset
+//
+// The upward test mixes two parts, as the count test of change.go does:
+// the product of every look's factor (weight fromStart), and a mixture over
+// the look k a regression started at of the product of the factors since
+// k (the rest), S_t = (S_{t−1} + π_t)·e_t, with the onset prior spread over
+// the canary's expected errors at the control's rate plus δ (the
+// control's rate over the whole watch, so that an outage does not spend the
+// prior). Errors in bursts: the from-start part's evidence is divided by
+// the over-dispersion at the check (temper), each onset look's by the one
+// estimated before the look (see look), so that every part stays a
+// nonnegative supermartingale under the null for independent requests.
+// The downward test (the canary is no worse) rests on the whole watch: it
+// has the from-start part alone.
 //
 // A look must hold both tracks: one with only the canary (or only the
 // control) carries no evidence against a null that lets p_s be anything.
@@ -55,41 +75,81 @@ type twoSample struct {
 	times    []float64
 	logW     float64   // log of each component's weight
 	logE     []float64 // per component: log Π e_t
+	since    []float64 // per component: the onset part S_t (upward)
+	u        float64   // the onset prior's clock
+	// phi divides the next look's onset evidence: the over-dispersion
+	// estimated after the look before.
+	phi float64
 	// Cumulative counts over paired looks (the canary's and the control's),
-	// and the control's over every look, for the plug-in.
+	// the control's over every look, and its fading plug-in counts.
 	nc, xc, ns, xs int64
-	plugN, plugX   int64
+	allN, allX     int64
+	plugN, plugX   float64
 }
+
+// plugErrors is how many expected control errors the plug-in remembers:
+// each look's counts fade by e^(−its expected errors/plugErrors).
+const plugErrors = 20
 
 // Downward alternatives: the canary at the allowed rate divided by these.
 var noWorseTimes = []float64{1.25, 2, 4, 16}
 
 func newTwoSample(margin, alpha float64, upward bool) *twoSample {
-	t := &twoSample{margin: margin, upward: upward, logBound: math.Log(1 / alpha), times: noWorseTimes}
+	t := &twoSample{margin: margin, upward: upward, logBound: math.Log(1 / alpha), times: noWorseTimes, phi: 1}
 	if upward {
 		t.times = mixtureTimes
+		t.since = make([]float64, len(t.times))
 	}
 	t.logE = make([]float64, len(t.times))
 	t.logW = math.Log(1 / float64(len(t.times)))
 	return t
 }
 
-// look adds one look's counts.
-func (t *twoSample) look(nc, xc, ns, xs int64) {
+// controlRate is the control's rate over the whole watch so far, with the
+// plug-in's prior.
+func (t *twoSample) controlRate() float64 {
+	return (float64(t.allX) + 0.5) / (float64(t.allN) + 0.5/t.margin)
+}
+
+// recentRate is the control's recent rate: the plug-in's.
+func (t *twoSample) recentRate() float64 {
+	return (t.plugX + 0.5) / (t.plugN + 0.5/t.margin)
+}
+
+// look adds one look's counts; phi is the over-dispersion estimated after
+// it, which divides the next look's onset evidence.
+func (t *twoSample) look(nc, xc, ns, xs int64, phi float64) {
 	if nc > 0 && ns > 0 {
-		qs := (float64(t.plugX) + 0.5) / (float64(t.plugN) + 1)
+		qs := t.recentRate()
+		pi := 0.0
+		if t.since != nil {
+			u0 := t.u
+			t.u += (t.controlRate() + t.margin) * float64(nc)
+			pi = onsetMass(u0, t.u)
+		}
 		for j, r := range t.times {
 			qc, ok := t.alternative(qs, r)
 			if !ok {
+				if t.since != nil {
+					t.since[j] += pi // no bet: the onset's mass waits at 1
+				}
 				continue
 			}
 			p := project(qc, qs, t.margin, float64(nc), float64(ns))
-			t.logE[j] += logLR(qc, p+t.margin, nc, xc)
-			t.logE[j] += logLR(qs, p, ns, xs)
+			l := logLR(qc, p+t.margin, nc, xc) + logLR(qs, p, ns, xs)
+			t.logE[j] += l
+			if t.since != nil {
+				t.since[j] = min((t.since[j]+pi)*math.Exp(min(l/t.phi, 700)), math.MaxFloat64)
+			}
 		}
 		t.nc, t.xc, t.ns, t.xs = t.nc+nc, t.xc+xc, t.ns+ns, t.xs+xs
 	}
-	t.plugN, t.plugX = t.plugN+ns, t.plugX+xs
+	if ns > 0 {
+		fade := math.Exp(-float64(ns) * t.recentRate() / plugErrors)
+		t.plugN, t.plugX = t.plugN*fade+float64(ns), t.plugX*fade+float64(xs)
+		t.allN, t.allX = t.allN+ns, t.allX+xs
+	}
+	t.phi = max(phi, 1)
 }
 
 // alternative is component r's canary rate when the control's is qs; ok is
@@ -163,12 +223,16 @@ func project(qc, qs, delta, nc, ns float64) float64 {
 	return p
 }
 
-// logRatio is log M with each component's evidence divided by temper ≥ 1
-// (errors that come in bursts weigh as events: see dispersion.go; 1 for
-// independent requests). Tempering never adds false alarms for independent
-// requests, whatever temper is and however it was chosen: by Jensen's
-// inequality the tempered mixture is at most M^(1/temper), so it reaches
-// 1/α only when M does.
+// logRatio is log M with the from-start part's evidence divided by temper
+// ≥ 1 (errors that come in bursts weigh as events: see dispersion.go; 1 for
+// independent requests), and the onset part's as it came (see look).
+// Tempering never adds false alarms for independent requests, whatever
+// temper is and however it was chosen: by Jensen's inequality the tempered
+// from-start mixture is at most its untempered value to the power
+// 1/temper, so at most the larger of that value and 1; M therefore reaches
+// 1/α only where fromStart times the untempered from-start mixture plus the
+// onset part, a nonnegative supermartingale of mean 1, reaches 1/α −
+// fromStart.
 func (t *twoSample) logRatio(temper float64) float64 {
 	temper = max(temper, 1)
 	top := math.Inf(-1)
@@ -182,7 +246,21 @@ func (t *twoSample) logRatio(temper float64) float64 {
 	for _, v := range t.logE {
 		sum += math.Exp(v/temper - top)
 	}
-	return t.logW + top + math.Log(sum)
+	start := t.logW + top + math.Log(sum)
+	if t.since == nil {
+		return start
+	}
+	// The onset part: Σ_j w_j S_j, and the mass of onsets not yet reached.
+	rest := (1 - fromStart) * (1 - t.u/(t.u+onsetScale))
+	for _, v := range t.since {
+		rest += math.Exp(t.logW) * v
+	}
+	start += math.Log(fromStart)
+	if rest <= 0 {
+		return start
+	}
+	hi, lo := max(start, math.Log(rest)), min(start, math.Log(rest))
+	return hi + math.Log1p(math.Exp(lo-hi))
 }
 
 // rejects reports whether the test rejects its null now, with the evidence

@@ -91,7 +91,7 @@ func simulateTwoSample(seed uint64, watches, looks int, nc, ns int, delta, alpha
 		ts := newTwoSample(delta, alpha, upward)
 		for i := 0; i < looks; i++ {
 			pc, ps := rates(i)
-			ts.look(int64(nc), int64(draw(rng, nc, pc)), int64(ns), int64(draw(rng, ns, ps)))
+			ts.look(int64(nc), int64(draw(rng, nc, pc)), int64(ns), int64(draw(rng, ns, ps)), 1)
 			if ts.rejects(1) {
 				rejected++
 				break

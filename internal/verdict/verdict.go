@@ -306,6 +306,9 @@ const (
 	Healthy
 	// Regressed: roll back.
 	Regressed
+	// Inconclusive: the watch ended without the means to judge the build
+	// (a canary whose control never answered healthily).
+	Inconclusive
 )
 
 func (o Outcome) String() string {
@@ -316,6 +319,8 @@ func (o Outcome) String() string {
 		return "healthy"
 	case Regressed:
 		return "regressed"
+	case Inconclusive:
+		return "inconclusive"
 	}
 	return fmt.Sprintf("Outcome(%d)", int(o))
 }
