@@ -267,7 +267,7 @@ func TestCanaryPromotedEarly(t *testing.T) {
 // before/after comparison blames the new build and rolls it back.
 func TestSharedIncidentFoolsBaselineMode(t *testing.T) {
 	t.Parallel()
-	m := newMachine(t, "push", map[string]string{"baseline-duration": "2m"})
+	m := newMachine(t, "push", map[string]string{"baseline-duration": "5m"})
 	w := newTracks(m.clk)
 	m.deployer, m.probe = w, w.Probe
 	m.ours(recorder.TaskDeploy, shaGood, t0.Add(-time.Hour), "in_progress", "success")

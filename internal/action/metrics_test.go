@@ -164,7 +164,7 @@ func TestMetricsTransitions(t *testing.T) {
 			log: "Verdict: healthy. metric http-errors: 29 of 14750 requests failed (0.2%), within the allowed 1%; metric p99: worst 0.12 in 60 looks, within its max of 0.3"},
 		{name: "a 5× error regression in the metrics is rolled back", setup: func(m *machine, tr *traffic) { tr.errShare[shaNew] = 0.05 },
 			code: 1, verdict: run.RolledBack, phases: "validate deploy watch decide rollback confirm record", deploys: "deploy " + shaNew + ", rollback " + shaGood,
-			dep: "queued,in_progress,failure", commit: "pending,failure", log: "on metric http-errors, 37 of 750 requests failed"},
+			dep: "queued,in_progress,failure", commit: "pending,failure", log: "on metric http-errors, 50 of 1000 requests failed"},
 		{name: "a latency regression through a threshold query", setup: func(m *machine, tr *traffic) { tr.p99[shaNew] = 0.9 },
 			code: 1, verdict: run.RolledBack, phases: "validate deploy watch decide rollback confirm record", deploys: "deploy " + shaNew + ", rollback " + shaGood,
 			dep: "queued,in_progress,failure", commit: "pending,failure", log: "metric p99 is 0.9, above its max of 0.3, in 2 looks in a row (consecutive: 2)"},

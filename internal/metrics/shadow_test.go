@@ -88,7 +88,7 @@ func TestCanaryShadowMetric(t *testing.T) {
 	var ok bool
 	i := 0
 	for ; i < 200 && !ok; i++ {
-		if reg := j.Observe(look(i, counts("live", 50, 0), counts("trial", 50, 10)), look(i, counts("live", 450, 0), counts("trial", 450, 0))); reg != nil {
+		if reg := j.Observe(look(i, counts("live", 500, 0), counts("trial", 50, 10)), look(i, counts("live", 4500, 0), counts("trial", 450, 0))); reg != nil {
 			t.Fatalf("look %d: the canary regressed on %+v", i, reg)
 		}
 		why, ok = j.NoWorse()

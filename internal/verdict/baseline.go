@@ -119,10 +119,10 @@ func logBeta(a, b float64) float64 {
 func (t *baselineTest) logE(p, n, x, phi float64) float64 {
 	base := t.logNorm - (t.xb*math.Log(p) + (t.nb-t.xb)*math.Log1p(-p))
 	p0 := p + t.margin
-	var vs [8]float64 // the null component and mixtureTimes
+	var vs [len(baselineTimes) + 1]float64 // the null component and baselineTimes
 	vs[0] = base / phi
 	k := 1
-	for _, r := range mixtureTimes {
+	for _, r := range baselineTimes {
 		q := regressedRate(p0, r)
 		if q <= p0 || q >= 1 {
 			continue
@@ -138,8 +138,14 @@ func (t *baselineTest) logE(p, n, x, phi float64) float64 {
 	for _, v := range vs[:k] {
 		sum += math.Exp(v - top)
 	}
-	return top + math.Log(sum/float64(len(mixtureTimes)+1))
+	return top + math.Log(sum/float64(len(baselineTimes)+1))
 }
+
+// baselineTimes are the new build's alternatives in baseline mode, as
+// multiples of production's rate plus the margin: mixtureTimes and two
+// closer ones, since the rates production may have had reach up to where
+// a regression is only a little above them.
+var baselineTimes = [...]float64{1.1, 1.25, 1.5, 2.5, 4, 6.5, 10, 16}
 
 // pGrid is how many rates production may have the search tries, between
 // its estimate and 1 − margin.

@@ -48,9 +48,22 @@ func TestCanaryRules(t *testing.T) {
 		{name: "a shared total outage: both tracks fail every probe",
 			phases:  []phase{{20, 0, 0, 20 * ms, 20 * ms}, {30, 1, 1, 20 * ms, 20 * ms}, {100, 0, 0, 20 * ms, 20 * ms}},
 			outcome: Healthy},
-		{name: "a dead canary beside a live control",
-			phases:  []phase{{10, 0, 0, 20 * ms, 20 * ms}, {10, 1, 0, 20 * ms, 20 * ms}},
-			outcome: Regressed, rule: RuleConsecutiveFailures, reason: "3 canary probes in a row failed on canary-a while the control answered"},
+		{name: "a canary dead from the start beside a live control",
+			phases:  []phase{{10, 1, 0, 20 * ms, 20 * ms}},
+			outcome: Regressed, rule: RuleCanaryErrorRate, reason: "the canary failed 4 of 4 probes (100%), the control 0 of 8 (0%) in the same rounds"},
+		{name: "a canary that dies after 10 good rounds",
+			phases:  []phase{{10, 0, 0, 20 * ms, 20 * ms}, {30, 1, 0, 20 * ms, 20 * ms}},
+			outcome: Regressed, rule: RuleCanaryErrorRate, reason: "the canary failed 7 of 17 probes (41.2%), the control 0 of 34 (0%) in the same rounds"},
+		{name: "a shared incident failing 30% of both tracks' probes: no in-a-row rule to trip",
+			phases:  []phase{{5, 0, 0, 20 * ms, 20 * ms}, {55, 0.3, 0.3, 20 * ms, 20 * ms}},
+			outcome: Healthy},
+		{name: "a control that never answers vouches for nothing",
+			phases:  []phase{{20, 0.6, 1, 20 * ms, 20 * ms}},
+			outcome: Inconclusive, reason: "the control never answered healthily (it failed 40 of 40 probes), so it cannot vouch for the canary, which failed"},
+		{name: "nor does it promote early",
+			opt:     CanaryOptions{PromoteEarly: true},
+			phases:  []phase{{300, 0, 1, 20 * ms, 20 * ms}},
+			outcome: Inconclusive, reason: "the control never answered healthily"},
 		{name: "a slow canary",
 			limits:  func(l *Limits) { l.MaxLatency = 300 * ms },
 			phases:  []phase{{300, 0, 0, 400 * ms, 100 * ms}},
@@ -141,9 +154,13 @@ func TestCanaryNoWorseIsNotAVerdict(t *testing.T) {
 	if _, ok := c.NoWorse(); !ok {
 		t.Fatalf("not shown no worse after %d looks", looks)
 	}
+	// The canary dies: after its long healthy start it takes the onset
+	// part of the test a few dozen rounds.
 	var d Decision
-	for range 10 {
-		d = c.Look(probeRound(rng, 1, 1, 1, 0, time.Millisecond, time.Millisecond))
+	for range 40 {
+		if d = c.Look(probeRound(rng, 1, 1, 1, 0, time.Millisecond, time.Millisecond)); d.Outcome == Regressed {
+			break
+		}
 	}
 	if _, ok := c.NoWorse(); d.Outcome != Regressed || ok {
 		t.Fatalf("after a dead canary: %v, no worse %v", d.Outcome, ok)

@@ -101,3 +101,57 @@ func TestSignalsSplitTheAllowance(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// At 5 and 20 requests a minute a burst of ten failed requests spans
+// several looks, none of which is over-dispersed on its own: the runs of
+// looks with errors show it, as it happens. Independent errors at five
+// times the limit keep φ near 1.
+func TestDispersionRunsAtLowTraffic(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(8, 1))
+	// A burst of ten at 5 a minute (1.25 requests a look).
+	d := dispersion{rate: 0.01}
+	for range 40 {
+		d.observe(1, 0)
+	}
+	for i, x := range []int64{1, 1, 2, 1, 1, 2, 1, 1} {
+		d.observe(int64(max(x, 1)), x)
+		if got := d.phi(); i >= 2 && got < float64(i+1) {
+			t.Errorf("%d errors into the burst: φ = %.1f", i+1, got)
+		}
+	}
+	// Independent errors at 5%.
+	var ind dispersion
+	ind.rate = 0.01
+	for range 240 {
+		n := 1 + rng.IntN(2)
+		ind.observe(int64(n), int64(binomial(rng, n, 0.05)))
+	}
+	if got := ind.phi(); got > 1.3 {
+		t.Errorf("independent errors at 5 a minute: φ = %.2f, want about 1", got)
+	}
+}
+
+// A level shift (a regression that starts mid-watch) is not read as
+// bursts: the windows' differences see it once, and one window's term is
+// capped. (Pearson's statistic around the watch's mean read 0.5% then 2% at
+// 10,000 requests a minute as φ ≈ 60.)
+func TestDispersionLevelShift(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(8, 2))
+	d := dispersion{rate: 0.01}
+	var before float64
+	for i := range 160 {
+		p := 0.005
+		if i >= 120 {
+			p = 0.02
+		}
+		if i == 120 {
+			before = d.phi()
+		}
+		d.observe(2500, int64(binomial(rng, 2500, p)))
+	}
+	if got := d.phi(); got > before+0.3 {
+		t.Errorf("0.5%% then 2%% at 10,000 requests a minute: φ = %.2f forty looks after the shift, %.2f before it", got, before)
+	}
+}

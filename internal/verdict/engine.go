@@ -540,8 +540,8 @@ func (e *Engine) errorReason(s *stream, lim int64, final bool, phi float64) stri
 	}
 	got := fmt.Sprintf("%s%d of %d %s failed (%s)", e.scope(s), s.failures, s.n, e.unit, pct.Ratio(s.failures, s.n, 1))
 	if e.base != nil {
-		return fmt.Sprintf("%s, against %d of %d (%s) in production before the deploy; the failure rate is more than %s points above production's with %s confidence (%s%s)",
-			got, e.base.failures, e.base.n, pct.Ratio(e.base.failures, e.base.n, 1), pct.Points(e.limits.MaxErrorRate, 2), conf, when(s.n, lim, final, e.unit), tempered)
+		return fmt.Sprintf("%s, against %d of %d (%s) in production before the deploy; the failure rate is more than %s points above production's, at any rate its own %s allow, with %s confidence (%s%s)",
+			got, e.base.failures, e.base.n, pct.Ratio(e.base.failures, e.base.n, 1), pct.Points(e.limits.MaxErrorRate, 2), e.unit, conf, when(s.n, lim, final, e.unit), tempered)
 	}
 	return fmt.Sprintf("%s; the failure rate is above the allowed %s with %s confidence (%s%s)",
 		got, pct.Of(e.limits.MaxErrorRate, 2), conf, when(s.n, lim, final, e.unit), tempered)

@@ -205,9 +205,12 @@ func decided(d verdict.Decision, detected bool) Outcome {
 	o := Outcome{Signal: SignalProbes, Verdict: run.Healthy, Rule: d.Rule, Reason: d.Reason, Detected: detected}
 	ev := d.Evidence
 	o.Evidence = &ev
-	if d.Outcome == verdict.Regressed {
+	switch d.Outcome {
+	case verdict.Regressed:
 		o.Verdict = run.Regressed
 		o.Why = latencyWhy(d.Rule, &ev)
+	case verdict.Inconclusive: // a canary's control that never answered healthily
+		o.Verdict, o.Why = run.Inconclusive, d.Reason
 	}
 	return o
 }
