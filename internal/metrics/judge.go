@@ -56,6 +56,7 @@ type Judge struct {
 // judged is one metric's book.
 type judged struct {
 	spec     Spec
+	target   string          // the spec's name as the engine's target
 	engine   *verdict.Engine // rate metrics
 	baseline string          // how the rate metric is judged: against production, or why not
 	looks    int
@@ -120,7 +121,7 @@ type Outcome struct {
 func NewJudge(specs []Spec, opt JudgeOptions) *Judge {
 	j := &Judge{opt: opt}
 	for _, s := range specs {
-		m := &judged{spec: s, noData: map[NoData]int{}}
+		m := &judged{spec: s, target: target(s.Name), noData: map[NoData]int{}}
 		if s.Kind() == KindRate {
 			signals := opt.Signals
 			if s.Shadow {
@@ -183,7 +184,7 @@ func (j *Judge) Observe(l Look) *Regression {
 		case KindRate:
 			m.requests += r.Requests
 			m.errors += r.Errors
-			d := m.engine.Observe(verdict.Count(target(m.spec.Name), r.Requests, r.Errors, nil))
+			d := m.engine.Observe(verdict.Count(m.target, r.Requests, r.Errors, nil))
 			if d.Outcome == verdict.Regressed {
 				ev := d.Evidence
 				j.found(m, &Regression{Metric: m.spec.Name, Rule: d.Rule, Reason: d.Reason, Evidence: &ev, At: l.At})

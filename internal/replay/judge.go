@@ -86,9 +86,10 @@ func Judge(tr *Trace, o Options) Result {
 		return judgeCanary(tr, spec, opt, o.PromoteEarly, res)
 	}
 	j := metrics.NewJudge([]metrics.Spec{spec}, opt)
+	readings := make([]metrics.Reading, 1) // the judge keeps none of a look
 	for i, l := range tr.Looks {
-		look := metrics.Look{At: at(l.T), Readings: []metrics.Reading{reading(spec.Name, l.Requests, l.Errors, l.NoData)}}
-		if reg := j.Observe(look); reg != nil {
+		readings[0] = reading(spec.Name, l.Requests, l.Errors, l.NoData)
+		if reg := j.Observe(metrics.Look{At: at(l.T), Readings: readings}); reg != nil {
 			return Result{File: tr.Name, Verdict: Regressed, T: l.T, Look: i + 1, Reason: reg.Reason}
 		}
 	}
@@ -103,22 +104,23 @@ func Judge(tr *Trace, o Options) Result {
 
 func judgeCanary(tr *Trace, spec metrics.Spec, opt metrics.JudgeOptions, promoteEarly bool, res Result) Result {
 	j := metrics.NewCanaryJudge([]metrics.Spec{spec}, opt, promoteEarly)
+	canary, control := make([]metrics.Reading, 1), make([]metrics.Reading, 1) // the judge keeps none of a look
 	for i, l := range tr.Looks {
-		canary := metrics.Look{At: at(l.T), Readings: []metrics.Reading{reading(spec.Name, l.Requests, l.Errors, l.NoData)}}
-		control := metrics.Look{At: at(l.T), Readings: []metrics.Reading{reading(spec.Name, l.ControlRequests, l.ControlErrors, l.ControlNoData)}}
-		if reg := j.Observe(canary, control); reg != nil {
+		canary[0] = reading(spec.Name, l.Requests, l.Errors, l.NoData)
+		control[0] = reading(spec.Name, l.ControlRequests, l.ControlErrors, l.ControlNoData)
+		if reg := j.Observe(metrics.Look{At: at(l.T), Readings: canary}, metrics.Look{At: at(l.T), Readings: control}); reg != nil {
 			return Result{File: tr.Name, Verdict: Regressed, T: l.T, Look: i + 1, Reason: reg.Reason}
 		}
 		if why, ok := j.NoWorse(); promoteEarly && ok {
 			return Result{File: tr.Name, Verdict: Healthy, T: l.T, Look: i + 1, Reason: why}
 		}
 	}
-	canary, control := j.Finish(at(res.T), true)
-	if why := metrics.Inconclusive(canary); len(why) > 0 {
+	canaryOut, controlOut := j.Finish(at(res.T), true)
+	if why := metrics.Inconclusive(canaryOut); len(why) > 0 {
 		res.Verdict, res.Reason = Inconclusive, strings.Join(why, "; ")
 		return res
 	}
-	res.Reason = metrics.CanarySummary(canary[0], control[0])
+	res.Reason = metrics.CanarySummary(canaryOut[0], controlOut[0])
 	return res
 }
 

@@ -205,7 +205,7 @@ func judgeFile(name string, o Options) (Result, error) {
 		return Result{}, err
 	}
 	defer f.Close()
-	tr, err := Parse(name, bufio.NewReaderSize(f, 64<<10))
+	tr, err := Parse(name, f) // the CSV reader buffers
 	if err != nil {
 		return Result{}, err
 	}

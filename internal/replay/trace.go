@@ -101,7 +101,7 @@ func Parse(name string, r io.Reader) (*Trace, error) {
 	if (at[colControlRequests] < 0) != (at[colControlErrors] < 0) {
 		return nil, fail(1, "a canary's trace needs both control_requests and control_errors")
 	}
-	tr := &Trace{Name: name, Canary: at[colControlRequests] >= 0}
+	tr := &Trace{Name: name, Canary: at[colControlRequests] >= 0, Looks: make([]Look, 0, 256)}
 	width := len(header)
 	var total, controlTotal int64 // requests so far, which the judge adds up
 	for {

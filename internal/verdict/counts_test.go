@@ -141,6 +141,8 @@ func countLimits(allowed float64, tempered bool) Limits {
 type intervalAnalysis struct {
 	limit   int // Argo's failureLimit, or Flagger's threshold
 	flagger bool
+	// allowed is the error rate an interval may have (0: countsAllowed).
+	allowed float64
 	n, bad  int // counts of the current interval
 	looks   int
 	failed  int
@@ -153,7 +155,11 @@ func (a *intervalAnalysis) observe(n, bad int) bool {
 	if a.looks%lookPerInterval != 0 {
 		return false
 	}
-	if a.n > 0 && float64(a.n-a.bad)/float64(a.n) < 1-countsAllowed {
+	allowed := a.allowed
+	if allowed == 0 {
+		allowed = countsAllowed
+	}
+	if a.n > 0 && float64(a.n-a.bad)/float64(a.n) < 1-allowed {
 		a.failed++
 	}
 	a.n, a.bad = 0, 0
