@@ -26,6 +26,8 @@ func TestCanaryJudgeRates(t *testing.T) {
 		{name: "both tracks in an outage", canary: func(int) Reading { return counts("http-errors", 50, 15) }, control: func(int) Reading { return counts("http-errors", 450, 135) }},
 		{name: "the control has no data", canary: func(int) Reading { return counts("http-errors", 50, 3) }, control: func(int) Reading { return noData("http-errors", KindRate, NoDataEmpty) },
 			inconclude: "metric http-errors, the control's track: no look had data (the last: empty)"},
+		{name: "a control that never served a request without an error", canary: func(int) Reading { return counts("http-errors", 50, 30) }, control: func(int) Reading { return counts("http-errors", 450, 450) },
+			inconclude: "metric http-errors, the control's track, never counted a request that did not fail (18000 of 18000 failed): the control cannot vouch for the canary"},
 		{name: "too few canary requests", canary: func(int) Reading { return counts("http-errors", 0, 0) }, control: func(int) Reading { return counts("http-errors", 450, 5) },
 			inconclude: "metric http-errors counted 0 requests of the canary over the watch, fewer than min-requests (20)"},
 	}

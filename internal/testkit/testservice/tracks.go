@@ -2,6 +2,7 @@ package testservice
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,13 +15,17 @@ import (
 // /stable/deploy?sha=..., ...) as its build is scripted to. Both depend on
 // the same downstream: POST /outage?fail_rate=0.4 makes that share of both
 // tracks' health requests fail (503, spread evenly per track) until it is
-// set back to 0, as a shared incident would.
+// set back to 0, as a shared incident would; with &seed=N each request
+// fails at random at that rate instead, each track drawing from its own
+// generator seeded with N (a real incident does not fail both tracks in
+// step).
 type Tracks struct {
 	Stable, Canary *Service
 
 	mu     sync.Mutex
 	outage float64
-	n      map[string]int // health requests per track during outages
+	n      map[string]int        // health requests per track during outages
+	rng    map[string]*rand.Rand // per track, for a seeded outage
 }
 
 // NewTracks returns both tracks running current.
@@ -40,12 +45,19 @@ func (t *Tracks) Outage() float64 {
 func (t *Tracks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/outage" {
 		rate, err := strconv.ParseFloat(r.URL.Query().Get("fail_rate"), 64)
-		if r.Method != http.MethodPost || err != nil || rate < 0 || rate > 1 {
-			http.Error(w, `{"error":"POST /outage?fail_rate=<0..1>"}`, http.StatusBadRequest)
+		seed, serr := uint64(0), error(nil)
+		if s := r.URL.Query().Get("seed"); s != "" {
+			seed, serr = strconv.ParseUint(s, 10, 64)
+		}
+		if r.Method != http.MethodPost || err != nil || serr != nil || rate < 0 || rate > 1 {
+			http.Error(w, `{"error":"POST /outage?fail_rate=<0..1>[&seed=<n>]"}`, http.StatusBadRequest)
 			return
 		}
 		t.mu.Lock()
-		t.outage = rate
+		t.outage, t.rng = rate, nil
+		if r.URL.Query().Has("seed") {
+			t.rng = map[string]*rand.Rand{"stable": rand.New(rand.NewPCG(seed, 1)), "canary": rand.New(rand.NewPCG(seed, 2))}
+		}
 		t.mu.Unlock()
 		json.NewEncoder(w).Encode(map[string]float64{"fail_rate": rate})
 		return
@@ -60,6 +72,9 @@ func (t *Tracks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.mu.Lock()
 		n := t.n[name]
 		failed := t.outage > 0 && hits(n, t.outage)
+		if t.rng != nil {
+			failed = t.outage > 0 && t.rng[name].Float64() < t.outage
+		}
 		if t.outage > 0 {
 			t.n[name]++
 		}
