@@ -65,7 +65,7 @@ func TestREADMEWorkflows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"quality.txt", "fleet.txt", "counts.txt", "cost.txt", "canary.txt"} {
+	for _, name := range []string{"quality.txt", "fleet.txt", "counts.txt", "traffic.txt", "cost.txt", "canary.txt"} {
 		table, err := os.ReadFile("internal/verdict/testdata/" + name)
 		if err != nil {
 			t.Fatal(err)

@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -196,5 +197,41 @@ func TestCanaryCounts(t *testing.T) {
 	canary, control := c.Stats()
 	if canary.Probes != int64(looks+1)*25 || control.Probes != int64(looks+1)*225 {
 		t.Errorf("stats %d and %d requests after %d looks", canary.Probes, control.Probes, looks+1)
+	}
+}
+
+// How many rounds the two-sample test needs on probes, as the README says:
+// a canary failing 40% of its probes evenly, one dead from the start, and
+// one that dies after 10 good rounds, beside 1, 2, 3 or 5 clean control
+// URLs.
+func TestCanaryRoundsToRegress(t *testing.T) {
+	t.Parallel()
+	evenly := func(n int, rate float64) bool { return int(float64(n+1)*rate) > int(float64(n)*rate) }
+	canaries := []struct {
+		name string
+		fail func(round int) bool
+	}{
+		{"40% evenly", func(i int) bool { return evenly(i, 0.4) }},
+		{"dead from the start", func(int) bool { return true }},
+		{"dead after 10 good rounds", func(i int) bool { return i >= 10 }},
+	}
+	want := map[int][3]int{1: {25, 5, 20}, 2: {18, 4, 17}, 3: {15, 4, 17}, 5: {15, 3, 16}}
+	for urls, rounds := range want {
+		for k, canary := range canaries {
+			c := NewCanary(DefaultLimits(), CanaryOptions{})
+			got := 0
+			for i := 0; i < 500 && got == 0; i++ {
+				control := make([]Observation, urls)
+				for j := range control {
+					control[j] = Probe(fmt.Sprintf("stable-%d", j), false, time.Millisecond)
+				}
+				if c.Look([]Observation{Probe("canary", canary.fail(i), time.Millisecond)}, control).Outcome == Regressed {
+					got = i + 1
+				}
+			}
+			if got != rounds[k] {
+				t.Errorf("%d control URLs, a canary %s: regressed after %d rounds, want %d", urls, canary.name, got, rounds[k])
+			}
+		}
 	}
 }

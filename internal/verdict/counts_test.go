@@ -246,8 +246,9 @@ func TestCountsTable(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Counts of real traffic: %d simulated watches per row, seed %d. max-error-rate %s, confidence 99%%.\n", watches, countsSeed, pct.Of(countsAllowed, 2))
 	fmt.Fprintf(&b, "Each watch lasts %v; immune looks at the request and error counts every %v (a Prometheus scrape) and\n", countsWatch, countsLook)
-	b.WriteString("judges them as it judges a rate metric: its mixture test, the evidence divided by the looks' estimated\n")
-	b.WriteString("over-dispersion (\"untempered\": the same test without that correction). Argo Rollouts and Flagger measure the\n")
+	b.WriteString("judges them as it judges a rate metric: its mixture test over the whole watch and since every look, the\n")
+	b.WriteString("evidence divided by the errors' estimated over-dispersion (\"untempered\": the mixture test of the whole watch\n")
+	b.WriteString("without that correction, as before issue 20). Argo Rollouts and Flagger measure the\n")
 	fmt.Fprintf(&b, "success rate of each 1-minute interval against %s: Argo's analysis fails when failed measurements >\n", pct.Of(1-countsAllowed, 2))
 	b.WriteString("failureLimit, Flagger rolls back when failed checks reach its threshold. Errors arrive independently, or in\n")
 	b.WriteString("bursts of 3 or 10 consecutive failed requests (at the same overall rate; a burst may straddle two looks).\n")

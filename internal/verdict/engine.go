@@ -100,12 +100,12 @@ func New(l Limits) *Engine { return build(l, nil, nil) }
 // [Baseline.Unhealthy]), use New instead: a failing production is no
 // yardstick.
 //
-// Production's rate and percentile are taken as measured, so the noise of
-// a short baseline adds false alarms beyond 1 − Confidence: with 60
-// baseline probes at 2%, a build exactly 5 points worse is rolled back by
-// the rate rule about 5% more often than by consecutive failures (see
-// testdata/quality.txt). Take a few hundred baseline probes where the
-// deploy allows.
+// Production's failure rate is not taken as known: the error test judges
+// the new build against every rate production's looks allow (baseline.go),
+// so that a build exactly MaxErrorRate points worse than production is
+// rolled back by it in at most 1 − Confidence of watches however short the
+// baseline. Production's latency percentile is taken as measured, so a
+// short baseline's noise adds false alarms to the latency rule.
 func NewWithBaseline(l Limits, b *Baseline) *Engine { return build(l, b, nil) }
 
 // build makes an engine, in baseline mode when b is set. tests, when set,
