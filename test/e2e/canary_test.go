@@ -211,7 +211,9 @@ func TestSharedIncident(t *testing.T) {
 		outage := `if [ "$IMMUNE_STAGE $IMMUNE_REASON" = "full deploy" ]; then curl -fsS -X POST "` + url + `/outage?fail_rate=0.4"; else curl -fsS -X POST "` + url + `/outage?fail_rate=0"; fi`
 		in := fast(url, map[string]string{
 			"health-url": url + "/stable/health", "deploy-command": stagedDeploy(url, outage),
-			"baseline-duration": "1s", "expect-version": "header:X-Version",
+			// 40 clean production probes: few enough baseline probes leave
+			// production's own rate too uncertain to blame 40% on the build.
+			"baseline-duration": "4s", "duration": "3s", "expect-version": "header:X-Version",
 		})
 		res := newActionRun(t, "push", in).exec()
 		reason, _ := res.report["reason"].(string)
