@@ -287,11 +287,7 @@ func (r *runner) rollbackPhase(ctx context.Context) run.Phase {
 		r.out.Links.RollbackDeployment = r.ev.DeploymentsURL()
 	}
 	r.rec.SetStatus(r.deploy.dep, recorder.StateFailure, "regressed: "+r.why)
-	r.rollback.started = true
-	step := r.runStep(ctx, "Roll back", deploy.Request{
-		SHA: r.target, PreviousSHA: r.sha, Environment: cfg.Environment, Reason: deploy.ReasonRollback, Stage: string(run.StageFull),
-	})
-	r.out.Rollback, r.out.RolledBack = step, true
+	step := r.rollBack(ctx, r.sha)
 	if ctx.Err() != nil {
 		return run.Done
 	}

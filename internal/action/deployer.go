@@ -22,6 +22,18 @@ func (r *runner) runStep(ctx context.Context, verb string, req deploy.Request) *
 	return r.runStepAs(ctx, fmt.Sprintf("%s %s to %s", verb, sha.Short(req.SHA), req.Environment), verb+" of "+sha.Short(req.SHA), req)
 }
 
+// rollBack rolls the whole fleet back from the build from to the target,
+// and puts the step in the outputs: the rollback after a regression and
+// the one by hand run it alike.
+func (r *runner) rollBack(ctx context.Context, from string) *report.Step {
+	r.rollback.started = true
+	step := r.runStep(ctx, "Roll back", deploy.Request{
+		SHA: r.target, PreviousSHA: from, Environment: r.cfg.Environment, Reason: deploy.ReasonRollback, Stage: string(run.StageFull),
+	})
+	r.out.Rollback, r.out.RolledBack = step, true
+	return step
+}
+
 // runStepAs is runStep with the log group's title; what names the step
 // in the lines that say how it ended.
 func (r *runner) runStepAs(ctx context.Context, title, what string, req deploy.Request) *report.Step {

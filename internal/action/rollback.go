@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/immune-cd/immune/internal/deploy"
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
@@ -131,11 +130,7 @@ func (r *runner) manualRollback(ctx context.Context) run.Phase {
 		r.Note(fmt.Sprintf("another run deployed to %s while this one waited; the rollback still goes to %s, as asked", cfg.Environment, r.target))
 	}
 	r.setPending(r.target, fmt.Sprintf("rolling %s back to %s", cfg.Environment, sha.Short(r.target)))
-	r.rollback.started = true
-	step := r.runStep(ctx, "Roll back", deploy.Request{
-		SHA: r.target, PreviousSHA: r.current, Environment: cfg.Environment, Reason: deploy.ReasonRollback, Stage: string(run.StageFull),
-	})
-	r.out.Rollback, r.out.RolledBack = step, true
+	step := r.rollBack(ctx, r.current)
 	if ctx.Err() != nil {
 		return run.Done
 	}

@@ -276,13 +276,19 @@ func issue(i *github.Issue) Issue {
 // newest first, at most limit of them. perm names the permission to ask for
 // should GitHub refuse.
 func (c *Client) OpenIssues(ctx context.Context, label string, limit int, perm string) ([]Issue, error) {
-	opts := &github.IssueListByRepoOptions{State: "open", Labels: []string{label}, Sort: "created", Direction: "desc",
-		ListOptions: github.ListOptions{PerPage: perPage}}
+	opts := &github.IssueListByRepoOptions{State: "open", Labels: []string{label}, Sort: "created", Direction: "desc"}
+	return c.openIssues(ctx, opts, limit, perm, fmt.Sprintf("the open issues labelled %q", label))
+}
+
+// openIssues lists the open issues (not pull requests) opts selects, a
+// page at a time, at most limit of them; what names them in an error.
+func (c *Client) openIssues(ctx context.Context, opts *github.IssueListByRepoOptions, limit int, perm, what string) ([]Issue, error) {
+	opts.ListOptions = github.ListOptions{PerPage: perPage}
 	var out []Issue
 	for len(out) < limit {
 		is, resp, err := c.gh().Issues.ListByRepo(ctx, c.owner, c.repo, opts)
 		if err != nil {
-			return nil, c.wrap(c.gone(err), access{op: "list issues", permission: perm, notFound: true}, "list the open issues labelled %q", label)
+			return nil, c.wrap(c.gone(err), access{op: "list issues", permission: perm, notFound: true}, "list %s", what)
 		}
 		for _, i := range is {
 			if !i.IsPullRequest() && len(out) < limit {
@@ -318,26 +324,25 @@ func (c *Client) CreateIssue(ctx context.Context, title, body string, labels []s
 		}
 		return issue(i), nil
 	}
+	var is Issue
+	var err error
 	if same == nil {
-		is, err := create(ctx)
-		if err != nil {
-			return Issue{}, c.wrap(c.gone(err), access{op: "create issue", permission: IssuesWrite, notFound: true}, "open an issue")
-		}
-		return is, nil
-	}
-	is, err := lookBeforeRetry(c, ctx, "an issue", create, func(ctx context.Context) (Issue, string, bool) {
-		opts := &github.IssueListByRepoOptions{State: "open", Sort: "created", Direction: "desc", ListOptions: github.ListOptions{PerPage: lostIssueSearch}}
-		list, _, err := c.gh().Issues.ListByRepo(ctx, c.owner, c.repo, opts)
-		if err != nil {
-			return Issue{}, "", false
-		}
-		for _, i := range list {
-			if is := issue(i); !i.IsPullRequest() && same(is) {
-				return is, fmt.Sprintf("issue #%d", is.Number), true
+		is, err = create(ctx)
+	} else {
+		is, err = lookBeforeRetry(c, ctx, "an issue", create, func(ctx context.Context) (Issue, string, bool) {
+			opts := &github.IssueListByRepoOptions{State: "open", Sort: "created", Direction: "desc", ListOptions: github.ListOptions{PerPage: lostIssueSearch}}
+			list, _, err := c.gh().Issues.ListByRepo(ctx, c.owner, c.repo, opts)
+			if err != nil {
+				return Issue{}, "", false
 			}
-		}
-		return Issue{}, "", false
-	})
+			for _, i := range list {
+				if is := issue(i); !i.IsPullRequest() && same(is) {
+					return is, fmt.Sprintf("issue #%d", is.Number), true
+				}
+			}
+			return Issue{}, "", false
+		})
+	}
 	if err != nil {
 		return Issue{}, c.wrap(c.gone(err), access{op: "create issue", permission: IssuesWrite, notFound: true}, "open an issue")
 	}
@@ -348,25 +353,8 @@ func (c *Client) CreateIssue(ctx context.Context, title, body string, labels []s
 // opened, newest first, at most limit of them: what an account can find
 // again of its own, whatever labels people removed or GitHub dropped.
 func (c *Client) OpenIssuesBy(ctx context.Context, creator string, limit int, perm string) ([]Issue, error) {
-	opts := &github.IssueListByRepoOptions{State: "open", Creator: creator, Sort: "created", Direction: "desc",
-		ListOptions: github.ListOptions{PerPage: perPage}}
-	var out []Issue
-	for len(out) < limit {
-		is, resp, err := c.gh().Issues.ListByRepo(ctx, c.owner, c.repo, opts)
-		if err != nil {
-			return nil, c.wrap(c.gone(err), access{op: "list issues", permission: perm, notFound: true}, "list the open issues of %s", creator)
-		}
-		for _, i := range is {
-			if !i.IsPullRequest() && len(out) < limit {
-				out = append(out, issue(i))
-			}
-		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
-	}
-	return out, nil
+	opts := &github.IssueListByRepoOptions{State: "open", Creator: creator, Sort: "created", Direction: "desc"}
+	return c.openIssues(ctx, opts, limit, perm, "the open issues of "+creator)
 }
 
 // EditIssue changes an issue.
