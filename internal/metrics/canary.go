@@ -149,14 +149,7 @@ func (j *CanaryJudge) Observe(canary, control Look) *Regression {
 		if d.Outcome == verdict.Regressed {
 			ev := d.Evidence
 			reg := &Regression{Metric: m.spec.Name, Rule: d.Rule, Reason: "on metric " + m.spec.Name + ", " + d.Reason, Evidence: &ev, At: canary.At}
-			switch {
-			case m.spec.Shadow:
-				if m.shadowed == nil {
-					m.shadowed = reg
-				}
-			case j.regress == nil:
-				j.regress = reg
-			}
+			keep(reg, m.spec.Shadow, &m.shadowed, &j.regress)
 		}
 	}
 	return j.regress

@@ -187,7 +187,7 @@ func (j *Judge) Observe(l Look) *Regression {
 			d := m.engine.Observe(verdict.Count(m.target, r.Requests, r.Errors, nil))
 			if d.Outcome == verdict.Regressed {
 				ev := d.Evidence
-				j.found(m, &Regression{Metric: m.spec.Name, Rule: d.Rule, Reason: d.Reason, Evidence: &ev, At: l.At})
+				keep(&Regression{Metric: m.spec.Name, Rule: d.Rule, Reason: d.Reason, Evidence: &ev, At: l.At}, m.spec.Shadow, &m.shadowed, &j.regress)
 			}
 		case KindThreshold:
 			m.value = r.Value
@@ -199,23 +199,24 @@ func (j *Judge) Observe(l Look) *Regression {
 			}
 			m.longest = max(m.longest, r.Streak)
 			if r.Regressed {
-				j.found(m, &Regression{Metric: m.spec.Name, Rule: RuleThreshold, Reason: m.thresholdReason(r), At: l.At})
+				keep(&Regression{Metric: m.spec.Name, Rule: RuleThreshold, Reason: m.thresholdReason(r), At: l.At}, m.spec.Shadow, &m.shadowed, &j.regress)
 			}
 		}
 	}
 	return j.regress
 }
 
-// found keeps a regression: the watch's first one, or a shadow metric's
-// own, apart.
-func (j *Judge) found(m *judged, reg *Regression) {
+// keep keeps a metric's regression: a shadow metric's first one in its own
+// place, apart; a live metric's in the watch's, when it is the watch's
+// first. A Judge and a CanaryJudge keep them alike.
+func keep(reg *Regression, shadow bool, own, watch **Regression) {
 	switch {
-	case m.spec.Shadow:
-		if m.shadowed == nil {
-			m.shadowed = reg
+	case shadow:
+		if *own == nil {
+			*own = reg
 		}
-	case j.regress == nil:
-		j.regress = reg
+	case *watch == nil:
+		*watch = reg
 	}
 }
 

@@ -109,7 +109,7 @@ func (s *Source) readCounter(ctx context.Context, m *metric, c *counter, at, sin
 		// as without evidence.
 		c.noEvidence = res.err.Error()
 		plain := s.query(ctx, m, c.selector, at)
-		plain.notes = append(plain.notes, fmt.Sprintf("%s: Prometheus cannot say which series restarted (%s); a value lower than the last look's is taken as a restart", c.field, c.noEvidence))
+		plain.notes = append(plain.notes, c.noEvidenceNote())
 		return read{values: plain}
 	}
 	vec, ok := res.value.(model.Vector)
@@ -146,13 +146,24 @@ func (s *Source) readRate(m *metric, t read, errsAt func(at time.Time) read) Rea
 	if total.err != nil {
 		return fail("total", total)
 	}
-	totals, noData, notes := s.counterSamples(total.value, &m.total)
-	r.Warnings = append(r.Warnings, notes...)
-	if noData != "" && noData != NoDataEmpty {
-		r.NoData = noData
-		if noData == NoDataQueryError {
-			r.Error = "total: " + strings.Join(notes, "; ")
+	// samplesOf turns a counter's answer into its samples; ok is false
+	// when the reading ends there, r saying why. Empty is not the end: an
+	// empty errors selector means no errors yet (its counters appear with
+	// the first error), an empty total no requests yet.
+	samplesOf := func(res result, c *counter) (samples, NoData, bool) {
+		ss, noData, notes := s.counterSamples(res.value, c)
+		r.Warnings = append(r.Warnings, notes...)
+		if noData != "" && noData != NoDataEmpty {
+			r.NoData = noData
+			if noData == NoDataQueryError {
+				r.Error = c.field + ": " + strings.Join(notes, "; ")
+			}
+			return ss, noData, false
 		}
+		return ss, noData, true
+	}
+	totals, noData, ok := samplesOf(total, &m.total)
+	if !ok {
 		return r
 	}
 
@@ -193,16 +204,9 @@ func (s *Source) readRate(m *metric, t read, errsAt func(at time.Time) read) Rea
 		// Neither counter moves on: the next look counts both from here.
 		return fail("errors", errs)
 	}
-	errSamples, errNoData, notes := s.counterSamples(errs.value, &m.errors)
-	r.Warnings = append(r.Warnings, notes...)
-	if errNoData != "" && errNoData != NoDataEmpty {
-		// An empty errors selector means no errors yet: its counters
-		// appear with the first error. Errors that are all NaN or Inf are
-		// not zero errors.
-		r.NoData = errNoData
-		if errNoData == NoDataQueryError {
-			r.Error = "errors: " + strings.Join(notes, "; ")
-		}
+	// Errors that are all NaN or Inf are not zero errors.
+	errSamples, _, ok := samplesOf(errs, &m.errors)
+	if !ok {
 		return r
 	}
 	for _, e := range []struct {
@@ -228,7 +232,7 @@ func (s *Source) readRate(m *metric, t read, errsAt func(at time.Time) read) Rea
 		// name, say): a lower value is then a restart, as without
 		// evidence.
 		e.c.noEvidence = e.res.err.Error()
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: Prometheus cannot say which series restarted (%s); a value lower than the last look's is taken as a restart", e.c.field, e.c.noEvidence))
+		r.Warnings = append(r.Warnings, e.c.noEvidenceNote())
 	}
 	if msg := s.overTracked(&m.total, totals.samples); msg != "" {
 		r.NoData, r.Error = NoDataQueryError, "total: "+msg
@@ -267,6 +271,12 @@ func (s *Source) readRate(m *metric, t read, errsAt func(at time.Time) read) Rea
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d errors are held back: errors counted more than total in this look; check that errors selects a subset of total's requests", m.held))
 	}
 	return r
+}
+
+// noEvidenceNote says that c's restarts are found without Prometheus's
+// word for them, and why.
+func (c *counter) noEvidenceNote() string {
+	return fmt.Sprintf("%s: Prometheus cannot say which series restarted (%s); a value lower than the last look's is taken as a restart", c.field, c.noEvidence)
 }
 
 // applyResets sets each sample's restarts from a resets query's answer,
