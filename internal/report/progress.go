@@ -2,12 +2,12 @@ package report
 
 import (
 	"fmt"
-	"github.com/immune-cd/immune/internal/pct"
 	"strconv"
 	"strings"
 
 	"github.com/immune-cd/immune/internal/health"
 	"github.com/immune-cd/immune/internal/latency"
+	"github.com/immune-cd/immune/internal/pct"
 )
 
 // markedURLs is the most URLs a progress line shows one mark each for;
@@ -62,23 +62,13 @@ func (pr *Progress) Line(round health.Round) string {
 		switch {
 		case p.Phase == health.PhaseStartup:
 			starting++
-			marks.WriteString("·")
 		case p.Failed:
 			bad++
-			marks.WriteString("✗")
 		default:
 			ok++
-			marks.WriteString("✓")
 		}
-		if p.Phase == health.PhaseLive {
-			pr.judged++
-			if p.Failed {
-				pr.failed++
-			}
-			if p.Answered {
-				pr.latencies.Add(p.Latency)
-			}
-		}
+		marks.WriteString(mark(p))
+		pr.add(p)
 		if firstErr == "" && p.Error != "" {
 			firstErr = fmt.Sprintf("  %s: %s", p.URL, p.Error)
 		}
@@ -101,6 +91,25 @@ func (pr *Progress) Line(round health.Round) string {
 		line += "  not live yet"
 	}
 	return line + firstErr
+}
+
+// add counts a live probe in the totals: the canary's when it probed the
+// canary, else the watch's (or the control's).
+func (pr *Progress) add(p health.Probe) {
+	if p.Phase != health.PhaseLive {
+		return
+	}
+	judged, failed := &pr.judged, &pr.failed
+	if pr.canary[p.URL] {
+		judged, failed = &pr.canaryJudged, &pr.canaryFailed
+	}
+	*judged++
+	if p.Failed {
+		*failed++
+	}
+	if p.Answered {
+		pr.latencies.Add(p.Latency)
+	}
 }
 
 // mark is a probe's mark in a progress line.
@@ -146,22 +155,7 @@ func (pr *Progress) canaryLine(round health.Round) string {
 	}
 	firstErr := ""
 	for _, p := range round.Probes {
-		if p.Phase == health.PhaseLive {
-			if pr.canary[p.URL] {
-				pr.canaryJudged++
-				if p.Failed {
-					pr.canaryFailed++
-				}
-			} else {
-				pr.judged++
-				if p.Failed {
-					pr.failed++
-				}
-			}
-			if p.Answered {
-				pr.latencies.Add(p.Latency)
-			}
-		}
+		pr.add(p)
 		if firstErr == "" && p.Error != "" {
 			which := "control"
 			if pr.canary[p.URL] {

@@ -285,6 +285,15 @@ func JSON(r *Run) ([]byte, error) {
 		URLs    []urlAggregate    `json:"per_url"`
 		Minutes []minuteAggregate `json:"per_minute"`
 	}
+	type control struct {
+		Judged    int64    `json:"judged"`
+		Bad       int64    `json:"bad"`
+		ErrorRate float64  `json:"error_rate"`
+		LatencyMS *float64 `json:"latency_ms,omitempty"`
+		Margin    float64  `json:"margin"`
+		Ratio     float64  `json:"likelihood_ratio"`
+		Bound     float64  `json:"bound"`
+	}
 	type evidence struct {
 		Judged           int64    `json:"judged"`
 		Bad              int64    `json:"bad"`
@@ -298,15 +307,7 @@ func JSON(r *Run) ([]byte, error) {
 		Confidence       float64  `json:"confidence"`
 		BaselineRate     *float64 `json:"baseline_error_rate,omitempty"`
 		BaselineMS       *float64 `json:"baseline_latency_ms,omitempty"`
-		Control          *struct {
-			Judged    int64    `json:"judged"`
-			Bad       int64    `json:"bad"`
-			ErrorRate float64  `json:"error_rate"`
-			LatencyMS *float64 `json:"latency_ms,omitempty"`
-			Margin    float64  `json:"margin"`
-			Ratio     float64  `json:"likelihood_ratio"`
-			Bound     float64  `json:"bound"`
-		} `json:"control,omitempty"`
+		Control          *control `json:"control,omitempty"`
 	}
 	type watch struct {
 		*Watch
@@ -351,15 +352,7 @@ func JSON(r *Run) ([]byte, error) {
 				ev.BaselineRate, ev.BaselineMS = &rate, msPtr(e.BaselineLatency)
 			}
 			if c := e.Canary; c != nil {
-				ev.Control = &struct {
-					Judged    int64    `json:"judged"`
-					Bad       int64    `json:"bad"`
-					ErrorRate float64  `json:"error_rate"`
-					LatencyMS *float64 `json:"latency_ms,omitempty"`
-					Margin    float64  `json:"margin"`
-					Ratio     float64  `json:"likelihood_ratio"`
-					Bound     float64  `json:"bound"`
-				}{c.ControlJudged, c.ControlBad, c.ControlErrorRate, nil, c.Margin, math.Round(c.Ratio*100) / 100, c.Bound}
+				ev.Control = &control{c.ControlJudged, c.ControlBad, c.ControlErrorRate, nil, c.Margin, math.Round(c.Ratio*100) / 100, c.Bound}
 				if c.ControlLatency > 0 {
 					ev.Control.LatencyMS = msPtr(c.ControlLatency)
 				}
