@@ -173,11 +173,7 @@ func (r *WorkflowRun) copy() WorkflowRun {
 }
 
 func (s *state) run(id int64) *WorkflowRun {
-	i := sort.Search(len(s.runs), func(i int) bool { return s.runs[i].ID >= id })
-	if i < len(s.runs) && s.runs[i].ID == id {
-		return s.runs[i]
-	}
-	return nil
+	return byID(s.runs, id, func(r *WorkflowRun) int64 { return r.ID })
 }
 
 // workflow finds a workflow by id or file name, as the API does.
@@ -261,14 +257,14 @@ func (f *Server) dispatch(req *apiRequest, p params, now time.Time) reply {
 		return invalid(doc, `"ref" wasn't supplied.`)
 	}
 	if w.NoDispatch {
-		return reply{status: http.StatusUnprocessableEntity, body: errorBody("Workflow does not have 'workflow_dispatch' trigger", doc, 422)}
+		return unprocessable(doc, "Workflow does not have 'workflow_dispatch' trigger")
 	}
 	if w.State != "active" {
-		return reply{status: http.StatusUnprocessableEntity, body: errorBody("Cannot trigger a 'workflow_dispatch' on a disabled workflow", doc, 422)}
+		return unprocessable(doc, "Cannot trigger a 'workflow_dispatch' on a disabled workflow")
 	}
 	branch, sha, ok := f.st.dispatchRef(ref)
 	if !ok {
-		return reply{status: http.StatusUnprocessableEntity, body: errorBody("No ref found for: "+ref, doc, 422)}
+		return noRef(doc, ref)
 	}
 	declared := map[string]WorkflowInput{}
 	for _, in := range w.Inputs {
@@ -282,14 +278,14 @@ func (f *Server) dispatch(req *apiRequest, p params, now time.Time) reply {
 	}
 	if len(unexpected) > 0 {
 		sort.Strings(unexpected)
-		return reply{status: http.StatusUnprocessableEntity, body: errorBody("Unexpected inputs provided: ["+strings.Join(unexpected, ", ")+"]", doc, 422)}
+		return unprocessable(doc, "Unexpected inputs provided: ["+strings.Join(unexpected, ", ")+"]")
 	}
 	for _, in := range w.Inputs {
 		if _, given := inputs[in.Name]; given {
 			continue
 		}
 		if in.Required && in.Default == "" {
-			return reply{status: http.StatusUnprocessableEntity, body: errorBody(fmt.Sprintf("Required input '%s' not provided", in.Name), doc, 422)}
+			return unprocessable(doc, fmt.Sprintf("Required input '%s' not provided", in.Name))
 		}
 		inputs[in.Name] = in.Default
 	}
@@ -375,19 +371,11 @@ func (f *Server) stopRuns() {
 }
 
 func (f *Server) getWorkflow(req *apiRequest, p params, now time.Time) reply {
-	w := f.st.workflow(p.name)
-	if w == nil {
-		return notFound(docWorkflows + "#get-a-workflow")
-	}
-	return reply{status: http.StatusOK, body: f.renderWorkflow(w)}
+	return one(f.st.workflow(p.name), docWorkflows+"#get-a-workflow", f.renderWorkflow)
 }
 
 func (f *Server) getRun(req *apiRequest, p params, now time.Time) reply {
-	r := f.st.run(p.id)
-	if r == nil {
-		return notFound(docWorkflowRuns + "#get-a-workflow-run")
-	}
-	return reply{status: http.StatusOK, body: f.renderRun(r)}
+	return one(f.st.run(p.id), docWorkflowRuns+"#get-a-workflow-run", f.renderRun)
 }
 
 func (f *Server) cancelRun(req *apiRequest, p params, now time.Time) reply {

@@ -464,9 +464,23 @@ func notFound(doc string) reply {
 	return reply{status: http.StatusNotFound, body: errorBody("Not Found", doc, 404)}
 }
 
+// one is GitHub's answer to a GET of one thing: v rendered, or 404 (with
+// the endpoint's doc) when there is no such thing.
+func one[T any](v *T, doc string, render func(*T) map[string]any) reply {
+	if v == nil {
+		return notFound(doc)
+	}
+	return reply{status: http.StatusOK, body: render(v)}
+}
+
+// unprocessable is GitHub's 422 with message.
+func unprocessable(doc, message string) reply {
+	return reply{status: http.StatusUnprocessableEntity, body: errorBody(message, doc, 422)}
+}
+
 // invalid is GitHub's answer to a request that fails schema validation.
 func invalid(doc, detail string) reply {
-	return reply{status: http.StatusUnprocessableEntity, body: errorBody("Invalid request.\n\n"+detail, doc, 422)}
+	return unprocessable(doc, "Invalid request.\n\n"+detail)
 }
 
 // validationFailed is GitHub's answer to a request that fails a model

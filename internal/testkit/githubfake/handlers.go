@@ -274,8 +274,10 @@ func listed[T any](req *apiRequest, items []T, render func(T) any) reply {
 func created(body any) reply { return reply{status: http.StatusCreated, body: body} }
 
 func noCommit(doc, ref string) reply {
-	return reply{status: http.StatusUnprocessableEntity, body: errorBody("No commit found for SHA: "+ref, doc, 422)}
+	return unprocessable(doc, "No commit found for SHA: "+ref)
 }
+
+func noRef(doc, ref string) reply { return unprocessable(doc, "No ref found for: "+ref) }
 
 // fieldChecks validates the JSON types of body fields the way GitHub's
 // schema validation reports them.
@@ -381,7 +383,7 @@ func (f *Server) createDeployment(req *apiRequest, _ params, now time.Time) repl
 	}
 	sha, ok := f.st.resolve(ref)
 	if !ok {
-		return reply{status: http.StatusUnprocessableEntity, body: errorBody("No ref found for: "+ref, doc, 422)}
+		return noRef(doc, ref)
 	}
 
 	// Commit status checks, unless bypassed with an empty required_contexts.
@@ -449,11 +451,7 @@ func (f *Server) createDeployment(req *apiRequest, _ params, now time.Time) repl
 }
 
 func (f *Server) getDeployment(_ *apiRequest, p params, _ time.Time) reply {
-	d := f.st.deployment(p.id)
-	if d == nil {
-		return notFound(docDeployments + "#get-a-deployment")
-	}
-	return reply{status: http.StatusOK, body: f.renderDeployment(d)}
+	return one(f.st.deployment(p.id), docDeployments+"#get-a-deployment", f.renderDeployment)
 }
 
 func (f *Server) listDeploymentStatuses(req *apiRequest, p params, _ time.Time) reply {
@@ -482,12 +480,22 @@ func (f *Server) getDeploymentStatus(_ *apiRequest, p params, _ time.Time) reply
 	return notFound(docDeploymentStatus + "#get-a-deployment-status")
 }
 
-func tooLong(doc, resource string, desc string) (reply, bool) {
-	if utf8.RuneCountInString(desc) <= maxDescription {
-		return reply{}, false
+// checkStatus validates a new status as GitHub does: its state is
+// required and one of states, its description at most maxDescription
+// characters (resource names the status in that error).
+func checkStatus(doc, resource string, b map[string]any, states []string) (string, reply, bool) {
+	state, ok := b["state"].(string)
+	if !ok {
+		return "", invalid(doc, `"state" wasn't supplied.`), false
 	}
-	return validationFailed(doc, resource, "description", "custom",
-		fmt.Sprintf("description is too long (maximum is %d characters)", maxDescription)), true
+	if rep, ok := checkEnum(doc, "state", state, states); !ok {
+		return "", rep, false
+	}
+	if utf8.RuneCountInString(str(b, "description")) > maxDescription {
+		return "", validationFailed(doc, resource, "description", "custom",
+			fmt.Sprintf("description is too long (maximum is %d characters)", maxDescription)), false
+	}
+	return state, reply{}, true
 }
 
 func (f *Server) createDeploymentStatus(req *apiRequest, p params, now time.Time) reply {
@@ -504,14 +512,8 @@ func (f *Server) createDeploymentStatus(req *apiRequest, p params, now time.Time
 	); !ok {
 		return rep
 	}
-	state, ok := b["state"].(string)
+	state, rep, ok := checkStatus(doc, "DeploymentStatus", b, deploymentStates())
 	if !ok {
-		return invalid(doc, `"state" wasn't supplied.`)
-	}
-	if rep, ok := checkEnum(doc, "state", state, deploymentStates()); !ok {
-		return rep
-	}
-	if rep, bad := tooLong(doc, "DeploymentStatus", str(b, "description")); bad {
 		return rep
 	}
 	if env := str(b, "environment"); env != "" {
@@ -577,20 +579,14 @@ func (f *Server) createCommitStatus(req *apiRequest, p params, now time.Time) re
 	// Unlike most endpoints, commit statuses take only a full SHA: an
 	// abbreviation, a branch or a tag is refused with 422.
 	if len(p.ref) != 40 || !isHex(p.ref) {
-		return reply{status: http.StatusUnprocessableEntity, body: errorBody("No commit found for SHA: "+p.ref, doc, 422)}
+		return noCommit(doc, p.ref)
 	}
 	sha, ok := f.st.resolve(p.ref)
 	if !ok {
 		return noCommit(doc, p.ref)
 	}
-	state, ok := b["state"].(string)
+	state, rep, ok := checkStatus(doc, "Status", b, commitStates())
 	if !ok {
-		return invalid(doc, `"state" wasn't supplied.`)
-	}
-	if rep, ok := checkEnum(doc, "state", state, commitStates()); !ok {
-		return rep
-	}
-	if rep, bad := tooLong(doc, "Status", str(b, "description")); bad {
 		return rep
 	}
 	ctx := str(b, "context")

@@ -517,11 +517,7 @@ func (f *Server) editComment(req *apiRequest, p params, now time.Time) reply {
 }
 
 func (f *Server) getLabel(_ *apiRequest, p params, _ time.Time) reply {
-	l := f.st.findLabel(p.name)
-	if l == nil {
-		return notFound(docLabels + "#get-a-label")
-	}
-	return reply{status: http.StatusOK, body: f.renderLabel(l.Name)}
+	return one(f.st.findLabel(p.name), docLabels+"#get-a-label", func(l *Label) map[string]any { return f.renderLabel(l.Name) })
 }
 
 func (f *Server) createLabel(req *apiRequest, _ params, _ time.Time) reply {

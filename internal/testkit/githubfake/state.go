@@ -545,9 +545,15 @@ func (f *Server) CommitStatuses(sha string) []CommitStatus {
 }
 
 func (s *state) deployment(id int64) *Deployment {
-	i := sort.Search(len(s.deployments), func(i int) bool { return s.deployments[i].ID >= id })
-	if i < len(s.deployments) && s.deployments[i].ID == id {
-		return s.deployments[i]
+	return byID(s.deployments, id, func(d *Deployment) int64 { return d.ID })
+}
+
+// byID finds the one of list with id, nil when there is none; list holds
+// them in creation order, so by id.
+func byID[T any](list []*T, id int64, idOf func(*T) int64) *T {
+	i := sort.Search(len(list), func(i int) bool { return idOf(list[i]) >= id })
+	if i < len(list) && idOf(list[i]) == id {
+		return list[i]
 	}
 	return nil
 }
