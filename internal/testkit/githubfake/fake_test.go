@@ -706,6 +706,33 @@ func TestPathPrefix(t *testing.T) {
 	}
 }
 
+// example is the documented example of GitHub's answer named template
+// (testdata/github).
+func example(t *testing.T, template string) map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "testdata", "github", template+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]any
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// keysBeyond lists the keys of a that b lacks, sorted.
+func keysBeyond(a, b map[string]any) []string {
+	var out []string
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // TestShapesMatchTemplates checks that every answer keeps the documented
 // example's fields and decodes into go-github's types.
 func TestShapesMatchTemplates(t *testing.T) {
@@ -742,14 +769,7 @@ func TestShapesMatchTemplates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join("..", "..", "..", "testdata", "github", tt.template+".json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var want map[string]any
-			if err := json.Unmarshal(raw, &want); err != nil {
-				t.Fatal(err)
-			}
+			want := example(t, tt.template)
 			a := call(t, f, "GET", tt.path, nil)
 			if a.status != 200 {
 				t.Fatalf("%d %s", a.status, a.raw)
@@ -763,27 +783,13 @@ func TestShapesMatchTemplates(t *testing.T) {
 				got = l[0]
 			}
 			g := got.(map[string]any)
-			var missing []string
-			for k := range want {
-				if _, ok := g[k]; !ok {
-					missing = append(missing, k)
-				}
-			}
-			sort.Strings(missing)
-			if len(missing) > 0 {
+			if missing := keysBeyond(want, g); len(missing) > 0 {
 				t.Errorf("fields of the documented example missing: %v", missing)
 			}
 			if strings.HasSuffix(tt.template, "_simple") {
 				// A simple shape has no more than its example: code must
 				// not come to rely on a field GitHub does not send there.
-				var extra []string
-				for k := range g {
-					if _, ok := want[k]; !ok {
-						extra = append(extra, k)
-					}
-				}
-				sort.Strings(extra)
-				if len(extra) > 0 {
+				if extra := keysBeyond(g, want); len(extra) > 0 {
 					t.Errorf("fields beyond the simple shape: %v", extra)
 				}
 			}
