@@ -30,11 +30,7 @@ func TestDecideBisected(t *testing.T) {
 		return f
 	}
 	bisected := &Tell{Story: report.Bisected, StopsLine: true, Hook: notify.RolledBack}
-	tests := []struct {
-		name string
-		f    Facts
-		want Outcome
-	}{
+	tests := []decision{
 		{"the good part shipped healthy: no recovery, the culprit told", with(ship, func(f *Facts) { f.Verdict = run.Healthy }), Outcome{
 			Statuses: st(DeployRecord, recorder.StateSuccess, "healthy: 0 of 60 probes failed, p95 20ms"),
 			Commit:   cs(shipped, recorder.CommitSuccess, "healthy: 0 of 60 probes failed, p95 20ms"),
@@ -58,13 +54,7 @@ func TestDecideBisected(t *testing.T) {
 		}), Outcome{
 			Tell: told(report.RollbackFailed, true, notify.RollbackFailed)}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := Decide(tt.f); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("Decide =\n%+v\nwant\n%+v", got, tt.want)
-			}
-		})
-	}
+	checkDecide(t, tests)
 }
 
 // The batch's records close when the bisection begins, as Decide would

@@ -47,11 +47,7 @@ func TestDecide(t *testing.T) {
 	manualF := Facts{Mode: run.ModeRollback, Environment: "production", SHA: good, Target: good, Current: bad,
 		HasRollback: true, RollbackRan: true, Healthy: "0 of 12 probes failed, p95 18ms", Why: "rollback command failed"}
 	with := func(f Facts, change func(*Facts)) Facts { change(&f); return f }
-	tests := []struct {
-		name string
-		f    Facts
-		want Outcome
-	}{
+	tests := []decision{
 		{"deploy healthy", with(deploy, func(f *Facts) { f.Verdict = run.Healthy }), Outcome{
 			Statuses: st(DeployRecord, recorder.StateSuccess, "healthy: 0 of 60 probes failed, p95 20ms"),
 			Commit:   cs(bad, recorder.CommitSuccess, "healthy: 0 of 60 probes failed, p95 20ms"),
@@ -155,6 +151,19 @@ func TestDecide(t *testing.T) {
 			Commit:   cs(good, recorder.CommitFailure, "rollback failed: rollback command failed"),
 			Tell:     told(report.ManualRollbackFailed, true, notify.RollbackFailed)}},
 	}
+	checkDecide(t, tests)
+}
+
+// decision is a case of Decide: the facts, and what it decides.
+type decision struct {
+	name string
+	f    Facts
+	want Outcome
+}
+
+// checkDecide runs Decide on each case.
+func checkDecide(t *testing.T, tests []decision) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := Decide(tt.f); !reflect.DeepEqual(got, tt.want) {
