@@ -15,8 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/immune-cd/immune/internal/testkit/actionyml"
 	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
 
@@ -61,30 +60,6 @@ type actionResult struct {
 	First     string        // that line
 }
 
-// actionDefaults reads the inputs' defaults from action.yml, as the runner
-// applies them.
-func actionDefaults(path string) (map[string]string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var meta struct {
-		Inputs map[string]struct {
-			Default *string `yaml:"default"`
-		} `yaml:"inputs"`
-	}
-	if err := yaml.Unmarshal(data, &meta); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	out := map[string]string{}
-	for name, in := range meta.Inputs {
-		if in.Default != nil {
-			out[name] = *in.Default
-		}
-	}
-	return out, nil
-}
-
 func (l *lab) runAction(r actionRun) actionResult {
 	l.t.Helper()
 	base := filepath.Join(l.work, r.Name)
@@ -108,7 +83,7 @@ func (l *lab) runAction(r actionRun) actionResult {
 
 	inputs := map[string]string{}
 	if r.ActionYML != "" {
-		defaults, err := actionDefaults(r.ActionYML)
+		defaults, err := actionyml.Defaults(r.ActionYML)
 		if err != nil {
 			l.t.Fatal(err)
 		}

@@ -26,7 +26,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"gopkg.in/yaml.v3"
+	"github.com/immune-cd/immune/internal/testkit/actionyml"
 )
 
 // repoRoot is the module's root.
@@ -355,25 +355,18 @@ func runAction(t *testing.T, bin string, inputs map[string]string, sha, wantVerd
 }
 
 // actionDefaults reads action.yml's input defaults, as the runner applies
-// them.
+// them, but for expressions (${{ github.token }}), which the runner
+// evaluates and this test leaves unset.
 func actionDefaults(t *testing.T) map[string]string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot, "action.yml"))
+	all, err := actionyml.Defaults(filepath.Join(repoRoot, "action.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var meta struct {
-		Inputs map[string]struct {
-			Default *string `yaml:"default"`
-		} `yaml:"inputs"`
-	}
-	if err := yaml.Unmarshal(data, &meta); err != nil {
-		t.Fatal(err)
-	}
 	defaults := map[string]string{}
-	for name, in := range meta.Inputs {
-		if in.Default != nil && !strings.HasPrefix(*in.Default, "${{") {
-			defaults[name] = *in.Default
+	for name, v := range all {
+		if !strings.HasPrefix(v, "${{") {
+			defaults[name] = v
 		}
 	}
 	return defaults

@@ -74,13 +74,7 @@ func TestBisectCLIInAGitRepository(t *testing.T) {
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "GITHUB_OUTPUT=" + outputs}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	code := 0
-	if exit, ok := err.(*exec.ExitError); ok {
-		code = exit.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	code := exitCode(t, cmd.Run())
 	o := parseOutputs(t, outputs)
 	if code != 1 || o["verdict"] != "rolled-back" || o["culprit-sha"] != c[3] || o["shipped-sha"] != c[2] {
 		t.Fatalf("exit %d, verdict %q, culprit-sha %q, shipped-sha %q; want 1, rolled-back, c3 %s, c2 %s\n%s", code, o["verdict"], o["culprit-sha"], o["shipped-sha"], c[3], c[2], out.String())

@@ -168,12 +168,7 @@ func TestFleetWatchCost(t *testing.T) {
 		start := time.Now()
 		err := cmd.Run()
 		wall := time.Since(start)
-		code := 0
-		if exit, ok := err.(*exec.ExitError); ok {
-			code = exit.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
+		code := exitCode(t, err)
 		if code != tc.code {
 			t.Fatalf("%s: exit %d, want %d\n%s", tc.name, code, tc.code, firstLines(out.String(), 20))
 		}

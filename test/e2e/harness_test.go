@@ -23,8 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/immune-cd/immune/internal/testkit/actionyml"
 	"github.com/immune-cd/immune/internal/testkit/testservice"
 )
 
@@ -60,23 +59,9 @@ func TestMain(m *testing.M) {
 // actionDefaults reads action.yml's input defaults, as the runner applies them.
 func actionDefaults(t *testing.T) map[string]string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot, "action.yml"))
+	defaults, err := actionyml.Defaults(filepath.Join(repoRoot, "action.yml"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	var meta struct {
-		Inputs map[string]struct {
-			Default *string `yaml:"default"`
-		} `yaml:"inputs"`
-	}
-	if err := yaml.Unmarshal(data, &meta); err != nil {
-		t.Fatal(err)
-	}
-	defaults := map[string]string{}
-	for name, in := range meta.Inputs {
-		if in.Default != nil {
-			defaults[name] = *in.Default
-		}
 	}
 	return defaults
 }
@@ -188,6 +173,19 @@ func (r *actionRun) command() *exec.Cmd {
 	return cmd
 }
 
+// exitCode is the exit code of a run of a command that ended with err; an
+// error that is not an exit (it did not start) fails the test.
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	if exit, ok := err.(*exec.ExitError); ok {
+		return exit.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
 func (r *actionRun) exec() result {
 	r.t.Helper()
 	cmd := r.command()
@@ -198,12 +196,7 @@ func (r *actionRun) exec() result {
 		finishJob = r.job()
 	}
 	err := cmd.Run()
-	res := result{log: out.String(), outputs: map[string]string{}, ws: r.workspace}
-	if exit, ok := err.(*exec.ExitError); ok {
-		res.code = exit.ExitCode()
-	} else if err != nil {
-		r.t.Fatal(err)
-	}
+	res := result{log: out.String(), outputs: map[string]string{}, ws: r.workspace, code: exitCode(r.t, err)}
 	if finishJob != nil {
 		finishJob(res.code == 0)
 	}
@@ -285,11 +278,5 @@ func (r *actionRun) cancelWhen(ready func() bool, settle time.Duration) cancelle
 		r.t.Fatal(err)
 	}
 	err := cmd.Wait()
-	c := cancelled{log: out.String(), took: time.Since(signalled), outputs: parseOutputs(r.t, r.env["GITHUB_OUTPUT"])}
-	if exit, ok := err.(*exec.ExitError); ok {
-		c.code = exit.ExitCode()
-	} else if err != nil {
-		r.t.Fatal(err)
-	}
-	return c
+	return cancelled{log: out.String(), took: time.Since(signalled), outputs: parseOutputs(r.t, r.env["GITHUB_OUTPUT"]), code: exitCode(r.t, err)}
 }
