@@ -143,6 +143,9 @@ type intervalAnalysis struct {
 	flagger bool
 	// allowed is the error rate an interval may have (0: countsAllowed).
 	allowed float64
+	// perInterval is how many looks make the 1-minute interval (0:
+	// lookPerInterval).
+	perInterval int
 	n, bad  int // counts of the current interval
 	looks   int
 	failed  int
@@ -152,7 +155,11 @@ type intervalAnalysis struct {
 // at this look (only at the end of an interval).
 func (a *intervalAnalysis) observe(n, bad int) bool {
 	a.n, a.bad, a.looks = a.n+n, a.bad+bad, a.looks+1
-	if a.looks%lookPerInterval != 0 {
+	per := a.perInterval
+	if per == 0 {
+		per = lookPerInterval
+	}
+	if a.looks%per != 0 {
 		return false
 	}
 	allowed := a.allowed

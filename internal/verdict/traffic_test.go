@@ -52,6 +52,7 @@ type trafficRow struct {
 	outage          bool
 	total           float64
 	burst           int
+	every           time.Duration // looks (0: trafficLook)
 	target, targetP float64 // the goal: at most target false alarms, or at least target caught with median at most targetP minutes
 }
 
@@ -61,6 +62,7 @@ var (
 		"Regressions that start at minute 30: caught (share), median/p95 minutes after the onset",
 		"Baseline mode, the README's example: 2 minutes of production at 0.5% before the deploy, 1,000/min, max-error-rate 1 point, a 10-minute watch",
 		"Canary, 1,000/min, 10% to the canary, control at 1%, max-error-rate 0.25 points; the shared outage adds 9 points to both tracks from minute 1 to 11",
+		"Looks every 5s (the default interval) instead of 15s: rolled back (share), median/p95 minutes",
 	}
 )
 
@@ -92,6 +94,11 @@ func trafficRows() []trafficRow {
 		{section: trafficSections[3], name: "5% (5×)", canary: true, canaryRate: 0.05, total: 1000, regression: true},
 		{section: trafficSections[3], name: "5% (5×), shared outage", canary: true, canaryRate: 0.05, outage: true, total: 1000, regression: true, target: 0.99, targetP: 15},
 		{section: trafficSections[3], name: "3% (3×)", canary: true, canaryRate: 0.03, total: 1000, regression: true, target: 0.99, targetP: 14},
+		{section: trafficSections[4], name: "20/min, 1%, bursts of 10", load: at(20, 0.01, 10), every: 5 * time.Second},
+		{section: trafficSections[4], name: "1000/min, 1%, bursts of 10", load: at(1000, 0.01, 10), every: 5 * time.Second},
+		{section: trafficSections[4], name: "10000/min, 1%, bursts of 30", load: at(10000, 0.01, 30), every: 5 * time.Second},
+		{section: trafficSections[4], name: "5/min, 5% (5× regression)", load: at(5, 0.05, 1), every: 5 * time.Second, regression: true},
+		{section: trafficSections[4], name: "1000/min, 2% (2× regression)", load: at(1000, 0.02, 1), every: 5 * time.Second, regression: true},
 	}
 }
 
@@ -111,8 +118,12 @@ func trafficWatches() int {
 func simulateTrafficRow(seed uint64, r trafficRow, watches int) []countsCell {
 	rng := rand.New(rand.NewPCG(trafficSeed, seed))
 	cells := make([]countsCell, len(trafficPolicies))
+	every := trafficLook
+	if r.every > 0 {
+		every = r.every
+	}
 	record := func(k int, look int) {
-		m := float64(look)*trafficLook.Minutes() - r.onset
+		m := float64(look)*every.Minutes() - r.onset
 		cells[k].rolledBack++
 		cells[k].minutes = append(cells[k].minutes, m)
 	}
@@ -161,9 +172,10 @@ func simulateTrafficRow(seed uint64, r trafficRow, watches int) []countsCell {
 			} else {
 				e = New(countLimits(countsAllowed, true))
 			}
-			refs := []*intervalAnalysis{{limit: 0, allowed: allowed}, {limit: 3, allowed: allowed}, {limit: 5, flagger: true, allowed: allowed}}
+			per := int(time.Minute / every)
+			refs := []*intervalAnalysis{{limit: 0, allowed: allowed, perInterval: per}, {limit: 3, allowed: allowed, perInterval: per}, {limit: 5, flagger: true, allowed: allowed, perInterval: per}}
 			done := make([]bool, len(cells))
-			for i, lk := range sim.Watch(rng, r.load, trafficLook, watch) {
+			for i, lk := range sim.Watch(rng, r.load, every, watch) {
 				if !done[0] && e.Observe(Count("shop", lk.Requests, lk.Errors, nil)).Outcome == Regressed {
 					done[0] = true
 					record(0, i+1)
