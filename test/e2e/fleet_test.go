@@ -37,13 +37,14 @@ func fleetURLs(t *testing.T, n, bad int, b testservice.Behaviour) []string {
 }
 
 // fleetWatch watches urls in watch mode, as the action does, every
-// 100ms for d.
-func fleetWatch(t *testing.T, urls []string, d time.Duration) result {
+// interval for d; each probe may take the whole interval.
+func fleetWatch(t *testing.T, urls []string, interval, d time.Duration) result {
 	t.Helper()
 	return newActionRun(t, "push", map[string]string{
 		"mode":            "watch",
 		"health-url":      strings.Join(urls, "\n"),
-		"interval":        "100ms",
+		"interval":        interval.String(),
+		"timeout":         interval.String(),
 		"duration":        d.String(),
 		"startup-timeout": "1s",
 		"github-token":    "",
@@ -67,7 +68,7 @@ func reportProbes(t *testing.T, res result) []map[string]any {
 func TestFleetHealthy(t *testing.T) {
 	t.Parallel()
 	urls := fleetURLs(t, 100, -1, testservice.Behaviour{})
-	res := fleetWatch(t, urls, 3*time.Second)
+	res := fleetWatch(t, urls, 100*time.Millisecond, 3*time.Second)
 	if res.code != 0 || res.outputs["verdict"] != "healthy" {
 		t.Fatalf("exit %d, verdict %q\n%s", res.code, res.outputs["verdict"], res.log)
 	}
@@ -108,9 +109,11 @@ func TestFleetOneBadURL(t *testing.T) {
 	t.Parallel()
 	const bad = 37
 	urls := fleetURLs(t, 100, bad, testservice.Behaviour{FailRate: 0.3})
-	// The watch ends at the verdict; its length only bounds a loaded machine,
-	// where probes are skipped rather than made late.
-	res := fleetWatch(t, urls, 40*time.Second)
+	// A probe may take a quarter of a second: on a loaded machine, probes
+	// of the healthy URLs that time out are failures too, which the pooled
+	// test would see. The watch ends at the verdict; its length only bounds
+	// a loaded machine, where probes are skipped rather than made late.
+	res := fleetWatch(t, urls, 250*time.Millisecond, time.Minute)
 	if res.code != 1 || res.outputs["verdict"] != "regressed" {
 		t.Fatalf("exit %d, verdict %q\n%s", res.code, res.outputs["verdict"], res.log)
 	}
