@@ -210,7 +210,7 @@ func TestCancelEachPhaseFromTheBinary(t *testing.T) {
 		reason   string
 	}{
 		{"baseline", map[string]string{"baseline-duration": "30s"}, nil, "",
-			func(string, *testservice.Service) bool { return true }, "", "nothing was deployed"},
+			func(_ string, svc *testservice.Service) bool { return svc.Probed() > 0 }, "", "nothing was deployed"},
 		{"deploy", nil, nil, "deploy",
 			func(ws string, _ *testservice.Service) bool { return lines(ws, "pids") == 2 }, "deploy " + shaNew, "the deploy command was stopped midway"},
 		{"watch", map[string]string{"duration": "30s"}, nil, "",

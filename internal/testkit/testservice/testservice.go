@@ -40,6 +40,7 @@ type Service struct {
 	previous   string
 	deployedAt time.Time
 	requests   int // health requests since the last deploy
+	probed     int // health requests in all
 	own        int // answers given as the current build
 	deploys    []string
 	now        func() time.Time
@@ -56,6 +57,13 @@ func (s *Service) Current() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.current
+}
+
+// Probed returns how many health requests the service has had.
+func (s *Service) Probed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.probed
 }
 
 // Deploys returns every commit deployed through /deploy, in order.
@@ -100,6 +108,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) health(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	s.probed++
 	version, b := s.current, s.script[s.current]
 	if b.OldVersionMS > 0 && s.now().Sub(s.deployedAt) < time.Duration(b.OldVersionMS)*time.Millisecond {
 		version = s.previous
