@@ -16,8 +16,10 @@ package action
 import (
 	"context"
 	"fmt"
+	"github.com/immune-cd/immune/internal/logline"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,6 +36,7 @@ import (
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
+	"github.com/immune-cd/immune/internal/tell"
 	"github.com/immune-cd/immune/internal/version"
 	"github.com/immune-cd/immune/internal/watch"
 )
@@ -89,10 +92,10 @@ type Deps struct {
 type runner struct {
 	cfg   *config.Config
 	d     Deps
-	log   *logger
+	log   *logline.Logger
 	watch *watch.Watcher
+	steps deploy.Setup // puts the run's steps live
 	rec   *recorder.Recorder
-	hook  *notify.Notifier // nil without a webhook
 	ev    event.Event
 	out   *report.Run
 	phase run.Phase
@@ -120,8 +123,8 @@ type runner struct {
 	shadowVerdict           run.Verdict
 	shadowReason, shadowWhy string
 
-	tell teller     // what people are told (tell.go)
-	bis  *bisection // the bisection, once one began (bisect.go)
+	tell *tell.Teller // what people are told (tell.go)
+	bis  *bisection   // the bisection, once one began (bisect.go)
 }
 
 // record is one of the run's deployments: its GitHub record (nil when
@@ -132,6 +135,9 @@ type record struct {
 	open    bool
 	started bool
 }
+
+// reportPath is where the JSON report goes, in the workspace.
+const reportPath = ".immune/report.json"
 
 // plan maps each phase of a mode to the function that runs it; each returns
 // the next phase, or run.Done.
@@ -167,7 +173,7 @@ func (r *runner) run(ctx context.Context) (code int) {
 	for _, w := range cfg.Warnings {
 		r.Warn("Unused input", w)
 	}
-	r.warnLoopback()
+	r.watch.WarnLoopback()
 	switch cfg.Mode {
 	case run.ModeDeploy:
 		r.out.Stage = run.StageFull
@@ -210,7 +216,7 @@ func (r *runner) run(ctx context.Context) (code int) {
 }
 
 func newRunner(d Deps, cfg *config.Config) *runner {
-	log := &logger{gha: d.GHA, w: d.Stdout, plain: d.Plain}
+	log := &logline.Logger{GHA: d.GHA, W: d.Stdout, Plain: d.Plain}
 	ghctx, err := d.GHA.Context()
 	if err != nil {
 		// A broken event file only costs the push event's before.
@@ -235,26 +241,29 @@ func newRunner(d Deps, cfg *config.Config) *runner {
 		Shadow:      cfg.Shadow && cfg.Mode == run.ModeDeploy,
 	}
 	r.out.Links.Run = r.ev.RunURL()
+	// The background's lines (the recorder's lanes, the webhook) are
+	// printed at the end of the run.
+	lines := &tell.Lines{}
 	r.rec = recorder.New(recorder.Options{
 		GitHub:         d.GitHub,
 		Environment:    cfg.Environment,
 		RunURL:         r.out.Links.Run,
 		EnvironmentURL: cfg.EnvironmentURL,
 		Logf:           log.Printf,
-		TellLogf:       r.tell.logf,
+		TellLogf:       lines.Logf,
 		Now:            d.Clock.Now,
 	})
+	var hook *notify.Notifier
 	if cfg.NotifyWebhook != "" && cfg.Mode != run.ModeGate {
-		r.hook = notify.Start(notify.Options{
+		hook = notify.Start(notify.Options{
 			URL: cfg.NotifyWebhook, Secret: cfg.NotifySecret, Client: d.HTTP, Clock: d.Clock,
-			Timeout: cfg.NotifyTimeout, UserAgent: "immune/" + version.String(), Logf: r.tell.logf,
+			Timeout: cfg.NotifyTimeout, UserAgent: "immune/" + version.String(), Logf: lines.Logf,
 		})
 	}
-	probe := d.Probe
-	if probe == nil {
-		probe = r.newProber().Probe
-	}
-	r.watch = watch.New(cfg, watch.Deps{Probe: probe, Go: d.Go, Clock: d.Clock, HTTP: d.HTTP, Log: r})
+	r.tell = tell.New(r.rec, hook, lines)
+	r.watch = watch.New(cfg, watch.Deps{Probe: d.Probe, Go: d.Go, Clock: d.Clock, HTTP: d.HTTP, Log: r})
+	r.steps = deploy.Setup{Config: cfg, Environ: d.Environ, Workflows: d.Workflows, HTTP: d.HTTP, Clock: d.Clock,
+		Grace: d.Grace, CancelGrace: d.CancelGrace, UserAgent: "immune/" + version.String(), Command: d.Deployer}
 	return r
 }
 
@@ -309,31 +318,30 @@ func (r *runner) finish() {
 	}
 	r.settleBisection()
 	r.out.End = r.d.Clock.Now()
-	if d, ok := r.ownDeployment(); ok {
+	// The deployment this run made: the deploy's (or its canary's), or the
+	// manual rollback's.
+	own := r.deploy.dep
+	if own == nil {
+		own = r.canary.dep
+	}
+	if r.cfg.Mode == run.ModeRollback {
+		own = r.rollback.dep
+	}
+	if d, ok := own.Known(); ok {
 		r.out.DeploymentID, r.out.Links.Deployment = d.ID, r.ev.DeploymentsURL()
 	}
-	if err := r.publish(); err != nil {
+	// The step outputs, the job summary and the JSON report, and in a
+	// terminal the run in plain text.
+	to := report.Destinations{Outputs: r.d.Getenv("GITHUB_OUTPUT"), Summary: r.d.Getenv("GITHUB_STEP_SUMMARY"),
+		Report: filepath.Join(r.cfg.Workspace, reportPath), ShownReport: reportPath}
+	if r.d.Plain {
+		to.Text = r.d.Stdout
+	}
+	if err := report.Publish(r.out, to); err != nil {
 		r.log.Error("Could not publish the results", fmt.Sprintf("%v; the verdict was %s (%s)", err, orUnknown(string(r.out.Verdict)), r.out.Reason))
 		if r.code == ExitOK || r.code == ExitRegressed {
 			r.code = ExitPublish
 		}
-	}
-}
-
-func (r *runner) newProber() *health.Prober {
-	header := http.Header{}
-	for _, h := range r.cfg.Headers {
-		header.Add(h.Name, h.Value)
-	}
-	return &health.Prober{
-		Client:    health.NoRedirects(r.d.HTTP),
-		Clock:     r.d.Clock,
-		Timeout:   r.cfg.Timeout,
-		Header:    header,
-		Accept:    r.cfg.ExpectStatus.Contains,
-		Body:      r.cfg.ExpectBody,
-		Version:   health.VersionSource(r.cfg.ExpectVersion),
-		UserAgent: "immune/" + version.String(),
 	}
 }
 
@@ -352,18 +360,6 @@ func (r *runner) Note(msg string) {
 // Printf and Error write to the log (for the watches).
 func (r *runner) Printf(format string, args ...any) { r.log.Printf(format, args...) }
 func (r *runner) Error(title, msg string)           { r.log.Error(title, msg) }
-
-// ownDeployment is the deployment this run made: the deploy's, or the
-// manual rollback's.
-func (r *runner) ownDeployment() (recorder.Deployment, bool) {
-	if r.cfg.Mode == run.ModeRollback {
-		return r.rollback.dep.Known()
-	}
-	if r.deploy.dep == nil {
-		return r.canary.dep.Known()
-	}
-	return r.deploy.dep.Known()
-}
 
 // payload is the payload of a deployment this run creates.
 func (r *runner) payload() recorder.Payload {

@@ -2,7 +2,6 @@ package action
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -68,7 +67,14 @@ func (r *runner) afterRollback(ctx context.Context) run.Phase {
 		r.Warn("Not bisected", fmt.Sprintf("the batch of %s cannot be bisected: the last good commit before it is unknown", sha.Short(r.sha)))
 		return run.Record
 	}
-	batch, source, err := r.readBatch(ctx)
+	var compare bisect.Comparer
+	if r.rec.Enabled() && !r.rec.Down() {
+		compare = r.rec.Batch
+	}
+	batch, good, source, err := bisect.Read(ctx, compare, r.d.Git, r.cfg.Workspace, r.target, r.sha)
+	if err == nil {
+		r.target = good
+	}
 	switch {
 	case ctx.Err() != nil:
 		return run.Record
@@ -92,28 +98,9 @@ func (r *runner) afterRollback(ctx context.Context) run.Phase {
 	return run.Bisect
 }
 
-// readBatch reads the batch between the rollback target and the head:
-// from GitHub, else from the workspace's git history.
-func (r *runner) readBatch(ctx context.Context) (batch []string, source string, err error) {
-	var errs []error
-	if r.rec.Enabled() && !r.rec.Down() {
-		batch, err = r.rec.Batch(ctx, r.target, r.sha)
-		if err == nil {
-			return batch, "GitHub's comparison", nil
-		}
-		errs = append(errs, fmt.Errorf("GitHub: %w", err))
-	}
-	batch, good, err := bisect.FromGit(ctx, r.d.Git, r.cfg.Workspace, r.target, r.sha)
-	if err == nil {
-		if len(batch) > 0 && !sha.Same(batch[len(batch)-1], r.sha) && sha.IsFull(r.sha) {
-			return nil, "", fmt.Errorf("the workspace's history ends at %s, not %s", sha.Short(batch[len(batch)-1]), sha.Short(r.sha))
-		}
-		r.target = good
-		return batch, "the workspace's git history", nil
-	}
-	errs = append(errs, fmt.Errorf("the workspace's git history: %w", err))
-	return nil, "", errors.Join(errs...)
-}
+// removalBudget bounds a step's removal once the job was cancelled: the
+// runner stops a cancelled job's container seconds later.
+const removalBudget = 7 * time.Second
 
 // bisectPhase runs the steps, within bisect-timeout, then ships the newest
 // commit found good (to the deploy phase), or goes to the records.
@@ -266,7 +253,7 @@ func (r *runner) bisectStep(ctx context.Context, index int, mid string) report.B
 			step.Watch, step.Control, _ = r.watch.Canary(ctx, mid, r.target, &report.CanarySeries{})
 		}
 	}
-	rctx, stop := r.removalContext(ctx)
+	rctx, stop := deploy.AfterCancel(ctx, removalBudget)
 	step.Removal = r.runStepAs(rctx, fmt.Sprintf("Bisection step %d: put %s back on %s", n, where, sha.Short(r.target)),
 		fmt.Sprintf("Step %d's removal", n), deploy.Request{
 			SHA: r.target, PreviousSHA: mid, Environment: cfg.Environment, Reason: deploy.ReasonRollback, Stage: string(stage),
@@ -277,24 +264,6 @@ func (r *runner) bisectStep(ctx context.Context, index int, mid string) report.B
 	step.End = r.d.Clock.Now()
 	b.out.Steps = append(b.out.Steps, step)
 	return step
-}
-
-// removalBudget bounds a step's removal once the job was cancelled: the
-// runner stops a cancelled job's container seconds later.
-const removalBudget = 7 * time.Second
-
-// removalContext is the context of a step's removal: it is not stopped by
-// the cancel of the job, only removalBudget after it.
-func (r *runner) removalContext(ctx context.Context) (context.Context, func()) {
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var timer *time.Timer
-	stop := context.AfterFunc(ctx, func() { timer = time.AfterFunc(removalBudget, cancel) })
-	return rctx, func() {
-		if !stop() && timer != nil {
-			timer.Stop()
-		}
-		cancel()
-	}
 }
 
 // closeStep closes the last step's record with its final status.

@@ -13,11 +13,6 @@ import (
 // runner kills the container seconds after it signals the cancel.
 const cancelBudget = 3 * time.Second
 
-// detached is the context for the records a cancelled run still writes.
-func detached(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), cancelBudget)
-}
-
 // cancelled ends a run whose job was cancelled during phase ph. What was
 // running has been stopped by then (the command's process group, the
 // watch); nothing new starts. It says what state production is in, marks
@@ -31,7 +26,7 @@ func (r *runner) cancelled(ctx context.Context, ph run.Phase) {
 // runs, and the records in flight closed with desc, as package outcome
 // decides.
 func (r *runner) abort(ctx context.Context, ph run.Phase, v run.Verdict, code int, what, title, desc string) {
-	ctx, cancel := detached(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelBudget)
 	defer cancel()
 	r.phase = ph
 	r.out.StoppedIn = ph

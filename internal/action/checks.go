@@ -26,22 +26,16 @@ func (r *runner) checkStateFile() bool {
 	return true
 }
 
-// prepareMetrics checks, without asking Prometheus, what can be checked of
-// the metrics of a watch of commit (see watch.Watcher.Prepare): a manual
-// rollback never waits on Prometheus.
-func (r *runner) prepareMetrics(commit, previous string) bool {
-	if err := r.watch.Prepare(commit, previous); err != nil {
-		r.refuse("Invalid input", err.Error())
-		return false
+// checkMetrics checks the metrics of a watch of commit before anything is
+// deployed: with ask, by sending every query once (watch.Watcher.Check);
+// without, only what can be checked without Prometheus (Prepare: a manual
+// rollback never waits on it). A query that cannot run is invalid input.
+func (r *runner) checkMetrics(ctx context.Context, commit, previous string, ask bool) bool {
+	check := r.watch.Check
+	if !ask {
+		check = func(_ context.Context, commit, previous string) error { return r.watch.Prepare(commit, previous) }
 	}
-	return true
-}
-
-// checkMetrics sends every metric's query once before anything is
-// deployed (see watch.Watcher.Check); a query Prometheus cannot run is
-// invalid input.
-func (r *runner) checkMetrics(ctx context.Context, commit, previous string) bool {
-	if err := r.watch.Check(ctx, commit, previous); err != nil {
+	if err := check(ctx, commit, previous); err != nil {
 		r.refuse("Invalid input", err.Error())
 		return false
 	}

@@ -4,15 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"strings"
-	"time"
 
 	"github.com/immune-cd/immune/internal/deploy"
 	"github.com/immune-cd/immune/internal/outcome"
 	"github.com/immune-cd/immune/internal/recorder"
-	"github.com/immune-cd/immune/internal/redact"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
 	"github.com/immune-cd/immune/internal/state"
@@ -32,11 +28,11 @@ func (r *runner) validateDeploy(ctx context.Context) run.Phase {
 	if !r.checkStateFile() || !r.resolveSHA(ctx) || !r.checkDeployer(ctx) {
 		return run.Done
 	}
-	if ok, _ := r.awaitEnvironment(ctx, 0); !ok {
+	if !r.awaitEnvironment(ctx) {
 		return run.Done
 	}
 	r.findTarget(ctx)
-	if !r.checkMetrics(ctx, r.cfg.SHA, r.target) {
+	if !r.checkMetrics(ctx, r.cfg.SHA, r.target, true) {
 		return run.Done
 	}
 	if r.cfg.BaselineDuration > 0 {
@@ -53,18 +49,28 @@ func (r *runner) resolveSHA(ctx context.Context) bool {
 	if sha.IsFull(r.cfg.SHA) || !r.rec.Enabled() {
 		return true
 	}
-	full, err := r.rec.Resolve(ctx, r.cfg.SHA)
-	switch {
-	case errors.Is(err, recorder.ErrNoSuchCommit):
-		r.refuse("Invalid input", fmt.Sprintf("input sha: %s is not a commit of %s", r.cfg.SHA, r.ev.Repository))
-		return false
-	case err != nil:
-		r.refuse("Invalid input", fmt.Sprintf("input sha: cannot tell which commit %s is, so nothing was deployed: %v; pass the full 40-character SHA", r.cfg.SHA, err))
+	full, err := r.resolve(ctx, r.cfg.SHA, "tell which commit %s is, so nothing was deployed: %v; pass the full 40-character SHA")
+	if err != nil {
+		r.refuse("Invalid input", err.Error())
 		return false
 	}
 	r.log.Printf("Resolved %s to %s.", r.cfg.SHA, full)
 	r.cfg.SHA, r.out.SHA, r.sha = full, full, full
 	return true
+}
+
+// resolve returns the full SHA of the commit want of this repository,
+// through GitHub; cannot says, with want and the error, what could not be
+// done when GitHub cannot tell.
+func (r *runner) resolve(ctx context.Context, want, cannot string) (string, error) {
+	full, err := r.rec.Resolve(ctx, want)
+	switch {
+	case errors.Is(err, recorder.ErrNoSuchCommit):
+		return "", fmt.Errorf("input sha: %s is not a commit of %s", want, r.ev.Repository)
+	case err != nil:
+		return "", fmt.Errorf("input sha: cannot "+cannot, want, err)
+	}
+	return full, nil
 }
 
 // findTarget finds the commit to roll back to, and says where from.
@@ -235,27 +241,13 @@ func (r *runner) hold(h outcome.Held, why string) {
 	r.Note(why)
 }
 
-// supersededBudget bounds the one read of GitHub between a verdict and the
-// rollback.
-const supersededBudget = time.Second
-
-// superseded reports whether another run deployed something newer to the
-// environment after this run's deployment; rolling back would undo it.
-// Other runs of immune wait for this one, so this is about deploys made by
-// hand or by other tools; the check gets one second at most, since it
-// stands between the verdict and the rollback.
+// superseded reports whether something newer was deployed after this run's
+// deployment (see recorder.Superseding), and holds the rollback if so.
 func (r *runner) superseded(ctx context.Context) bool {
-	mine, ok := r.deploy.dep.Known()
-	if !ok || r.rec.Down() {
+	n, ok := r.rec.Superseding(ctx, r.deploy.dep)
+	if !ok {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(ctx, supersededBudget)
-	defer cancel()
-	newer, err := r.rec.Newer(ctx, mine)
-	if err != nil || len(newer) == 0 {
-		return false
-	}
-	n := newer[0]
 	by := "by another run"
 	if n.Origin != recorder.Ours {
 		by = "by hand or by another tool"
@@ -325,31 +317,10 @@ func (r *runner) confirm(ctx context.Context) run.Phase {
 
 // validateWatch: the watched commit is resolved for its commit status.
 func (r *runner) validateWatch(ctx context.Context) run.Phase {
-	if !r.checkStateFile() || !r.resolveSHA(ctx) || !r.checkMetrics(ctx, r.cfg.SHA, "") {
+	if !r.checkStateFile() || !r.resolveSHA(ctx) || !r.checkMetrics(ctx, r.cfg.SHA, "", true) {
 		return run.Done
 	}
 	r.out.Links.Commit = r.ev.CommitURL(r.cfg.SHA)
 	r.log.Printf("immune %s: watching %s on %s", version.String(), orUnknown(r.cfg.SHA), r.cfg.Environment)
 	return run.Watch
-}
-
-// warnLoopback warns when a health URL points at the loopback interface
-// while the run is a container action: there, localhost is the action's
-// own container, not the runner's host or the job's services.
-func (r *runner) warnLoopback() {
-	if r.cfg.Workspace != "/github/workspace" {
-		return
-	}
-	for _, u := range append(append([]string{}, r.cfg.HealthURLs...), r.cfg.CanaryHealthURLs...) {
-		parsed, err := url.Parse(u)
-		if err != nil {
-			continue
-		}
-		host := parsed.Hostname()
-		if ip := net.ParseIP(host); host == "localhost" || strings.HasSuffix(host, ".localhost") || ip != nil && ip.IsLoopback() {
-			r.Warn("Health URL on loopback", fmt.Sprintf("%s points at this container itself: a container action has its own network, "+
-				"so localhost is not the runner's host. Use the job's services: name or the host's address (see the README's \"Secrets and networking\").", redact.URL(u)))
-			return
-		}
-	}
 }

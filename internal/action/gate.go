@@ -35,7 +35,7 @@ func (r *runner) gateMode(ctx context.Context) {
 	}
 	in.Line = line
 	if line.Stopped {
-		in.IssueURL = r.trackingIssueURL(ctx)
+		in.IssueURL = r.tell.TrackingIssueURL(ctx)
 	}
 	if line.Stopped && in.PullRequest != 0 {
 		in.Labels, in.LabelsErr = r.rec.Labels(ctx, in.PullRequest)
@@ -50,12 +50,11 @@ func (r *runner) gateMode(ctx context.Context) {
 		g.StoppedAt = line.Newest.CreatedAt.UTC().Format(time.RFC3339)
 	}
 	r.out.Gate = g
+	r.end(d.Verdict, ExitOK, d.Reason)
 	switch d.Verdict {
 	case run.Clear:
-		r.end(run.Clear, ExitOK, d.Reason)
 		r.log.Printf("The line is clear: %s.", d.Reason)
 	case run.FixAllowed:
-		r.end(run.FixAllowed, ExitOK, d.Reason)
 		r.log.Warning("Letting a fix through a stopped line", d.Reason)
 	default:
 		r.end(run.Stopped, ExitRegressed, d.Reason)

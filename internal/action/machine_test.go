@@ -27,7 +27,6 @@ import (
 	"github.com/immune-cd/immune/internal/ghapi"
 	"github.com/immune-cd/immune/internal/health"
 	"github.com/immune-cd/immune/internal/recorder"
-	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/testkit/githubfake"
 )
@@ -634,28 +633,6 @@ func TestManualRollbackTransitions(t *testing.T) {
 				t.Errorf("rollback deployment %+v, payload %+v", rb, p)
 			}
 		})
-	}
-}
-
-func TestWarnLoopbackInAContainerAction(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		workspace, url string
-		warns          bool
-	}{
-		{"/github/workspace", "http://localhost:8080/healthz", true},
-		{"/github/workspace", "http://127.0.0.1:8080/healthz", true},
-		{"/github/workspace", "http://[::1]:8080/healthz", true},
-		{"/github/workspace", "http://shop:8080/healthz", false},
-		{"/home/runner/work/shop", "http://localhost:8080/healthz", false}, // the CLI, or a JavaScript runner
-	} {
-		var log bytes.Buffer
-		r := &runner{cfg: &config.Config{Workspace: tt.workspace, HealthURLs: []string{tt.url}}, out: &report.Run{},
-			log: &logger{w: &log, plain: true}}
-		r.warnLoopback()
-		if warned := len(r.out.Warnings) == 1 && strings.Contains(log.String(), "points at this container itself"); warned != tt.warns {
-			t.Errorf("%s in %s: warned %v, want %v: %s", tt.url, tt.workspace, warned, tt.warns, log.String())
-		}
 	}
 }
 

@@ -2,7 +2,6 @@ package action
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/immune-cd/immune/internal/recorder"
@@ -21,7 +20,7 @@ func (r *runner) validateRollback(ctx context.Context) run.Phase {
 	if !r.checkStateFile() || !r.checkDeployer(ctx) {
 		return run.Done
 	}
-	if ok, _ := r.awaitEnvironment(ctx, 0); !ok {
+	if !r.awaitEnvironment(ctx) {
 		return run.Done
 	}
 	current, err := r.currentSHA(ctx)
@@ -32,7 +31,7 @@ func (r *runner) validateRollback(ctx context.Context) run.Phase {
 	if err != nil {
 		return r.refuse("Rollback not started", err.Error())
 	}
-	if !r.prepareMetrics(target, current) {
+	if !r.checkMetrics(ctx, target, current, false) {
 		return run.Done
 	}
 	r.current, r.target = current, target
@@ -105,14 +104,7 @@ func (r *runner) resolveTarget(ctx context.Context, want string) (string, error)
 		}
 		return want, nil
 	}
-	full, err := r.rec.Resolve(ctx, want)
-	switch {
-	case errors.Is(err, recorder.ErrNoSuchCommit):
-		return "", fmt.Errorf("input sha: %s is not a commit of %s", want, r.ev.Repository)
-	case err != nil:
-		return "", fmt.Errorf("input sha: cannot check that %s is a commit of this repository: %w", want, err)
-	}
-	return full, nil
+	return r.resolve(ctx, want, "check that %s is a commit of this repository: %w")
 }
 
 // manualRollback records the rollback deployment and rolls back.

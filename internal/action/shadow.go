@@ -44,7 +44,7 @@ func (r *runner) wouldHave(action string, w *report.Watch, verdict run.Verdict, 
 	r.log.Printf("Shadow mode: immune would have %s now (+%s): %s. It goes on as if it had passed.", what, report.FormatDuration(after), reason)
 	s := r.story(report.WouldRollBack)
 	s.WouldHave = r.out.WouldHave
-	r.send(hookEvent(notify.WouldRollBack, s))
+	r.tell.Hear(notify.WouldRollBack, s)
 }
 
 // shadowDecide ends a shadow run's watches: its verdict is the first point

@@ -132,3 +132,31 @@ func FromGit(ctx context.Context, git Git, dir, base, head string) (batch []stri
 	batch, err = FirstParent(good, bad, listing)
 	return batch, good, err
 }
+
+// Comparer reads a batch from GitHub: the commits after good up to head,
+// oldest first, in first-parent order (nil when GitHub is not in use).
+type Comparer func(ctx context.Context, good, head string) ([]string, error)
+
+// Read reads the batch between good and head: from GitHub's comparison,
+// else from the workspace's git history in dir. It returns the batch, the
+// last good commit (the one git's history names, when read there), and
+// where it was read.
+func Read(ctx context.Context, compare Comparer, git Git, dir, good, head string) (batch []string, base, source string, err error) {
+	var errs []error
+	if compare != nil {
+		batch, err = compare(ctx, good, head)
+		if err == nil {
+			return batch, good, "GitHub's comparison", nil
+		}
+		errs = append(errs, fmt.Errorf("GitHub: %w", err))
+	}
+	batch, base, err = FromGit(ctx, git, dir, good, head)
+	if err == nil {
+		if len(batch) > 0 && !sha.Same(batch[len(batch)-1], head) && sha.IsFull(head) {
+			return nil, "", "", fmt.Errorf("the workspace's history ends at %s, not %s", sha.Short(batch[len(batch)-1]), sha.Short(head))
+		}
+		return batch, base, "the workspace's git history", nil
+	}
+	errs = append(errs, fmt.Errorf("the workspace's git history: %w", err))
+	return nil, "", "", errors.Join(errs...)
+}

@@ -202,3 +202,18 @@ func exitError(err error) error {
 	}
 	return fmt.Errorf("command: %w", err)
 }
+
+// AfterCancel is a context for a step that must still run after ctx is
+// cancelled (putting something back): it ends budget after ctx does. stop
+// releases it.
+func AfterCancel(ctx context.Context, budget time.Duration) (context.Context, func()) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var timer *time.Timer
+	stop := context.AfterFunc(ctx, func() { timer = time.AfterFunc(budget, cancel) })
+	return rctx, func() {
+		if !stop() && timer != nil {
+			timer.Stop()
+		}
+		cancel()
+	}
+}

@@ -2,6 +2,9 @@ package watch
 
 import (
 	"fmt"
+	"github.com/immune-cd/immune/internal/redact"
+	"net"
+	"net/url"
 	"strings"
 
 	"github.com/immune-cd/immune/internal/metrics"
@@ -54,5 +57,26 @@ func (w *Watcher) WarnIfDegraded(rw *report.Watch) {
 	}
 	if len(why) > 0 {
 		w.d.Log.Warn("Degraded but passing", strings.Join(why, "; ")+"; not enough evidence to call it a regression")
+	}
+}
+
+// WarnLoopback warns when a health URL points at the loopback interface
+// while the run is a container action: there, localhost is the action's
+// own container, not the runner's host or the job's services.
+func (w *Watcher) WarnLoopback() {
+	if w.cfg.Workspace != "/github/workspace" {
+		return
+	}
+	for _, u := range append(append([]string{}, w.cfg.HealthURLs...), w.cfg.CanaryHealthURLs...) {
+		parsed, err := url.Parse(u)
+		if err != nil {
+			continue
+		}
+		host := parsed.Hostname()
+		if ip := net.ParseIP(host); host == "localhost" || strings.HasSuffix(host, ".localhost") || ip != nil && ip.IsLoopback() {
+			w.d.Log.Warn("Health URL on loopback", fmt.Sprintf("%s points at this container itself: a container action has its own network, "+
+				"so localhost is not the runner's host. Use the job's services: name or the host's address (see the README's \"Secrets and networking\").", redact.URL(u)))
+			return
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/verdict"
+	"github.com/immune-cd/immune/internal/version"
 )
 
 // Log is the run's log, as a watch writes to it.
@@ -35,7 +36,8 @@ type Log interface {
 
 // Deps are what a watch needs of the world.
 type Deps struct {
-	// Probe probes one URL, expecting the version want.
+	// Probe probes one URL, expecting the version want; nil probes over
+	// HTTP as the configuration says.
 	Probe func(ctx context.Context, url, want string) health.Probe
 	// Go starts a probe (see health.Watch.Go); nil starts each on a
 	// goroutine of its own.
@@ -53,7 +55,35 @@ type Watcher struct {
 }
 
 // New returns a Watcher for a run configured by cfg.
-func New(cfg *config.Config, d Deps) *Watcher { return &Watcher{cfg: cfg, d: d} }
+func New(cfg *config.Config, d Deps) *Watcher {
+	if d.Probe == nil {
+		d.Probe = prober(cfg, d).Probe
+	}
+	return &Watcher{cfg: cfg, d: d}
+}
+
+// prober probes the health URLs as the configuration says: its headers,
+// expected statuses, body and version, without following redirects.
+func prober(cfg *config.Config, d Deps) *health.Prober {
+	header := http.Header{}
+	for _, h := range cfg.Headers {
+		header.Add(h.Name, h.Value)
+	}
+	client := d.HTTP
+	if client == nil {
+		client = http.DefaultClient
+	}
+	return &health.Prober{
+		Client:    health.NoRedirects(client),
+		Clock:     d.Clock,
+		Timeout:   cfg.Timeout,
+		Header:    header,
+		Accept:    cfg.ExpectStatus.Contains,
+		Body:      cfg.ExpectBody,
+		Version:   health.VersionSource(cfg.ExpectVersion),
+		UserAgent: "immune/" + version.String(),
+	}
+}
 
 // Target is what one watch looks at.
 type Target struct {

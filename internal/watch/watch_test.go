@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -83,3 +84,31 @@ func TestWorst(t *testing.T) {
 		})
 	}
 }
+
+func TestWarnLoopbackInAContainerAction(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		workspace, url string
+		warns          bool
+	}{
+		{"/github/workspace", "http://localhost:8080/healthz", true},
+		{"/github/workspace", "http://127.0.0.1:8080/healthz", true},
+		{"/github/workspace", "http://[::1]:8080/healthz", true},
+		{"/github/workspace", "http://shop:8080/healthz", false},
+		{"/home/runner/work/shop", "http://localhost:8080/healthz", false}, // the CLI, or a JavaScript runner
+	} {
+		log := &warnings{}
+		New(&config.Config{Workspace: tt.workspace, HealthURLs: []string{tt.url}}, Deps{Log: log}).WarnLoopback()
+		if warned := len(log.warned) == 1 && strings.Contains(log.warned[0], "points at this container itself"); warned != tt.warns {
+			t.Errorf("%s in %s: warned %v, want %v: %q", tt.url, tt.workspace, warned, tt.warns, log.warned)
+		}
+	}
+}
+
+// warnings is a Log that keeps the warnings.
+type warnings struct{ warned []string }
+
+func (w *warnings) Printf(string, ...any)  {}
+func (w *warnings) Error(string, string)   {}
+func (w *warnings) Note(string)            {}
+func (w *warnings) Warn(title, msg string) { w.warned = append(w.warned, title+": "+msg) }

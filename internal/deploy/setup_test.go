@@ -1,10 +1,9 @@
-package action
+package deploy
 
 import (
 	"testing"
 
 	"github.com/immune-cd/immune/internal/config"
-	"github.com/immune-cd/immune/internal/deploy"
 	"github.com/immune-cd/immune/internal/run"
 )
 
@@ -15,14 +14,14 @@ func TestCommandFor(t *testing.T) {
 	tests := []struct {
 		reason, stage, want string
 	}{
-		{deploy.ReasonDeploy, string(run.StageFull), "deploy"},
-		{deploy.ReasonRollback, string(run.StageFull), "rollback"},
-		{deploy.ReasonDeploy, string(run.StageCanary), "canary"},
-		{deploy.ReasonRollback, string(run.StageCanary), "remove-canary"},
+		{ReasonDeploy, string(run.StageFull), "deploy"},
+		{ReasonRollback, string(run.StageFull), "rollback"},
+		{ReasonDeploy, string(run.StageCanary), "canary"},
+		{ReasonRollback, string(run.StageCanary), "remove-canary"},
 		{"bisect", string(run.StageCanary), "canary"},
 	}
 	for _, tt := range tests {
-		if got := commandFor(cfg, deploy.Request{Reason: tt.reason, Stage: tt.stage}); got != tt.want {
+		if got := CommandFor(cfg, Request{Reason: tt.reason, Stage: tt.stage}); got != tt.want {
 			t.Errorf("%s at stage %s: %q, want %q", tt.reason, tt.stage, got, tt.want)
 		}
 	}
