@@ -146,9 +146,9 @@ type intervalAnalysis struct {
 	// perInterval is how many looks make the 1-minute interval (0:
 	// lookPerInterval).
 	perInterval int
-	n, bad  int // counts of the current interval
-	looks   int
-	failed  int
+	n, bad      int // counts of the current interval
+	looks       int
+	failed      int
 }
 
 // observe takes one look's counts and reports whether the analysis fails

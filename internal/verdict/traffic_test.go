@@ -53,7 +53,7 @@ type trafficRow struct {
 	total           float64
 	burst           int
 	every           time.Duration // looks (0: trafficLook)
-	target, targetP float64 // the goal: at most target false alarms, or at least target caught with median at most targetP minutes
+	target, targetP float64       // the goal: at most target false alarms, or at least target caught with median at most targetP minutes
 }
 
 var (
