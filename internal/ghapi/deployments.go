@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"sort"
 	"time"
 
@@ -474,4 +476,25 @@ func envName(env string) string {
 		return "all environments"
 	}
 	return fmt.Sprintf("environment %q", env)
+}
+
+// ErrNoSuchEnvironment is wrapped by EnvironmentName's error when GitHub
+// knows no environment of that name (it makes one with the first
+// deployment that names it), or the token cannot see it.
+var ErrNoSuchEnvironment = errors.New("no such environment")
+
+// EnvironmentName returns the name GitHub has for the environment called
+// name. GitHub's environment names do not depend on letter case
+// ("Production" and "production" are one environment), so what comes back
+// may differ from name in case only.
+func (c *Client) EnvironmentName(ctx context.Context, name string) (string, error) {
+	env, _, err := c.gh().Repositories.GetEnvironment(ctx, c.owner, c.repo, url.PathEscape(name))
+	var ger *github.ErrorResponse
+	if errors.As(err, &ger) && statusOf(ger.Response) == http.StatusNotFound {
+		return "", fmt.Errorf("read %s: %w in %s", envName(name), ErrNoSuchEnvironment, c.Repository())
+	}
+	if err != nil {
+		return "", c.wrap(err, access{op: "get environment", permission: "actions: read"}, "read %s", envName(name))
+	}
+	return env.GetName(), nil
 }

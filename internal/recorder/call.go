@@ -18,6 +18,9 @@ type purpose int
 const (
 	forRecords purpose = iota
 	forPeople
+	// forBetterReads is a read the run does without, at some cost it
+	// logs: its failure is listed nowhere else.
+	forBetterReads
 )
 
 // calls is the one path every call to GitHub takes, for the records and for
@@ -55,7 +58,7 @@ func (c *calls) do(ctx context.Context, p purpose, what, perm string, fn func(co
 		// Said once, when it was refused.
 	case down != nil && p == forRecords:
 		c.missing = append(c.missing, what+" (skipped: GitHub unreachable)")
-	case down != nil:
+	case down != nil && p == forPeople:
 		c.notTold = append(c.notTold, what+" (skipped: GitHub unreachable)")
 	}
 	c.mu.Unlock()
@@ -98,9 +101,10 @@ func (c *calls) do(ctx context.Context, p purpose, what, perm string, fn func(co
 	case slow || errors.As(err, &unavailable) || errors.As(err, &limited):
 		c.down = err
 	}
-	if p == forRecords {
+	switch p {
+	case forRecords:
 		c.missing = append(c.missing, what)
-	} else {
+	case forPeople:
 		c.notTold = append(c.notTold, fmt.Sprintf("%s: %v", what, err))
 	}
 	c.mu.Unlock()

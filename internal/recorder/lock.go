@@ -110,6 +110,7 @@ const raceWait = 2 * time.Second
 // told. held and err are Await's: when held is set, the run must end and
 // closes dep; when err is set, ctx ended. dep is nil without GitHub.
 func (r *Recorder) Start(ctx context.Context, task Task, commit string, p Payload, desc string, l Lock, unrecorded func()) (dep *Handle, waited bool, held *Deployment, err error) {
+	r.learnName(ctx)
 	dep = r.Create(task, commit, p, StateQueued, "waiting for "+r.env()+" to be free")
 	if dep == nil {
 		return nil, false, nil, nil

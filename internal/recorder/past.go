@@ -29,6 +29,7 @@ func (r *Recorder) History(ctx context.Context, q history.Query) (history.Read, 
 	if max <= 0 {
 		max = history.DefaultMax
 	}
+	r.learnName(ctx)
 	out := history.Read{Environment: r.env()}
 	var ours []ghapi.Deployment
 	seen, reachedStart := 0, false

@@ -79,6 +79,7 @@ func (r *Recorder) identity(ctx context.Context) string {
 	if me != "" || r.Down() {
 		return me
 	}
+	r.learnName(ctx)
 	_ = r.tell(ctx, "read which account immune writes as", "", func(ctx context.Context, gh GitHub) error {
 		return gh.WalkDeployments(ctx, r.env(), HistoryLimit, func(d *ghapi.Deployment) (bool, error) {
 			if OriginOf(*d) == Ours && d.Creator != "" {

@@ -27,6 +27,7 @@ type GitHub interface {
 	DeploymentStatuses(ctx context.Context, id int64) ([]ghapi.Status, error)
 	CommitTime(ctx context.Context, commit string) (time.Time, error)
 	ResolveCommit(ctx context.Context, ref string) (string, error)
+	EnvironmentName(ctx context.Context, name string) (string, error)
 	PullRequestLabels(ctx context.Context, number int) ([]string, error)
 	PullRequestCommits(ctx context.Context, number int) ([]ghapi.Commit, error)
 
@@ -105,6 +106,10 @@ type Recorder struct {
 	// me is the login GitHub writes immune's records under, the token's
 	// identity (see identity); "" until known.
 	me string
+	// asked and name: the environment's name as GitHub has it (see
+	// learnName), once asked; "" when GitHub did not say.
+	asked bool
+	name  string
 }
 
 // New returns a Recorder.
@@ -185,6 +190,7 @@ func (r *Recorder) Flush(ctx context.Context) {
 // fn gets a status function that reads a deployment's latest status, at
 // most MaxStatusReads times per walk; past that the walk ends, and says so.
 func (r *Recorder) walk(ctx context.Context, what string, keep func(Origin) bool, fn func(d *ghapi.Deployment, status func(*ghapi.Deployment) error) (bool, error)) error {
+	r.learnName(ctx)
 	var skipped []ghapi.Deployment
 	seen, reads := 0, 0
 	errCap := errors.New("status cap")
@@ -195,7 +201,7 @@ func (r *Recorder) walk(ctx context.Context, what string, keep func(Origin) bool
 			}
 			return gh.LatestStatus(ctx, d)
 		}
-		err := gh.WalkDeployments(ctx, r.o.Environment, HistoryLimit, func(d *ghapi.Deployment) (bool, error) {
+		err := gh.WalkDeployments(ctx, r.env(), HistoryLimit, func(d *ghapi.Deployment) (bool, error) {
 			seen++
 			o := OriginOf(*d)
 			if o == Ours {
@@ -213,14 +219,14 @@ func (r *Recorder) walk(ctx context.Context, what string, keep func(Origin) bool
 			return fn(d, status)
 		})
 		if errors.Is(err, errCap) {
-			r.o.Logf("GitHub: read the statuses of %d deployments of %s to %s and stopped there", MaxStatusReads, r.o.Environment, what)
+			r.o.Logf("GitHub: read the statuses of %d deployments of %s to %s and stopped there", MaxStatusReads, r.env(), what)
 			return nil
 		}
 		return err
 	})
 	r.logIgnored(skipped)
 	if err == nil && seen >= HistoryLimit {
-		r.o.Logf("GitHub: read the newest %d deployments of %s to %s and stopped there", HistoryLimit, r.o.Environment, what)
+		r.o.Logf("GitHub: read the newest %d deployments of %s to %s and stopped there", HistoryLimit, r.env(), what)
 	}
 	return err
 }
@@ -248,12 +254,59 @@ func (r *Recorder) logIgnored(ds []ghapi.Deployment) {
 		parts = append(parts, fmt.Sprintf("%d %s: %s%s", len(ids), o, strings.Join(shown, ", "), more))
 	}
 	sort.Strings(parts)
-	r.o.Logf("History of %s: not immune's, so not a rollback target nor what runs now: %s", r.o.Environment, strings.Join(parts, "; "))
+	r.o.Logf("History of %s: not immune's, so not a rollback target nor what runs now: %s", r.env(), strings.Join(parts, "; "))
 }
 
 func onlyOurs(o Origin) bool    { return o == Ours }
 func notAJobs(o Origin) bool    { return o != Job }
-func (r *Recorder) env() string { return r.o.Environment }
+
+// env is the environment's name as GitHub has it, once learnName learnt
+// it, else as given.
+func (r *Recorder) env() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.name != "" {
+		return r.name
+	}
+	return r.o.Environment
+}
+
+// learnName asks GitHub, once per run, how it spells the environment.
+// GitHub's environment names do not depend on letter case ("Production"
+// and "production" are one environment), but its listing of deployments
+// filters by the name given and does not say whether letter case counts:
+// the history is read, and new deployments are recorded, under GitHub's
+// name, so that an input of "production" reads the history of an
+// environment made as "Production". An environment GitHub does not know
+// yet is made by the first deployment, under the name as given. Reading
+// the name needs "actions: read"; without it, the name is used as given,
+// as it always was.
+func (r *Recorder) learnName(ctx context.Context) {
+	r.mu.Lock()
+	asked := r.asked
+	r.asked = true
+	r.mu.Unlock()
+	if asked || r.o.GitHub == nil {
+		return
+	}
+	given := r.o.Environment
+	var name string
+	err := r.c.do(ctx, forBetterReads, fmt.Sprintf("read how GitHub spells the environment %q (so its history is read as given)", given), "",
+		func(ctx context.Context, gh GitHub) (err error) {
+			name, err = gh.EnvironmentName(ctx, given)
+			if errors.Is(err, ghapi.ErrNoSuchEnvironment) {
+				return nil // the first deployment makes it
+			}
+			return err
+		})
+	if err != nil || name == "" || name == given || !strings.EqualFold(name, given) {
+		return
+	}
+	r.mu.Lock()
+	r.name = name
+	r.mu.Unlock()
+	r.o.Logf("GitHub spells the environment %q: its history is read, and this run recorded, under that name (the input said %q).", name, given)
+}
 
 // LastGood finds the newest of immune's deployments that was watched
 // healthy and whose commit is not exclude. Canaries and bisection steps do
@@ -490,7 +543,7 @@ func (r *Recorder) Create(task Task, commit string, p Payload, first State, desc
 		err := r.call(context.Background(), fmt.Sprintf("create the %s deployment of %s", task, sha.Short(commit)), func(ctx context.Context, gh GitHub) (err error) {
 			dep, err = gh.CreateDeployment(ctx, ghapi.DeploymentRequest{
 				SHA:         commit,
-				Environment: r.o.Environment,
+				Environment: r.env(),
 				Task:        string(task),
 				Description: fmt.Sprintf("immune %s of %s", task, sha.Short(commit)),
 				Payload:     p.Map(),

@@ -417,3 +417,73 @@ func TestBatch(t *testing.T) {
 		t.Error("an unknown head")
 	}
 }
+
+// An environment made as "Production", named "production" in the input:
+// GitHub says how it spells it (once a run), and the history read and the
+// deployment recorded are Production's, whatever letter case GitHub's
+// listing filter minds (the fake minds it). Without "actions: read" the
+// name is used as given: one line in the log says so, and nothing is
+// listed as missing or as a refused permission.
+func TestEnvironmentAsGitHubSpellsIt(t *testing.T) {
+	ctx := context.Background()
+	seed := func(f *githubfake.Server) {
+		p := Payload{Tool: Tool}
+		d := f.AddDeployment(githubfake.Deployment{SHA: commit(1), Environment: "Production", Payload: p.Map(), CreatedAt: start})
+		f.AddDeploymentStatus(d.ID, githubfake.DeploymentStatus{State: "success", CreatedAt: start})
+	}
+	f, r, log := setup(t, start)
+	seed(f)
+	good, ok, err := r.LastGood(ctx, commit(2))
+	if err != nil || !ok || good.SHA != commit(1) {
+		t.Fatalf("last good: %+v %v %v", good, ok, err)
+	}
+	if _, ok, _ := r.Current(ctx); !ok {
+		t.Errorf("what runs now not found")
+	}
+	f.AddCommit(commit(2), "two")
+	r.Create(TaskDeploy, commit(2), Payload{}, StateInProgress, "deploying")
+	r.Flush(ctx)
+	ds := f.Deployments()
+	if got := ds[len(ds)-1]; got.SHA != commit(2) || got.Environment != "Production" {
+		t.Errorf("recorded %s in %q, want %s in Production", got.SHA, got.Environment, commit(2))
+	}
+	if n := f.CallCount("GET", "/repos/octo-org/shop/environments/production"); n != 1 {
+		t.Errorf("asked GitHub %d times how it spells the environment, want once", n)
+	}
+	if !strings.Contains(log.String(), `GitHub spells the environment "Production"`) {
+		t.Errorf("log:\n%s", log)
+	}
+
+	g := githubfake.Start(t, githubfake.Options{Token: token, Now: func() time.Time { return start },
+		Permissions: map[string]string{"deployments": "write", "statuses": "write"}})
+	seed(g)
+	gh, err := ghapi.New(ghapi.Options{HTTPClient: g.Client(), APIURL: g.URL(), Token: token, Repository: g.Repository(), MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var glog strings.Builder
+	without := New(Options{GitHub: gh, Environment: "production",
+		Logf: func(format string, args ...any) { fmt.Fprintf(&glog, format+"\n", args...) }})
+	if _, ok, err := without.LastGood(ctx, commit(2)); ok || err != nil {
+		t.Errorf("without actions: read, Production's history was read as production's (%v)", err)
+	}
+	missing, down := without.Missing()
+	if len(missing) != 0 || down != nil || len(without.Denied()) != 0 {
+		t.Errorf("missing %q, down %v, denied %+v", missing, down, without.Denied())
+	}
+	if !strings.Contains(glog.String(), `could not read how GitHub spells the environment "production"`) || !strings.Contains(glog.String(), "actions: read") {
+		t.Errorf("log:\n%s", glog.String())
+	}
+	// An environment GitHub does not know yet: made by the first
+	// deployment, under the name as given; nothing is logged.
+	f2, r2, log2 := setup(t, start)
+	f2.AddCommit(commit(3), "three")
+	r2.Create(TaskDeploy, commit(3), Payload{}, StateInProgress, "deploying")
+	if _, _, err := r2.LastGood(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	r2.Flush(ctx)
+	if es := f2.Environments(); len(es) != 1 || es[0].Name != "production" || strings.Contains(log2.String(), "spells") {
+		t.Errorf("environments %+v; log:\n%s", es, log2)
+	}
+}

@@ -294,3 +294,31 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(string(stat), ')')
 	return i > 0 && i+2 < len(stat) && stat[i+2] != 'Z'
 }
+
+// The environment was made as "Production" (its settings page, or the
+// first deployment); the workflow says `environment: production`. GitHub
+// holds them for one environment, so the run reads Production's history
+// (the rollback target is its last good build, not the push's before) and
+// records under that name.
+func TestEnvironmentInAnotherLetterCase(t *testing.T) {
+	t.Parallel()
+	f := fakeGitHub(t)
+	seedOurs(f, "Production", "deploy", shaOlder, nil, "in_progress", "success")
+	svc, url := service(t, map[string]testservice.Behaviour{shaNew: {FailRate: 1}}, shaOlder)
+	res := newActionRun(t, "push", fast(url, map[string]string{"startup-timeout": "0s", "environment": "production"})).useGitHub(f).exec()
+	if res.code != 1 || res.outputs["verdict"] != "rolled-back" || res.outputs["previous-sha"] != shaOlder || svc.Current() != shaOlder {
+		t.Fatalf("exit %d, verdict %s, previous-sha %s, service runs %s; want rolled back to %s\n%s",
+			res.code, res.outputs["verdict"], res.outputs["previous-sha"], svc.Current(), shaOlder[:7], res.log)
+	}
+	if !strings.Contains(res.log, `GitHub spells the environment "Production"`) {
+		t.Errorf("the log does not say how GitHub spells it:\n%s", res.log)
+	}
+	for _, d := range f.Deployments() {
+		if d.Environment != "Production" {
+			t.Errorf("deployment %d of %s recorded in %q", d.ID, d.SHA[:7], d.Environment)
+		}
+	}
+	if es := f.Environments(); len(es) != 1 {
+		t.Errorf("environments: %+v", es)
+	}
+}

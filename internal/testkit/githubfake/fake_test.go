@@ -766,6 +766,7 @@ func TestShapesMatchTemplates(t *testing.T) {
 		{"issue", repo + "/issues?state=all&direction=asc", true, &[]*github.Issue{}},
 		{"issue_comment", fmt.Sprintf("%s/issues/%d/comments", repo, is.Number), true, &[]*github.IssueComment{}},
 		{"comparison", repo + "/compare/" + sha(1) + "..." + sha(2), false, &github.CommitsComparison{}},
+		{"environment", repo + "/environments/Production", false, &github.Environment{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
@@ -800,6 +801,36 @@ func TestShapesMatchTemplates(t *testing.T) {
 				t.Errorf("answer still links to api.github.com")
 			}
 		})
+	}
+}
+
+func TestEnvironmentsIgnoreLetterCase(t *testing.T) {
+	f := newFake(t, Options{})
+	f.SeedDeployment("Production", sha(1), "success")
+	if e := f.AddEnvironment("production"); e.Name != "Production" {
+		t.Errorf("AddEnvironment made %q beside Production", e.Name)
+	}
+	repo := "/repos/octo-org/shop"
+	for _, name := range []string{"production", "PRODUCTION", "Production"} {
+		a := call(t, f, "GET", repo+"/environments/"+name, nil)
+		if a.status != 200 || a.obj(t)["name"] != "Production" {
+			t.Errorf("GET %s: %d %s", name, a.status, a.raw)
+		}
+	}
+	if a := call(t, f, "GET", repo+"/environments/staging", nil); a.status != 404 {
+		t.Errorf("an environment nobody made: %d", a.status)
+	}
+	if n := len(f.Environments()); n != 1 {
+		t.Errorf("%d environments, want 1", n)
+	}
+	// The stricter reading of the listing's filter (see listDeployments).
+	if l := call(t, f, "GET", repo+"/deployments?environment=production", nil).list(t); len(l) != 0 {
+		t.Errorf("the filter production listed %d deployments of Production", len(l))
+	}
+	g := newFake(t, Options{Permissions: map[string]string{"deployments": "write"}})
+	g.AddEnvironment("production")
+	if a := call(t, g, "GET", repo+"/environments/production", nil); a.status != 403 {
+		t.Errorf("without actions: read: %d", a.status)
 	}
 }
 

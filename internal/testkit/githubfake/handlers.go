@@ -59,6 +59,7 @@ func routes() []route {
 		{"GET", "deployments/{id}", "deployments:read", docDeployments + "#get-a-deployment", (*Server).getDeployment, nil},
 		{"GET", "deployments/{id}/statuses", "deployments:read", docDeploymentStatus + "#list-deployment-statuses", (*Server).listDeploymentStatuses, nil},
 		{"POST", "deployments/{id}/statuses", "deployments:write", docDeploymentStatus + "#create-a-deployment-status", (*Server).createDeploymentStatus, nil},
+		{"GET", "environments/{name}", "actions:read", docEnvironments + "#get-an-environment", (*Server).getEnvironment, nil},
 		{"GET", "deployments/{id}/statuses/{n}", "deployments:read", docDeploymentStatus + "#get-a-deployment-status", (*Server).getDeploymentStatus, nil},
 		{"POST", "statuses/{ref}", "statuses:write", docStatuses + "#create-a-commit-status", (*Server).createCommitStatus, nil},
 		{"GET", "commits/{ref}/statuses", "statuses:read", docStatuses + "#list-commit-statuses-for-a-reference", (*Server).listCommitStatuses, nil},
@@ -349,6 +350,8 @@ func (f *Server) listDeployments(req *apiRequest, _ params, _ time.Time) reply {
 			i = k
 		}
 		d := f.st.deployments[i]
+		// GitHub does not document whether this filter minds letter case:
+		// the fake takes the stricter reading, and minds it.
 		if v := q.Get("environment"); v != "" && d.Environment != v {
 			continue
 		}

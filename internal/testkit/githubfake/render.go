@@ -23,7 +23,7 @@ func templateNames() []string {
 	return []string{
 		"user", "repository", "deployment", "deployment_status", "status",
 		"combined_status", "commit", "pull_request", "pull_request_simple", "label",
-		"issue", "issue_comment", "comparison",
+		"issue", "issue_comment", "comparison", "environment",
 		"workflow", "workflow_run", "workflow_dispatch_response",
 	}
 }

@@ -110,6 +110,9 @@ type state struct {
 
 	nextDeployment, nextDeploymentStatus, nextCommitStatus int64
 
+	environments    []*Environment // in the order made
+	nextEnvironment int64
+
 	commits []Commit // in the order added
 	// mainline is the default branch: commits added by AddCommit (and
 	// every other seeding call but AddPull), merge commits of merged pull
@@ -141,6 +144,7 @@ func newState() state {
 		nextDeployment:       1_000_001,
 		nextDeploymentStatus: 2_000_001,
 		nextCommitStatus:     3_000_001,
+		nextEnvironment:      8_000_001,
 		branches:             map[string]string{},
 		depStatuses:          map[int64][]*DeploymentStatus{},
 		commitStatuses:       map[string][]*CommitStatus{},
@@ -272,6 +276,7 @@ func (f *Server) AddDeployment(d Deployment) Deployment {
 }
 
 func (s *state) insertDeployment(d Deployment) *Deployment {
+	s.ensureEnvironment(d.Environment, d.CreatedAt)
 	d.ID = s.nextDeployment
 	s.nextDeployment++
 	p := &d
