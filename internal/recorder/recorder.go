@@ -257,8 +257,8 @@ func (r *Recorder) logIgnored(ds []ghapi.Deployment) {
 	r.o.Logf("History of %s: not immune's, so not a rollback target nor what runs now: %s", r.env(), strings.Join(parts, "; "))
 }
 
-func onlyOurs(o Origin) bool    { return o == Ours }
-func notAJobs(o Origin) bool    { return o != Job }
+func onlyOurs(o Origin) bool { return o == Ours }
+func notAJobs(o Origin) bool { return o != Job }
 
 // env is the environment's name as GitHub has it, once learnName learnt
 // it, else as given.
