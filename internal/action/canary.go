@@ -66,6 +66,9 @@ func (r *runner) canaryDeploy(ctx context.Context) run.Phase {
 	if ctx.Err() != nil {
 		return run.Done
 	}
+	if step.NotStarted {
+		return r.notStarted("canary", step)
+	}
 	if step.Error != "" {
 		// A canary command that failed may have half-applied: the canary is
 		// removed like one that regressed.

@@ -9,6 +9,7 @@ import (
 	"github.com/immune-cd/immune/internal/deploy"
 	"github.com/immune-cd/immune/internal/outcome"
 	"github.com/immune-cd/immune/internal/recorder"
+	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
 	"github.com/immune-cd/immune/internal/state"
@@ -144,6 +145,9 @@ func (r *runner) deployPhase(ctx context.Context) run.Phase {
 	if ctx.Err() != nil {
 		return run.Done
 	}
+	if step.NotStarted && !r.canary.started && r.bis == nil {
+		return r.notStarted("deploy", step)
+	}
 	if step.Error != "" {
 		// A failed deploy may have half-applied: it is rolled back like a
 		// regression.
@@ -152,6 +156,18 @@ func (r *runner) deployPhase(ctx context.Context) run.Phase {
 		return run.Decide
 	}
 	return run.Watch
+}
+
+// notStarted ends a run whose first step the deployer refused before
+// anything began (GitHub refused the dispatch; the hook refused the call):
+// production is as it was, so there is nothing to roll back or remove, and
+// the build was not judged. The run fails, and says so; the line is not
+// stopped, for no build regressed.
+func (r *runner) notStarted(step string, s *report.Step) run.Phase {
+	what := r.cfg.Deployer.Step(step)
+	r.end(run.Inconclusive, ExitRegressed, fmt.Sprintf("%s was not started, so nothing was deployed and %s still runs what it ran: %s", what, r.cfg.Environment, s.Error))
+	r.why = strings.TrimPrefix(what, "the ") + " not started"
+	return run.Decide
 }
 
 // setPending sets the commit status pending and remembers on which commit,

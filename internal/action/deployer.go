@@ -51,6 +51,7 @@ func (r *runner) runStepAs(ctx context.Context, title, what string, req deploy.R
 	}
 	if err != nil {
 		step.Error = err.Error()
+		step.NotStarted = errors.Is(err, deploy.ErrNotStarted)
 		r.log.Printf("%s failed after %s: %s", what, took, err)
 	} else {
 		r.log.Printf("%s finished in %s.", what, took)

@@ -107,7 +107,7 @@ func canaryRows(r *Run, row func(k, v string)) {
 		return
 	}
 	if c.Deploy != nil && c.Deploy.Error != "" {
-		row("Canary "+c.Deploy.what(), "failed: "+md(c.Deploy.Error, maxError))
+		row("Canary "+c.Deploy.what(), c.Deploy.outcome())
 	}
 	if w := c.Watch; w != nil {
 		verdict := "regressed"

@@ -114,10 +114,23 @@ type Step struct {
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
 	Error string    `json:"error,omitempty"`
+	// NotStarted: the deployer was refused before anything began (GitHub
+	// refused the dispatch, the hook refused the call), so production is
+	// as it was.
+	NotStarted bool `json:"not_started,omitempty"`
 	// By is the deployer; "" is a command.
 	By run.Deployer `json:"by,omitempty"`
 	// RunURL is the dispatched workflow run's page (By workflow).
 	RunURL string `json:"run_url,omitempty"`
+}
+
+// outcome is how a failed step reads in the summary's table: "failed: …",
+// or "not started: …" when the deployer refused it.
+func (s *Step) outcome() string {
+	if s.NotStarted {
+		return "not started: " + md(s.Error, maxError)
+	}
+	return "failed: " + md(s.Error, maxError)
 }
 
 // what names the step's kind in the summary: "command", "workflow run" or

@@ -296,6 +296,17 @@ func runs() map[string]*Run {
 		RollbackWatch: watchOf(goodSHA, t0.Add(5*time.Minute), time.Minute, "............", run.Healthy,
 			"0 of 12 probes failed (0%), within the allowed 5%; p95 latency 44ms", false, 39, 44),
 	}
+	// Through a deploy workflow that does not declare immune's inputs:
+	// GitHub refused the dispatch, nothing was deployed or rolled back.
+	refusal := `dispatch workflow ship.yml on refs/heads/main: GitHub answered 422 Unprocessable Entity: Unexpected inputs provided: ["dispatch-id", "environment"]; deploy-workflow must name a workflow with an on: workflow_dispatch trigger that declares the inputs sha, previous-sha, environment, reason, stage, dispatch-id, and deploy-workflow-ref a branch or tag (nothing was started)`
+	notStarted := &Run{
+		Mode: "deploy", Environment: "production", Stage: run.StageFull, SHA: newSHA, PreviousSHA: goodSHA, PreviousSource: "GitHub deployment 1000001",
+		Verdict: run.Inconclusive,
+		Reason:  "the deploy workflow's deploy run was not started, so nothing was deployed and production still runs what it ran: " + refusal,
+		Start:   t0, Links: links(), DeploymentID: 1000002,
+		Deploy: &Step{SHA: newSHA, Start: t0, End: t0.Add(300 * time.Millisecond), By: run.ByWorkflow, Error: refusal, NotStarted: true},
+	}
+	notStarted.Links.RollbackDeployment = ""
 	// The batch of removed, olderSHA…newSHA after goodSHA, bisected: two
 	// steps on the canary name culpritSHA, and shippedSHA ships.
 	bisected := *removed
@@ -322,7 +333,8 @@ func runs() map[string]*Run {
 	}
 	return map[string]*Run{"healthy": healthy, "rolled-back": rolledBack, "rollback-failed": failed, "gate-stopped": gate,
 		"metrics-rolled-back": metricsRolledBack, "inconclusive": inconclusive,
-		"canary-removed": removed, "canary-promoted": promoted, "shadow": shadow, "workflow-rolled-back": workflow, "bisected": &bisected}
+		"canary-removed": removed, "canary-promoted": promoted, "shadow": shadow, "workflow-rolled-back": workflow, "bisected": &bisected,
+		"workflow-not-started": notStarted}
 }
 
 // metricWatch is a watch judged by metrics alone: http-errors (a rate, 1%

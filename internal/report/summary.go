@@ -130,6 +130,14 @@ func link(text, url string) string {
 	return fmt.Sprintf("[%s](%s)", text, url)
 }
 
+// firstStep is the run's first deploy: the canary's, when there is one.
+func (r *Run) firstStep() *Step {
+	if r.Canary != nil && r.Canary.Deploy != nil {
+		return r.Canary.Deploy
+	}
+	return r.Deploy
+}
+
 func writeTable(b *strings.Builder, r *Run) {
 	row := tableRows(b)
 	if r.Mode == "rollback" {
@@ -138,7 +146,11 @@ func writeTable(b *strings.Builder, r *Run) {
 			row("Replaced", link("`"+sha.Short(r.PreviousSHA)+"`", r.Links.PreviousCommit))
 		}
 	} else {
-		row("Deployed", link("`"+sha.Short(r.SHA)+"`", r.Links.Commit)+" to "+md(r.Environment, 0))
+		deployed := "Deployed"
+		if first := r.firstStep(); first != nil && first.NotStarted {
+			deployed = "Not deployed"
+		}
+		row(deployed, link("`"+sha.Short(r.SHA)+"`", r.Links.Commit)+" to "+md(r.Environment, 0))
 		prev := "none known"
 		if r.PreviousSHA != "" {
 			prev = link("`"+sha.Short(r.PreviousSHA)+"`", r.Links.PreviousCommit) + " (from " + md(r.PreviousSource, 0) + ")"
@@ -148,7 +160,7 @@ func writeTable(b *strings.Builder, r *Run) {
 	canaryRows(r, row)
 	bisectRows(r, row)
 	if r.Deploy != nil && r.Deploy.Error != "" {
-		row("Deploy "+r.Deploy.what(), "failed: "+md(r.Deploy.Error, maxError))
+		row("Deploy "+r.Deploy.what(), r.Deploy.outcome())
 	}
 	if w := r.Watch; w != nil {
 		if w.Stats.Probes > 0 || len(w.Metrics) == 0 {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,6 +245,85 @@ func TestDeployWorkflowUnknown(t *testing.T) {
 	}
 	if len(svc.Deploys()) != 0 || len(f.Deployments()) != 0 {
 		t.Errorf("deployed %v, recorded %d deployments", svc.Deploys(), len(f.Deployments()))
+	}
+}
+
+// A deploy workflow that does not declare immune's inputs: GitHub refuses
+// the dispatch (422), so nothing was deployed. Nothing is rolled back (a
+// second dispatch would be refused alike, and production never changed):
+// the run fails inconclusive, says what to fix and that production runs
+// what it ran, the records end error, and the line is not stopped. With a
+// canary, the same at the canary's step.
+func TestDeployWorkflowRefused(t *testing.T) {
+	t.Parallel()
+	for _, canary := range []bool{false, true} {
+		t.Run(fmt.Sprintf("canary=%v", canary), func(t *testing.T) {
+			t.Parallel()
+			f := fakeGitHub(t)
+			f.AddBranch("main", shaNew)
+			svc, url := service(t, nil, shaGood)
+			w := shipWorkflow(t, func(ctx context.Context, in map[string]string) string { return "success" })
+			w.Inputs = nil // on: workflow_dispatch, with no inputs
+			f.AddWorkflow(w)
+			extra := map[string]string{}
+			if canary {
+				extra = map[string]string{"canary": "true", "canary-duration": "1s", "health-url": url + "/stable/health", "canary-health-url": url + "/canary/health"}
+			}
+			res := newActionRun(t, "push", viaWorkflow(url, extra)).useGitHub(f).exec()
+			if res.code != 1 || res.outputs["verdict"] != "inconclusive" || res.outputs["rolled-back"] == "true" {
+				t.Fatalf("exit %d, verdict %q, rolled-back %q\n%s", res.code, res.outputs["verdict"], res.outputs["rolled-back"], res.log)
+			}
+			if n := f.CallCount("POST", "/repos/octo-org/shop/actions/workflows/ship.yml/dispatches"); n != 1 {
+				t.Errorf("%d dispatches, want 1 (no rollback of what never started)", n)
+			}
+			if len(svc.Deploys()) != 0 || svc.Current() != shaGood {
+				t.Errorf("deployed %v; production runs %s", svc.Deploys(), svc.Current())
+			}
+			for _, want := range []string{"was not started, so nothing was deployed and production still runs what it ran",
+				"declares the inputs sha, previous-sha, environment, reason, stage, dispatch-id"} {
+				if !strings.Contains(res.log, want) || !strings.Contains(res.summary, want) {
+					t.Errorf("log or summary lacks %q:\n%s\n%s", want, res.log, res.summary)
+				}
+			}
+			ds := f.Deployments()
+			if len(ds) != 1 || f.LatestDeploymentState(ds[0].ID) != "error" {
+				t.Fatalf("deployments %+v", ds)
+			}
+			if st := f.DeploymentStatuses(ds[0].ID); !strings.Contains(st[len(st)-1].Description, "not started") {
+				t.Errorf("the deployment's last status: %+v", st[len(st)-1])
+			}
+			cs := f.CommitStatuses(shaNew)
+			if len(cs) == 0 || cs[len(cs)-1].State != "error" {
+				t.Errorf("commit statuses %+v", cs)
+			}
+			if len(f.Issues()) != 0 {
+				t.Errorf("the line was stopped: %+v", f.Issues())
+			}
+		})
+	}
+}
+
+// A deploy hook that refuses the call (403: say, a secret rotated on one
+// side only): nothing was deployed, so nothing is rolled back, and the
+// hook is called once.
+func TestDeployHookRefused(t *testing.T) {
+	t.Parallel()
+	f := fakeGitHub(t)
+	svc, url := service(t, nil, shaGood)
+	var calls atomic.Int32
+	refuser := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		http.Error(w, "signature does not match", http.StatusForbidden)
+	}))
+	t.Cleanup(refuser.Close)
+	in := fast(url, map[string]string{"deploy-command": "", "deploy-hook": refuser.URL + "/deploy", "deploy-hook-secret": "hook-s3cret"})
+	res := newActionRun(t, "push", in).useGitHub(f).exec()
+	if res.code != 1 || res.outputs["verdict"] != "inconclusive" || res.outputs["rolled-back"] == "true" || calls.Load() != 1 {
+		t.Fatalf("exit %d, verdict %q, rolled-back %q, %d calls\n%s", res.code, res.outputs["verdict"], res.outputs["rolled-back"], calls.Load(), res.log)
+	}
+	if len(svc.Deploys()) != 0 || !strings.Contains(res.summary, "| Not deployed |") ||
+		!strings.Contains(res.log, "the deploy hook's deploy call was not started, so nothing was deployed") {
+		t.Errorf("deployed %v\n%s\n%s", svc.Deploys(), res.log, res.summary)
 	}
 }
 
