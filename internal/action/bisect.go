@@ -366,5 +366,6 @@ func (r *runner) bisectStory(s *report.Story) {
 	s.Bisect = &report.BisectStory{
 		Head: r.cfg.SHA, Commits: len(b.out.Batch), Steps: len(b.out.Steps), Production: b.out.Production,
 		Named: found != "", Suspects: len(b.search.Suspects()), Shipped: s.RunningSHA != r.target,
+		Stopped: r.out.StoppedIn == run.Bisect,
 	}
 }

@@ -33,6 +33,10 @@ func (r *runner) abort(ctx context.Context, ph run.Phase, v run.Verdict, code in
 	f := r.facts()
 	f.Stopped, f.StoppedDesc = ph, desc
 	o := outcome.Decide(f)
+	// What people hear (a bisection's batch, which regressed and was
+	// rolled back) is told as the run stood, before the stop's reason
+	// replaces the regression's.
+	r.tellEnd(o)
 	r.end(v, code, fmt.Sprintf("%s during the %s phase: %s", what, ph, o.Production))
 	r.apply(o)
 	// The records are written now, within the cancel's budget: the runner

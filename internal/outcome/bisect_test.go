@@ -99,8 +99,10 @@ func TestStep(t *testing.T) {
 	}
 }
 
-// A run stopped during its bisection closes the step in flight and says
-// what runs where.
+// A run stopped during its bisection closes the step in flight, says what
+// runs where, and tells what nobody heard yet: the batch regressed and was
+// rolled back (with what the steps found), or, when a step may still be
+// live, a rollback that failed. The line stops either way.
 func TestStoppedDuringBisection(t *testing.T) {
 	t.Parallel()
 	base := Facts{Mode: run.ModeDeploy, Stage: run.StageCanary, Environment: "production", SHA: bad, Target: good, Stopped: run.Bisect, StoppedDesc: "cancelled during bisect"}
@@ -110,22 +112,23 @@ func TestStoppedDuringBisection(t *testing.T) {
 		f          Facts
 		statuses   []Status
 		production string
+		tell       *Tell
 	}{
 		{"between steps", with(Bisection{Head: bad}, false), nil,
-			"4d8b3f2 regressed and was rolled back, and the bisection of its batch was stopped between steps; production runs 9f2c1e7"},
+			"4d8b3f2 regressed and was rolled back, and the bisection of its batch was stopped between steps; production runs 9f2c1e7", &Tell{Story: report.Bisected, StopsLine: true, Hook: notify.RolledBack}},
 		{"before the step deployed", with(Bisection{Head: bad, Step: culprit}, true), st(BisectRecord, recorder.StateError, "not deployed: cancelled during bisect"),
-			"4d8b3f2 regressed and was rolled back, and the bisection of its batch was stopped before its step on 3c3c3c3 deployed anything; production runs 9f2c1e7"},
+			"4d8b3f2 regressed and was rolled back, and the bisection of its batch was stopped before its step on 3c3c3c3 deployed anything; production runs 9f2c1e7", &Tell{Story: report.Bisected, StopsLine: true, Hook: notify.RolledBack}},
 		{"the step put back", with(Bisection{Head: bad, Step: culprit, StepStarted: true, StepRemoved: true}, true), st(BisectRecord, recorder.StateError, "cancelled during bisect"),
-			"4d8b3f2 regressed and was rolled back, and the bisection of its batch was stopped during its step on 3c3c3c3, which was put back on 9f2c1e7: production runs 9f2c1e7"},
+			"4d8b3f2 regressed and was rolled back, and the bisection of its batch was stopped during its step on 3c3c3c3, which was put back on 9f2c1e7: production runs 9f2c1e7", &Tell{Story: report.Bisected, StopsLine: true, Hook: notify.RolledBack}},
 		{"the canary not put back", with(Bisection{Head: bad, Step: culprit, StepStarted: true}, true), st(BisectRecord, recorder.StateError, "cancelled during bisect"),
-			"4d8b3f2 regressed and was rolled back, and the bisection of its batch was stopped during its step on 3c3c3c3, and putting the canary subset of production back on 9f2c1e7 failed, so it may run 3c3c3c3; the rest of production runs 9f2c1e7"},
+			"4d8b3f2 regressed and was rolled back, and the bisection of its batch was stopped during its step on 3c3c3c3, and putting the canary subset of production back on 9f2c1e7 failed, so it may run 3c3c3c3; the rest of production runs 9f2c1e7", &Tell{Story: report.RollbackFailed, StopsLine: true, Hook: notify.RollbackFailed}},
 		{"the fleet not put back", with(Bisection{Head: bad, Step: culprit, StepStarted: true, Production: true}, true), st(BisectRecord, recorder.StateError, "cancelled during bisect"),
-			"4d8b3f2 regressed and was rolled back, and the bisection of its batch was stopped during its step on 3c3c3c3, and putting production back on 9f2c1e7 failed, so production may run 3c3c3c3"},
+			"4d8b3f2 regressed and was rolled back, and the bisection of its batch was stopped during its step on 3c3c3c3, and putting production back on 9f2c1e7 failed, so production may run 3c3c3c3", &Tell{Story: report.RollbackFailed, StopsLine: true, Hook: notify.RollbackFailed}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Decide(tt.f)
-			want := Outcome{Statuses: tt.statuses, Production: tt.production}
+			want := Outcome{Statuses: tt.statuses, Production: tt.production, Tell: tt.tell}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Decide =\n%+v\nwant\n%+v", got, want)
 			}

@@ -435,7 +435,22 @@ func stopped(f Facts) Outcome {
 	if f.PendingOn != "" {
 		o.commit(f.PendingOn, recorder.CommitError, desc)
 	}
+	if f.Stopped == run.Bisect && f.Bisect != nil {
+		o.Tell = bisectStopped(f.Bisect)
+	}
 	return o
+}
+
+// bisectStopped is what people hear of a run stopped during its bisection:
+// its batch regressed and was rolled back, which nobody heard yet (see
+// Batch), so they hear it now, with what the steps found so far, and the
+// line stops. A step whose removal failed or was cut short may have left
+// a bad commit live: told as a rollback that failed, as bisected tells it.
+func bisectStopped(b *Bisection) *Tell {
+	if b.RemovalFailed || b.StepStarted && !b.StepRemoved {
+		return &Tell{Story: report.RollbackFailed, StopsLine: true, Hook: notify.RollbackFailed}
+	}
+	return &Tell{Story: report.Bisected, StopsLine: true, Hook: notify.RolledBack}
 }
 
 // production says what production runs after a run stopped in f.Stopped.

@@ -91,6 +91,9 @@ type BisectStory struct {
 	Suspects int
 	// Shipped: RunningSHA is the good part of the batch, shipped.
 	Shipped bool
+	// Stopped: the run stopped (a cancel) during the bisection, before it
+	// could name the culprit.
+	Stopped bool
 }
 
 // Person is who wrote a commit or opened a pull request.
@@ -320,14 +323,18 @@ func (s Story) bisected(whose, env, to string) string {
 		if b.Shipped {
 			now = fmt.Sprintf("The commits before them shipped: %s runs %s.", env, to)
 		}
-		return fmt.Sprintf("%s is among the %d commits of %s's batch that a bisection could not tell apart: the batch regressed %s and was rolled back, and a step on %s could not decide. %s",
-			upper(whose), b.Suspects, head, env, on, now)
+		undecided := fmt.Sprintf("a step on %s could not decide", on)
+		if b.Stopped {
+			undecided = "the bisection was stopped before it could decide"
+		}
+		return fmt.Sprintf("%s is among the %d commits of %s's batch that a bisection could not tell apart: the batch regressed %s and was rolled back, and %s. %s",
+			upper(whose), b.Suspects, head, env, undecided, upper(now))
 	}
 	if s.Blame.BadPull != 0 && whose == "this pull request's change" {
 		whose = fmt.Sprintf("this pull request's change (%s)", code(s.BadSHA, s.BadURL))
 	}
 	return fmt.Sprintf("%s is the first bad commit of %s's batch of %d, which regressed %s and was rolled back: a bisection on %s found it in %s. %s",
-		upper(whose), head, b.Commits, env, on, steps, now)
+		upper(whose), head, b.Commits, env, on, steps, upper(now))
 }
 
 func upper(s string) string {
@@ -654,8 +661,12 @@ func ChatText(s Story) string {
 		b.WriteString(". Shadow mode: nothing was done.")
 	case Bisected:
 		if bs := s.Bisect; bs != nil && !bs.Named {
-			fmt.Fprintf(&b, "🔎 %s`%s`'s batch regressed on %s and was rolled back; a bisection narrowed it to %d commits, from %s%s; %s runs %s.",
-				repo, escape.Slack(sha.Short(bs.Head), 0), env, bs.Suspects, bad, by, env, good)
+			narrowed := fmt.Sprintf("a bisection narrowed it to %d commits", bs.Suspects)
+			if bs.Stopped {
+				narrowed = fmt.Sprintf("the bisection was stopped with %d commits in doubt", bs.Suspects)
+			}
+			fmt.Fprintf(&b, "🔎 %s`%s`'s batch regressed on %s and was rolled back; %s, from %s%s; %s runs %s.",
+				repo, escape.Slack(sha.Short(bs.Head), 0), env, narrowed, bad, by, env, good)
 			break
 		}
 		fmt.Fprintf(&b, "🔎 %s%s%s is what regressed %s (found by bisecting its batch, which was rolled back); %s runs %s.", repo, bad, by, env, env, good)

@@ -68,8 +68,14 @@ func stories() map[string]Story {
 	suspects := bisected
 	suspects.Bisect = &BisectStory{Head: headSHA, Commits: 8, Steps: 2, Suspects: 3, Shipped: true}
 	suspects.Blame = Blame{Author: Person{Login: "monalisa"}, Pulls: []Pull{pull12, pull11}, BadPull: 12, Base: goodSHA, Commits: 3, Examined: 3}
+	// Cancelled during its first step: the batch's four commits are all
+	// still suspects, and production runs what it ran before the batch.
+	stopped := suspects
+	stopped.RunningSHA, stopped.RunningURL = goodSHA, "https://github.com/octo-org/shop/commit/"+goodSHA
+	stopped.Bisect = &BisectStory{Head: headSHA, Commits: 4, Steps: 0, Suspects: 4, Stopped: true}
 	return map[string]Story{
-		"rolled-back": base, "push-of-three": push, "capped": capped, "rolling-back": rolling,
+		"bisect-stopped": stopped,
+		"rolled-back":    base, "push-of-three": push, "capped": capped, "rolling-back": rolling,
 		"rollback-failed": fail, "not-rolled-back": notBack, "manual": manual, "recovered": recovered, "would-roll-back": shadow,
 		"bisected": bisected, "bisected-suspects": suspects,
 	}
@@ -77,7 +83,7 @@ func stories() map[string]Story {
 
 func TestPullCommentGolden(t *testing.T) {
 	ss := stories()
-	for _, name := range []string{"rolled-back", "rolling-back", "rollback-failed", "not-rolled-back", "manual", "bisected", "bisected-suspects"} {
+	for _, name := range []string{"rolled-back", "rolling-back", "rollback-failed", "not-rolled-back", "manual", "bisected", "bisected-suspects", "bisect-stopped"} {
 		t.Run(name, func(t *testing.T) {
 			s := ss[name]
 			pr := Pull{Number: 12, Author: "monalisa", MergeCommitSHA: newSHA}
@@ -97,7 +103,7 @@ func TestPullCommentGolden(t *testing.T) {
 
 func TestIssueGolden(t *testing.T) {
 	ss := stories()
-	for _, name := range []string{"rolled-back", "push-of-three", "rollback-failed", "manual", "bisected", "bisected-suspects"} {
+	for _, name := range []string{"rolled-back", "push-of-three", "rollback-failed", "manual", "bisected", "bisected-suspects", "bisect-stopped"} {
 		t.Run(name, func(t *testing.T) {
 			s := ss[name]
 			golden(t, "issue-"+name+".md", "# "+IssueTitle(s)+"\n\n"+IssueBody(s))
@@ -110,7 +116,7 @@ func TestIssueGolden(t *testing.T) {
 func TestChatTextGolden(t *testing.T) {
 	ss := stories()
 	var b strings.Builder
-	for _, name := range []string{"rolling-back", "rolled-back", "rollback-failed", "not-rolled-back", "manual", "recovered", "would-roll-back", "bisected", "bisected-suspects"} {
+	for _, name := range []string{"rolling-back", "rolled-back", "rollback-failed", "not-rolled-back", "manual", "recovered", "would-roll-back", "bisected", "bisected-suspects", "bisect-stopped"} {
 		fmt.Fprintf(&b, "%s: %s\n", name, ChatText(ss[name]))
 	}
 	golden(t, "chat.txt", b.String())
@@ -139,7 +145,7 @@ func TestStoriesSayWhatMatters(t *testing.T) {
 		title := IssueTitle(s)
 		if s.Bisect != nil && !s.Bisect.Named {
 			// No culprit: the batch's head and how many are in doubt.
-			if !strings.Contains(title, "e1f2a3b's batch regressed (3 suspects)") {
+			if !strings.Contains(title, fmt.Sprintf("e1f2a3b's batch regressed (%d suspects)", s.Bisect.Suspects)) {
 				t.Errorf("%s: issue title %q", name, title)
 			}
 		} else if !strings.Contains(title, "production") || !strings.Contains(title, "4d8b3f2") || !strings.Contains(title, s.Blame.Author.String()) {

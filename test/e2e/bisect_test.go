@@ -100,13 +100,12 @@ func TestBisectCLIInAGitRepository(t *testing.T) {
 	}
 }
 
-// The action with the fake GitHub: the batch comes from GitHub's
-// comparison, in first-parent order (the culprit's pull request was merged
-// with a merge commit); one comment, on the culprit's pull request; the
-// tracking issue names the culprit; the gate lets a revert of the culprit
-// through.
-func TestBisectActionTellsTheCulpritOnly(t *testing.T) {
-	t.Parallel()
+// bisectPush is a fake GitHub with immune's last good build shaGood and a
+// push of c1…c4 after it (c1 is shaNew), each merged from its own pull
+// request #11…#14 by hubot, octocat, mona and defunkt; c3's merged with a
+// merge commit.
+func bisectPush(t *testing.T) (*githubfake.Server, []string) {
+	t.Helper()
 	f := fakeGitHub(t)
 	seedOurs(f, "production", "deploy", shaGood, nil, "in_progress", "success")
 	// The push: c1…c4 after shaGood, each merged from its own pull request.
@@ -130,6 +129,17 @@ func TestBisectActionTellsTheCulpritOnly(t *testing.T) {
 		}
 		f.AddPull(pr)
 	}
+	return f, c
+}
+
+// The action with the fake GitHub: the batch comes from GitHub's
+// comparison, in first-parent order (the culprit's pull request was merged
+// with a merge commit); one comment, on the culprit's pull request; the
+// tracking issue names the culprit; the gate lets a revert of the culprit
+// through.
+func TestBisectActionTellsTheCulpritOnly(t *testing.T) {
+	t.Parallel()
+	f, c := bisectPush(t)
 	svc, url := tracks(t, broken(c), shaGood)
 	run := canaryRun(t, url, map[string]string{"bisect": "true", "canary-duration": "5s"}).useGitHub(f)
 	run.env["GITHUB_SHA"] = c[4]
@@ -170,6 +180,38 @@ func TestBisectActionTellsTheCulpritOnly(t *testing.T) {
 	gate := gateRun(t, f, "pull_request")
 	if gate.code != 0 || gate.outputs["verdict"] != "fix-allowed" || !strings.Contains(gate.log, "reverts c3c3c3c") || !strings.Contains(gate.log, "without c3c3c3c") {
 		t.Errorf("gate: exit %d, verdict %s\n%s", gate.code, gate.outputs["verdict"], gate.log)
+	}
+}
+
+// A job cancelled during a bisection step, with GitHub: the batch
+// regressed and was rolled back before the bisection began, and nobody had
+// heard it yet (they hear once the bisection ends). The cancel tells them
+// now: the tracking issue opens and names the batch's suspects, and the
+// line is stopped; the step's records end as the cancel leaves them.
+func TestBisectCancelledTellsTheBatch(t *testing.T) {
+	t.Parallel()
+	f, c := bisectPush(t)
+	svc, url := tracks(t, broken(c), shaGood)
+	run := canaryRun(t, url, map[string]string{"bisect": "true", "canary-duration": "30s"}).useGitHub(f)
+	run.env["GITHUB_SHA"] = c[4]
+	res := run.cancelWhen(func() bool { return strings.Contains(strings.Join(tasks(f), " "), "deploy:bisect:in_progress") }, 300*time.Millisecond)
+	if res.code != 1 || res.outputs["verdict"] != "cancelled" {
+		t.Fatalf("exit %d, verdict %q\n%s", res.code, res.outputs["verdict"], res.log)
+	}
+	if svc.Stable.Current() != shaGood || svc.Canary.Current() != shaGood {
+		t.Errorf("the stable track runs %s, the canary %s; want %s", svc.Stable.Current(), svc.Canary.Current(), shaGood[:7])
+	}
+	issues := f.Issues()
+	if len(issues) != 1 || issues[0].State != "open" || !strings.Contains(issues[0].Body, "the bisection was stopped before it could decide") ||
+		!strings.Contains(issues[0].Body, "Production runs [`"+shaGood[:7]+"`") {
+		t.Fatalf("issues: %+v\n%s", issues, res.log)
+	}
+	if got := strings.Join(tasks(f), " "); !strings.HasPrefix(got, "deploy:canary:queued,in_progress,failure deploy:bisect:in_progress,error") {
+		t.Errorf("deployments %s", got)
+	}
+	gate := gateRun(t, f, "pull_request")
+	if gate.outputs["verdict"] != "stopped" {
+		t.Errorf("gate: verdict %s, want stopped\n%s", gate.outputs["verdict"], gate.log)
 	}
 }
 
