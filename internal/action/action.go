@@ -4,10 +4,11 @@
 // pull-request gate is one decision). It is the one place that knows the
 // order, and the one place that checks for cancellation, between phases and
 // after each one returns. The phases call packages that each do one thing:
-// deploy puts commits live (a command, a dispatched workflow or a hook; the
-// choice is made in deployer.go), watch runs and judges the watches, outcome decides
-// what a finished run records, recorder owns the GitHub records, gate
-// decides the gate, report renders.
+// target says what runs and what to roll back to, deploy puts commits live
+// (a command, a dispatched workflow or a hook; the choice is made in
+// deployer.go), watch runs and judges the watches, outcome decides what a
+// finished run records, recorder owns the GitHub records, gate decides the
+// gate, report renders.
 //
 // A new mode adds its plan (run, below), its phases, and its rows in
 // package outcome.
@@ -16,7 +17,6 @@ package action
 import (
 	"context"
 	"fmt"
-	"github.com/immune-cd/immune/internal/logline"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -31,6 +31,7 @@ import (
 	"github.com/immune-cd/immune/internal/deploy"
 	"github.com/immune-cd/immune/internal/event"
 	"github.com/immune-cd/immune/internal/health"
+	"github.com/immune-cd/immune/internal/logline"
 	"github.com/immune-cd/immune/internal/notify"
 	"github.com/immune-cd/immune/internal/outcome"
 	"github.com/immune-cd/immune/internal/recorder"

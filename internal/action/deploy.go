@@ -12,7 +12,6 @@ import (
 	"github.com/immune-cd/immune/internal/report"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
-	"github.com/immune-cd/immune/internal/state"
 	"github.com/immune-cd/immune/internal/version"
 	"github.com/immune-cd/immune/internal/watch"
 )
@@ -76,7 +75,7 @@ func (r *runner) resolve(ctx context.Context, want, cannot string) (string, erro
 
 // findTarget finds the commit to roll back to, and says where from.
 func (r *runner) findTarget(ctx context.Context) {
-	r.target, r.targetSource = r.rollbackTarget(ctx)
+	r.target, r.targetSource = r.targets().Rollback(ctx)
 	r.out.PreviousSHA, r.out.PreviousSource = r.target, r.targetSource
 	r.out.Links.Commit, r.out.Links.PreviousCommit = r.ev.CommitURL(r.cfg.SHA), r.ev.CommitURL(r.target)
 	if r.target != "" {
@@ -84,28 +83,6 @@ func (r *runner) findTarget(ctx context.Context) {
 	} else {
 		r.log.Printf("immune %s: deploying %s to %s; no rollback target known", version.String(), r.cfg.SHA, r.cfg.Environment)
 	}
-}
-
-// rollbackTarget is, in order: the previous-sha input; the newest of
-// immune's GitHub deployments watched healthy, of another commit; the
-// state file; the push event's before.
-func (r *runner) rollbackTarget(ctx context.Context) (commit, source string) {
-	if r.cfg.PreviousSHA != "" {
-		return r.cfg.PreviousSHA, r.cfg.Input("previous-sha")
-	}
-	if good, found, err := r.rec.LastGood(ctx, r.cfg.SHA); err == nil && found {
-		return good.SHA, fmt.Sprintf("GitHub deployment %d", good.ID)
-	}
-	sf := &state.File{Path: r.cfg.StateFile}
-	if last, err := sf.LastGood(r.cfg.Environment, r.cfg.SHA); err != nil {
-		r.Warn("State file unreadable", err.Error())
-	} else if last != "" {
-		return last, "the state file"
-	}
-	if b := r.ev.Before; b != "" && !sha.Same(b, r.cfg.SHA) {
-		return b, "the push event's before"
-	}
-	return "", ""
 }
 
 // baseline probes the current production, to judge the new build against.

@@ -7,7 +7,7 @@ import (
 	"github.com/immune-cd/immune/internal/recorder"
 	"github.com/immune-cd/immune/internal/run"
 	"github.com/immune-cd/immune/internal/sha"
-	"github.com/immune-cd/immune/internal/state"
+	"github.com/immune-cd/immune/internal/target"
 	"github.com/immune-cd/immune/internal/version"
 	"github.com/immune-cd/immune/internal/watch"
 )
@@ -23,11 +23,11 @@ func (r *runner) validateRollback(ctx context.Context) run.Phase {
 	if !r.awaitEnvironment(ctx) {
 		return run.Done
 	}
-	current, err := r.currentSHA(ctx)
+	current, err := r.targets().Current(ctx)
 	if err != nil {
 		return r.refuse("Rollback not started", err.Error())
 	}
-	target, source, err := r.manualTarget(ctx, current)
+	target, source, err := r.targets().Manual(ctx, current)
 	if err != nil {
 		return r.refuse("Rollback not started", err.Error())
 	}
@@ -49,62 +49,12 @@ func (r *runner) validateRollback(ctx context.Context) run.Phase {
 	return run.Rollback
 }
 
-// currentSHA is what the environment runs now: the newest of immune's
-// deployments that ran, else the newest entry of the state file.
-func (r *runner) currentSHA(ctx context.Context) (string, error) {
-	if r.rec.Enabled() {
-		d, found, err := r.rec.Current(ctx)
-		switch {
-		case err != nil && r.cfg.SHA == "":
-			return "", fmt.Errorf("cannot find what %s runs, so cannot pick the commit one step back: %w; pass %s", r.cfg.Environment, err, r.cfg.Input("sha"))
-		case err != nil:
-			return "", nil
-		case found:
-			return d.SHA, nil
-		}
-	}
-	sf := &state.File{Path: r.cfg.StateFile}
-	return sf.Current(r.cfg.Environment)
-}
-
-// manualTarget is the commit a manual rollback deploys.
-func (r *runner) manualTarget(ctx context.Context, current string) (commit, source string, err error) {
-	if want := r.cfg.SHA; want != "" {
-		full, err := r.resolveTarget(ctx, want)
-		if err != nil {
-			return "", "", err
-		}
-		if current != "" && sha.Same(full, current) {
-			return "", "", fmt.Errorf("input sha: %s already runs %s; nothing to roll back", r.cfg.Environment, full)
-		}
-		return full, r.cfg.Input("sha"), nil
-	}
-	if r.rec.Enabled() {
-		good, found, err := r.rec.LastGood(ctx, current)
-		if err != nil {
-			return "", "", fmt.Errorf("cannot read the deployments of %s to pick a target: %w; pass %s", r.cfg.Environment, err, r.cfg.Input("sha"))
-		}
-		if found {
-			return good.SHA, fmt.Sprintf("GitHub deployment %d, the last healthy one of another commit than %s", good.ID, orUnknown(sha.Short(current))), nil
-		}
-	}
-	sf := &state.File{Path: r.cfg.StateFile}
-	if last, err := sf.LastGood(r.cfg.Environment, current); err == nil && last != "" {
-		return last, "the state file", nil
-	}
-	return "", "", fmt.Errorf("no earlier healthy deployment of %s to roll back to; pass %s", r.cfg.Environment, r.cfg.Input("sha"))
-}
-
-// resolveTarget turns the sha input into the full SHA of a commit of this
-// repository.
-func (r *runner) resolveTarget(ctx context.Context, want string) (string, error) {
-	if !r.rec.Enabled() {
-		if !sha.IsFull(want) {
-			return "", fmt.Errorf("input sha: %q is a short SHA; without a github-token only a full 40-character SHA can be used", want)
-		}
-		return want, nil
-	}
-	return r.resolve(ctx, want, "check that %s is a commit of this repository: %w")
+// targets finds what runs and what to roll back to (package target).
+func (r *runner) targets() target.Finder {
+	return target.Finder{Config: r.cfg, Records: r.rec, Before: r.ev.Before, Warn: r.Warn,
+		Resolve: func(ctx context.Context, want string) (string, error) {
+			return r.resolve(ctx, want, "check that %s is a commit of this repository: %w")
+		}}
 }
 
 // manualRollback records the rollback deployment and rolls back.
