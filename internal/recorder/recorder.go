@@ -273,7 +273,9 @@ func (r *Recorder) env() string {
 
 // learnName asks GitHub, once per run, how it spells the environment.
 // GitHub's environment names do not depend on letter case ("Production"
-// and "production" are one environment), but its listing of deployments
+// and "production" are one environment: "Environment names are not case
+// sensitive", says Managing environments for deployment), but its listing
+// of deployments
 // filters by the name given and does not say whether letter case counts:
 // the history is read, and new deployments are recorded, under GitHub's
 // name, so that an input of "production" reads the history of an
