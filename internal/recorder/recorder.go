@@ -106,10 +106,10 @@ type Recorder struct {
 	// me is the login GitHub writes immune's records under, the token's
 	// identity (see identity); "" until known.
 	me string
-	// asked and name: the environment's name as GitHub has it (see
-	// learnName), once asked; "" when GitHub did not say.
-	asked bool
-	name  string
+	// name is the environment's name as GitHub has it (see learnName);
+	// "" when GitHub did not say. ask asks once.
+	name string
+	ask  sync.Once
 }
 
 // New returns a Recorder.
@@ -284,13 +284,14 @@ func (r *Recorder) env() string {
 // the name needs "actions: read"; without it, the name is used as given,
 // as it always was.
 func (r *Recorder) learnName(ctx context.Context) {
-	r.mu.Lock()
-	asked := r.asked
-	r.asked = true
-	r.mu.Unlock()
-	if asked || r.o.GitHub == nil {
-		return
+	if r.o.GitHub != nil {
+		// Who comes while it is asked waits: nothing reads or records
+		// under a name that is about to change.
+		r.ask.Do(func() { r.askName(ctx) })
 	}
+}
+
+func (r *Recorder) askName(ctx context.Context) {
 	given := r.o.Environment
 	var name string
 	err := r.c.do(ctx, forBetterReads, fmt.Sprintf("read how GitHub spells the environment %q (so its history is read as given)", given), "",
