@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -208,12 +209,28 @@ func exitError(err error) error {
 // releases it.
 func AfterCancel(ctx context.Context, budget time.Duration) (context.Context, func()) {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var timer *time.Timer
-	stop := context.AfterFunc(ctx, func() { timer = time.AfterFunc(budget, cancel) })
+	// The budget's timer is set on the goroutine AfterFunc starts, and
+	// released by stop on the caller's: mu orders the two.
+	var (
+		mu       sync.Mutex
+		timer    *time.Timer
+		released bool
+	)
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !released {
+			timer = time.AfterFunc(budget, cancel)
+		}
+	})
 	return rctx, func() {
-		if !stop() && timer != nil {
+		stop()
+		mu.Lock()
+		released = true
+		if timer != nil {
 			timer.Stop()
 		}
+		mu.Unlock()
 		cancel()
 	}
 }
