@@ -30,11 +30,7 @@ func (f *Server) AddEnvironment(name string) Environment {
 func (f *Server) Environments() []Environment {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]Environment, 0, len(f.st.environments))
-	for _, e := range f.st.environments {
-		out = append(out, *e)
-	}
-	return out
+	return values(f.st.environments)
 }
 
 // environment is the environment called name in any letter case, or nil.

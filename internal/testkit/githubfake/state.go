@@ -492,11 +492,7 @@ func (f *Server) SetPullRequestLabels(number int, labels []string) {
 func (f *Server) Deployments() []Deployment {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]Deployment, 0, len(f.st.deployments))
-	for _, d := range f.st.deployments {
-		out = append(out, *d)
-	}
-	return out
+	return values(f.st.deployments)
 }
 
 // Deployment returns one deployment.
@@ -514,11 +510,7 @@ func (f *Server) Deployment(id int64) (Deployment, bool) {
 func (f *Server) DeploymentStatuses(id int64) []DeploymentStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []DeploymentStatus
-	for _, s := range f.st.depStatuses[id] {
-		out = append(out, *s)
-	}
-	return out
+	return values(f.st.depStatuses[id])
 }
 
 // LatestDeploymentState returns the state of a deployment's latest status,
@@ -542,9 +534,15 @@ func (f *Server) CommitStatuses(sha string) []CommitStatus {
 	if !ok {
 		full = strings.ToLower(sha)
 	}
-	var out []CommitStatus
-	for _, s := range f.st.commitStatuses[full] {
-		out = append(out, *s)
+	return values(f.st.commitStatuses[full])
+}
+
+// values copies what ps point to, in order: a snapshot the caller may keep
+// while the fake goes on.
+func values[T any](ps []*T) []T {
+	out := make([]T, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, *p)
 	}
 	return out
 }
