@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/immune-cd/immune/internal/ghapi"
+	"github.com/immune-cd/immune/internal/redact"
 	"github.com/immune-cd/immune/internal/sha"
 )
 
@@ -108,18 +109,7 @@ func mine(author, me string) bool {
 // of ASCII: environments that differ only in letter case are one
 // environment, as they are to GitHub (see StatusContext).
 func indexMarker(body, marker string) int {
-	return strings.Index(foldASCII(body), foldASCII(marker))
-}
-
-// foldASCII lowers ASCII letters only, so that offsets stay the text's.
-func foldASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
+	return strings.Index(redact.FoldASCII(body), redact.FoldASCII(marker))
 }
 
 // Tell queues work for the pull requests' comments: it runs after the work

@@ -272,17 +272,15 @@ func (r *Recorder) env() string {
 }
 
 // learnName asks GitHub, once per run, how it spells the environment.
-// GitHub's environment names do not depend on letter case ("Production"
-// and "production" are one environment: "Environment names are not case
-// sensitive", says Managing environments for deployment), but its listing
-// of deployments
-// filters by the name given and does not say whether letter case counts:
-// the history is read, and new deployments are recorded, under GitHub's
-// name, so that an input of "production" reads the history of an
-// environment made as "Production". An environment GitHub does not know
-// yet is made by the first deployment, under the name as given. Reading
-// the name needs "actions: read"; without it, the name is used as given,
-// as it always was.
+// GitHub's environment names do not depend on letter case ("Environment
+// names are not case sensitive", says Managing environments for
+// deployment), but its listing of deployments filters by the name given
+// and does not say whether letter case counts there: so the history is
+// read, and new deployments are recorded, under GitHub's name, and an
+// input of "production" reads the history of an environment made as
+// "Production". An environment GitHub does not know yet is made by the
+// first deployment, under the name as given. Reading the name needs
+// "actions: read"; without it, the name is used as given, as it always was.
 func (r *Recorder) learnName(ctx context.Context) {
 	if r.o.GitHub != nil {
 		// Who comes while it is asked waits: nothing reads or records

@@ -85,14 +85,14 @@ func Values(secrets []string) func(string) string {
 	var keep []string
 	for _, s := range secrets {
 		if len(s) >= 4 {
-			keep = append(keep, foldASCII(s))
+			keep = append(keep, FoldASCII(s))
 		}
 	}
 	if len(keep) == 0 {
 		return func(text string) string { return text }
 	}
 	return func(text string) string {
-		folded := foldASCII(text)
+		folded := FoldASCII(text)
 		var spans [][2]int
 		for _, s := range keep {
 			spans = append(spans, find(folded, s)...)
@@ -163,9 +163,11 @@ func find(text, secret string) [][2]int {
 	return spans
 }
 
-// foldASCII lowers ASCII letters only, so that byte offsets stay those of
-// the original text.
-func foldASCII(s string) string {
+// FoldASCII lowers ASCII letters only, so that byte offsets stay those of
+// the original text: a match found in the folded text is at the same place
+// in the original (here, a secret echoed in another letter case; in
+// package recorder, immune's marker in a body).
+func FoldASCII(s string) string {
 	b := []byte(s)
 	for i, c := range b {
 		if 'A' <= c && c <= 'Z' {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	sim "github.com/immune-cd/immune/internal/testkit/traffic"
 )
 
 // probeRound is one round of probes: each canary and control URL once,
@@ -181,8 +183,8 @@ func TestCanaryCounts(t *testing.T) {
 	looks := 0
 	for d.Outcome == Continue && looks < 240 {
 		looks++
-		d = c.Look([]Observation{Count("canary", 25, int64(draw(rng, 25, 0.05)), nil)},
-			[]Observation{Count("stable", 225, int64(draw(rng, 225, 0.01)), nil)})
+		d = c.Look([]Observation{Count("canary", 25, int64(sim.Binomial(rng, 25, 0.05)), nil)},
+			[]Observation{Count("stable", 225, int64(sim.Binomial(rng, 225, 0.01)), nil)})
 	}
 	if d.Outcome != Regressed || d.Rule != RuleCanaryErrorRate || looks > 40 {
 		t.Fatalf("after %d looks: %v %s", looks, d.Outcome, d.Reason)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	sim "github.com/immune-cd/immune/internal/testkit/traffic"
 )
 
 // The canary table (testdata/canary.txt): a canary judged against the
@@ -59,25 +61,6 @@ func canaryWatches() int {
 	return 200
 }
 
-// draw is the number of failures among n requests at rate p: exact, by
-// geometric gaps between failures.
-func draw(rng *rand.Rand, n int, p float64) int {
-	if p <= 0 || n <= 0 {
-		return 0
-	}
-	if p >= 1 {
-		return n
-	}
-	logq := math.Log1p(-p)
-	x := 0
-	for i := 0; ; x++ {
-		i += 1 + int(math.Log(1-rng.Float64())/logq)
-		if i > n {
-			return x
-		}
-	}
-}
-
 // canaryTrace is one watch's traffic, look by look: requests and failures
 // of each track.
 type canaryTrace struct {
@@ -96,9 +79,9 @@ func traceOf(rng *rand.Rand, rpm int, share, build float64, incident bool) canar
 		if m := minuteOf(i); incident && m >= incidentFrom && m < incidentTo {
 			pc, ps = incidentRate, incidentRate
 		}
-		nc := draw(rng, perLook, share)
+		nc := sim.Binomial(rng, perLook, share)
 		tr.nc[i], tr.ns[i] = nc, perLook-nc
-		tr.xc[i], tr.xs[i] = draw(rng, nc, pc), draw(rng, perLook-nc, ps)
+		tr.xc[i], tr.xs[i] = sim.Binomial(rng, nc, pc), sim.Binomial(rng, perLook-nc, ps)
 	}
 	return tr
 }
@@ -132,7 +115,7 @@ func immuneBaseline(rng *rand.Rand, rpm int, tr canaryTrace) float64 {
 	perLook := rpm * int(canaryLook/time.Second) / 60
 	b := NewBaseline(l)
 	for range baselineMinutes * 60 / int(canaryLook/time.Second) {
-		b.Observe(Count("shop", int64(perLook), int64(draw(rng, perLook, canaryControl)), nil))
+		b.Observe(Count("shop", int64(perLook), int64(sim.Binomial(rng, perLook, canaryControl)), nil))
 	}
 	e := New(l)
 	if bad, _ := b.Unhealthy(); !bad {

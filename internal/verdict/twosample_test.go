@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	sim "github.com/immune-cd/immune/internal/testkit/traffic"
 )
 
 // binomialPMF is P(X = x) for X ~ Binomial(n, p), exactly enough for small n.
@@ -91,7 +93,7 @@ func simulateTwoSample(seed uint64, watches, looks int, nc, ns int, delta, alpha
 		ts := newTwoSample(delta, alpha, upward)
 		for i := 0; i < looks; i++ {
 			pc, ps := rates(i)
-			ts.look(int64(nc), int64(draw(rng, nc, pc)), int64(ns), int64(draw(rng, ns, ps)), 1)
+			ts.look(int64(nc), int64(sim.Binomial(rng, nc, pc)), int64(ns), int64(sim.Binomial(rng, ns, ps)), 1)
 			if ts.rejects(1) {
 				rejected++
 				break

@@ -84,7 +84,7 @@ func Split(rng *rand.Rand, total func(float64) float64, share float64, canary, c
 	for i := range n {
 		start := minutes(time.Duration(i) * every)
 		req := poisson(rng, total(start+minutes(every)/2)*minutes(every))
-		nc := binomial(rng, req, share)
+		nc := Binomial(rng, req, share)
 		add := outage(start)
 		c[i] = Look{Requests: int64(nc), Errors: int64(sc.look(nc, min(canary(start)+add, 1)))}
 		s[i] = Look{Requests: int64(req - nc), Errors: int64(ss.look(req-nc, min(control(start)+add, 1)))}
@@ -162,9 +162,9 @@ func poisson(rng *rand.Rand, lambda float64) int {
 	}
 }
 
-// binomial draws how many of n requests fail at rate p, exactly: the gaps
-// between failures are geometric.
-func binomial(rng *rand.Rand, n int, p float64) int {
+// Binomial draws how many of n requests fail at rate p, exactly: the gaps
+// between failures are geometric. The verdict's tables draw with it too.
+func Binomial(rng *rand.Rand, n int, p float64) int {
 	switch {
 	case p <= 0 || n <= 0:
 		return 0
