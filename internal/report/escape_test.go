@@ -94,7 +94,7 @@ func mentions(words string) []string {
 // 65,536 characters.
 func TestHostileTextKeepsTheStructure(t *testing.T) {
 	ss := stories()
-	for _, name := range []string{"rolled-back", "rollback-failed", "not-rolled-back", "manual", "push-of-three"} {
+	for _, name := range []string{"rolled-back", "rollback-failed", "not-rolled-back", "manual", "push-of-three", "bisect-stopped"} {
 		t.Run(name, func(t *testing.T) {
 			plain := hostile(ss[name], "v1.2.3")
 			plain.Blame.Author = Person{Name: "Mallory"}
@@ -141,7 +141,7 @@ func TestHostileTextKeepsTheStructure(t *testing.T) {
 // The job summary keeps its structure with the same hostile text in the
 // reason, the notes and the warnings.
 func TestHostileTextInTheSummary(t *testing.T) {
-	for _, name := range []string{"rolled-back", "rollback-failed", "gate-stopped"} {
+	for _, name := range []string{"rolled-back", "rollback-failed", "gate-stopped", "workflow-not-started"} {
 		make := func(v string) string {
 			r := *runs()[name]
 			r.Reason = "answered by version " + v
@@ -151,6 +151,11 @@ func TestHostileTextInTheSummary(t *testing.T) {
 				step := *r.Rollback
 				step.Error = v
 				r.Rollback = &step
+			}
+			if r.Deploy != nil && r.Deploy.Error != "" {
+				step := *r.Deploy
+				step.Error = v // what GitHub or the hook answered
+				r.Deploy = &step
 			}
 			return Summary(&r)
 		}

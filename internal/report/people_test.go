@@ -68,11 +68,12 @@ func stories() map[string]Story {
 	suspects := bisected
 	suspects.Bisect = &BisectStory{Head: headSHA, Commits: 8, Steps: 2, Suspects: 3, Shipped: true}
 	suspects.Blame = Blame{Author: Person{Login: "monalisa"}, Pulls: []Pull{pull12, pull11}, BadPull: 12, Base: goodSHA, Commits: 3, Examined: 3}
-	// Cancelled during its first step: the batch's four commits are all
-	// still suspects, and production runs what it ran before the batch.
+	// Cancelled after the two steps of the chart, before the third: three
+	// commits are still suspects, nothing shipped, and production runs
+	// what it ran before the batch.
 	stopped := suspects
 	stopped.RunningSHA, stopped.RunningURL = goodSHA, "https://github.com/octo-org/shop/commit/"+goodSHA
-	stopped.Bisect = &BisectStory{Head: headSHA, Commits: 4, Steps: 0, Suspects: 4, Stopped: true}
+	stopped.Bisect = &BisectStory{Head: headSHA, Commits: 8, Steps: 2, Suspects: 3, Stopped: true}
 	return map[string]Story{
 		"bisect-stopped": stopped,
 		"rolled-back":    base, "push-of-three": push, "capped": capped, "rolling-back": rolling,
