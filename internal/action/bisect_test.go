@@ -43,16 +43,6 @@ func bisectMachine(t *testing.T, n, bad int, rate float64, inputs map[string]str
 	return m, w
 }
 
-// batchOf is the batch as the fake's comparison has it: the machine's own
-// commits after shaGood come first.
-func batchOf(n int) []string {
-	out := []string{shaNew, shaOther}
-	for i := 1; i <= n; i++ {
-		out = append(out, b(i))
-	}
-	return out
-}
-
 // comments lists the pull requests immune commented on.
 func commented(m *machine, prs ...int) []int {
 	var out []int

@@ -116,17 +116,6 @@ func (e *env) count(method, rest string) int {
 	return e.fake.CallCount(method, "/repos/octo-org/shop"+rest)
 }
 
-// statusCalls counts requests for deployment statuses.
-func (e *env) statusCalls() int {
-	n := 0
-	for _, c := range e.fake.Calls() {
-		if c.Method == "GET" && strings.HasSuffix(c.Path, "/statuses") && strings.Contains(c.Path, "/deployments/") {
-			n++
-		}
-	}
-	return n
-}
-
 func ctx(t *testing.T) context.Context {
 	t.Helper()
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -130,12 +130,6 @@ func next(s *Source) Look {
 	return s.Look(context.Background())
 }
 
-func (f *scripted) count(q string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[q]
-}
-
 // vector renders a successful instant-vector answer, with optional
 // warnings and infos, evaluated at 1760000000.5.
 func vector(ss []series, notes ...string) string { return vectorAt(0, ss, notes...) }

@@ -139,9 +139,6 @@ func (l *ProbeLog) Add(p health.Probe) {
 	}
 }
 
-// Total is how many probes were added.
-func (l *ProbeLog) Total() int { return l.total }
-
 // Probes are the probes kept in full, in the order they ended.
 func (l *ProbeLog) Probes() []health.Probe { return l.probes }
 
